@@ -1,0 +1,167 @@
+"""Pulsegate's exceptions and the error-class vocabulary, in one place.
+
+Every failure Pulsegate reports is one :class:`ErrorClass` value: the same string is stored in the
+``error_class`` column, carried on :attr:`PulsegateError.error_class` and used by alert rules. A new class is
+added here, in the enum, and in the README's table at once; nothing is ever "unknown".
+
+Exception tree::
+
+    PulsegateError
+    ├── ConfigError                 bad settings / environment (raised at start, lists every problem)
+    ├── StoreError                  the metrics store cannot be used
+    │   └── StoreUnreachableError   the database server cannot be reached
+    └── CallError                   a call failed; carries provider, error_class, http_status, key_label, …
+        ├── RequestValidationError  validation          (rejected before any network I/O)
+        ├── AdmissionError                              (never reached a provider)
+        │   ├── QueueFullError      queue_full
+        │   ├── QueueTimeoutError   queue_timeout
+        │   ├── QueueClearedError   cancelled
+        │   └── UserRateLimitedError user_rate_limited
+        ├── NoUsableKeyError        no_usable_key
+        ├── CircuitOpenError        circuit_open
+        ├── DeadlineExceededError   deadline_exceeded
+        └── ProviderError           rate_limited, overloaded, server_error, timeout, connection,
+            │                       auth, quota, bad_request, not_found, too_large
+            └── StreamInterruptedError  stream_interrupted (holds the partial text)
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorClass(StrEnum):
+    """Why an attempt failed. Provider-side classes first, then Pulsegate's own."""
+
+    # provider-side
+    RATE_LIMITED = "rate_limited"
+    OVERLOADED = "overloaded"
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    AUTH = "auth"
+    QUOTA = "quota"
+    BAD_REQUEST = "bad_request"
+    NOT_FOUND = "not_found"
+    TOO_LARGE = "too_large"
+    STREAM_INTERRUPTED = "stream_interrupted"
+    # ours
+    VALIDATION = "validation"
+    NO_USABLE_KEY = "no_usable_key"
+    CIRCUIT_OPEN = "circuit_open"
+    QUEUE_TIMEOUT = "queue_timeout"
+    QUEUE_FULL = "queue_full"
+    CANCELLED = "cancelled"
+    USER_RATE_LIMITED = "user_rate_limited"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+
+
+class PulsegateError(Exception):
+    """Base of every error Pulsegate raises on purpose."""
+
+
+class ConfigError(PulsegateError):
+    """The configuration cannot be used; ``problems`` lists each one as ``NAME='value': expected …``."""
+
+    def __init__(self, problems: list[str], source: str = "environment") -> None:
+        self.problems = list(problems)
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"invalid Pulsegate settings ({count} {noun} in the {source}):\n{lines}")
+
+
+class StoreError(PulsegateError):
+    """The metrics store cannot be used as configured."""
+
+
+class StoreUnreachableError(StoreError):
+    """The database server named by ``DATABASE_URL`` did not answer."""
+
+
+class CallError(PulsegateError):
+    """A call through :class:`core.AIClient` failed. Never carries a key: only its label."""
+
+    error_class: ErrorClass = ErrorClass.SERVER_ERROR
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        error_class: ErrorClass | None = None,
+        http_status: int | None = None,
+        key_label: str | None = None,
+        attempts: int = 0,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        if error_class is not None:
+            self.error_class = error_class
+        self.http_status = http_status
+        self.key_label = key_label
+        self.attempts = attempts
+        self.retry_after = retry_after
+        self.request_id = request_id
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({str(self)!r}, provider={self.provider!r}, "
+            f"error_class={self.error_class.value!r}, http_status={self.http_status!r}, "
+            f"key_label={self.key_label!r}, attempts={self.attempts})"
+        )
+
+
+class RequestValidationError(CallError, ValueError):
+    """The request is malformed; nothing was sent and no key was penalised."""
+
+    error_class = ErrorClass.VALIDATION
+
+
+class AdmissionError(CallError):
+    """The request never left the queue or the limiter."""
+
+
+class QueueFullError(AdmissionError):
+    error_class = ErrorClass.QUEUE_FULL
+
+
+class QueueTimeoutError(AdmissionError):
+    error_class = ErrorClass.QUEUE_TIMEOUT
+
+
+class QueueClearedError(AdmissionError):
+    error_class = ErrorClass.CANCELLED
+
+
+class UserRateLimitedError(AdmissionError):
+    error_class = ErrorClass.USER_RATE_LIMITED
+
+
+class NoUsableKeyError(CallError):
+    error_class = ErrorClass.NO_USABLE_KEY
+
+
+class CircuitOpenError(CallError):
+    error_class = ErrorClass.CIRCUIT_OPEN
+
+
+class DeadlineExceededError(CallError):
+    error_class = ErrorClass.DEADLINE_EXCEEDED
+
+
+class ProviderError(CallError):
+    """The provider (or the network to it) failed the request; ``error_class`` says how."""
+
+
+class StreamInterruptedError(ProviderError):
+    """A stream failed after its first delta; ``partial_text`` is what had arrived."""
+
+    error_class = ErrorClass.STREAM_INTERRUPTED
+
+    def __init__(self, message: str, *, partial_text: str = "", **context: object) -> None:
+        super().__init__(message, **context)  # type: ignore[arg-type]
+        self.partial_text = partial_text
