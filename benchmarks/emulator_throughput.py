@@ -7,7 +7,7 @@ requests/s it reports the emulator's own CPU time per request (from /proc), whic
 not depend on the client: 1 / (CPU per request) = requests/s the emulator could sustain on one saturated core.
 
     .venv/bin/python benchmarks/emulator_throughput.py                  # ~13 s, prints a table
-    .venv/bin/python benchmarks/emulator_throughput.py --write-results  # also rewrites RESULTS_emulator.md
+    .venv/bin/python benchmarks/emulator_throughput.py --write-results  # also rewrites its section of RESULTS.md
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httptools
+from results import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).resolve().parent / "RESULTS_emulator.md"
 SCENARIO = {"defaults": {"requests": 1_000_000_000, "tokens": 1_000_000_000_000}}
 PROMPT = "Summarise the benchmark run in one short sentence please."
 
@@ -205,7 +205,7 @@ def main() -> int:
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=3.0, help="per case (4 cases; keep the total <= 15 s)")
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--write-results", action="store_true", help="rewrite benchmarks/RESULTS_emulator.md")
+    parser.add_argument("--write-results", action="store_true", help="rewrite its section of benchmarks/RESULTS.md")
     args = parser.parse_args()
     if args.serve:
         serve_pinned(args.serve)
@@ -273,7 +273,7 @@ saturated, so requests/s is its capacity; lower means the load generator was the
 raised so the benchmark never hits a 429. On a shared 2-vCPU VM repeated runs vary by up to about ±30 % (other
 work shares the host): read the figures as "thousands of requests/s per core", not to the last digit.
 """
-    RESULTS.write_text(text)
+    print(f"wrote {write_section('emulator', text)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,25 @@
+"""One results file for every benchmark: each rewrites only its own ``<!-- name:begin -->`` … ``end`` section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+HEADER = (
+    "# Benchmark results\n\n"
+    "Each section is rewritten by the benchmark named in it (`make bench` runs them all); figures come from one run\n"
+    "on the machine it names. Goals are ratios against a baseline measured in the same run.\n"
+)
+
+
+def write_section(name: str, body: str, path: Path = RESULTS) -> Path:
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    text = path.read_text() if path.exists() else HEADER
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+    return path

@@ -1,0 +1,1 @@
+"""The Streamlit observatory; reads everything through ``core``, holds no SQL."""

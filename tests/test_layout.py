@@ -1,0 +1,45 @@
+"""The dependency arrows point one way: dashboard and jobs sit on core; core and emulator import none of ours."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OURS = {"core", "jobs", "dashboard", "emulator", "migrations"}
+ALLOWED = {
+    "core": {"core"},
+    "emulator": {"emulator"},
+    "dashboard": {"core", "dashboard"},
+    "jobs": {"core", "jobs", "migrations", "emulator", "dashboard"},
+    "migrations": {"core", "migrations"},
+}
+
+
+def _imported_packages(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found & OURS
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_package_imports_only_what_it_may(package: str) -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(_imported_packages(path) - ALLOWED[package])
+        for path in (ROOT / package).rglob("*.py")
+    }
+    assert {path: bad for path, bad in offenders.items() if bad} == {}
+
+
+def test_core_exports_are_listed_once_and_resolve() -> None:
+    import core
+
+    assert sorted(core.__all__) == sorted(core._EXPORTS)
+    assert all(getattr(core, name).__name__ == name for name in core.__all__)
