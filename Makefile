@@ -33,7 +33,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/emulator_throughput.py
+	$(BIN)/python benchmarks/emulator_throughput.py --write-results
+	$(BIN)/python benchmarks/limiter_overhead.py --write-results
+	$(BIN)/python benchmarks/import_time.py --write-results
+	$(BIN)/python benchmarks/overhead.py --write-results
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -58,6 +58,22 @@ class Settings(BaseSettings):
     openai_rpm: int = Field(100, gt=0, json_schema_extra=_expected("a positive integer (requests per minute)"))
     anthropic_tpm: int | None = Field(None, gt=0, json_schema_extra=_expected("a positive integer (tokens per minute)"))
     openai_tpm: int | None = Field(None, gt=0, json_schema_extra=_expected("a positive integer (tokens per minute)"))
+    anthropic_key_rpm: int | None = Field(
+        None, gt=0, json_schema_extra=_expected("a positive integer (requests per minute for each Anthropic key)")
+    )
+    anthropic_key_tpm: int | None = Field(
+        None, gt=0, json_schema_extra=_expected("a positive integer (tokens per minute for each Anthropic key)")
+    )
+    openai_key_rpm: int | None = Field(
+        None, gt=0, json_schema_extra=_expected("a positive integer (requests per minute for each OpenAI key)")
+    )
+    openai_key_tpm: int | None = Field(
+        None, gt=0, json_schema_extra=_expected("a positive integer (tokens per minute for each OpenAI key)")
+    )
+    rate_limit_period_s: float = Field(
+        60.0, gt=0, json_schema_extra=_expected("a positive number of seconds (the limits' period)")
+    )
+    price_table_file: str | None = Field(None, json_schema_extra=_expected("the path of a TOML price table"))
     admin_token: SecretStr | None = Field(
         None, min_length=16, json_schema_extra=_expected("a token of at least 16 characters", secret=True)
     )
@@ -119,6 +135,12 @@ class Settings(BaseSettings):
 
     def keys(self, provider: Provider) -> tuple[ApiKey, ...]:
         return self.anthropic_keys if provider is Provider.ANTHROPIC else self.openai_keys
+
+    def limits(self, provider: Provider) -> tuple[int, int | None, int | None, int | None]:
+        """(rpm, tpm, per-key rpm, per-key tpm) for one provider."""
+        if provider is Provider.ANTHROPIC:
+            return self.anthropic_rpm, self.anthropic_tpm, self.anthropic_key_rpm, self.anthropic_key_tpm
+        return self.openai_rpm, self.openai_tpm, self.openai_key_rpm, self.openai_key_tpm
 
     def base_url(self, provider: Provider) -> str | None:
         return self.anthropic_base_url if provider is Provider.ANTHROPIC else self.openai_base_url

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from alembic.runtime.migration import MigrationContext
 
 from core.errors import StoreUnreachableError
 from core.store.engine import check_connection, describe_url
@@ -26,6 +25,8 @@ def store_status(engine: sa.Engine) -> StoreStatus:
         check_connection(engine)
     except StoreUnreachableError as exc:
         return StoreStatus(description, reachable=False, revision=None, problem=str(exc))
+    from alembic.runtime.migration import MigrationContext  # only here: alembic is heavy to import
+
     with engine.connect() as connection:
         revision = MigrationContext.configure(connection).get_current_revision()
     return StoreStatus(description, reachable=True, revision=revision)

@@ -167,3 +167,20 @@ def test_nothing_that_holds_a_secret_prints_it() -> None:
     assert "sk-ant-…p001" in shown and "postgresql+psycopg://app:***@db/pulse" in shown
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(settings.anthropic_keys[0])
+
+
+def test_per_key_limits_period_and_price_file() -> None:
+    settings = load_settings(
+        {
+            "OPENAI_KEY_RPM": "20",
+            "ANTHROPIC_KEY_TPM": "9000",
+            "RATE_LIMIT_PERIOD_S": "2.5",
+            "PRICE_TABLE_FILE": "p.toml",
+        },
+        env_file=None,
+    )
+    assert settings.limits(Provider.OPENAI) == (100, None, 20, None)
+    assert settings.limits(Provider.ANTHROPIC) == (50, None, None, 9000)
+    assert (settings.rate_limit_period_s, settings.price_table_file) == (2.5, "p.toml")
+    with pytest.raises(ConfigError, match=r"RATE_LIMIT_PERIOD_S='0': expected a positive number of seconds"):
+        load_settings({"RATE_LIMIT_PERIOD_S": "0"}, env_file=None)

@@ -1,0 +1,595 @@
+"""One call, attempt by attempt: admission, key choice, breaker, send, classify, retry, fall back — and a row
+for every attempt.
+
+The runner never builds SDK clients or parses wire formats (adapters do) and never decides retry timing (the
+policy does); it sequences them under one deadline. Attempts are settled — key health, breaker, limiter refunds,
+the attempt row — when they end, which for a stream is when the stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from core.api_keys import ApiKey, Provider
+from core.breaker import Permit
+from core.clock import Clock
+from core.errors import (
+    AdmissionError,
+    CallError,
+    CircuitOpenError,
+    DeadlineExceededError,
+    ErrorClass,
+    NoUsableKeyError,
+    ProviderError,
+    RequestValidationError,
+)
+from core.limits.base import Demand, LimitSpec, RateLimiter
+from core.pricing import PriceTable
+from core.provider_runtime import KeyLimits, ProviderRuntime, learned_spec
+from core.providers.base import PreparedRequest
+from core.providers.classify import classify_exception
+from core.providers.rate_limit_headers import Window, parse_rate_limit_headers
+from core.recording import AttemptRecord, Recorder
+from core.request import CallOptions, ModelConfig, Priority
+from core.retry import RETRYABLE, RetryPolicy, RetryState
+from core.token_estimate import estimate_input_tokens
+from core.translate.model_map import ModelMap
+from core.translate.result import NormalizedResponse
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+#: The request itself is wrong: no other key, retry or provider will help.
+REQUEST_SCOPED = frozenset({ErrorClass.BAD_REQUEST, ErrorClass.NOT_FOUND, ErrorClass.TOO_LARGE})
+#: The key is the problem: the same request moves to the next usable key at once (not a retry).
+KEY_SCOPED = frozenset({ErrorClass.AUTH, ErrorClass.QUOTA, ErrorClass.RATE_LIMITED})
+#: Failures that say the provider is unwell; only these move the breaker.
+PROVIDER_HEALTH = frozenset(
+    {
+        ErrorClass.OVERLOADED,
+        ErrorClass.SERVER_ERROR,
+        ErrorClass.TIMEOUT,
+        ErrorClass.CONNECTION,
+        ErrorClass.STREAM_INTERRUPTED,
+    }
+)
+#: A call that ends on one of these may go on on the other provider, when the caller allows it.
+FALLBACK_ON = RETRYABLE | {ErrorClass.CIRCUIT_OPEN, ErrorClass.NO_USABLE_KEY}
+
+
+@dataclass(slots=True)
+class CallContext:
+    call_id: uuid.UUID
+    config: ModelConfig
+    messages: list[dict[str, Any]]
+    system: str | list[dict[str, Any]] | None
+    options: CallOptions
+    started: float
+    started_at: datetime
+    deadline: float
+    source: str = "live"
+    streamed: bool = False
+    rows: list[AttemptRecord] = field(default_factory=list)
+    attempts: int = 0
+    queue_wait_s: float = 0.0
+
+
+@dataclass(slots=True)
+class Lease:
+    """One attempt in flight: everything that must be settled when it ends."""
+
+    runtime: ProviderRuntime
+    key: ApiKey
+    permit: Permit
+    prepared: PreparedRequest
+    reserved_tokens: int
+    key_demands: list[Demand]
+    sent_at: float
+    sent_at_wall: datetime
+    queue_wait_s: float
+    attempt: int
+    priority: int
+    fell_back_from: str | None
+    settled: bool = False
+
+
+Send = Callable[[ProviderRuntime, ApiKey, PreparedRequest, float], Awaitable[T]]
+
+
+def _same_limits(limits: KeyLimits, requests: Window | None, tokens: Window | None) -> bool:
+    def same(spec: LimitSpec | None, window: Window | None) -> bool:
+        return (spec is None and window is None) or (
+            spec is not None and window is not None and spec.limit == window.limit
+        )
+
+    return same(limits.rpm, requests) and same(limits.tpm, tokens)
+
+
+class CallRunner:
+    def __init__(
+        self,
+        runtimes: Mapping[Provider, ProviderRuntime],
+        limiter: RateLimiter,
+        clock: Clock,
+        recorder: Recorder,
+        retry_policy: RetryPolicy,
+        prices: PriceTable,
+        model_map: ModelMap,
+        instance_id: str,
+    ) -> None:
+        self.runtimes = runtimes
+        self.limiter = limiter
+        self.clock = clock
+        self.recorder = recorder
+        self.retry_policy = retry_policy
+        self.prices = prices
+        self.model_map = model_map
+        self.instance_id = instance_id
+
+    # --- the plan ------------------------------------------------------------------------------------------
+
+    def plan(self, config: ModelConfig, options: CallOptions) -> list[tuple[Provider, str]]:
+        primary = Provider(config.provider)
+        stages = [(primary, config.model)]
+        if primary is Provider.ANTHROPIC and options.fallback_to_openai:
+            stages.append((Provider.OPENAI, self.model_map.to_openai(config.model)))
+        elif primary is Provider.OPENAI and options.fallback_to_anthropic:
+            stages.append((Provider.ANTHROPIC, self.model_map.to_anthropic(config.model)))
+        return [stages[0]] + [stage for stage in stages[1:] if len(self.runtimes[stage[0]].pool)]
+
+    async def run(self, ctx: CallContext, send: Send[T] | None) -> tuple[T, Lease]:
+        """The first successful ``send`` (default: the adapter's ``complete``) and its unsettled lease; or the last
+        failure, raised."""
+        plan = self.plan(ctx.config, ctx.options)
+        primary = plan[0][0]
+        last_error: CallError | None = None
+        for stage, (provider, model) in enumerate(plan):
+            runtime = self.runtimes[provider]
+            try:
+                prepared = self._prepare(ctx, runtime, model)
+            except RequestValidationError as exc:
+                if last_error is None:
+                    self.record_rejection(ctx, provider.value, model, exc)
+                    raise
+                log.warning("call %s cannot fall back to %s: %s", ctx.call_id, provider.value, exc)
+                raise last_error from exc
+            try:
+                return await self._on_provider(ctx, runtime, prepared, stage, send, primary if stage else None)
+            except CallError as exc:
+                last_error = exc
+                if stage + 1 < len(plan) and exc.error_class in FALLBACK_ON:
+                    continue
+                raise
+        assert last_error is not None
+        raise last_error
+
+    def _prepare(self, ctx: CallContext, runtime: ProviderRuntime, model: str) -> PreparedRequest:
+        config = ctx.config
+        return runtime.adapter.prepare(
+            model=model,
+            system=ctx.system,
+            messages=ctx.messages,
+            max_tokens=config.max_tokens,
+            temperature=config.temperature,
+            stop_sequences=list(config.stop_sequences) if config.stop_sequences else None,
+            tools=config.tools,
+            tool_choice=config.tool_choice,
+            estimated_input_tokens=estimate_input_tokens(ctx.system, ctx.messages, config.tools),
+            user_id=ctx.options.user_id,
+        )
+
+    # --- attempts on one provider -----------------------------------------------------------------------------
+
+    async def _on_provider(
+        self,
+        ctx: CallContext,
+        runtime: ProviderRuntime,
+        prepared: PreparedRequest,
+        stage: int,
+        send: Send[T] | None,
+        fell_back_from: Provider | None,
+    ) -> tuple[T, Lease]:
+        clock = self.clock
+        boost = Priority.FALLBACK_BOOST if stage else 0
+        priority = min(Priority.MAX, ctx.options.priority + boost)
+        tokens = prepared.estimated_input_tokens + prepared.max_tokens
+        excluded: set[str] = set()
+        tries = 0
+        streak_class: ErrorClass | None = None
+        streak = 0
+        fallback_name = fell_back_from.value if fell_back_from else None
+        while True:
+            if clock.monotonic() >= ctx.deadline:
+                raise self._refuse(ctx, prepared, priority, fallback_name, self._deadline_error(ctx, runtime))
+            permit = runtime.breaker.acquire()
+            if permit is None:
+                error = CircuitOpenError(
+                    f"{runtime.provider.value} circuit breaker is open "
+                    f"(next trial in {runtime.breaker.retry_in():.1f} s)",
+                    provider=runtime.provider.value,
+                    attempts=ctx.attempts,
+                )
+                raise self._refuse(ctx, prepared, priority, fallback_name, error)
+            try:
+                queue_wait = await self._admit(ctx, runtime, tokens, priority)
+                key, key_demands = await self._choose_key(ctx, runtime, tokens, excluded)
+            except CallError as error:
+                permit.release()
+                raise self._refuse(ctx, prepared, priority, fallback_name, error) from None
+            except BaseException:
+                permit.release()
+                raise
+            ctx.attempts += 1
+            tries += 1
+            health = runtime.pool.state(key)
+            health.requests += 1
+            health.in_flight += 1
+            lease = Lease(
+                runtime,
+                key,
+                permit,
+                prepared,
+                tokens,
+                key_demands,
+                clock.monotonic(),
+                clock.now(),
+                queue_wait,
+                ctx.attempts,
+                priority,
+                fallback_name,
+            )
+            try:
+                timeout_s = max(0.001, ctx.deadline - clock.monotonic())
+                if send is None:
+                    result = await runtime.adapter.complete(key, prepared, timeout_s)
+                else:
+                    result = await send(runtime, key, prepared, timeout_s)
+            except asyncio.CancelledError:
+                await self.abandon(lease)
+                raise
+            except Exception as exc:
+                error = (
+                    exc
+                    if isinstance(exc, CallError)
+                    else classify_exception(exc, runtime.provider, clock.now(), key.label)
+                )
+                headers = getattr(getattr(exc, "response", None), "headers", None)
+                await self.settle_failure(ctx, lease, error, headers)
+            else:
+                return result, lease
+
+            if error.error_class in REQUEST_SCOPED:
+                raise error
+            if error.error_class in KEY_SCOPED:
+                excluded.add(key.fingerprint)
+                if runtime.pool.has_usable(exclude=excluded):
+                    continue  # another key takes the same request at once: not a retry
+                excluded.clear()
+                if error.error_class is not ErrorClass.RATE_LIMITED:
+                    continue  # every key is out now: the next round reports no usable key
+            streak = streak + 1 if error.error_class is streak_class else 1
+            streak_class = error.error_class
+            now = clock.monotonic()
+            state = RetryState(tries, error, now - ctx.started, ctx.deadline - now, streak)
+            decision = self.retry_policy.decide(state)
+            if not decision.retry:
+                raise error
+            await clock.sleep(decision.wait_s)
+
+    async def _admit(self, ctx: CallContext, runtime: ProviderRuntime, tokens: int, priority: int) -> float:
+        demands = runtime.provider_demands(tokens)
+        if ctx.options.skip_rate_limit:
+            await self.limiter.consume(demands)  # bypasses the queue, still counts toward usage
+            return 0.0
+        deadline = ctx.deadline
+        if ctx.options.queue_timeout_s is not None:
+            deadline = min(deadline, self.clock.monotonic() + ctx.options.queue_timeout_s)
+        entered = self.clock.monotonic()
+        try:
+            waited = await runtime.queue.admit(demands, priority=priority, deadline=deadline)
+        except AdmissionError:
+            ctx.queue_wait_s += self.clock.monotonic() - entered  # the row of a timed-out wait says how long
+            raise
+        ctx.queue_wait_s += waited
+        return waited
+
+    async def _choose_key(
+        self, ctx: CallContext, runtime: ProviderRuntime, tokens: int, excluded: set[str]
+    ) -> tuple[ApiKey, list[Demand]]:
+        paced: dict[str, float] = {}
+        while True:
+            choice = runtime.pool.choose(exclude=excluded | paced.keys())
+            if choice is None:
+                if paced:
+                    await self._wait_within_deadline(ctx, runtime, min(paced.values()), "every key is at its own limit")
+                    paced.clear()
+                    continue
+                reasons = runtime.pool.why_unusable()
+                detail = "; ".join(f"{label}: {why}" for label, why in reasons.items()) or "no keys configured"
+                raise NoUsableKeyError(
+                    f"no usable {runtime.provider.value} key ({detail})",
+                    provider=runtime.provider.value,
+                    attempts=ctx.attempts,
+                )
+            if choice.wait_s > 0:
+                await self._wait_within_deadline(ctx, runtime, choice.wait_s, "every key is cooling down")
+                continue
+            demands = runtime.key_demands(choice.key, tokens)
+            if demands:
+                if ctx.options.skip_rate_limit:
+                    await self.limiter.consume(demands)
+                else:
+                    wait = await self.limiter.try_acquire(demands)
+                    if wait > 0:
+                        paced[choice.key.fingerprint] = wait
+                        continue
+            return choice.key, demands
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _wait_within_deadline(self, ctx: CallContext, runtime: ProviderRuntime, wait_s: float, why: str) -> None:
+        if self.clock.monotonic() + wait_s >= ctx.deadline:
+            raise ProviderError(
+                f"{runtime.provider.value}: {why} for {wait_s:.1f} s, past the call's deadline",
+                provider=runtime.provider.value,
+                error_class=ErrorClass.RATE_LIMITED,
+                attempts=ctx.attempts,
+                retry_after=wait_s,
+            )
+        await self.clock.sleep(wait_s)
+
+    def _deadline_error(self, ctx: CallContext, runtime: ProviderRuntime) -> DeadlineExceededError:
+        return DeadlineExceededError(
+            f"the call's deadline of {ctx.options.timeout_s:g} s passed after {ctx.attempts} attempt(s)",
+            provider=runtime.provider.value,
+            attempts=ctx.attempts,
+        )
+
+    # --- settling -------------------------------------------------------------------------------------------
+
+    async def _observe_headers(self, lease: Lease, headers: Mapping[str, str] | None) -> None:
+        """Adaptive pacing: what the provider says is left for this key tightens our view before a 429."""
+        if not headers:
+            return
+        runtime = lease.runtime
+        parsed = parse_rate_limit_headers(runtime.provider, headers, self.clock.now())
+        if parsed.requests is None and parsed.tokens is None:
+            return
+        fingerprint = lease.key.fingerprint
+        limits = runtime.key_limits.get(fingerprint)
+        if limits is not None and not limits.learned:
+            return  # configured per-key limits win over what headers suggest
+        if limits is None or not _same_limits(limits, parsed.requests, parsed.tokens):
+            limits = KeyLimits(
+                rpm=learned_spec(parsed.requests, runtime.period_s) if parsed.requests else None,
+                tpm=learned_spec(parsed.tokens, runtime.period_s) if parsed.tokens else None,
+                learned=True,
+            )
+            runtime.key_limits[fingerprint] = limits
+        for kind, window, spec in (("rpm", parsed.requests, limits.rpm), ("tpm", parsed.tokens, limits.tpm)):
+            if window is not None and spec is not None:
+                reset_s = min(window.reset_s, spec.period_s)  # one odd header holds a key back one period at most
+                await self.limiter.observe(
+                    runtime.key_limit_name(lease.key, kind), spec, float(window.remaining), reset_s
+                )
+
+    async def _settle_tokens(self, lease: Lease, used: int) -> None:
+        """Give back the part of the token reservation the attempt did not use (or charge what it overran)."""
+        runtime = lease.runtime
+        difference = lease.reserved_tokens - used
+        targets = [(runtime.tpm_key, runtime.tpm)] if runtime.tpm is not None else []
+        targets += [(d.key, d.spec) for d in lease.key_demands if d.key.endswith(":tpm")]
+        for name, spec in targets:
+            if difference > 0:
+                await self.limiter.refund(name, spec, float(difference))
+            elif difference < 0:
+                await self.limiter.consume([Demand(name, spec, float(-difference))])
+
+    async def settle_success(
+        self,
+        ctx: CallContext,
+        lease: Lease,
+        response: NormalizedResponse,
+        headers: Mapping[str, str] | None,
+        ttft_ms: float | None = None,
+    ) -> float | None:
+        """Credit key and breaker, settle limits, record the row; returns the attempt's cost (None = unpriced)."""
+        if lease.settled:
+            return None
+        lease.settled = True
+        now = self.clock.monotonic()
+        health = lease.runtime.pool.state(lease.key)
+        health.in_flight -= 1
+        health.record_success(now)
+        lease.permit.record(True)
+        await self._observe_headers(lease, headers)
+        usage = response.usage
+        await self._settle_tokens(lease, usage.input_tokens + usage.cache_write_tokens + usage.output_tokens)
+        provider = lease.runtime.provider.value
+        cost = self.prices.cost(
+            provider,
+            response.model or lease.prepared.model,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+        )
+        if cost is None and response.model != lease.prepared.model:
+            cost = self.prices.cost(
+                provider,
+                lease.prepared.model,
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cache_read_tokens,
+                usage.cache_write_tokens,
+            )
+        self._row(
+            ctx,
+            lease,
+            outcome="success",
+            latency_ms=(now - lease.sent_at) * 1000.0,
+            request_id=response.request_id,
+            http_status=200,
+            ttft_ms=ttft_ms,
+            usage=(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens),
+            cost=cost,
+        )
+        return cost
+
+    async def settle_failure(
+        self,
+        ctx: CallContext,
+        lease: Lease,
+        error: CallError,
+        headers: Mapping[str, str] | None = None,
+        ttft_ms: float | None = None,
+    ) -> None:
+        if lease.settled:
+            return
+        lease.settled = True
+        now = self.clock.monotonic()
+        health = lease.runtime.pool.state(lease.key)
+        health.in_flight -= 1
+        health.record_failure(now, error.error_class, error.retry_after)
+        if error.error_class in PROVIDER_HEALTH:
+            lease.permit.record(False)
+        else:
+            lease.permit.release()  # the provider answered; this says nothing about its health
+        error.attempts = ctx.attempts
+        if error.key_label is None:
+            error.key_label = lease.key.label
+        await self._observe_headers(lease, headers)
+        await self._settle_tokens(lease, 0)
+        self._row(
+            ctx,
+            lease,
+            outcome="error",
+            latency_ms=(now - lease.sent_at) * 1000.0,
+            request_id=error.request_id,
+            http_status=error.http_status,
+            error_class=error.error_class,
+            ttft_ms=ttft_ms,
+        )
+
+    async def abandon(self, lease: Lease) -> None:
+        """The caller went away mid-attempt: free the breaker trial and the reservation, record nothing."""
+        if lease.settled:
+            return
+        lease.settled = True
+        lease.runtime.pool.state(lease.key).in_flight -= 1
+        lease.permit.release()
+        await self._settle_tokens(lease, 0)
+
+    # --- rows -------------------------------------------------------------------------------------------------
+
+    def _row(
+        self,
+        ctx: CallContext,
+        lease: Lease,
+        *,
+        outcome: str,
+        latency_ms: float,
+        request_id: str | None,
+        http_status: int | None,
+        error_class: ErrorClass | None = None,
+        ttft_ms: float | None = None,
+        usage: tuple[int, int, int, int] = (0, 0, 0, 0),
+        cost: float | None = 0.0,
+    ) -> None:
+        options = ctx.options
+        ctx.rows.append(
+            AttemptRecord(
+                ts=lease.sent_at_wall,
+                call_id=ctx.call_id,
+                attempt=lease.attempt,
+                provider=lease.runtime.provider.value,
+                model=lease.prepared.model,
+                outcome=outcome,
+                latency_ms=latency_ms,
+                instance_id=self.instance_id,
+                source=ctx.source,
+                key_label=lease.key.label,
+                key_fingerprint=lease.key.fingerprint,
+                error_class=error_class,
+                http_status=http_status,
+                request_id=request_id,
+                ttft_ms=ttft_ms,
+                queue_wait_ms=lease.queue_wait_s * 1000.0,
+                input_tokens=usage[0],
+                output_tokens=usage[1],
+                cache_read_tokens=usage[2],
+                cache_write_tokens=usage[3],
+                cost_usd=cost,
+                unpriced=cost is None,
+                priority=lease.priority,
+                streamed=ctx.streamed,
+                user_id=options.user_id,
+                feature=options.feature,
+                fell_back_from=lease.fell_back_from,
+            )
+        )
+
+    def _refuse(
+        self, ctx: CallContext, prepared: PreparedRequest, priority: int, fell_back_from: str | None, error: CallError
+    ) -> CallError:
+        """Record an attempt that never reached the provider (queue, breaker, keys, deadline) and return its error."""
+        error.attempts = ctx.attempts
+        ctx.rows.append(
+            AttemptRecord(
+                ts=self.clock.now(),
+                call_id=ctx.call_id,
+                attempt=ctx.attempts + 1,
+                provider=prepared.provider.value,
+                model=prepared.model,
+                outcome="error",
+                latency_ms=0.0,
+                instance_id=self.instance_id,
+                source=ctx.source,
+                error_class=error.error_class,
+                queue_wait_ms=ctx.queue_wait_s * 1000.0,
+                priority=priority,
+                streamed=ctx.streamed,
+                user_id=ctx.options.user_id,
+                feature=ctx.options.feature,
+                fell_back_from=fell_back_from,
+                cost_usd=0.0,
+            )
+        )
+        return error
+
+    def record_rejection(self, ctx: CallContext, provider: str, model: str, error: CallError) -> None:
+        """The one ``validation`` row of a call rejected before sending."""
+        ctx.rows.append(
+            AttemptRecord(
+                ts=self.clock.now(),
+                call_id=ctx.call_id,
+                attempt=1,
+                provider=provider,
+                model=model[:128] or "(none)",
+                outcome="error",
+                latency_ms=0.0,
+                instance_id=self.instance_id,
+                source=ctx.source,
+                error_class=error.error_class,
+                priority=ctx.options.priority if isinstance(ctx.options.priority, int) else Priority.USER_FACING,
+                streamed=ctx.streamed,
+                cost_usd=0.0,
+            )
+        )
+
+    def finish(self, ctx: CallContext) -> None:
+        """Hand the call's rows to the recorder, the last one marked final. Never raises."""
+        rows = ctx.rows
+        if not rows:
+            return
+        rows[-1].is_final = True
+        record = self.recorder.record
+        for number, row in enumerate(rows, start=1):
+            row.attempt = number  # rows in the order they happened, refusals included
+            record(row)
+        rows.clear()

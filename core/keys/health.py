@@ -1,0 +1,154 @@
+"""One key's health: a decaying score, a cooldown that grows with repetition, and a disabled state.
+
+Only failures that say something about the key count against it: its own 429, auth and quota (key-scoped), and
+server errors, timeouts and connection failures seen through it. An overload (529) is provider-wide and a bad
+request is the caller's: neither touches the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from core.errors import ErrorClass
+
+
+class KeyStatus(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+    COOLDOWN = "cooldown"
+    DISABLED = "disabled"
+
+
+#: A key that answers these is out until an operator or a successful probe clears it.
+DISABLING: frozenset[ErrorClass] = frozenset({ErrorClass.AUTH, ErrorClass.QUOTA})
+#: Failures that count against the key's score and consecutive-failure count.
+KEY_FAILURES: frozenset[ErrorClass] = frozenset(
+    {
+        ErrorClass.RATE_LIMITED,
+        ErrorClass.AUTH,
+        ErrorClass.QUOTA,
+        ErrorClass.SERVER_ERROR,
+        ErrorClass.TIMEOUT,
+        ErrorClass.CONNECTION,
+        ErrorClass.STREAM_INTERRUPTED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthPolicy:
+    half_life_s: float = 60.0  # how fast old outcomes stop mattering
+    degraded_below: float = 80.0
+    unhealthy_below: float = 50.0
+    failures_before_cooldown: int = 3
+    cooldown_base_s: float = 10.0
+    cooldown_growth: float = 2.0
+    cooldown_cap_s: float = 300.0
+
+
+class KeyHealth:
+    """Mutable health of one key; every method takes ``now`` (monotonic seconds) so tests control time."""
+
+    __slots__ = (
+        "_good",
+        "_total",
+        "_updated_at",
+        "consecutive_failures",
+        "cooldown_streak",
+        "cooldown_until",
+        "disabled_class",
+        "disabled_reason",
+        "in_flight",
+        "last_error_class",
+        "policy",
+        "requests",
+    )
+
+    def __init__(self, policy: HealthPolicy) -> None:
+        self.policy = policy
+        self._good = 0.0
+        self._total = 0.0
+        self._updated_at: float | None = None
+        self.consecutive_failures = 0
+        self.cooldown_streak = 0
+        self.cooldown_until = 0.0
+        self.disabled_reason: str | None = None
+        self.disabled_class: ErrorClass | None = None
+        self.last_error_class: ErrorClass | None = None
+        self.requests = 0
+        self.in_flight = 0
+
+    def _decay(self, now: float) -> None:
+        if self._updated_at is not None and now > self._updated_at:
+            factor = 0.5 ** ((now - self._updated_at) / self.policy.half_life_s)
+            self._good *= factor
+            self._total *= factor
+        self._updated_at = now
+
+    def score(self, now: float) -> float:
+        """0–100. One imagined success acts as a prior, so a new key starts at 100 and one failure is not 0."""
+        self._decay(now)
+        return round(100.0 * (self._good + 1.0) / (self._total + 1.0), 1)
+
+    def status(self, now: float) -> KeyStatus:
+        if self.disabled_reason is not None:
+            return KeyStatus.DISABLED
+        if now < self.cooldown_until:
+            return KeyStatus.COOLDOWN
+        score = self.score(now)
+        if score < self.policy.unhealthy_below:
+            return KeyStatus.UNHEALTHY
+        if score < self.policy.degraded_below:
+            return KeyStatus.DEGRADED
+        return KeyStatus.HEALTHY
+
+    def record_success(self, now: float) -> None:
+        self._decay(now)
+        self._good += 1.0
+        self._total += 1.0
+        self.consecutive_failures = 0
+        self.cooldown_streak = 0
+
+    def record_failure(self, now: float, error_class: ErrorClass, retry_after: float | None = None) -> None:
+        if error_class not in KEY_FAILURES:
+            return
+        self._decay(now)
+        self._total += 1.0
+        self.consecutive_failures += 1
+        self.last_error_class = error_class
+        if error_class in DISABLING:
+            self.disable(f"{error_class.value}: the provider refused this key", error_class)
+        elif error_class is ErrorClass.RATE_LIMITED:
+            self._cool_down(now, retry_after)
+        elif self.consecutive_failures >= self.policy.failures_before_cooldown:
+            self._cool_down(now, None)
+
+    def _cool_down(self, now: float, retry_after_s: float | None) -> None:
+        """The provider's retry-after when it gave one (it knows its bucket); else a base that doubles, capped."""
+        policy = self.policy
+        if retry_after_s is not None:
+            duration = retry_after_s
+        else:
+            duration = min(policy.cooldown_cap_s, policy.cooldown_base_s * policy.cooldown_growth**self.cooldown_streak)
+        self.cooldown_until = max(self.cooldown_until, now + duration)
+        self.cooldown_streak += 1
+
+    def disable(self, reason: str, error_class: ErrorClass | None = None) -> None:
+        self.disabled_reason = reason
+        self.disabled_class = error_class
+
+    def enable(self) -> None:
+        """Back in service with a clean slate (operator command or a successful probe)."""
+        self.disabled_reason = None
+        self.disabled_class = None
+        self.reset_cooldown()
+
+    def reset_cooldown(self) -> None:
+        self.cooldown_until = 0.0
+        self.cooldown_streak = 0
+        self.consecutive_failures = 0
+
+    def cooldown_remaining(self, now: float) -> float:
+        return max(0.0, self.cooldown_until - now)

@@ -1,0 +1,101 @@
+"""Anthropic Messages through the official ``anthropic`` SDK (retries off: Pulsegate retries)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import anthropic
+
+from core.api_keys import ApiKey, Provider
+from core.providers.base import Completion, PreparedRequest
+from core.translate.responses import anthropic_message_to_normalized
+from core.translate.result import NormalizedResponse
+from core.translate.streams import AnthropicStreamAccumulator
+
+
+class AnthropicStream:
+    def __init__(self, stream: anthropic.AsyncStream[Any]) -> None:
+        self._stream = stream
+        self.headers: Mapping[str, str] = stream.response.headers
+        self._accumulator = AnthropicStreamAccumulator(request_id=self.headers.get("request-id"))
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        async for event in self._stream:
+            delta = self._accumulator.feed(event.to_dict())
+            if delta:
+                yield delta
+
+    def result(self) -> NormalizedResponse:
+        return self._accumulator.result()
+
+    @property
+    def partial_text(self) -> str:
+        return self._accumulator.text
+
+    async def aclose(self) -> None:
+        await self._stream.close()
+
+
+class AnthropicAdapter:
+    provider = Provider.ANTHROPIC
+
+    def __init__(self, base_url: str | None = None, http_client: Any | None = None) -> None:
+        self.base_url = base_url
+        self._http = http_client or anthropic.DefaultAsyncHttpxClient()
+        self._clients: dict[str, anthropic.AsyncAnthropic] = {}
+
+    def _client(self, key: ApiKey) -> anthropic.AsyncAnthropic:
+        client = self._clients.get(key.fingerprint)
+        if client is None:
+            client = anthropic.AsyncAnthropic(
+                api_key=key.reveal(), base_url=self.base_url, max_retries=0, http_client=self._http
+            )
+            self._clients[key.fingerprint] = client
+        return client
+
+    def prepare(
+        self,
+        *,
+        model: str,
+        system: str | list[dict[str, Any]] | None,
+        messages: list[dict[str, Any]],
+        max_tokens: int,
+        temperature: float | None,
+        stop_sequences: list[str] | None,
+        tools: list[dict[str, Any]] | None,
+        tool_choice: dict[str, Any] | None,
+        estimated_input_tokens: int,
+        user_id: str | None = None,
+    ) -> PreparedRequest:
+        kwargs: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": messages}
+        if system:
+            kwargs["system"] = system
+        if stop_sequences:
+            kwargs["stop_sequences"] = list(stop_sequences)
+        if tools:
+            kwargs["tools"] = tools
+        if tool_choice:
+            kwargs["tool_choice"] = tool_choice
+        if user_id:
+            kwargs["metadata"] = {"user_id": user_id}
+        if temperature is not None:
+            # not a typed parameter of anthropic >= 1.0; the API still reads it from the body
+            kwargs["extra_body"] = {"temperature": temperature}
+        return PreparedRequest(Provider.ANTHROPIC, model, kwargs, estimated_input_tokens, max_tokens)
+
+    async def complete(self, key: ApiKey, request: PreparedRequest, timeout_s: float) -> Completion:
+        raw = await self._client(key).messages.with_raw_response.create(**request.kwargs, timeout=timeout_s)
+        # Parse the JSON ourselves: building the SDK's pydantic model would only be thrown away.
+        data = json.loads(await raw.read())
+        response = anthropic_message_to_normalized(data, request_id=raw.headers.get("request-id"))
+        return Completion(response, raw.headers)
+
+    async def stream(self, key: ApiKey, request: PreparedRequest, timeout_s: float) -> AnthropicStream:
+        stream = await self._client(key).messages.create(**request.kwargs, stream=True, timeout=timeout_s)
+        return AnthropicStream(stream)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        self._clients.clear()

@@ -1,0 +1,68 @@
+"""The shape every provider adapter has: prepare a request once, send it with a key, or stream it.
+
+An adapter owns one SDK client per key over one shared connection pool (no per-call client construction), turns
+SDK answers into :class:`~core.translate.NormalizedResponse`, and lets SDK exceptions through for
+:mod:`core.providers.classify` to name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from core.api_keys import ApiKey, Provider
+from core.translate.result import NormalizedResponse
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    """The SDK keyword arguments for one call on one provider, built once and reused by every attempt."""
+
+    provider: Provider
+    model: str
+    kwargs: dict[str, Any]
+    estimated_input_tokens: int
+    max_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    response: NormalizedResponse
+    headers: Mapping[str, str]
+
+
+class ProviderStream(Protocol):
+    """An open stream: iterate for text deltas; ``result()`` once it is exhausted."""
+
+    headers: Mapping[str, str]
+
+    def __aiter__(self) -> AsyncIterator[str]: ...
+
+    def result(self) -> NormalizedResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ProviderAdapter(Protocol):
+    provider: Provider
+
+    def prepare(
+        self,
+        *,
+        model: str,
+        system: str | list[dict[str, Any]] | None,
+        messages: list[dict[str, Any]],
+        max_tokens: int,
+        temperature: float | None,
+        stop_sequences: list[str] | None,
+        tools: list[dict[str, Any]] | None,
+        tool_choice: dict[str, Any] | None,
+        estimated_input_tokens: int,
+    ) -> PreparedRequest: ...
+
+    async def complete(self, key: ApiKey, request: PreparedRequest, timeout_s: float) -> Completion: ...
+
+    async def stream(self, key: ApiKey, request: PreparedRequest, timeout_s: float) -> ProviderStream: ...
+
+    async def aclose(self) -> None: ...

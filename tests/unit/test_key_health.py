@@ -1,0 +1,118 @@
+"""Key health: decaying score, statuses, cooldowns that honour retry-after and grow with repetition, disabling."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.api_keys import ApiKey, Provider
+from core.clock import ManualClock
+from core.errors import ErrorClass
+from core.keys import HealthPolicy, KeyHealth, KeyPool, KeyStatus
+
+POLICY = HealthPolicy(
+    half_life_s=60, failures_before_cooldown=3, cooldown_base_s=10, cooldown_growth=2, cooldown_cap_s=60
+)
+
+
+def test_a_new_key_is_healthy_at_100_and_one_failure_is_not_the_end() -> None:
+    health = KeyHealth(POLICY)
+    assert (health.score(0), health.status(0)) == (100.0, KeyStatus.HEALTHY)
+    health.record_failure(0, ErrorClass.SERVER_ERROR)
+    assert health.score(0) == 50.0
+    assert health.status(0) is KeyStatus.DEGRADED
+
+
+def test_score_decays_back_as_old_failures_age() -> None:
+    health = KeyHealth(POLICY)
+    for _ in range(4):
+        health.record_failure(0, ErrorClass.TIMEOUT)
+    health.reset_cooldown()
+    assert health.score(0) == 20.0 and health.status(0) is KeyStatus.UNHEALTHY
+    for _ in range(4):
+        health.record_success(600)  # ten half-lives later the failures weigh ~0.1 %
+    assert health.score(600) == pytest.approx(99.9, abs=0.1)
+    assert health.status(600) is KeyStatus.HEALTHY
+
+
+@pytest.mark.parametrize("error_class", [ErrorClass.OVERLOADED, ErrorClass.BAD_REQUEST, ErrorClass.NOT_FOUND])
+def test_failures_that_are_not_the_keys_fault_leave_it_alone(error_class: ErrorClass) -> None:
+    health = KeyHealth(POLICY)
+    for _ in range(5):
+        health.record_failure(0, error_class)
+    assert (health.score(0), health.consecutive_failures, health.status(0)) == (100.0, 0, KeyStatus.HEALTHY)
+
+
+def test_a_429_cools_the_key_for_its_retry_after() -> None:
+    health = KeyHealth(POLICY)
+    health.record_failure(100, ErrorClass.RATE_LIMITED, retry_after=42)
+    assert health.status(100) is KeyStatus.COOLDOWN
+    assert health.cooldown_remaining(100) == 42
+    assert health.status(141.9) is KeyStatus.COOLDOWN
+    assert health.status(142) is not KeyStatus.COOLDOWN
+    health.record_failure(142, ErrorClass.RATE_LIMITED, retry_after=3)
+    assert health.cooldown_remaining(142) == 3  # the provider knows its bucket better than our base
+
+
+def test_repeated_cooldowns_grow_and_are_capped_and_success_resets_them() -> None:
+    health = KeyHealth(POLICY)
+    durations = []
+    now = 0.0
+    for _ in range(5):
+        health.record_failure(now, ErrorClass.RATE_LIMITED)
+        durations.append(health.cooldown_remaining(now))
+        now += durations[-1]
+    assert durations == [10, 20, 40, 60, 60]  # no retry-after: base doubling, capped
+    health.record_success(now)
+    health.record_failure(now, ErrorClass.RATE_LIMITED)
+    assert health.cooldown_remaining(now) == 10
+
+
+def test_consecutive_failures_cool_the_key_at_the_threshold() -> None:
+    health = KeyHealth(POLICY)
+    health.record_failure(0, ErrorClass.CONNECTION)
+    health.record_failure(0, ErrorClass.SERVER_ERROR)
+    assert health.status(0) is not KeyStatus.COOLDOWN
+    health.record_failure(0, ErrorClass.TIMEOUT)
+    assert health.status(0) is KeyStatus.COOLDOWN and health.cooldown_remaining(0) == 10
+
+
+@pytest.mark.parametrize("error_class", [ErrorClass.AUTH, ErrorClass.QUOTA])
+def test_auth_and_quota_disable_until_cleared(error_class: ErrorClass) -> None:
+    health = KeyHealth(POLICY)
+    health.record_failure(0, error_class)
+    assert health.status(10_000) is KeyStatus.DISABLED
+    assert health.disabled_reason == f"{error_class.value}: the provider refused this key"
+    health.enable()
+    assert health.status(10_000) is KeyStatus.HEALTHY and health.disabled_reason is None
+
+
+def _keys(n: int) -> list[ApiKey]:
+    return [ApiKey(Provider.OPENAI, f"K{i}", f"OPENAI_API_KEY_{i}", f"sk-test-{i}-{'z' * 20}") for i in range(n)]
+
+
+def test_pool_round_robins_ties_and_prefers_fewer_in_flight() -> None:
+    pool = KeyPool(Provider.OPENAI, _keys(3), ManualClock())
+    order = []
+    for _ in range(6):
+        choice = pool.choose()
+        assert choice is not None
+        order.append(choice.key.label)
+    assert order == ["K0", "K1", "K2", "K0", "K1", "K2"]
+    pool.state(pool.keys[0]).in_flight = 2
+    pool.state(pool.keys[1]).in_flight = 1
+    choice = pool.choose()
+    assert choice is not None and choice.key.label == "K2"
+
+
+def test_pool_names_the_first_key_back_when_all_cool_and_none_when_all_disabled() -> None:
+    clock = ManualClock()
+    pool = KeyPool(Provider.OPENAI, _keys(2), clock)
+    pool.state(pool.keys[0]).cooldown_until = clock.monotonic() + 9
+    pool.state(pool.keys[1]).cooldown_until = clock.monotonic() + 4
+    choice = pool.choose()
+    assert choice is not None and (choice.key.label, choice.wait_s) == ("K1", 4)
+    assert pool.has_usable() and not pool.has_usable(exclude={k.fingerprint for k in pool.keys})
+    for key in pool.keys:
+        pool.state(key).disable("operator")
+    assert pool.choose() is None
+    assert pool.why_unusable() == {"K0": "disabled (operator)", "K1": "disabled (operator)"}
