@@ -31,7 +31,6 @@ import cProfile
 import gc
 import json
 import os
-import platform
 import pstats
 import resource
 import socket
@@ -52,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from results import write_section  # noqa: E402
+from results import machine, write_section  # noqa: E402
 
 from core import AIClient, ModelConfig  # noqa: E402
 from core.recording import SqlRecorder  # noqa: E402
@@ -443,25 +442,16 @@ async def profile_case(args: argparse.Namespace, case: Case, recorder: Any, mete
 
 
 # -- results file ---------------------------------------------------------------------------------------------------
-def machine() -> str:
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, anthropic {anthropic.__version__}, "
-        f"openai {openai.__version__}, Linux {platform.release()}"
-    )
+def sdk_machine() -> str:
+    return machine(f"anthropic {anthropic.__version__}", f"openai {openai.__version__}")
 
 
 # -- main -----------------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per case (default 7)")
-    parser.add_argument("--calls-c1", type=int, default=300, help="calls per batch at concurrency 1 (default 300)")
-    parser.add_argument("--calls-c32", type=int, default=1200, help="calls per batch at high concurrency (1200)")
+    parser.add_argument("--rounds", type=int, default=21, help="interleaved rounds per case (default 21)")
+    parser.add_argument("--calls-c1", type=int, default=150, help="calls per batch at concurrency 1 (default 150)")
+    parser.add_argument("--calls-c32", type=int, default=600, help="calls per batch at high concurrency (600)")
     parser.add_argument("--concurrency", type=int, default=32, help="the high concurrency (default 32)")
     parser.add_argument("--warmup", type=int, default=200, help="warm-up calls per client and concurrency (200)")
     parser.add_argument("--no-openai", action="store_true", help="only the Anthropic case")
@@ -488,7 +478,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             status = 0
             if not args.profile_only:
-                print(f"emulator pid {emulator.pid} on :{port}; pinned: {pin}; {machine()}", flush=True)
+                print(
+                    f"emulator pid {emulator.pid} on :{port}; pinned: {pin}; {sdk_machine()}",
+                    flush=True,
+                )
                 started = time.perf_counter()
                 result = asyncio.run(measure(args, url, database_url, emulator.pid))
                 elapsed = time.perf_counter() - started
@@ -528,7 +521,7 @@ def write_results(
 Command (run {time.strftime("%Y-%m-%d")}, timed part {elapsed:.0f} s):
 `.venv/bin/python benchmarks/overhead.py {shown}`
 
-Machine: {machine()}.
+Machine: {sdk_machine()}.
 
 The emulator runs in its own process (`python -m emulator`, default scenario with budgets raised so nothing is
 rate-limited), pinned to CPU {EMULATOR_CPU}; the benchmark process is pinned to CPU {CLIENT_CPU}. Raw clients (one key

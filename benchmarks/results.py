@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import platform
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -23,3 +26,15 @@ def write_section(name: str, body: str, path: Path = RESULTS) -> Path:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
     return path
+
+
+def machine(*extras: str) -> str:
+    """``2 CPUs (AMD EPYC), Python 3.11.7, Linux 6.1``, plus any library versions the caller names."""
+    model = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    parts = [f"{os.cpu_count()} CPUs ({model})", f"Python {platform.python_version()}", *extras]
+    return ", ".join([*parts, f"{platform.system()} {platform.release()}"])

@@ -111,6 +111,10 @@ def _same_limits(limits: KeyLimits, requests: Window | None, tokens: Window | No
     return same(limits.rpm, requests) and same(limits.tpm, tokens)
 
 
+def _plenty_left(window: Window | None) -> bool:
+    return window is None or window.remaining * 2 > window.limit
+
+
 class CallRunner:
     def __init__(
         self,
@@ -364,7 +368,10 @@ class CallRunner:
         limits = runtime.key_limits.get(fingerprint)
         if limits is not None and not limits.learned:
             return  # configured per-key limits win over what headers suggest
-        if limits is None or not _same_limits(limits, parsed.requests, parsed.tokens):
+        if limits is not None and _same_limits(limits, parsed.requests, parsed.tokens):
+            if _plenty_left(parsed.requests) and _plenty_left(parsed.tokens):
+                return  # our own accounting already charged this call; the provider's view adds nothing yet
+        else:
             limits = KeyLimits(
                 rpm=learned_spec(parsed.requests, runtime.period_s) if parsed.requests else None,
                 tpm=learned_spec(parsed.tokens, runtime.period_s) if parsed.tokens else None,

@@ -98,11 +98,19 @@ class AIClient:
     def from_env(cls, **overrides: Any) -> AIClient:
         """Settings from the environment (and ``.env``); attempts recorded to ``DATABASE_URL``."""
         from core.recording import SqlRecorder
-        from core.store import create_store_engine
+        from core.store import create_store_engine, store_status
 
         settings = overrides.pop("settings", None) or load_settings()
         if "recorder" not in overrides:
-            overrides["recorder"] = SqlRecorder(create_store_engine(settings.database_url))
+            engine = create_store_engine(settings.database_url)
+            status = store_status(engine)
+            if not status.reachable:
+                log.warning("attempt rows are kept in memory until the store is reachable: %s", status.problem)
+            elif status.revision is None:
+                log.error(
+                    "the store (%s) has no tables: run `pulsegate migrate`; rows wait until then", status.description
+                )
+            overrides["recorder"] = SqlRecorder(engine)
         return cls(settings, **overrides)
 
     # --- loop binding -------------------------------------------------------------------------------------------

@@ -97,6 +97,8 @@ class KeyHealth:
             return KeyStatus.DISABLED
         if now < self.cooldown_until:
             return KeyStatus.COOLDOWN
+        if self._good == self._total:
+            return KeyStatus.HEALTHY  # no failure carries weight: the score is 100 (the hot path on every call)
         score = self.score(now)
         if score < self.policy.unhealthy_below:
             return KeyStatus.UNHEALTHY

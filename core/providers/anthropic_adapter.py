@@ -3,39 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import anthropic
 
 from core.api_keys import ApiKey, Provider
 from core.providers.base import Completion, PreparedRequest
+from core.providers.sdk_clients import SdkClients
+from core.providers.sdk_stream import SdkStream
 from core.translate.responses import anthropic_message_to_normalized
-from core.translate.result import NormalizedResponse
 from core.translate.streams import AnthropicStreamAccumulator
-
-
-class AnthropicStream:
-    def __init__(self, stream: anthropic.AsyncStream[Any]) -> None:
-        self._stream = stream
-        self.headers: Mapping[str, str] = stream.response.headers
-        self._accumulator = AnthropicStreamAccumulator(request_id=self.headers.get("request-id"))
-
-    async def __aiter__(self) -> AsyncIterator[str]:
-        async for event in self._stream:
-            delta = self._accumulator.feed(event.to_dict())
-            if delta:
-                yield delta
-
-    def result(self) -> NormalizedResponse:
-        return self._accumulator.result()
-
-    @property
-    def partial_text(self) -> str:
-        return self._accumulator.text
-
-    async def aclose(self) -> None:
-        await self._stream.close()
 
 
 class AnthropicAdapter:
@@ -43,17 +20,12 @@ class AnthropicAdapter:
 
     def __init__(self, base_url: str | None = None, http_client: Any | None = None) -> None:
         self.base_url = base_url
-        self._http = http_client or anthropic.DefaultAsyncHttpxClient()
-        self._clients: dict[str, anthropic.AsyncAnthropic] = {}
-
-    def _client(self, key: ApiKey) -> anthropic.AsyncAnthropic:
-        client = self._clients.get(key.fingerprint)
-        if client is None:
-            client = anthropic.AsyncAnthropic(
-                api_key=key.reveal(), base_url=self.base_url, max_retries=0, http_client=self._http
-            )
-            self._clients[key.fingerprint] = client
-        return client
+        self._clients: SdkClients[anthropic.AsyncAnthropic] = SdkClients(
+            lambda secret, http: anthropic.AsyncAnthropic(
+                api_key=secret, base_url=base_url, max_retries=0, http_client=http
+            ),
+            http_client or anthropic.DefaultAsyncHttpxClient(),
+        )
 
     def prepare(
         self,
@@ -86,16 +58,15 @@ class AnthropicAdapter:
         return PreparedRequest(Provider.ANTHROPIC, model, kwargs, estimated_input_tokens, max_tokens)
 
     async def complete(self, key: ApiKey, request: PreparedRequest, timeout_s: float) -> Completion:
-        raw = await self._client(key).messages.with_raw_response.create(**request.kwargs, timeout=timeout_s)
+        raw = await self._clients.get(key).messages.with_raw_response.create(**request.kwargs, timeout=timeout_s)
         # Parse the JSON ourselves: building the SDK's pydantic model would only be thrown away.
         data = json.loads(await raw.read())
         response = anthropic_message_to_normalized(data, request_id=raw.headers.get("request-id"))
         return Completion(response, raw.headers)
 
-    async def stream(self, key: ApiKey, request: PreparedRequest, timeout_s: float) -> AnthropicStream:
-        stream = await self._client(key).messages.create(**request.kwargs, stream=True, timeout=timeout_s)
-        return AnthropicStream(stream)
+    async def stream(self, key: ApiKey, request: PreparedRequest, timeout_s: float) -> SdkStream:
+        stream = await self._clients.get(key).messages.create(**request.kwargs, stream=True, timeout=timeout_s)
+        return SdkStream(stream, AnthropicStreamAccumulator(request_id=stream.response.headers.get("request-id")))
 
     async def aclose(self) -> None:
-        await self._http.aclose()
-        self._clients.clear()
+        await self._clients.aclose()

@@ -83,3 +83,32 @@ async def test_snapshot_is_json_and_names_no_secret(make_client, emu) -> None:
     assert [k["label"] for k in anthropic["keys"]] == ["Primary", "Backup 1"]
     assert anthropic["breaker"]["state"] == "closed"
     assert snapshot["instance_id"] == client.instance_id
+
+
+async def test_from_env_records_to_database_url(emu, tmp_path, monkeypatch, caplog) -> None:
+    import logging
+
+    import sqlalchemy as sa
+
+    import migrations
+
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    for name, value in {
+        "ANTHROPIC_API_KEY": "sk-ant-test-from-env-" + "q" * 20,
+        "ANTHROPIC_BASE_URL": emu.url,
+        "DATABASE_URL": url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.ERROR, logger="core.client"):
+        unmigrated = AIClient.from_env()
+    assert "has no tables: run `pulsegate migrate`" in caplog.text
+    await unmigrated.aclose()
+    migrations.upgrade(url)
+    client = AIClient.from_env()
+    await client.generate_response(SONNET, HELLO, options={"user_id": "u-1"})
+    await client.aclose()
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT user_id FROM api_usage_metrics")).scalars().all() == ["u-1"]
+    engine.dispose()
