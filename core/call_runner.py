@@ -32,7 +32,7 @@ from core.errors import (
 from core.limits.base import Demand, LimitSpec, RateLimiter
 from core.pricing import PriceTable
 from core.provider_runtime import KeyLimits, ProviderRuntime, learned_spec
-from core.providers.base import PreparedRequest
+from core.providers.base import PreparedRequest, RequestSpec
 from core.providers.classify import classify_exception
 from core.providers.rate_limit_headers import Window, parse_rate_limit_headers
 from core.recording import AttemptRecord, Recorder
@@ -175,7 +175,7 @@ class CallRunner:
 
     def _prepare(self, ctx: CallContext, runtime: ProviderRuntime, model: str) -> PreparedRequest:
         config = ctx.config
-        return runtime.adapter.prepare(
+        spec = RequestSpec(
             model=model,
             system=ctx.system,
             messages=ctx.messages,
@@ -184,9 +184,10 @@ class CallRunner:
             stop_sequences=list(config.stop_sequences) if config.stop_sequences else None,
             tools=config.tools,
             tool_choice=config.tool_choice,
-            estimated_input_tokens=estimate_input_tokens(ctx.system, ctx.messages, config.tools),
             user_id=ctx.options.user_id,
+            estimated_input_tokens=estimate_input_tokens(ctx.system, ctx.messages, config.tools),
         )
+        return runtime.adapter.prepare(spec)
 
     # --- attempts on one provider -----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any
 import anthropic
 
 from core.api_keys import ApiKey, Provider
-from core.providers.base import Completion, PreparedRequest
+from core.providers.base import Completion, PreparedRequest, RequestSpec
 from core.providers.sdk_clients import SdkClients
 from core.providers.sdk_stream import SdkStream
 from core.translate.responses import anthropic_message_to_normalized
@@ -27,35 +27,22 @@ class AnthropicAdapter:
             http_client or anthropic.DefaultAsyncHttpxClient(),
         )
 
-    def prepare(
-        self,
-        *,
-        model: str,
-        system: str | list[dict[str, Any]] | None,
-        messages: list[dict[str, Any]],
-        max_tokens: int,
-        temperature: float | None,
-        stop_sequences: list[str] | None,
-        tools: list[dict[str, Any]] | None,
-        tool_choice: dict[str, Any] | None,
-        estimated_input_tokens: int,
-        user_id: str | None = None,
-    ) -> PreparedRequest:
-        kwargs: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": messages}
-        if system:
-            kwargs["system"] = system
-        if stop_sequences:
-            kwargs["stop_sequences"] = list(stop_sequences)
-        if tools:
-            kwargs["tools"] = tools
-        if tool_choice:
-            kwargs["tool_choice"] = tool_choice
-        if user_id:
-            kwargs["metadata"] = {"user_id": user_id}
-        if temperature is not None:
+    def prepare(self, spec: RequestSpec) -> PreparedRequest:
+        kwargs: dict[str, Any] = {"model": spec.model, "max_tokens": spec.max_tokens, "messages": spec.messages}
+        if spec.system:
+            kwargs["system"] = spec.system
+        if spec.stop_sequences:
+            kwargs["stop_sequences"] = list(spec.stop_sequences)
+        if spec.tools:
+            kwargs["tools"] = spec.tools
+        if spec.tool_choice:
+            kwargs["tool_choice"] = spec.tool_choice
+        if spec.user_id:
+            kwargs["metadata"] = {"user_id": spec.user_id}
+        if spec.temperature is not None:
             # not a typed parameter of anthropic >= 1.0; the API still reads it from the body
-            kwargs["extra_body"] = {"temperature": temperature}
-        return PreparedRequest(Provider.ANTHROPIC, model, kwargs, estimated_input_tokens, max_tokens)
+            kwargs["extra_body"] = {"temperature": spec.temperature}
+        return PreparedRequest(Provider.ANTHROPIC, spec.model, kwargs, spec.estimated_input_tokens, spec.max_tokens)
 
     async def complete(self, key: ApiKey, request: PreparedRequest, timeout_s: float) -> Completion:
         raw = await self._clients.get(key).messages.with_raw_response.create(**request.kwargs, timeout=timeout_s)

@@ -16,6 +16,22 @@ from core.translate.result import NormalizedResponse
 
 
 @dataclass(frozen=True, slots=True)
+class RequestSpec:
+    """One call's request in Anthropic form, for one provider and model; adapters turn it into SDK arguments."""
+
+    model: str
+    system: str | list[dict[str, Any]] | None
+    messages: list[dict[str, Any]]
+    max_tokens: int
+    temperature: float | None = None
+    stop_sequences: list[str] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    user_id: str | None = None
+    estimated_input_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class PreparedRequest:
     """The SDK keyword arguments for one call on one provider, built once and reused by every attempt."""
 
@@ -47,19 +63,7 @@ class ProviderStream(Protocol):
 class ProviderAdapter(Protocol):
     provider: Provider
 
-    def prepare(
-        self,
-        *,
-        model: str,
-        system: str | list[dict[str, Any]] | None,
-        messages: list[dict[str, Any]],
-        max_tokens: int,
-        temperature: float | None,
-        stop_sequences: list[str] | None,
-        tools: list[dict[str, Any]] | None,
-        tool_choice: dict[str, Any] | None,
-        estimated_input_tokens: int,
-    ) -> PreparedRequest: ...
+    def prepare(self, spec: RequestSpec) -> PreparedRequest: ...
 
     async def complete(self, key: ApiKey, request: PreparedRequest, timeout_s: float) -> Completion: ...
 

@@ -8,7 +8,7 @@ from typing import Any
 import openai
 
 from core.api_keys import ApiKey, Provider
-from core.providers.base import Completion, PreparedRequest
+from core.providers.base import Completion, PreparedRequest, RequestSpec
 from core.providers.sdk_clients import SdkClients
 from core.providers.sdk_stream import SdkStream
 from core.translate.requests import anthropic_to_openai_request
@@ -26,32 +26,19 @@ class OpenAIAdapter:
             http_client or openai.DefaultAsyncHttpxClient(),
         )
 
-    def prepare(
-        self,
-        *,
-        model: str,
-        system: str | list[dict[str, Any]] | None,
-        messages: list[dict[str, Any]],
-        max_tokens: int,
-        temperature: float | None,
-        stop_sequences: list[str] | None,
-        tools: list[dict[str, Any]] | None,
-        tool_choice: dict[str, Any] | None,
-        estimated_input_tokens: int,
-        user_id: str | None = None,
-    ) -> PreparedRequest:
+    def prepare(self, spec: RequestSpec) -> PreparedRequest:
         kwargs = anthropic_to_openai_request(
-            model=model,
-            system=system,
-            messages=messages,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            stop_sequences=list(stop_sequences) if stop_sequences else None,
-            tools=tools,
-            tool_choice=tool_choice,
-            metadata_user_id=user_id,
+            model=spec.model,
+            system=spec.system,
+            messages=spec.messages,
+            max_tokens=spec.max_tokens,
+            temperature=spec.temperature,
+            stop_sequences=spec.stop_sequences,
+            tools=spec.tools,
+            tool_choice=spec.tool_choice,
+            metadata_user_id=spec.user_id,
         )
-        return PreparedRequest(Provider.OPENAI, model, kwargs, estimated_input_tokens, max_tokens)
+        return PreparedRequest(Provider.OPENAI, spec.model, kwargs, spec.estimated_input_tokens, spec.max_tokens)
 
     async def complete(self, key: ApiKey, request: PreparedRequest, timeout_s: float) -> Completion:
         raw = await self._clients.get(key).chat.completions.with_raw_response.create(
