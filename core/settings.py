@@ -81,6 +81,19 @@ class Settings(BaseSettings):
         None, min_length=8, json_schema_extra=_expected("a password of at least 8 characters", secret=True)
     )
     retention_days: int = Field(14, gt=0, json_schema_extra=_expected("a positive integer (days)"))
+    hash_user_ids: SecretStr | None = Field(
+        None,
+        min_length=16,
+        json_schema_extra=_expected(
+            "a secret of at least 16 characters (the key user ids are hashed with)", secret=True
+        ),
+    )
+    heartbeat_interval_s: float = Field(
+        5.0, gt=0, json_schema_extra=_expected("a positive number of seconds between state snapshots")
+    )
+    spool_dir: str = Field(
+        "./data/spool", json_schema_extra=_expected("a folder for attempt rows waiting for the database")
+    )
 
     anthropic_keys: tuple[ApiKey, ...] = Field((), exclude=True)
     openai_keys: tuple[ApiKey, ...] = Field((), exclude=True)
