@@ -212,23 +212,23 @@ class CallRunner:
         while True:
             if clock.monotonic() >= ctx.deadline:
                 raise self._refuse(ctx, prepared, priority, fallback_name, self._deadline_error(ctx, runtime))
-            permit = runtime.breaker.acquire()
-            if permit is None:
-                error = CircuitOpenError(
-                    f"{runtime.provider.value} circuit breaker is open "
-                    f"(next trial in {runtime.breaker.retry_in():.1f} s)",
-                    provider=runtime.provider.value,
-                    attempts=ctx.attempts,
-                )
-                raise self._refuse(ctx, prepared, priority, fallback_name, error)
+            if runtime.breaker.state == "open":  # fail fast: do not queue for a provider we will not call
+                raise self._refuse(ctx, prepared, priority, fallback_name, self._circuit_open(ctx, runtime))
             try:
                 queue_wait = await self._admit(ctx, runtime, tokens, priority)
-                key, key_demands = await self._choose_key(ctx, runtime, tokens, excluded)
             except CallError as error:
-                permit.release()
+                raise self._refuse(ctx, prepared, priority, fallback_name, error) from None
+            key_demands: list[Demand] = []
+            try:
+                key, key_demands = await self._choose_key(ctx, runtime, tokens, excluded)
+                permit = runtime.breaker.acquire()  # after the wait: a half-open trial slot is not held in a queue
+                if permit is None:
+                    raise self._circuit_open(ctx, runtime)
+            except CallError as error:
+                await self._refund_admission(runtime, tokens, key_demands)
                 raise self._refuse(ctx, prepared, priority, fallback_name, error) from None
             except BaseException:
-                permit.release()
+                await self._refund_admission(runtime, tokens, key_demands)
                 raise
             ctx.attempts += 1
             tries += 1
@@ -286,6 +286,18 @@ class CallRunner:
             if not decision.retry:
                 raise error
             await clock.sleep(decision.wait_s)
+
+    def _circuit_open(self, ctx: CallContext, runtime: ProviderRuntime) -> CircuitOpenError:
+        return CircuitOpenError(
+            f"{runtime.provider.value} circuit breaker is open (next trial in {runtime.breaker.retry_in():.1f} s)",
+            provider=runtime.provider.value,
+            attempts=ctx.attempts,
+        )
+
+    async def _refund_admission(self, runtime: ProviderRuntime, tokens: int, key_demands: list[Demand]) -> None:
+        """The request was admitted but never sent (no key, breaker, cancelled): give its share of the limits back."""
+        for demand in [*runtime.provider_demands(tokens), *key_demands]:
+            await self.limiter.refund(demand.key, demand.spec, demand.cost)
 
     async def _admit(self, ctx: CallContext, runtime: ProviderRuntime, tokens: int, priority: int) -> float:
         demands = runtime.provider_demands(tokens)

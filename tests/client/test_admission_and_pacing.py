@@ -8,7 +8,15 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from core import AIClient, CallOptions, ModelConfig, QueueClearedError, QueueFullError, QueueTimeoutError
+from core import (
+    AIClient,
+    CallOptions,
+    ModelConfig,
+    NoUsableKeyError,
+    QueueClearedError,
+    QueueFullError,
+    QueueTimeoutError,
+)
 from core.api_keys import Provider
 from tests.client.conftest import ANTHROPIC_KEYS, drive, requests_by_key, rows, total_requests
 
@@ -149,3 +157,13 @@ async def test_configured_per_key_limits_spread_and_pace_calls(make_client, emu,
     task = asyncio.create_task(client.generate_response(SONNET, HELLO, options=CallOptions(timeout_s=PATIENT)))
     assert await drive(clock, task) == [30.0]  # each key refills one request every 30 s
     assert total_requests(emu) == 5
+
+
+async def test_a_request_admitted_but_never_sent_gives_its_share_back(make_client, emu, clock) -> None:
+    client = make_client(anthropic=1, openai=0, clock=clock, env={"ANTHROPIC_RPM": "1", "ANTHROPIC_TPM": "1000"})
+    pool = client.pools[Provider.ANTHROPIC]
+    pool.state(pool.keys[0]).disable("operator")
+    with pytest.raises(NoUsableKeyError):
+        await client.generate_response(SONNET, HELLO)
+    limits = client.snapshot()["providers"]["anthropic"]["limits"]
+    assert (limits["rpm"]["remaining"], limits["tpm"]["remaining"]) == (1.0, 1000.0)
