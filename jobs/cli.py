@@ -61,7 +61,6 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
     try:
         scenario = load_scenario(args.scenario) if args.scenario else None
-        print(f"emulator on http://{args.host}:{args.port}  (Anthropic: that URL; OpenAI: that URL + /v1)", flush=True)
         serve(host=args.host, port=args.port, scenario=scenario)
     except (EmulatorError, ScenarioError, OSError) as exc:
         raise CommandError(str(exc)) from None
