@@ -66,6 +66,7 @@ class AIClient:
         max_queue: int = 1000,
         instance_id: str | None = None,
         adapter_factory: Any = None,
+        heartbeat: bool = True,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -93,6 +94,13 @@ class AIClient:
         self._background: tuple[asyncio.AbstractEventLoop, threading.Thread] | None = None
         self._lock = threading.Lock()
         self._closed = False
+        store = getattr(self.recorder, "engine", None)  # state snapshots go where the attempts go
+        if heartbeat and store is not None:
+            from core.heartbeat import client_heartbeat
+
+            self._heartbeat: Any = client_heartbeat(self, store)
+        else:
+            self._heartbeat = None
 
     @classmethod
     def from_env(cls, **overrides: Any) -> AIClient:
@@ -156,6 +164,8 @@ class AIClient:
                 log.debug("AIClient moves to a new event loop; connection pools and queues are rebuilt")
                 self._runner = self._build_runner()
             self._loop = loop
+            if self._heartbeat is not None:
+                self._heartbeat.start()
             return None
 
     # --- calls --------------------------------------------------------------------------------------------------
@@ -359,6 +369,8 @@ class AIClient:
                 return
             self._closed = True
         here = asyncio.get_running_loop()
+        if self._heartbeat is not None:
+            await self._heartbeat.stop()
         for runtime in self._runner.runtimes.values():
             if self._loop in (None, here):
                 runtime.queue.clear("the client is closing")

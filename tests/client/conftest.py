@@ -77,6 +77,7 @@ async def make_client(emu: EmulatorServer) -> AsyncIterator[Callable[..., AIClie
         env: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> AIClient:
+        kwargs.setdefault("heartbeat", False)  # its sleeps would show up in drive(); tests/state covers it
         if store is not None:
             kwargs["recorder"] = SqlRecorder(store, interval_s=0.05)
         client = AIClient(settings_for(emu, anthropic, openai, **(env or {})), **kwargs)

@@ -1,0 +1,192 @@
+"""Retention removes exactly the expired rows of each table, in batches, and keeps the rest."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.retention import prune
+from core.store.tables import (
+    alert_deliveries,
+    alert_episodes,
+    api_usage_metrics,
+    control_acks,
+    control_commands,
+    instance_snapshots,
+    key_health_snapshots,
+    metric_rollups_1h,
+    metric_rollups_1m,
+    probe_requests,
+)
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
+
+
+def _attempt(ts: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "ts": ts,
+        "call_id": uuid.uuid4(),
+        "attempt": 1,
+        "is_final": True,
+        "source": "live",
+        "provider": "anthropic",
+        "model": "m",
+        "outcome": "success",
+        "latency_ms": 1.0,
+        "instance_id": "i",
+    }
+
+
+def _rollup(bucket: datetime, key: str) -> dict[str, Any]:
+    return {"bucket": bucket, "provider": "openai", "model": "m", "key_label": key, "source": "live"}
+
+
+def _ages(days: int, old: int, young: int) -> list[datetime]:
+    """``old`` times just past the cutoff and ``young`` just inside it."""
+    cutoff = NOW - timedelta(days=days)
+    return [cutoff - SECOND * (i + 1) for i in range(old)] + [cutoff + SECOND * i for i in range(young)]
+
+
+def _count(connection: sa.Connection, table: sa.Table) -> int:
+    return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
+    with store.begin() as connection:
+        connection.execute(api_usage_metrics.insert(), [_attempt(t) for t in _ages(14, 23, 4)])
+        connection.execute(metric_rollups_1m.insert(), [_rollup(t, f"k{i}") for i, t in enumerate(_ages(30, 7, 3))])
+        connection.execute(metric_rollups_1h.insert(), [_rollup(t, f"k{i}") for i, t in enumerate(_ages(400, 2, 5))])
+        connection.execute(
+            instance_snapshots.insert(),
+            [{"ts": t, "instance_id": "i", "kind": "client", "provider": "openai"} for t in _ages(7, 6, 2)],
+        )
+        connection.execute(
+            key_health_snapshots.insert(),
+            [
+                {
+                    "ts": t,
+                    "instance_id": "i",
+                    "provider": "openai",
+                    "key_label": "Primary",
+                    "key_fingerprint": "f",
+                    "key_masked": "m",
+                    "score": 100.0,
+                    "status": "healthy",
+                }
+                for t in _ages(7, 3, 3)
+            ],
+        )
+        command_times = _ages(30, 3, 2)
+        ids = []
+        for t in command_times:
+            ids.append(
+                connection.execute(
+                    control_commands.insert()
+                    .values(
+                        created_at=t, command="clear_queue", requested_by="cli", expires_at=t + timedelta(minutes=5)
+                    )
+                    .returning(control_commands.c.id)
+                ).scalar_one()
+            )
+        # the old commands' acks came a little later — one of them after the cutoff: still removed with its command
+        acks = [
+            {"command_id": ids[0], "instance_id": "a", "acked_at": command_times[0] + SECOND * 5, "ok": True},
+            {"command_id": ids[0], "instance_id": "b", "acked_at": command_times[0] + SECOND * 2, "ok": True},
+            {"command_id": ids[1], "instance_id": "a", "acked_at": command_times[1], "ok": True},
+            {"command_id": ids[3], "instance_id": "a", "acked_at": command_times[3], "ok": True},
+            {"command_id": ids[4], "instance_id": "a", "acked_at": command_times[4], "ok": True},
+            {"command_id": ids[4], "instance_id": "b", "acked_at": command_times[4], "ok": False},
+        ]
+        connection.execute(control_acks.insert(), acks)
+        connection.execute(probe_requests.insert(), [{"created_at": t, "requested_by": "ui"} for t in _ages(30, 4, 1)])
+        episode = connection.execute(
+            alert_episodes.insert()
+            .values(rule_id="r", fingerprint="f", labels={}, severity="info", state="resolved", pending_since=NOW)
+            .returning(alert_episodes.c.id)
+        ).scalar_one()
+        connection.execute(
+            alert_deliveries.insert(),
+            [
+                {
+                    "episode_id": episode,
+                    "ts": t,
+                    "channel": "c",
+                    "transition": "firing",
+                    "attempt": 1,
+                    "delivered": True,
+                }
+                for t in _ages(30, 5, 2)
+            ],
+        )
+
+    report = prune(store, NOW, retention_days=14, batch_size=5)
+
+    assert report.deleted == {
+        "api_usage_metrics": 23,
+        "metric_rollups_1m": 7,
+        "metric_rollups_1h": 2,
+        "instance_snapshots": 6,
+        "key_health_snapshots": 3,
+        "control_acks": 3,
+        "control_commands": 3,
+        "probe_requests": 4,
+        "alert_deliveries": 5,
+    }
+    # ceil(n / 5) full batches, plus one empty batch when n is a multiple of 5 (it cannot know it was the last)
+    assert report.batches == {
+        "api_usage_metrics": 5,
+        "metric_rollups_1m": 2,
+        "metric_rollups_1h": 1,
+        "instance_snapshots": 2,
+        "key_health_snapshots": 1,
+        "control_acks": 1,
+        "control_commands": 1,
+        "probe_requests": 1,
+        "alert_deliveries": 2,
+    }
+    with store.connect() as connection:
+        kept = {
+            table.name: _count(connection, table)
+            for table in (
+                api_usage_metrics,
+                metric_rollups_1m,
+                metric_rollups_1h,
+                instance_snapshots,
+                key_health_snapshots,
+                control_acks,
+                control_commands,
+                probe_requests,
+                alert_deliveries,
+                alert_episodes,
+            )
+        }
+        assert kept == {
+            "api_usage_metrics": 4,
+            "metric_rollups_1m": 3,
+            "metric_rollups_1h": 5,
+            "instance_snapshots": 2,
+            "key_health_snapshots": 3,
+            "control_acks": 3,
+            "control_commands": 2,
+            "probe_requests": 1,
+            "alert_deliveries": 2,
+            "alert_episodes": 1,
+        }
+        oldest = connection.execute(sa.select(sa.func.min(api_usage_metrics.c.ts, type_=api_usage_metrics.c.ts.type)))
+        assert oldest.scalar_one() == NOW - timedelta(days=14)
+        assert sorted(connection.execute(sa.select(control_commands.c.id)).scalars()) == ids[3:]
+
+    again = prune(store, NOW, retention_days=14, batch_size=5)
+    assert again.total == 0 and set(again.batches.values()) == {1}
+
+
+def test_default_batch_size_is_one_transaction_for_small_tables(store) -> None:
+    with store.begin() as connection:
+        connection.execute(api_usage_metrics.insert(), [_attempt(t) for t in _ages(3, 10, 1)])
+    report = prune(store, NOW, retention_days=3)
+    assert report.deleted["api_usage_metrics"] == 10 and report.batches["api_usage_metrics"] == 1
