@@ -1,0 +1,92 @@
+"""Recent attempts from the raw table, newest first — the one query that reads raw rows (a list, not a chart).
+
+Paginate with ``offset`` or, cheaper on deep pages, with the keyset ``before=(ts, id)`` of the last row shown.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import pandas as pd
+import sqlalchemy as sa
+
+from core.errors import ErrorClass
+from core.queries import _sql
+from core.queries.filters import QueryFilter, QueryFilterError
+from core.store.tables import OUTCOMES, api_usage_metrics
+
+MAX_LIMIT = 1000
+ATTEMPT_COLUMNS: tuple[str, ...] = (
+    "ts",
+    "id",
+    "call_id",
+    "attempt",
+    "is_final",
+    "source",
+    "provider",
+    "model",
+    "key_label",
+    "outcome",
+    "error_class",
+    "http_status",
+    "latency_ms",
+    "ttft_ms",
+    "queue_wait_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "priority",
+    "streamed",
+    "fell_back_from",
+    "feature",
+    "request_id",
+    "instance_id",
+)
+
+
+def recent_attempts(
+    engine: sa.Engine,
+    flt: QueryFilter,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    before: tuple[datetime, uuid.UUID] | None = None,
+    outcome: str | None = None,
+    error_class: str | None = None,
+) -> pd.DataFrame:
+    """Attempts in ``flt``'s range and filters, ordered by ``ts`` then ``id`` descending."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise QueryFilterError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise QueryFilterError(f"offset must be a non-negative integer, got {offset!r}")
+    if outcome is not None and outcome not in OUTCOMES:
+        raise QueryFilterError(f"outcome={outcome!r} is not one of {', '.join(OUTCOMES)}")
+    if error_class is not None and error_class not in {ec.value for ec in ErrorClass}:
+        raise QueryFilterError(f"error_class={error_class!r} is not a known error class")
+    t = api_usage_metrics
+    where = flt.conditions(t)
+    if outcome is not None:
+        where.append(t.c.outcome == outcome)
+    if error_class is not None:
+        where.append(t.c.error_class == error_class)
+    if before is not None:
+        ts, row_id = before
+        if not isinstance(row_id, uuid.UUID):
+            raise QueryFilterError("before must be (ts, uuid.UUID) of the last row shown")
+        where.append(sa.or_(t.c.ts < ts, sa.and_(t.c.ts == ts, t.c.id < row_id)))
+    statement = (
+        sa.select(*(t.c[name] for name in ATTEMPT_COLUMNS))
+        .where(*where)
+        .order_by(t.c.ts.desc(), t.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    columns, rows = _sql.fetch(engine, statement)
+    frame = pd.DataFrame(rows, columns=columns)
+    if frame.empty:
+        return pd.DataFrame(
+            {name: pd.Series(dtype="datetime64[ns, UTC]" if name == "ts" else "object") for name in ATTEMPT_COLUMNS}
+        )
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    return frame

@@ -1,0 +1,201 @@
+"""Time series for charts: traffic from the rollup tiers, queue depth and key health from the snapshots.
+
+Every series covers ``[floor(start, step), end)`` with one row per step (``QueryFilter.step_s``), empty steps
+included (counts 0, rates and percentiles NaN), so a chart draws a continuous frame. Grouping by step happens in
+SQL; only ≤ a few hundred rows per series reach pandas.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from core.queries import _sql
+from core.queries.filters import QueryFilter
+from core.store import latency_buckets
+from core.store.tables import PROVIDERS, instance_snapshots, key_health_snapshots
+
+KEY_STATUS_RANK: dict[str, int] = {"healthy": 0, "degraded": 1, "unhealthy": 2, "cooldown": 3, "disabled": 4}
+_RANK_STATUS = {rank: status for status, rank in KEY_STATUS_RANK.items()}
+
+TRAFFIC_COLUMNS: tuple[str, ...] = (
+    "bucket",
+    "calls",
+    "successes",
+    "errors",
+    "success_rate",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "avg_latency_ms",
+    "max_latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+    "unpriced",
+    "fallbacks",
+    "streamed",
+    "live_calls",
+    "probe_calls",
+    *_sql.ERROR_COLUMNS,
+)
+QUEUE_COLUMNS: tuple[str, ...] = ("bucket", "provider", "queue_depth", "oldest_wait_ms", "instances")
+KEY_HEALTH_COLUMNS: tuple[str, ...] = ("bucket", "provider", "key_label", "score", "status", "instances")
+
+
+def _worst_status_rank(column: sa.ColumnElement) -> sa.ColumnElement:
+    return sa.func.max(sa.case(KEY_STATUS_RANK, value=column, else_=len(KEY_STATUS_RANK) - 1))
+
+
+def traffic_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
+    """Calls, success rate (0–1), p50/p95/p99 latency (ms, from the summed histograms), tokens, cost, fallbacks,
+    live vs probe calls and one ``err_<class>`` count column per error class, per step."""
+    table, tier_s = _sql.rollup_table(flt.uses_hour_tier)
+    step = flt.step_s
+    index = _sql.grid(flt.start, flt.end, step)
+    origin = index[0].to_pydatetime()
+    idx = _sql.bucket_index(table.c.bucket, origin, step, engine.dialect.name).label("idx")
+    low = _sql.floor_time(flt.start, tier_s)
+    where = [table.c.bucket >= low, table.c.bucket < flt.end, *flt.conditions(table, time_column="bucket")[2:]]
+    statement = (
+        sa.select(idx, table.c.source, *_sql.summed(table))
+        .where(*where)
+        .group_by(sa.literal_column("idx"), table.c.source)
+    )
+    columns, rows = _sql.fetch(engine, statement)
+    # Assembled with numpy, not groupby/pivot: a few hundred rows, where pandas' per-call overhead would dominate.
+    sums = [*_sql.INT_SUMS, *_sql.FLOAT_SUMS]
+    n = len(index)
+    totals = np.zeros((n, len(sums)), dtype="float64")
+    latency_max = np.zeros(n, dtype="float64")
+    by_source = {"live": np.zeros(n, dtype="int64"), "probe": np.zeros(n, dtype="int64")}
+    if rows:
+        position = {name: i for i, name in enumerate(columns)}
+        idx_values = np.array([row[position["idx"]] for row in rows], dtype="int64")
+        values = np.array([[row[position[name]] for name in sums] for row in rows], dtype="float64")
+        np.add.at(totals, idx_values, values)
+        np.maximum.at(latency_max, idx_values, [float(row[position["latency_max_ms"]]) for row in rows])
+        calls_at = sums.index("calls")
+        for source, counts in by_source.items():
+            mask = np.array([row[position["source"]] == source for row in rows])
+            np.add.at(counts, idx_values[mask], values[mask, calls_at].astype("int64"))
+    frame = pd.DataFrame(totals, columns=sums)
+    for name in _sql.INT_SUMS:
+        frame[name] = frame[name].astype("int64")
+    calls = frame["calls"].to_numpy(dtype="float64")
+    has_calls = calls > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frame["success_rate"] = np.where(has_calls, frame["successes"].to_numpy() / calls, np.nan)
+        frame["avg_latency_ms"] = np.where(has_calls, frame["latency_sum_ms"].to_numpy() / calls, np.nan)
+    frame["max_latency_ms"] = np.where(has_calls, latency_max, np.nan)
+    histogram = frame[list(latency_buckets.COLUMN_NAMES)].to_numpy()
+    for q, name in ((0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")):
+        frame[name] = [latency_buckets.quantile(histogram[i].tolist(), q) if has_calls[i] else np.nan for i in range(n)]
+        frame[name] = frame[name].astype("float64")
+    frame["live_calls"] = by_source["live"]
+    frame["probe_calls"] = by_source["probe"]
+    frame.insert(0, "bucket", index)
+    return frame[list(TRAFFIC_COLUMNS)]
+
+
+def queue_depth_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
+    """Per step and provider: the summed queue depth of the instances that reported in the step (each instance's
+    peak in the step), the longest oldest-wait, and how many instances reported. Model, key and source filters do
+    not apply (queues are per provider)."""
+    t = instance_snapshots
+    step = flt.step_s
+    index = _sql.grid(flt.start, flt.end, step)
+    origin = index[0].to_pydatetime()
+    idx = _sql.bucket_index(t.c.ts, origin, step, engine.dialect.name).label("idx")
+    where = [t.c.ts >= origin, t.c.ts < flt.end]
+    if flt.provider is not None:
+        where.append(t.c.provider == flt.provider)
+    per_instance = (
+        sa.select(
+            idx,
+            t.c.provider,
+            t.c.instance_id,
+            sa.func.max(t.c.queue_depth).label("depth"),
+            sa.func.max(t.c.oldest_wait_ms).label("wait"),
+        )
+        .where(*where)
+        .group_by(sa.literal_column("idx"), t.c.provider, t.c.instance_id)
+        .subquery()
+    )
+    statement = sa.select(
+        per_instance.c.idx,
+        per_instance.c.provider,
+        sa.cast(sa.func.sum(per_instance.c.depth), sa.BigInteger).label("queue_depth"),
+        sa.cast(sa.func.max(per_instance.c.wait), sa.Float).label("oldest_wait_ms"),
+        sa.func.count().label("instances"),
+    ).group_by(per_instance.c.idx, per_instance.c.provider)
+    columns, rows = _sql.fetch(engine, statement)
+    raw = pd.DataFrame(rows, columns=columns)
+    providers = [flt.provider] if flt.provider else list(PROVIDERS)
+    full = pd.MultiIndex.from_product([range(len(index)), providers], names=["idx", "provider"])
+    if raw.empty:
+        raw = pd.DataFrame(columns=["idx", "provider", "queue_depth", "oldest_wait_ms", "instances"])
+    raw["idx"] = raw["idx"].astype(int)
+    merged = raw.set_index(["idx", "provider"]).reindex(full)
+    frame = merged.reset_index()
+    frame["bucket"] = index[frame["idx"].to_numpy()]
+    frame["queue_depth"] = frame["queue_depth"].fillna(0).astype("int64")
+    frame["oldest_wait_ms"] = frame["oldest_wait_ms"].astype("float64")
+    frame["instances"] = frame["instances"].fillna(0).astype("int64")
+    return frame[list(QUEUE_COLUMNS)]
+
+
+def key_health_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
+    """Per step, provider and key label: the worst view across instances — lowest score and worst status
+    (healthy < degraded < unhealthy < cooldown < disabled). Steps with no snapshot have NaN score and no status."""
+    t = key_health_snapshots
+    step = flt.step_s
+    index = _sql.grid(flt.start, flt.end, step)
+    origin = index[0].to_pydatetime()
+    idx = _sql.bucket_index(t.c.ts, origin, step, engine.dialect.name).label("idx")
+    where = [t.c.ts >= origin, t.c.ts < flt.end]
+    if flt.provider is not None:
+        where.append(t.c.provider == flt.provider)
+    if flt.key_label is not None:
+        where.append(t.c.key_label == flt.key_label)
+    statement = (
+        sa.select(
+            idx,
+            t.c.provider,
+            t.c.key_label,
+            sa.cast(sa.func.min(t.c.score), sa.Float).label("score"),
+            _worst_status_rank(t.c.status).label("rank"),
+            sa.func.count(sa.distinct(t.c.instance_id)).label("instances"),
+        )
+        .where(*where)
+        .group_by(sa.literal_column("idx"), t.c.provider, t.c.key_label)
+    )
+    columns, rows = _sql.fetch(engine, statement)
+    raw = pd.DataFrame(rows, columns=columns)
+    if raw.empty:
+        return pd.DataFrame({name: pd.Series(dtype=_dtype(name)) for name in KEY_HEALTH_COLUMNS})
+    raw["idx"] = raw["idx"].astype(int)
+    keys = raw[["provider", "key_label"]].drop_duplicates().sort_values(["provider", "key_label"])
+    full = pd.MultiIndex.from_tuples(
+        [(i, p, k) for p, k in keys.itertuples(index=False) for i in range(len(index))],
+        names=["idx", "provider", "key_label"],
+    )
+    frame = raw.set_index(["idx", "provider", "key_label"]).reindex(full).reset_index()
+    frame["bucket"] = index[frame["idx"].to_numpy()]
+    frame["score"] = frame["score"].astype("float64")
+    frame["status"] = [None if pd.isna(r) else _RANK_STATUS[int(r)] for r in frame["rank"]]
+    frame["instances"] = frame["instances"].fillna(0).astype("int64")
+    return frame[list(KEY_HEALTH_COLUMNS)].reset_index(drop=True)
+
+
+def _dtype(name: str) -> str:
+    return {
+        "bucket": "datetime64[ns, UTC]",
+        "score": "float64",
+        "instances": "int64",
+        "queue_depth": "int64",
+        "oldest_wait_ms": "float64",
+    }.get(name, "object")

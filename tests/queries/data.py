@@ -1,0 +1,177 @@
+"""Builders for hand-made rollup, snapshot and raw rows (inserted directly: no dependency on the writer)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.errors import ErrorClass
+from core.store import latency_buckets
+from core.store.tables import (
+    api_usage_metrics,
+    error_count_column,
+    instance_snapshots,
+    key_health_snapshots,
+    metric_rollups_1h,
+    metric_rollups_1m,
+)
+
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def rollup_row(
+    bucket: datetime,
+    latencies: Iterable[float],
+    *,
+    provider: str = "anthropic",
+    model: str = "claude-x",
+    key_label: str = "Primary",
+    source: str = "live",
+    errors: dict[str, int] | None = None,
+    fallbacks: int = 0,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    cost_usd: float = 0.0,
+) -> dict[str, Any]:
+    """A rollup row for the given per-call latencies; the first ``sum(errors)`` calls are the failures."""
+    latencies = list(latencies)
+    errors = errors or {}
+    failed = sum(errors.values())
+    row: dict[str, Any] = {
+        "bucket": bucket,
+        "provider": provider,
+        "model": model,
+        "key_label": key_label,
+        "source": source,
+        "calls": len(latencies),
+        "successes": len(latencies) - failed,
+        "errors": failed,
+        "fallbacks": fallbacks,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost_usd": cost_usd,
+        "latency_sum_ms": float(sum(latencies)),
+        "latency_max_ms": float(max(latencies, default=0.0)),
+    }
+    for error_class in ErrorClass:
+        row[error_count_column(error_class)] = errors.get(error_class.value, 0)
+    counts = Counter(latency_buckets.bucket_index(v) for v in latencies)
+    for index, column in enumerate(latency_buckets.COLUMN_NAMES):
+        row[column] = counts.get(index, 0)
+    return row
+
+
+def insert(engine: sa.Engine, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    with engine.begin() as connection:
+        connection.execute(table.insert(), rows)
+
+
+def insert_minutes(engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
+    insert(engine, metric_rollups_1m, rows)
+
+
+def insert_hours(engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
+    insert(engine, metric_rollups_1h, rows)
+
+
+def insert_tiers(engine: sa.Engine, minute_rows: list[dict[str, Any]]) -> None:
+    """Minute rows, and the hour rows they add up to (as the rollup writer keeps both tiers)."""
+    hours: dict[tuple, dict[str, Any]] = {}
+    for row in minute_rows:
+        bucket = row["bucket"].replace(minute=0, second=0, microsecond=0)
+        key = (bucket, row["provider"], row["model"], row["key_label"], row["source"])
+        if key not in hours:
+            hours[key] = {**row, "bucket": bucket}
+            continue
+        total = hours[key]
+        for name, value in row.items():
+            if name == "latency_max_ms":
+                total[name] = max(total[name], value)
+            elif isinstance(value, int | float) and name not in ("bucket",):
+                total[name] += value
+    insert_minutes(engine, minute_rows)
+    insert_hours(engine, list(hours.values()))
+
+
+def instance_row(ts: datetime, instance_id: str, provider: str = "anthropic", **values: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "ts": ts,
+        "instance_id": instance_id,
+        "kind": "client",
+        "host": "host-" + instance_id,
+        "pid": 100,
+        "provider": provider,
+        "queue_depth": 0,
+        "oldest_wait_ms": None,
+        "requests_used": 0,
+        "requests_remaining": 50,
+        "requests_limit": 50,
+        "breaker_state": "closed",
+    }
+    row.update(values)
+    return row
+
+
+def key_row(
+    ts: datetime,
+    instance_id: str,
+    key_label: str,
+    score: float,
+    status: str = "healthy",
+    provider: str = "anthropic",
+    **values: Any,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "ts": ts,
+        "instance_id": instance_id,
+        "provider": provider,
+        "key_label": key_label,
+        "key_fingerprint": "fp" + key_label[:10],
+        "key_masked": "sk-…" + key_label[:4],
+        "score": score,
+        "status": status,
+        "cooldown_until": None,
+        "consecutive_failures": 0,
+        "disabled_reason": None,
+        "requests": 0,
+    }
+    row.update(values)
+    return row
+
+
+def insert_instances(engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
+    insert(engine, instance_snapshots, rows)
+
+
+def insert_keys(engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
+    insert(engine, key_health_snapshots, rows)
+
+
+def attempt_row(ts: datetime, **values: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "ts": ts,
+        "call_id": uuid.uuid4(),
+        "attempt": 1,
+        "is_final": True,
+        "source": "live",
+        "provider": "anthropic",
+        "model": "claude-x",
+        "key_label": "Primary",
+        "outcome": "success",
+        "error_class": None,
+        "http_status": None,
+        "latency_ms": 100.0,
+        "instance_id": "i1",
+    }
+    row.update(values)
+    return row
+
+
+def insert_attempts(engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
+    insert(engine, api_usage_metrics, rows)
