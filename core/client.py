@@ -118,7 +118,8 @@ class AIClient:
                 log.error(
                     "the store (%s) has no tables: run `pulsegate migrate`; rows wait until then", status.description
                 )
-            overrides["recorder"] = SqlRecorder(engine)
+            key = settings.hash_user_ids.get_secret_value() if settings.hash_user_ids else None
+            overrides["recorder"] = SqlRecorder(engine, spool_dir=settings.spool_dir, user_id_key=key)
         return cls(settings, **overrides)
 
     # --- loop binding -------------------------------------------------------------------------------------------

@@ -19,7 +19,19 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRES_CONNECT_TIMEOUT_S = 5
 
 
+#: Execution option: begin this connection's transactions with BEGIN IMMEDIATE (SQLite). A writer that reads
+#: first (the recorder checks which ids are stored) would otherwise fail at once with "database is locked" when
+#: another writer got in between, instead of waiting out the busy timeout.
+SQLITE_IMMEDIATE = "pulsegate_sqlite_immediate"
+
+
+def _sqlite_begin(connection: sa.Connection) -> None:
+    immediate = connection.get_execution_options().get(SQLITE_IMMEDIATE)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
+    dbapi_connection.isolation_level = None  # transactions are begun explicitly by _sqlite_begin
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -55,6 +67,7 @@ def create_store_engine(database_url: str, **engine_options: Any) -> sa.Engine:
                 Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             engine = sa.create_engine(url, **engine_options)
             sa.event.listen(engine, "connect", _sqlite_pragmas)
+            sa.event.listen(engine, "begin", _sqlite_begin)
             return engine
         if backend == "postgresql":
             if url.get_driver_name() != "psycopg":

@@ -1,0 +1,195 @@
+"""The flush-time rollup SQL: a batch goes through a TEMP staging table into the raw table and both rollup tiers.
+
+One transaction per batch, the same steps on SQLite and PostgreSQL (both have ``INSERT … ON CONFLICT DO UPDATE``):
+
+1. the batch is loaded into the connection's TEMP staging table (binary COPY on Postgres, executemany on SQLite),
+   each row carrying its latency-histogram bucket index (computed in Python, exactly
+   ``latency_buckets.bucket_index``) and, on SQLite, its minute bucket as text (Postgres truncates ``ts`` in SQL,
+   in UTC whatever the session time zone);
+2. staged rows whose id is already in ``api_usage_metrics`` are deleted — a batch replayed from the spool after an
+   unknown commit outcome leaves only the rows that were really missing;
+3. the rest go into the raw table;
+4. the same staged rows are aggregated once per minute × provider × model × key × source into a second TEMP table,
+   which is upserted into ``metric_rollups_1m`` and, re-aggregated per hour, into ``metric_rollups_1h`` — both in
+   sorted key order, so that several app servers flushing at once take row locks in the same order (no deadlocks).
+
+Because steps 3 and 4 read the same staging rows after step 2, rollups count exactly the rows the raw insert added:
+never twice. (``INSERT … ON CONFLICT DO NOTHING RETURNING id`` gives the same guarantee but was measured 7× slower.)
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from core.errors import ErrorClass
+from core.store import latency_buckets
+from core.store.tables import api_usage_metrics, error_count_column, metric_rollups_1h, metric_rollups_1m
+
+STAGING_TABLE = "pulsegate_attempt_stage"
+AGGREGATE_TABLE = "pulsegate_rollup_stage"
+RAW_COLUMNS: tuple[str, ...] = tuple(column.name for column in api_usage_metrics.columns)
+KEY_COLUMNS: tuple[str, ...] = ("bucket", "provider", "model", "key_label", "source")
+
+
+def staging_columns(dialect_name: str) -> tuple[str, ...]:
+    """The columns a staged row carries: the raw ones, the latency bucket index and, on SQLite, the minute and hour
+    buckets as text (Postgres truncates ``ts`` itself, see :func:`bucket_expression`)."""
+    if dialect_name == "postgresql":
+        return (*RAW_COLUMNS, "lat_bucket")
+    return (*RAW_COLUMNS, "bucket_1m", "lat_bucket")
+
+
+def minute_expression(dialect_name: str) -> str:
+    """The minute bucket of a staged row: ``ts`` truncated in UTC, whatever the session time zone."""
+    if dialect_name == "postgresql":
+        return "(date_trunc('minute', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
+    return "bucket_1m"
+
+
+def hour_expression(dialect_name: str) -> str:
+    """The hour bucket of a minute bucket (SQLite: the store's text form 'YYYY-MM-DD HH:00:00.000000')."""
+    if dialect_name == "postgresql":
+        return "(date_trunc('hour', bucket AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
+    return "(substr(bucket, 1, 14) || '00:00.000000')"
+
+
+def create_staging_sql(dialect_name: str) -> str:
+    """A TEMP table with the raw table's columns (no constraints, no indexes) plus the bucket columns."""
+    if dialect_name == "postgresql":
+        return (
+            f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} ON COMMIT DELETE ROWS AS "  # noqa: S608
+            f"SELECT *, 0::smallint AS lat_bucket FROM {api_usage_metrics.name} WITH NO DATA"
+        )
+    return (
+        f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} AS "  # noqa: S608
+        f"SELECT *, NULL AS bucket_1m, 0 AS lat_bucket FROM {api_usage_metrics.name} WHERE 0"
+    )
+
+
+def create_aggregate_sql(dialect_name: str) -> str:
+    """A TEMP table shaped like a rollup tier: the batch's per-minute aggregates."""
+    if dialect_name == "postgresql":
+        return (
+            f"CREATE TEMP TABLE IF NOT EXISTS {AGGREGATE_TABLE} ON COMMIT DELETE ROWS AS "  # noqa: S608
+            f"SELECT * FROM {metric_rollups_1m.name} WITH NO DATA"
+        )
+    return f"CREATE TEMP TABLE IF NOT EXISTS {AGGREGATE_TABLE} AS SELECT * FROM {metric_rollups_1m.name} WHERE 0"  # noqa: S608
+
+
+def clear_staging_sql() -> list[str]:
+    return [f"DELETE FROM {STAGING_TABLE}", f"DELETE FROM {AGGREGATE_TABLE}"]  # noqa: S608 — our schema's names
+
+
+def stage_insert_sql(dialect_name: str) -> str:
+    marker = "%s" if dialect_name == "postgresql" else "?"
+    columns = staging_columns(dialect_name)
+    return (
+        f"INSERT INTO {STAGING_TABLE} ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({', '.join([marker] * len(columns))})"
+    )
+
+
+def stage_copy_sql() -> str:
+    return f"COPY {STAGING_TABLE} ({', '.join(staging_columns('postgresql'))}) FROM STDIN"
+
+
+def drop_already_stored_sql(dialect_name: str) -> str:
+    """Delete the staged rows the raw table already has (a replay of a batch that did commit)."""
+    raw = api_usage_metrics.name
+    if dialect_name == "postgresql":
+        return f"DELETE FROM {STAGING_TABLE} s USING {raw} m WHERE m.id = s.id"  # noqa: S608
+    return (
+        f"DELETE FROM {STAGING_TABLE} WHERE EXISTS "  # noqa: S608
+        f"(SELECT 1 FROM {raw} m WHERE m.id = {STAGING_TABLE}.id)"
+    )
+
+
+def move_to_raw_sql() -> str:
+    names = ", ".join(RAW_COLUMNS)
+    return f"INSERT INTO {api_usage_metrics.name} ({names}) SELECT {names} FROM {STAGING_TABLE}"  # noqa: S608
+
+
+def _aggregates() -> list[tuple[str, str, str]]:
+    """(rollup column, aggregate over staged rows, aggregate over per-minute rows); stored values merge by addition,
+    except ``latency_max_ms`` which keeps the larger."""
+    items: list[tuple[str, str, str]] = [
+        ("calls", "COUNT(*)", "SUM"),
+        ("successes", "SUM(CASE WHEN outcome = 'success' THEN 1 ELSE 0 END)", "SUM"),
+        ("errors", "SUM(CASE WHEN outcome = 'error' THEN 1 ELSE 0 END)", "SUM"),
+    ]
+    for error_class in ErrorClass:
+        counted = f"SUM(CASE WHEN error_class = '{error_class.value}' THEN 1 ELSE 0 END)"
+        items.append((error_count_column(error_class), counted, "SUM"))
+    items += [
+        ("fallbacks", "SUM(CASE WHEN fell_back_from IS NOT NULL THEN 1 ELSE 0 END)", "SUM"),
+        ("streamed", "SUM(CASE WHEN streamed THEN 1 ELSE 0 END)", "SUM"),
+        ("input_tokens", "SUM(input_tokens)", "SUM"),
+        ("output_tokens", "SUM(output_tokens)", "SUM"),
+        ("cache_read_tokens", "SUM(cache_read_tokens)", "SUM"),
+        ("cache_write_tokens", "SUM(cache_write_tokens)", "SUM"),
+        ("cost_usd", "COALESCE(SUM(cost_usd), 0)", "SUM"),
+        ("unpriced", "SUM(CASE WHEN unpriced THEN 1 ELSE 0 END)", "SUM"),
+        ("latency_sum_ms", "SUM(latency_ms)", "SUM"),
+        ("latency_max_ms", "MAX(latency_ms)", "MAX"),
+        ("ttft_sum_ms", "COALESCE(SUM(ttft_ms), 0)", "SUM"),
+        ("ttft_count", "COUNT(ttft_ms)", "SUM"),
+        ("queue_wait_sum_ms", "COALESCE(SUM(queue_wait_ms), 0)", "SUM"),
+    ]
+    for index, column in enumerate(latency_buckets.COLUMN_NAMES):
+        items.append((column, f"SUM(CASE WHEN lat_bucket = {index} THEN 1 ELSE 0 END)", "SUM"))
+    expected = {column.name for column in metric_rollups_1m.columns} - set(KEY_COLUMNS)
+    if {name for name, _, _ in items} != expected:  # the schema and this SQL must not drift apart
+        raise RuntimeError("the rollup SQL does not cover the rollup tables' columns")
+    return items
+
+
+def _names() -> str:
+    return ", ".join(KEY_COLUMNS + tuple(name for name, _, _ in _aggregates()))
+
+
+def aggregate_minutes_sql(dialect_name: str) -> str:
+    """The staged rows, aggregated per minute × provider × model × key × source into the aggregate table."""
+    keys = f"{minute_expression(dialect_name)}, provider, model, COALESCE(key_label, ''), source"
+    selects = ", ".join(expression for _, expression, _ in _aggregates())
+    return (
+        f"INSERT INTO {AGGREGATE_TABLE} ({_names()}) "  # noqa: S608
+        f"SELECT {keys}, {selects} FROM {STAGING_TABLE} GROUP BY {keys}"
+    )
+
+
+def _on_conflict(table: sa.Table) -> str:
+    updates = []
+    for name, _, reaggregate in _aggregates():
+        if reaggregate == "MAX":
+            merge = f"CASE WHEN excluded.{name} > {table.name}.{name} THEN excluded.{name} ELSE {table.name}.{name} END"
+        else:
+            merge = f"{table.name}.{name} + excluded.{name}"
+        updates.append(f"{name} = {merge}")
+    return f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET {', '.join(updates)}"
+
+
+def upsert_minutes_sql() -> str:
+    """The batch's minute aggregates added to ``metric_rollups_1m``, in key order."""
+    names = _names()
+    # ``WHERE true``: SQLite needs it to parse ON CONFLICT after INSERT … SELECT unambiguously.
+    return (
+        f"INSERT INTO {metric_rollups_1m.name} ({names}) "  # noqa: S608
+        f"SELECT {names} FROM {AGGREGATE_TABLE} WHERE true ORDER BY {', '.join(KEY_COLUMNS)} "
+        f"{_on_conflict(metric_rollups_1m)}"
+    )
+
+
+def upsert_hours_sql(dialect_name: str) -> str:
+    """The batch's minute aggregates, re-aggregated per hour, added to ``metric_rollups_1h``, in key order."""
+    keys = f"{hour_expression(dialect_name)}, provider, model, key_label, source"
+    selects = ", ".join(f"{reaggregate}({name})" for name, _, reaggregate in _aggregates())
+    return (
+        f"INSERT INTO {metric_rollups_1h.name} ({_names()}) "  # noqa: S608
+        f"SELECT {keys}, {selects} FROM {AGGREGATE_TABLE} WHERE true GROUP BY {keys} ORDER BY {keys} "
+        f"{_on_conflict(metric_rollups_1h)}"
+    )
+
+
+def rollup_sql(dialect_name: str) -> list[str]:
+    """Steps 4: aggregate the staged rows, then upsert both tiers."""
+    return [aggregate_minutes_sql(dialect_name), upsert_minutes_sql(), upsert_hours_sql(dialect_name)]

@@ -1,0 +1,130 @@
+"""Random attempt rows and the rollups recomputed from raw rows, independently of the SQL under test."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.errors import ErrorClass
+from core.recording import AttemptRecord
+from core.store import latency_buckets
+from core.store.tables import api_usage_metrics, error_count_column, metric_rollups_1h, metric_rollups_1m
+
+MODELS = {"anthropic": ["claude-sonnet-4-6", "claude-haiku-4-5"], "openai": ["gpt-4.1"]}
+LABELS = ["Primary", "Backup 1", None]
+
+
+def random_attempt(rng: random.Random, start: datetime, span_minutes: int = 150) -> AttemptRecord:
+    provider = rng.choice(sorted(MODELS))
+    error = rng.random() < 0.3
+    ts = start + timedelta(microseconds=rng.randrange(span_minutes * 60_000_000))
+    unpriced = rng.random() < 0.1
+    return AttemptRecord(
+        ts=ts,
+        call_id=uuid.uuid4(),
+        attempt=rng.randint(1, 3),
+        provider=provider,
+        model=rng.choice(MODELS[provider]),
+        outcome="error" if error else "success",
+        latency_ms=rng.lognormvariate(6, 1.2),
+        instance_id="test-instance",
+        is_final=rng.random() < 0.7,
+        source="probe" if rng.random() < 0.1 else "live",
+        key_label=rng.choice(LABELS),
+        error_class=rng.choice(list(ErrorClass)[:8]) if error else None,
+        ttft_ms=rng.uniform(10, 500) if rng.random() < 0.5 else None,
+        queue_wait_ms=rng.uniform(0, 50) if rng.random() < 0.8 else None,
+        input_tokens=rng.randint(0, 5000),
+        output_tokens=rng.randint(0, 2000),
+        cache_read_tokens=rng.randint(0, 100),
+        cache_write_tokens=rng.randint(0, 100),
+        cost_usd=None if unpriced else rng.uniform(0, 0.05),
+        unpriced=unpriced,
+        streamed=rng.random() < 0.4,
+        fell_back_from="anthropic" if provider == "openai" and rng.random() < 0.3 else None,
+        user_id=f"user-{rng.randint(1, 20)}",
+    )
+
+
+def hour_ago() -> datetime:
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+
+
+def raw_rows(engine: sa.Engine) -> list[dict[str, Any]]:
+    with engine.connect() as connection:
+        return [dict(row._mapping) for row in connection.execute(sa.select(api_usage_metrics))]
+
+
+def expected_rollups(rows: list[dict[str, Any]], tier: str) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The rollup rows recomputed in Python from raw rows."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        ts = row["ts"].astimezone(UTC)
+        bucket = ts.replace(second=0, microsecond=0)
+        if tier == "1h":
+            bucket = bucket.replace(minute=0)
+        groups[(bucket, row["provider"], row["model"], row["key_label"] or "", row["source"])].append(row)
+    result = {}
+    for key, members in groups.items():
+        agg: dict[str, Any] = {
+            "calls": len(members),
+            "successes": sum(r["outcome"] == "success" for r in members),
+            "errors": sum(r["outcome"] == "error" for r in members),
+            "fallbacks": sum(r["fell_back_from"] is not None for r in members),
+            "streamed": sum(bool(r["streamed"]) for r in members),
+            "unpriced": sum(bool(r["unpriced"]) for r in members),
+            "ttft_count": sum(r["ttft_ms"] is not None for r in members),
+            "latency_sum_ms": sum(r["latency_ms"] for r in members),
+            "latency_max_ms": max(r["latency_ms"] for r in members),
+            "ttft_sum_ms": sum(r["ttft_ms"] or 0 for r in members),
+            "queue_wait_sum_ms": sum(r["queue_wait_ms"] or 0 for r in members),
+            "cost_usd": sum(r["cost_usd"] or 0 for r in members),
+        }
+        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+            agg[name] = sum(r[name] for r in members)
+        for error_class in ErrorClass:
+            agg[error_count_column(error_class)] = sum(r["error_class"] == error_class.value for r in members)
+        counts = [0] * latency_buckets.BUCKET_COUNT
+        for r in members:
+            counts[latency_buckets.bucket_index(r["latency_ms"])] += 1
+        for index, column in enumerate(latency_buckets.COLUMN_NAMES):
+            agg[column] = counts[index]
+        agg["_latencies"] = sorted(r["latency_ms"] for r in members)
+        result[key] = agg
+    return result
+
+
+def stored_rollups(engine: sa.Engine, tier: str) -> dict[tuple[Any, ...], dict[str, Any]]:
+    table = metric_rollups_1m if tier == "1m" else metric_rollups_1h
+    with engine.connect() as connection:
+        rows = [dict(row._mapping) for row in connection.execute(sa.select(table))]
+    return {(r["bucket"], r["provider"], r["model"], r["key_label"], r["source"]): r for r in rows}
+
+
+FLOAT_COLUMNS = {"latency_sum_ms", "latency_max_ms", "ttft_sum_ms", "queue_wait_sum_ms", "cost_usd"}
+
+
+def assert_rollups_match_raw(engine: sa.Engine) -> int:
+    """Every rollup row equals the aggregate over raw rows: counts exact, sums to float precision. Returns rows."""
+    import pytest
+
+    rows = raw_rows(engine)
+    for tier in ("1m", "1h"):
+        expected = expected_rollups(rows, tier)
+        stored = stored_rollups(engine, tier)
+        assert set(stored) == set(expected), tier
+        for key, agg in expected.items():
+            got = stored[key]
+            for name, value in agg.items():
+                if name.startswith("_"):
+                    continue
+                if name in FLOAT_COLUMNS:
+                    assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-9), (tier, key, name)
+                else:
+                    assert got[name] == value, (tier, key, name)
+    return len(rows)
