@@ -101,18 +101,25 @@ def traffic_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
     return frame[list(TRAFFIC_COLUMNS)]
 
 
+def _snapshot_steps(
+    engine: sa.Engine, t: sa.Table, flt: QueryFilter
+) -> tuple[pd.DatetimeIndex, sa.ColumnElement[int], list[sa.ColumnElement[bool]]]:
+    """The step grid of a snapshot series, the step-index column and the time/provider conditions."""
+    index = _sql.grid(flt.start, flt.end, flt.step_s)
+    origin = index[0].to_pydatetime()
+    idx = _sql.bucket_index(t.c.ts, origin, flt.step_s, engine.dialect.name).label("idx")
+    where = [t.c.ts >= origin, t.c.ts < flt.end]
+    if flt.provider is not None:
+        where.append(t.c.provider == flt.provider)
+    return index, idx, where
+
+
 def queue_depth_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
     """Per step and provider: the summed queue depth of the instances that reported in the step (each instance's
     peak in the step), the longest oldest-wait, and how many instances reported. Model, key and source filters do
     not apply (queues are per provider)."""
     t = instance_snapshots
-    step = flt.step_s
-    index = _sql.grid(flt.start, flt.end, step)
-    origin = index[0].to_pydatetime()
-    idx = _sql.bucket_index(t.c.ts, origin, step, engine.dialect.name).label("idx")
-    where = [t.c.ts >= origin, t.c.ts < flt.end]
-    if flt.provider is not None:
-        where.append(t.c.provider == flt.provider)
+    index, idx, where = _snapshot_steps(engine, t, flt)
     per_instance = (
         sa.select(
             idx,
@@ -152,13 +159,7 @@ def key_health_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
     """Per step, provider and key label: the worst view across instances — lowest score and worst status
     (healthy < degraded < unhealthy < cooldown < disabled). Steps with no snapshot have NaN score and no status."""
     t = key_health_snapshots
-    step = flt.step_s
-    index = _sql.grid(flt.start, flt.end, step)
-    origin = index[0].to_pydatetime()
-    idx = _sql.bucket_index(t.c.ts, origin, step, engine.dialect.name).label("idx")
-    where = [t.c.ts >= origin, t.c.ts < flt.end]
-    if flt.provider is not None:
-        where.append(t.c.provider == flt.provider)
+    index, idx, where = _snapshot_steps(engine, t, flt)
     if flt.key_label is not None:
         where.append(t.c.key_label == flt.key_label)
     statement = (
