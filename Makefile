@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/limiter_overhead.py --write-results
 	$(BIN)/python benchmarks/import_time.py --write-results
 	$(BIN)/python benchmarks/overhead.py --write-results
+	$(BIN)/python benchmarks/ingest.py --write-results
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
