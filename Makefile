@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/import_time.py --write-results
 	$(BIN)/python benchmarks/overhead.py --write-results
 	$(BIN)/python benchmarks/ingest.py --write-results
+	$(BIN)/python benchmarks/outage.py --write-results
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -272,7 +272,10 @@ class Heartbeat:
                 raise
             except Exception as exc:
                 self.failures += 1
-                log.warning("heartbeat of %s failed (will retry in %.0f s): %s", self.instance_id, self.interval_s, exc)
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                log.warning(
+                    "heartbeat of %s failed (will retry in %.0f s): %s", self.instance_id, self.interval_s, reason
+                )
             await self.clock.sleep(self.interval_s)
 
     def start(self) -> asyncio.Task[None]:

@@ -371,7 +371,11 @@ class SqlRecorder:
     def _cycle(self, forced: bool) -> None:
         if self.spool.pending and (forced or time.monotonic() >= self._next_replay):
             self._replay()
-        while self._buffer:
+        first = True
+        # One batch per wake-up, then more only while a full batch is waiting (or on flush/close): under a steady
+        # trickle this writes every interval instead of committing the few rows that arrived during the last write.
+        while self._buffer and (first or forced or len(self._buffer) >= self.batch_size):
+            first = False
             batch = self._take()
             self._in_flight = len(batch)
             try:
