@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httptools
 from results import machine, write_section
+from support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = {"defaults": {"requests": 1_000_000_000, "tokens": 1_000_000_000_000}}
@@ -179,12 +180,6 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise RuntimeError("the emulator did not start")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> int:

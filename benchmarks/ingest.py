@@ -29,6 +29,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from results import machine, write_section
+from support import ScratchPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -201,23 +202,6 @@ def append_p99(url: str, rows: list[AttemptRecord], spool: Path, outage: bool) -
     return statistics.quantiles(samples, n=100)[98]
 
 
-def postgres_scratch() -> tuple[sa.Engine, str, str]:
-    admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    name = f"pulsegate_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = sa.make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
-    return create_store_engine(url), url, name
-
-
-def drop_postgres(name: str) -> None:
-    admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
@@ -237,13 +221,15 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="pulsegate-ingest-") as folder:
         tmp = Path(folder)
-        pg_engine, pg_url, pg_name = postgres_scratch()
+        scratch = ScratchPostgres(PG_SERVER, prefix="pulsegate_bench_ingest")
+        pg_url = scratch.create().render_as_string(hide_password=False)
+        pg_engine = create_store_engine(pg_url)
         try:
             migrations.upgrade(pg_url)
             measure("postgresql", "binary COPY", pg_engine, tmp / "spool-pg")
         finally:
             pg_engine.dispose()
-            drop_postgres(pg_name)
+            scratch.drop()
         sqlite_url = f"sqlite:///{tmp / 'ingest.db'}"
         migrations.upgrade(sqlite_url)
         sqlite_engine = create_store_engine(sqlite_url)

@@ -31,16 +31,13 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -50,6 +47,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from results import machine, write_section
+from support import ScratchPostgres, can_pin, free_port, start_emulator
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -74,50 +72,6 @@ CLIENT_CPU, EMULATOR_CPU = 0, 1
 
 
 # -- processes ------------------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def can_pin() -> bool:
-    return hasattr(os, "sched_setaffinity") and {CLIENT_CPU, EMULATOR_CPU} <= os.sched_getaffinity(0)
-
-
-def wait_for_port(process: subprocess.Popen[Any], port: int, name: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the {name} exited with status {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.05)
-    process.kill()
-    raise SystemExit(f"the {name} did not start within 20 s")
-
-
-def start_emulator(port: int, pin: bool) -> subprocess.Popen[bytes]:
-    def pin_child() -> None:
-        os.sched_setaffinity(0, {EMULATOR_CPU})
-
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "emulator", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, preexec_fn=pin_child if pin else None
-    )
-    wait_for_port(process, port, "emulator")
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/_emulator/scenario",
-        data=json.dumps(SCENARIO).encode(),
-        method="PUT",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        if response.status >= 300:
-            raise SystemExit(f"PUT /_emulator/scenario answered {response.status}")
-    return process
-
-
 class ProxyProcess:
     """tests/recording/proxy.py's ``TcpProxy`` in a child process, driven by lines on its stdin."""
 
@@ -172,25 +126,6 @@ def proxy_child(target: str) -> int:
         print("ok", flush=True)
     proxy.close()
     return 0
-
-
-class ScratchPostgres:
-    """A throwaway database on the benchmark server (as tests/conftest.py makes them), dropped afterwards."""
-
-    def __init__(self, server_url: str) -> None:
-        self.server_url = sa.make_url(server_url)
-        self._admin = sa.create_engine(self.server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-        self.name = f"pulsegate_bench_outage_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-
-    def create(self) -> sa.URL:
-        with self._admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{self.name}"'))
-        return self.server_url.set(database=self.name)
-
-    def drop(self) -> None:
-        with self._admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-        self._admin.dispose()
 
 
 # -- measuring ------------------------------------------------------------------------------------------------------
@@ -499,11 +434,11 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {CLIENT_CPU})
     else:
         print("warning: fewer than 2 CPUs usable; client and emulator are not pinned apart", file=sys.stderr)
-    scratch = ScratchPostgres(PG_SERVER)
+    scratch = ScratchPostgres(PG_SERVER, prefix="pulsegate_bench_outage")
     database = scratch.create()
     migrations.upgrade(database.render_as_string(hide_password=False))
     port = free_port()
-    emulator = start_emulator(port, pin)
+    emulator = start_emulator(port, pin=pin, scenario=SCENARIO)
     proxy = ProxyProcess(database.host or "127.0.0.1", database.port or 5432)
     via_proxy = database.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     engine = create_store_engine(via_proxy)

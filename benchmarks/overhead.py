@@ -33,7 +33,6 @@ import json
 import os
 import pstats
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,6 +51,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from results import machine, write_section  # noqa: E402
+from support import can_pin, free_port, start_emulator  # noqa: E402
 
 from core import AIClient, ModelConfig  # noqa: E402
 from core.recording import SqlRecorder  # noqa: E402
@@ -76,37 +76,6 @@ Call = Callable[[], Awaitable[Any]]
 
 
 # -- processes ------------------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def can_pin() -> bool:
-    return hasattr(os, "sched_setaffinity") and {CLIENT_CPU, EMULATOR_CPU} <= os.sched_getaffinity(0)
-
-
-def start_emulator(port: int, scenario: Path, pin: bool) -> subprocess.Popen[bytes]:
-    def pin_child() -> None:
-        os.sched_setaffinity(0, {EMULATOR_CPU})
-
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "emulator", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--scenario", str(scenario)]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, preexec_fn=pin_child if pin else None
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the emulator exited with status {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return process
-        time.sleep(0.05)
-    process.kill()
-    raise SystemExit("the emulator did not start within 20 s")
-
-
 def proc_cpu_seconds(path: str) -> float:
     """utime + stime from a /proc/.../stat file (clock-tick resolution)."""
     fields = Path(path).read_text().rsplit(")", 1)[1].split()
@@ -473,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         scenario.write_text(json.dumps(SCENARIO))
         database_url = f"sqlite:///{tmp}/attempts.db"
         port = free_port()
-        emulator = start_emulator(port, scenario, pin)
+        emulator = start_emulator(port, pin=pin, scenario_file=scenario)
         url = f"http://127.0.0.1:{port}"
         try:
             status = 0

@@ -23,7 +23,6 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from results import machine, write_section
+from support import ScratchPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -272,13 +272,10 @@ def main() -> None:
     parser.add_argument("--write-results", action="store_true", help="rewrite this section of RESULTS.md")
     args = parser.parse_args()
 
-    server = sa.make_url(PG_SERVER)
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    name = f"pulsegate_bench_queries_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        _SERVER_VERSION.append(connection.execute(sa.text("SHOW server_version")).scalar_one().split()[0])
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
+    scratch = ScratchPostgres(PG_SERVER, prefix="pulsegate_bench_queries")
+    _SERVER_VERSION.append(scratch.server_version())
+    name = scratch.name
+    url = scratch.create().render_as_string(hide_password=False)
     try:
         migrations.upgrade(url)
         engine = create_store_engine(url)
@@ -291,9 +288,7 @@ def main() -> None:
         if args.keep:
             print(f"kept: {url}")
         else:
-            with admin.connect() as connection:
-                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            scratch.drop()
 
     body = render(args.rows, table, raw_ms, timings)
     print()
