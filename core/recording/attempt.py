@@ -49,10 +49,11 @@ class AttemptRecord:
     id: uuid.UUID | None = None
 
     def as_row(self) -> dict[str, object]:
-        """The table row (ids filled in, enum as its string); called off the call path."""
+        """The table row (enum as its string); called off the call path. The id is fixed on first use, so the
+        spool and the database always see the same row."""
+        if self.id is None:
+            self.id = uuid.uuid4()
         row = {f.name: getattr(self, f.name) for f in _FIELDS}
-        if row["id"] is None:
-            row["id"] = uuid.uuid4()
         if self.error_class is not None:
             row["error_class"] = self.error_class.value
         return row
