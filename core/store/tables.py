@@ -193,6 +193,59 @@ key_health_snapshots = sa.Table(
     sa.Index(None, "provider", "key_label", "ts"),
 )
 
+instances = sa.Table(
+    "instances",
+    metadata,
+    sa.Column("instance_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False, comment="client | worker"),
+    sa.Column("host", sa.String(128)),
+    sa.Column("pid", sa.Integer()),
+    sa.Column("first_seen", Timestamp, nullable=False),
+    sa.Column("last_seen", Timestamp, nullable=False, comment="ts of the latest heartbeat's snapshot rows"),
+    sa.CheckConstraint(_in("kind", ("client", "worker")), name="kind"),
+    sa.Index(None, "last_seen"),
+    comment="one row per instance, upserted by every heartbeat: the current state without scanning snapshots",
+)
+
+#: Snapshot rollup tiers (seconds): the queue-depth and key-health charts read these, never raw snapshots.
+SNAPSHOT_TIERS_S: tuple[int, ...] = (60, 3600)
+
+queue_rollups = sa.Table(
+    "queue_rollups",
+    metadata,
+    sa.Column("tier_s", sa.Integer(), primary_key=True, comment="60 or 3600"),
+    sa.Column("bucket", Timestamp, primary_key=True),
+    sa.Column("provider", sa.String(16), primary_key=True),
+    sa.Column("instance_id", sa.String(64), primary_key=True),
+    sa.Column("max_queue_depth", sa.Integer(), nullable=False),
+    sa.Column("max_oldest_wait_ms", sa.Float()),
+    sa.Column("breaker_open_samples", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("samples", sa.Integer(), nullable=False),
+)
+
+key_health_rollups = sa.Table(
+    "key_health_rollups",
+    metadata,
+    sa.Column("tier_s", sa.Integer(), primary_key=True, comment="60 or 3600"),
+    sa.Column("bucket", Timestamp, primary_key=True),
+    sa.Column("provider", sa.String(16), primary_key=True),
+    sa.Column("key_label", sa.String(64), primary_key=True),
+    sa.Column("instance_id", sa.String(64), primary_key=True),
+    sa.Column("min_score", sa.Float(), nullable=False),
+    sa.Column("worst_rank", sa.SmallInteger(), nullable=False, comment="healthy 0 … disabled 4"),
+    sa.Column("samples", sa.Integer(), nullable=False),
+)
+
+worker_leases = sa.Table(
+    "worker_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True, comment="what is led, e.g. 'scheduler'"),
+    sa.Column("holder", sa.String(64), nullable=False, comment="instance id of the leader"),
+    sa.Column("acquired_at", Timestamp, nullable=False),
+    sa.Column("renewed_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+)
+
 control_commands = sa.Table(
     "control_commands",
     metadata,

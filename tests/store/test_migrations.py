@@ -24,6 +24,10 @@ EXPECTED_TABLES = {
     "alert_episodes",
     "alert_deliveries",
     "probe_requests",
+    "instances",
+    "queue_rollups",
+    "key_health_rollups",
+    "worker_leases",
 }
 
 
