@@ -95,6 +95,35 @@ class Settings(BaseSettings):
         "./data/spool", json_schema_extra=_expected("a folder for attempt rows waiting for the database")
     )
 
+    worker_host: str = Field("127.0.0.1", min_length=1, json_schema_extra=_expected("a host name or IP to bind"))
+    worker_port: int = Field(8600, ge=0, le=65535, json_schema_extra=_expected("a port number 0–65535"))
+    leader_lease_s: float = Field(
+        15.0, ge=1, json_schema_extra=_expected("seconds a worker's leadership lasts without renewal (≥ 1)")
+    )
+    probe_interval_s: float = Field(
+        300.0, ge=5, json_schema_extra=_expected("seconds between scheduled probes of each key (≥ 5)")
+    )
+    anthropic_probe_interval_s: float | None = Field(
+        None, ge=5, json_schema_extra=_expected("seconds between probes of each Anthropic key (≥ 5)")
+    )
+    openai_probe_interval_s: float | None = Field(
+        None, ge=5, json_schema_extra=_expected("seconds between probes of each OpenAI key (≥ 5)")
+    )
+    anthropic_probe_model: str = Field(
+        "claude-haiku-4-5", min_length=1, json_schema_extra=_expected("a cheap Anthropic model id for probes")
+    )
+    openai_probe_model: str = Field(
+        "gpt-5-nano", min_length=1, json_schema_extra=_expected("a cheap OpenAI model id for probes")
+    )
+    probe_concurrency: int = Field(4, ge=1, le=64, json_schema_extra=_expected("an integer 1–64 (probes at once)"))
+    probe_timeout_s: float = Field(30.0, gt=0, json_schema_extra=_expected("a positive number of seconds"))
+    probe_auth_check: bool = Field(
+        False, json_schema_extra=_expected("true or false (also check each key with the free models listing)")
+    )
+    alert_interval_s: float = Field(
+        30.0, ge=1, json_schema_extra=_expected("seconds between alert rule evaluations (≥ 1)")
+    )
+
     anthropic_keys: tuple[ApiKey, ...] = Field((), exclude=True)
     openai_keys: tuple[ApiKey, ...] = Field((), exclude=True)
 

@@ -9,13 +9,15 @@ import openai
 import pytest
 import sqlalchemy as sa
 
+import migrations
 from tests.support.processes import BackgroundProcess, free_port, run_cli, wait_http
 
 
 def test_migrate_creates_the_default_sqlite_store_in_the_working_folder(tmp_path: Path) -> None:
     result = run_cli(["migrate"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "store ready: SQLite file ./data/pulsegate.db at revision 0001"
+    expected = f"store ready: SQLite file ./data/pulsegate.db at revision {migrations.head_revision()}"
+    assert result.stdout.strip() == expected
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'pulsegate.db'}")
     try:
         assert "api_usage_metrics" in sa.inspect(engine).get_table_names()
