@@ -14,6 +14,7 @@
     .venv/bin/python benchmarks/queries.py --rows 1000000  # quick, ~30 s
     .venv/bin/python benchmarks/queries.py                 # 10 M rows, a few minutes
     .venv/bin/python benchmarks/queries.py --write-results # also rewrites its section of RESULTS.md
+    .venv/bin/python benchmarks/queries.py --keep          # … then --reuse URL to re-time queries on that data
 """
 
 from __future__ import annotations
@@ -39,8 +40,15 @@ import migrations  # noqa: E402
 from core import queries  # noqa: E402
 from core.queries import _sql  # noqa: E402
 from core.store import create_store_engine, latency_buckets  # noqa: E402
-from core.store.rollups import KEY_COLUMNS, _aggregates, hour_expression, minute_expression  # noqa: E402
-from core.store.tables import metric_rollups_1h, metric_rollups_1m  # noqa: E402
+from core.store.rollups import (  # noqa: E402
+    KEY_COLUMNS,
+    _aggregates,
+    hour_expression,
+    minute_expression,
+    ten_minute_expression,
+)
+from core.store.snapshot_rollups import KEY_STATUS_RANK  # noqa: E402
+from core.store.tables import metric_rollups_1h, metric_rollups_1m, metric_rollups_10m  # noqa: E402
 
 PG_SERVER = os.environ.get("PULSEGATE_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 GOAL_MS = 50.0
@@ -125,6 +133,30 @@ FROM generate_series(:start, :end - interval '1 second', :step * interval '1 sec
 """
 
 
+GENERATE_QUEUE_ROLLUPS = """
+INSERT INTO queue_rollups (tier_s, bucket, provider, instance_id, max_queue_depth, max_oldest_wait_ms,
+    breaker_open_samples, samples)
+SELECT tier, to_timestamp(floor(extract(epoch FROM ts) / tier) * tier), provider, instance_id, max(queue_depth),
+    max(oldest_wait_ms), count(*) FILTER (WHERE breaker_state = 'open'), count(*)
+FROM instance_snapshots, unnest(ARRAY[60, 600, 3600]) AS tier
+GROUP BY 1, 2, 3, 4
+"""
+
+GENERATE_KEY_ROLLUPS = f"""
+INSERT INTO key_health_rollups (tier_s, bucket, provider, key_label, instance_id, min_score, worst_rank, samples)
+SELECT tier, to_timestamp(floor(extract(epoch FROM ts) / tier) * tier), provider, key_label, instance_id,
+    min(score), max(CASE status {" ".join(f"WHEN '{s}' THEN {r}" for s, r in KEY_STATUS_RANK.items())} END),
+    count(*)
+FROM key_health_snapshots, unnest(ARRAY[60, 600, 3600]) AS tier
+GROUP BY 1, 2, 3, 4, 5
+"""
+
+GENERATE_INSTANCES_REGISTRY = """
+INSERT INTO instances (instance_id, kind, host, pid, first_seen, last_seen)
+SELECT instance_id, min(kind), min(host), min(pid), min(ts), max(ts) FROM instance_snapshots GROUP BY instance_id
+"""
+
+
 def _rollup_names() -> str:
     return ", ".join(KEY_COLUMNS + tuple(name for name, _, _ in _aggregates()))
 
@@ -140,11 +172,12 @@ def build_minutes_sql() -> str:
     )
 
 
-def build_hours_sql() -> str:
-    keys = f"{hour_expression('postgresql')}, provider, model, key_label, source"
+def build_coarser_sql(table: sa.Table, bucket_expression: str) -> str:
+    """A coarser tier from the minute tier, re-aggregated as the flush-time SQL does."""
+    keys = f"{bucket_expression}, provider, model, key_label, source"
     selects = ", ".join(f"{reaggregate}({name})" for name, _, reaggregate in _aggregates())
     return (
-        f"INSERT INTO {metric_rollups_1h.name} ({_rollup_names()}) "
+        f"INSERT INTO {table.name} ({_rollup_names()}) "
         f"SELECT {keys}, {selects} FROM {metric_rollups_1m.name} GROUP BY {keys}"
     )
 
@@ -168,9 +201,13 @@ def populate(engine: sa.Engine, rows: int) -> dict[str, float]:
     steps = [
         ("raw rows", GENERATE_RAW, {"rows": rows, "span_s": SPAN.total_seconds(), "instances": INSTANCES}),
         ("rollups 1m", build_minutes_sql(), {}),
-        ("rollups 1h", build_hours_sql(), {}),
+        ("rollups 10m", build_coarser_sql(metric_rollups_10m, ten_minute_expression("postgresql")), {}),
+        ("rollups 1h", build_coarser_sql(metric_rollups_1h, hour_expression("postgresql")), {}),
         ("instance snapshots", GENERATE_INSTANCES, {"step": HEARTBEAT_S, "instances": INSTANCES}),
         ("key snapshots", GENERATE_KEY_HEALTH, {"step": HEARTBEAT_S, "instances": INSTANCES}),
+        ("queue rollups", GENERATE_QUEUE_ROLLUPS, {}),
+        ("key health rollups", GENERATE_KEY_ROLLUPS, {}),
+        ("instance registry", GENERATE_INSTANCES_REGISTRY, {}),
     ]
     with engine.begin() as connection:
         connection.execute(sa.text("SET LOCAL synchronous_commit = off"))
@@ -269,9 +306,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000, help="raw rows over 7 days (default 10,000,000)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (prints its URL)")
+    parser.add_argument("--reuse", metavar="URL", help="time the queries on a database kept by --keep (no load)")
     parser.add_argument("--write-results", action="store_true", help="rewrite this section of RESULTS.md")
     args = parser.parse_args()
 
+    if args.reuse:
+        engine = create_store_engine(args.reuse)
+        measure(engine)
+        engine.dispose()
+        return
     scratch = ScratchPostgres(PG_SERVER, prefix="pulsegate_bench_queries")
     _SERVER_VERSION.append(scratch.server_version())
     name = scratch.name

@@ -251,7 +251,8 @@ def _merge_live(
 
 def _last_probes(engine: sa.Engine, flt: QueryFilter) -> dict[tuple[str, str], dict[str, Any]]:
     """Per provider × key label: the newest rollup bucket with probes in the window, and whether they all passed."""
-    table, tier_s = _sql.rollup_table(flt.uses_hour_tier)
+    # the minute tier gives the probe's minute; only windows read from the hour tier settle for its hour
+    table, tier_s = _sql.rollup_table(3600 if flt.uses_hour_tier else 60)
     low = _sql.floor_time(flt.start, tier_s)
     newest = (
         sa.select(table.c.provider, table.c.key_label, sa.func.max(table.c.bucket).label("bucket"))

@@ -1,8 +1,10 @@
 """The per-instance heartbeat: state snapshots out, control commands in.
 
 Every ``HEARTBEAT_INTERVAL_S`` each client (and the worker) writes one ``instance_snapshots`` row per provider and
-one ``key_health_snapshots`` row per key, then reads the control commands addressed to every instance or to it that
-it has not acknowledged and that have not expired, applies them and writes a ``control_acks`` row with the result.
+one ``key_health_snapshots`` row per key (folded in the same transaction into the snapshot rollups and the
+``instances`` registry: :mod:`core.store.snapshot_rollups`), then reads the control commands addressed to every
+instance or to it that it has not acknowledged and that have not expired, applies them and writes a
+``control_acks`` row with the result.
 
 The database work is blocking and runs in a thread (``asyncio.to_thread``): neither the event loop nor a call ever
 waits on the store. Reading the client's state and applying commands happen on the loop, where that state lives.
@@ -30,7 +32,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.clock import SYSTEM_CLOCK, Clock
 from core.control import ControlCommand, apply_command
-from core.store.tables import Timestamp, control_acks, control_commands, instance_snapshots, key_health_snapshots
+from core.store.snapshot_rollups import write_snapshots
+from core.store.tables import control_acks, control_commands, instances
 
 if TYPE_CHECKING:
     from core.client import AIClient
@@ -172,10 +175,7 @@ class Heartbeat:
             state, now, instance_id=self.instance_id, kind=self.kind, host=self.host, pid=self.pid
         )
         with self.engine.begin() as connection:
-            if instance_rows:
-                connection.execute(instance_snapshots.insert(), instance_rows)
-            if key_rows:
-                connection.execute(key_health_snapshots.insert(), key_rows)
+            write_snapshots(connection, instance_rows, key_rows)
         return len(instance_rows), len(key_rows)
 
     def pending_commands(self, now: datetime) -> list[ControlCommand]:
@@ -337,16 +337,13 @@ def client_heartbeat(
 
 
 def last_heartbeats(engine: sa.Engine, now: datetime) -> dict[str, datetime]:
-    """Each instance's newest snapshot time (within the snapshot retention window)."""
-    s = instance_snapshots
-    query = (
-        sa.select(s.c.instance_id, sa.func.max(s.c.ts, type_=Timestamp).label("last"))
-        .where(s.c.ts > now - LIVENESS_LOOKBACK)
-        .group_by(s.c.instance_id)
+    """Each instance's newest heartbeat (from the instance registry, within the snapshot retention window)."""
+    query = sa.select(instances.c.instance_id, instances.c.last_seen).where(
+        instances.c.last_seen > now - LIVENESS_LOOKBACK
     )
     with engine.connect() as connection:
         rows = connection.execute(query).all()
-    return {row.instance_id: row.last for row in rows}
+    return {row.instance_id: row.last_seen for row in rows}
 
 
 def live_instances(engine: sa.Engine, now: datetime, interval_s: float) -> list[str]:

@@ -1,7 +1,8 @@
 """Retention: old rows pruned in small batches, one short transaction each.
 
-What is kept: raw attempts ``RETENTION_DAYS`` (default 14), minute rollups 30 days, hour rollups 400 days, state
-snapshots 7 days, control commands and their acks, probe requests and alert deliveries 30 days.
+What is kept: raw attempts ``RETENTION_DAYS`` (default 14), minute and 10-minute rollups 30 days, hour rollups 400
+days, state snapshots and the instance registry 7 days (their rollups as long as the metric tier of the same width,
+the minute tier 7 days), control commands and their acks, probe requests and alert deliveries 30 days.
 
 Why batched deletes and not daily partitions on PostgreSQL: a range-partitioned ``api_usage_metrics`` would need a
 partitioned parent whose primary key includes the partition column (``(id, ts)`` instead of ``id``), which changes
@@ -26,10 +27,14 @@ from core.store.tables import (
     control_acks,
     control_commands,
     instance_snapshots,
+    instances,
+    key_health_rollups,
     key_health_snapshots,
     metric_rollups_1h,
     metric_rollups_1m,
+    metric_rollups_10m,
     probe_requests,
+    queue_rollups,
 )
 
 DEFAULT_BATCH_SIZE = 5_000
@@ -57,13 +62,22 @@ def retention_plan(now: datetime, retention_days: int) -> list[tuple[sa.Table, s
     def older(column: sa.Column[datetime], days: int) -> sa.ColumnElement[bool]:
         return column < now - timedelta(days=days)
 
+    def snapshot_rollup_expired(table: sa.Table) -> sa.ColumnElement[bool]:
+        """Each snapshot tier kept as long as the metric tier of the same width."""
+        days = {60: SNAPSHOT_DAYS, 600: MINUTE_ROLLUP_DAYS, 3600: HOUR_ROLLUP_DAYS}
+        return sa.or_(*(sa.and_(table.c.tier_s == tier, older(table.c.bucket, days[tier])) for tier in days))
+
     old_commands = sa.select(control_commands.c.id).where(older(control_commands.c.created_at, CONTROL_DAYS))
     return [
         (api_usage_metrics, older(api_usage_metrics.c.ts, retention_days)),
         (metric_rollups_1m, older(metric_rollups_1m.c.bucket, MINUTE_ROLLUP_DAYS)),
+        (metric_rollups_10m, older(metric_rollups_10m.c.bucket, MINUTE_ROLLUP_DAYS)),
         (metric_rollups_1h, older(metric_rollups_1h.c.bucket, HOUR_ROLLUP_DAYS)),
         (instance_snapshots, older(instance_snapshots.c.ts, SNAPSHOT_DAYS)),
         (key_health_snapshots, older(key_health_snapshots.c.ts, SNAPSHOT_DAYS)),
+        (queue_rollups, snapshot_rollup_expired(queue_rollups)),
+        (key_health_rollups, snapshot_rollup_expired(key_health_rollups)),
+        (instances, older(instances.c.last_seen, SNAPSHOT_DAYS)),
         (
             control_acks,
             sa.or_(older(control_acks.c.acked_at, CONTROL_DAYS), control_acks.c.command_id.in_(old_commands)),

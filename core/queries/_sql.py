@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from core.errors import ErrorClass
 from core.store import latency_buckets
-from core.store.tables import error_count_column, metric_rollups_1h, metric_rollups_1m
+from core.store.tables import METRIC_ROLLUPS, error_count_column
 
 ERROR_COLUMNS: tuple[str, ...] = tuple(error_count_column(ec) for ec in ErrorClass)
 #: Rollup columns that add up across rows and buckets.
@@ -58,8 +58,8 @@ def grid(start: datetime, end: datetime, step_s: int) -> pd.DatetimeIndex:
     return pd.DatetimeIndex([origin + timedelta(seconds=step_s * i) for i in range(count)], name="bucket")
 
 
-def rollup_table(uses_hour_tier: bool) -> tuple[sa.Table, int]:
-    return (metric_rollups_1h, 3600) if uses_hour_tier else (metric_rollups_1m, 60)
+def rollup_table(tier_s: int) -> tuple[sa.Table, int]:
+    return METRIC_ROLLUPS[tier_s], tier_s
 
 
 def summed(table: sa.Table) -> list[sa.ColumnElement]:

@@ -13,8 +13,10 @@ import sqlalchemy as sa
 
 from core.store.tables import PROVIDERS, SOURCES
 
-#: Ranges longer than this read the hour tier; shorter ones read the minute tier.
-HOUR_TIER_ABOVE = timedelta(days=2)
+#: (longest range, rollup tier in seconds): a range reads the finest tier that keeps a series to a few hundred
+#: rollup rows; longer ranges read the hour tier. Rows scanned, not points drawn, set a chart's query time.
+TIERS_BY_RANGE: tuple[tuple[timedelta, int], ...] = ((timedelta(hours=3), 60), (timedelta(days=2), 600))
+HOUR_TIER_S = 3600
 #: Bucket steps a time series may use, smallest first (seconds); the first giving ≤ MAX_POINTS wins.
 STEPS_S: tuple[int, ...] = (60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
 MAX_POINTS = 300
@@ -78,15 +80,23 @@ class QueryFilter:
         return self.end - self.start
 
     @property
+    def tier_s(self) -> int:
+        """The rollup tier (seconds) this range reads: 60, 600 or 3600."""
+        for longest, tier in TIERS_BY_RANGE:
+            if self.duration <= longest:
+                return tier
+        return HOUR_TIER_S
+
+    @property
     def uses_hour_tier(self) -> bool:
-        return self.duration > HOUR_TIER_ABOVE
+        return self.tier_s == HOUR_TIER_S
 
     @property
     def step_s(self) -> int:
-        """The series step: the smallest of :data:`STEPS_S` giving at most :data:`MAX_POINTS` points (≥ 1 h on
-        the hour tier, whose rows cannot be split)."""
+        """The series step: the smallest of :data:`STEPS_S` giving at most :data:`MAX_POINTS` points, and no
+        finer than the tier read (its rows cannot be split)."""
         seconds = self.duration.total_seconds()
-        floor = 3600 if self.uses_hour_tier else 60
+        floor = self.tier_s
         for step in STEPS_S:
             if step >= floor and seconds / step <= MAX_POINTS:
                 return step

@@ -15,8 +15,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core.queries import _sql
-from core.queries.timeseries import KEY_STATUS_RANK
-from core.store.tables import instance_snapshots, key_health_snapshots
+from core.store.snapshot_rollups import KEY_STATUS_RANK, RANK_STATUS, UNKNOWN_STATUS_RANK
+from core.store.tables import instance_snapshots, instances, key_health_snapshots
 
 STALE_AFTER_INTERVALS = 3
 DEFAULT_HEARTBEAT_INTERVAL_S = 5.0
@@ -82,14 +82,24 @@ def stale_before(now: datetime, heartbeat_interval_s: float) -> datetime:
     return now - timedelta(seconds=STALE_AFTER_INTERVALS * heartbeat_interval_s)
 
 
-def _latest(table: sa.Table, partition: list[str], now: datetime, lookback: timedelta, where: list) -> sa.Select:
-    rank = (
-        sa.func.row_number()
-        .over(partition_by=[table.c[name] for name in partition], order_by=[table.c.ts.desc(), table.c.id.desc()])
-        .label("rn")
+def _latest(table: sa.Table, now: datetime, lookback: timedelta, where: list) -> sa.Select:
+    """The rows of each instance's newest snapshot in ``table`` within ``[now - lookback, now]``.
+
+    The instance registry names the few instances heard from in the window; for each, the newest snapshot time is
+    one backward step on the ``(instance_id, ts)`` index — never a scan of the window's snapshots.
+    """
+    low = now - lookback
+    newest = (
+        sa.select(sa.func.max(table.c.ts))
+        .where(table.c.instance_id == instances.c.instance_id, table.c.ts >= low, table.c.ts <= now)
+        .scalar_subquery()
     )
-    inner = sa.select(table, rank).where(table.c.ts >= now - lookback, table.c.ts <= now, *where).subquery()
-    return sa.select(*(c for c in inner.c if c.name != "rn")).where(inner.c.rn == 1)
+    beats = sa.select(instances.c.instance_id, newest.label("newest")).where(instances.c.last_seen >= low).subquery()
+    return (
+        sa.select(table)
+        .join(beats, sa.and_(table.c.instance_id == beats.c.instance_id, table.c.ts == beats.c.newest))
+        .where(*where)
+    )
 
 
 def latest_instances(
@@ -104,7 +114,7 @@ def latest_instances(
     provider) and ``stale``."""
     t = instance_snapshots
     where = [t.c.provider == provider] if provider is not None else []
-    statement = _latest(t, ["instance_id", "provider"], now, lookback, where).order_by("instance_id", "provider")
+    statement = _latest(t, now, lookback, where).order_by(t.c.instance_id, t.c.provider)
     columns, rows = _sql.fetch(engine, statement)
     frame = pd.DataFrame(rows, columns=columns)
     if frame.empty:
@@ -174,7 +184,7 @@ def latest_key_views(
         where.append(t.c.provider == provider)
     if key_label is not None:
         where.append(t.c.key_label == key_label)
-    statement = _latest(t, ["instance_id", "provider", "key_label"], now, lookback, where)
+    statement = _latest(t, now, lookback, where)
     columns, rows = _sql.fetch(engine, statement)
     return pd.DataFrame(rows, columns=columns)
 
@@ -188,15 +198,14 @@ def worst_live_view(views: pd.DataFrame, now: datetime, heartbeat_interval_s: fl
     views = views[views["ts"] >= pd.Timestamp(stale_before(now, heartbeat_interval_s))]
     if views.empty:
         return pd.DataFrame({name: pd.Series(dtype=_dtype(name)) for name in KEY_COLUMNS})
-    views["rank"] = views["status"].map(KEY_STATUS_RANK).fillna(len(KEY_STATUS_RANK) - 1).astype(int)
+    views["rank"] = views["status"].map(KEY_STATUS_RANK).fillna(UNKNOWN_STATUS_RANK).astype(int)
     views["cooldown_until"] = pd.to_datetime(views["cooldown_until"], utc=True)
     grouped = views.groupby(["provider", "key_label"], sort=True)
-    inverse = {rank: status for status, rank in KEY_STATUS_RANK.items()}
     frame = pd.DataFrame(
         {
             "key_masked": grouped["key_masked"].last(),
             "score": grouped["score"].min().astype("float64"),
-            "status": grouped["rank"].max().map(inverse),
+            "status": grouped["rank"].max().map(RANK_STATUS),
             "cooldown_until": grouped["cooldown_until"].max(),
             "consecutive_failures": grouped["consecutive_failures"].max().astype("int64"),
             "disabled_reason": grouped["disabled_reason"].agg(lambda s: next((v for v in s if v), None)),

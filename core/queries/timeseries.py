@@ -1,4 +1,4 @@
-"""Time series for charts: traffic from the rollup tiers, queue depth and key health from the snapshots.
+"""Time series for charts: traffic from the rollup tiers, queue depth and key health from the snapshot rollups.
 
 Every series covers ``[floor(start, step), end)`` with one row per step (``QueryFilter.step_s``), empty steps
 included (counts 0, rates and percentiles NaN), so a chart draws a continuous frame. Grouping by step happens in
@@ -14,10 +14,8 @@ import sqlalchemy as sa
 from core.queries import _sql
 from core.queries.filters import QueryFilter
 from core.store import latency_buckets
-from core.store.tables import PROVIDERS, instance_snapshots, key_health_snapshots
-
-KEY_STATUS_RANK: dict[str, int] = {"healthy": 0, "degraded": 1, "unhealthy": 2, "cooldown": 3, "disabled": 4}
-_RANK_STATUS = {rank: status for status, rank in KEY_STATUS_RANK.items()}
+from core.store.snapshot_rollups import RANK_STATUS
+from core.store.tables import PROVIDERS, key_health_rollups, queue_rollups
 
 TRAFFIC_COLUMNS: tuple[str, ...] = (
     "bucket",
@@ -42,18 +40,15 @@ TRAFFIC_COLUMNS: tuple[str, ...] = (
     "probe_calls",
     *_sql.ERROR_COLUMNS,
 )
+_INT_SUM_SET = frozenset(_sql.INT_SUMS)
 QUEUE_COLUMNS: tuple[str, ...] = ("bucket", "provider", "queue_depth", "oldest_wait_ms", "instances")
 KEY_HEALTH_COLUMNS: tuple[str, ...] = ("bucket", "provider", "key_label", "score", "status", "instances")
-
-
-def _worst_status_rank(column: sa.ColumnElement) -> sa.ColumnElement:
-    return sa.func.max(sa.case(KEY_STATUS_RANK, value=column, else_=len(KEY_STATUS_RANK) - 1))
 
 
 def traffic_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
     """Calls, success rate (0–1), p50/p95/p99 latency (ms, from the summed histograms), tokens, cost, fallbacks,
     live vs probe calls and one ``err_<class>`` count column per error class, per step."""
-    table, tier_s = _sql.rollup_table(flt.uses_hour_tier)
+    table, tier_s = _sql.rollup_table(flt.tier_s)
     step = flt.step_s
     index = _sql.grid(flt.start, flt.end, step)
     origin = index[0].to_pydatetime()
@@ -65,50 +60,51 @@ def traffic_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
         .where(*where)
         .group_by(sa.literal_column("idx"), table.c.source)
     )
-    columns, rows = _sql.fetch(engine, statement)
+    _, rows = _sql.fetch(engine, statement)
     # Assembled with numpy, not groupby/pivot: a few hundred rows, where pandas' per-call overhead would dominate.
+    # The statement's columns are idx, source, then the sums in ``sums`` order, then latency_max_ms.
     sums = [*_sql.INT_SUMS, *_sql.FLOAT_SUMS]
     n = len(index)
     totals = np.zeros((n, len(sums)), dtype="float64")
     latency_max = np.zeros(n, dtype="float64")
     by_source = {"live": np.zeros(n, dtype="int64"), "probe": np.zeros(n, dtype="int64")}
     if rows:
-        position = {name: i for i, name in enumerate(columns)}
-        idx_values = np.array([row[position["idx"]] for row in rows], dtype="int64")
-        values = np.array([[row[position[name]] for name in sums] for row in rows], dtype="float64")
-        np.add.at(totals, idx_values, values)
-        np.maximum.at(latency_max, idx_values, [float(row[position["latency_max_ms"]]) for row in rows])
+        idx_values = np.fromiter((row[0] for row in rows), dtype="int64", count=len(rows))
+        sources = np.array([row[1] for row in rows])
+        values = np.array([row[2:] for row in rows], dtype="float64")
+        np.add.at(totals, idx_values, values[:, :-1])
+        np.maximum.at(latency_max, idx_values, values[:, -1])
         calls_at = sums.index("calls")
         for source, counts in by_source.items():
-            mask = np.array([row[position["source"]] == source for row in rows])
+            mask = sources == source
             np.add.at(counts, idx_values[mask], values[mask, calls_at].astype("int64"))
-    frame = pd.DataFrame(totals, columns=sums)
-    for name in _sql.INT_SUMS:
-        frame[name] = frame[name].astype("int64")
-    calls = frame["calls"].to_numpy(dtype="float64")
+    # One DataFrame built from whole columns: per-column assignment into a frame costs more than the query.
+    data: dict[str, object] = {"bucket": index}
+    for i, name in enumerate(sums):
+        data[name] = totals[:, i].astype("int64") if name in _INT_SUM_SET else totals[:, i]
+    calls = totals[:, sums.index("calls")]
     has_calls = calls > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        frame["success_rate"] = np.where(has_calls, frame["successes"].to_numpy() / calls, np.nan)
-        frame["avg_latency_ms"] = np.where(has_calls, frame["latency_sum_ms"].to_numpy() / calls, np.nan)
-    frame["max_latency_ms"] = np.where(has_calls, latency_max, np.nan)
-    histogram = frame[list(latency_buckets.COLUMN_NAMES)].to_numpy()
+        data["success_rate"] = np.where(has_calls, totals[:, sums.index("successes")] / calls, np.nan)
+        data["avg_latency_ms"] = np.where(has_calls, totals[:, sums.index("latency_sum_ms")] / calls, np.nan)
+    data["max_latency_ms"] = np.where(has_calls, latency_max, np.nan)
+    first_bucket = sums.index(latency_buckets.COLUMN_NAMES[0])
+    histogram = totals[:, first_bucket : first_bucket + latency_buckets.BUCKET_COUNT]
     for q, name in ((0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")):
-        frame[name] = [latency_buckets.quantile(histogram[i].tolist(), q) if has_calls[i] else np.nan for i in range(n)]
-        frame[name] = frame[name].astype("float64")
-    frame["live_calls"] = by_source["live"]
-    frame["probe_calls"] = by_source["probe"]
-    frame.insert(0, "bucket", index)
-    return frame[list(TRAFFIC_COLUMNS)]
+        data[name] = latency_buckets.quantiles(histogram, q)
+    data["live_calls"] = by_source["live"]
+    data["probe_calls"] = by_source["probe"]
+    return pd.DataFrame({name: data[name] for name in TRAFFIC_COLUMNS})
 
 
 def _snapshot_steps(
     engine: sa.Engine, t: sa.Table, flt: QueryFilter
 ) -> tuple[pd.DatetimeIndex, sa.ColumnElement[int], list[sa.ColumnElement[bool]]]:
-    """The step grid of a snapshot series, the step-index column and the time/provider conditions."""
+    """The step grid of a snapshot series, the step-index column and the tier/time/provider conditions."""
     index = _sql.grid(flt.start, flt.end, flt.step_s)
     origin = index[0].to_pydatetime()
-    idx = _sql.bucket_index(t.c.ts, origin, flt.step_s, engine.dialect.name).label("idx")
-    where = [t.c.ts >= origin, t.c.ts < flt.end]
+    idx = _sql.bucket_index(t.c.bucket, origin, flt.step_s, engine.dialect.name).label("idx")
+    where = [t.c.tier_s == flt.tier_s, t.c.bucket >= origin, t.c.bucket < flt.end]
     if flt.provider is not None:
         where.append(t.c.provider == flt.provider)
     return index, idx, where
@@ -117,16 +113,16 @@ def _snapshot_steps(
 def queue_depth_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
     """Per step and provider: the summed queue depth of the instances that reported in the step (each instance's
     peak in the step), the longest oldest-wait, and how many instances reported. Model, key and source filters do
-    not apply (queues are per provider)."""
-    t = instance_snapshots
+    not apply (queues are per provider). Reads the snapshot rollups (``queue_rollups``)."""
+    t = queue_rollups
     index, idx, where = _snapshot_steps(engine, t, flt)
     per_instance = (
         sa.select(
             idx,
             t.c.provider,
             t.c.instance_id,
-            sa.func.max(t.c.queue_depth).label("depth"),
-            sa.func.max(t.c.oldest_wait_ms).label("wait"),
+            sa.func.max(t.c.max_queue_depth).label("depth"),
+            sa.func.max(t.c.max_oldest_wait_ms).label("wait"),
         )
         .where(*where)
         .group_by(sa.literal_column("idx"), t.c.provider, t.c.instance_id)
@@ -157,8 +153,9 @@ def queue_depth_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
 
 def key_health_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
     """Per step, provider and key label: the worst view across instances — lowest score and worst status
-    (healthy < degraded < unhealthy < cooldown < disabled). Steps with no snapshot have NaN score and no status."""
-    t = key_health_snapshots
+    (healthy < degraded < unhealthy < cooldown < disabled). Steps with no snapshot have NaN score and no status.
+    Reads the snapshot rollups (``key_health_rollups``)."""
+    t = key_health_rollups
     index, idx, where = _snapshot_steps(engine, t, flt)
     if flt.key_label is not None:
         where.append(t.c.key_label == flt.key_label)
@@ -167,8 +164,8 @@ def key_health_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
             idx,
             t.c.provider,
             t.c.key_label,
-            sa.cast(sa.func.min(t.c.score), sa.Float).label("score"),
-            _worst_status_rank(t.c.status).label("rank"),
+            sa.cast(sa.func.min(t.c.min_score), sa.Float).label("score"),
+            sa.func.max(t.c.worst_rank).label("rank"),
             sa.func.count(sa.distinct(t.c.instance_id)).label("instances"),
         )
         .where(*where)
@@ -187,7 +184,7 @@ def key_health_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
     frame = raw.set_index(["idx", "provider", "key_label"]).reindex(full).reset_index()
     frame["bucket"] = index[frame["idx"].to_numpy()]
     frame["score"] = frame["score"].astype("float64")
-    frame["status"] = [None if pd.isna(r) else _RANK_STATUS[int(r)] for r in frame["rank"]]
+    frame["status"] = [None if pd.isna(r) else RANK_STATUS[int(r)] for r in frame["rank"]]
     frame["instances"] = frame["instances"].fillna(0).astype("int64")
     return frame[list(KEY_HEALTH_COLUMNS)].reset_index(drop=True)
 

@@ -8,8 +8,13 @@ within one bucket (±41 %) of the truth, from 1 ms to about 12 minutes; slower c
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BUCKET_COUNT = 41
 #: Upper bounds (ms, inclusive) of buckets 0 … 39; bucket 40 holds everything slower.
@@ -35,21 +40,38 @@ def quantile(counts: Sequence[int], q: float) -> float | None:
     """Estimate the q-quantile (0 < q ≤ 1) from bucket counts: geometric interpolation inside the bucket."""
     if len(counts) != BUCKET_COUNT:
         raise ValueError(f"expected {BUCKET_COUNT} bucket counts, got {len(counts)}")
+    estimate = float(quantiles([counts], q)[0])
+    return None if math.isnan(estimate) else estimate
+
+
+@functools.cache
+def _bounds_arrays() -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    lower, upper = zip(*(bucket_bounds(i) for i in range(BUCKET_COUNT)), strict=True)
+    return np.array(lower), np.array(upper)
+
+
+def quantiles(histograms: Sequence[Sequence[float]] | np.ndarray, q: float) -> np.ndarray:
+    """The q-quantile of each row of bucket counts at once (NaN for an empty row): a chart's every step in one
+    pass. Within the bucket holding the rank, the estimate interpolates geometrically between its bounds (linearly
+    in the first bucket, whose lower bound is 0); the open last bucket answers its lower bound."""
+    import numpy as np  # only here: the call path imports this module for bucket_index, without numpy
+
     if not 0 < q <= 1:
         raise ValueError(f"quantile must be in (0, 1], got {q}")
-    total = sum(counts)
-    if total == 0:
-        return None
+    counts = np.asarray(histograms, dtype="float64").reshape(-1, BUCKET_COUNT)
+    cumulative = np.cumsum(counts, axis=1)
+    total = cumulative[:, -1]
     rank = q * total
-    seen = 0
-    for index, count in enumerate(counts):
-        if count and seen + count >= rank:
-            lower, upper = bucket_bounds(index)
-            if math.isinf(upper):
-                return lower
-            fraction = (rank - seen) / count
-            if lower == 0:
-                return upper * fraction
-            return lower * (upper / lower) ** fraction
-        seen += count
-    return bucket_bounds(BUCKET_COUNT - 1)[0]
+    index = np.argmax(cumulative >= rank[:, None], axis=1)
+    rows = np.arange(len(counts))
+    in_bucket = counts[rows, index]
+    seen = cumulative[rows, index] - in_bucket
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = (rank - seen) / in_bucket
+        lower, upper = _bounds_arrays()
+        lower, upper = lower[index], upper[index]
+        estimate = np.where(lower == 0, upper * fraction, lower * (upper / np.where(lower == 0, 1, lower)) ** fraction)
+    estimate = np.where(np.isinf(upper), lower, estimate)
+    return np.where(total > 0, estimate, np.nan)

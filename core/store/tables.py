@@ -142,7 +142,11 @@ def _rollup_table(name: str) -> sa.Table:
 
 
 metric_rollups_1m = _rollup_table("metric_rollups_1m")
+metric_rollups_10m = _rollup_table("metric_rollups_10m")
 metric_rollups_1h = _rollup_table("metric_rollups_1h")
+#: Rollup tier width (seconds) → table. Each tier is maintained at flush time from the same staged rows.
+METRIC_ROLLUPS: dict[int, sa.Table] = {60: metric_rollups_1m, 600: metric_rollups_10m, 3600: metric_rollups_1h}
+ROLLUP_TIERS_S: tuple[int, ...] = tuple(METRIC_ROLLUPS)
 
 instance_snapshots = sa.Table(
     "instance_snapshots",
@@ -191,6 +195,7 @@ key_health_snapshots = sa.Table(
     sa.CheckConstraint(_in("status", ("healthy", "degraded", "unhealthy", "cooldown", "disabled")), name="status"),
     sa.Index(None, "ts"),
     sa.Index(None, "provider", "key_label", "ts"),
+    sa.Index(None, "instance_id", "ts"),
 )
 
 instances = sa.Table(
@@ -207,13 +212,14 @@ instances = sa.Table(
     comment="one row per instance, upserted by every heartbeat: the current state without scanning snapshots",
 )
 
-#: Snapshot rollup tiers (seconds): the queue-depth and key-health charts read these, never raw snapshots.
-SNAPSHOT_TIERS_S: tuple[int, ...] = (60, 3600)
+#: Snapshot rollup tiers (seconds), the same as the metric tiers: the queue-depth and key-health charts read
+#: these, never raw snapshots.
+SNAPSHOT_TIERS_S: tuple[int, ...] = ROLLUP_TIERS_S
 
 queue_rollups = sa.Table(
     "queue_rollups",
     metadata,
-    sa.Column("tier_s", sa.Integer(), primary_key=True, comment="60 or 3600"),
+    sa.Column("tier_s", sa.Integer(), primary_key=True, comment="60, 600 or 3600"),
     sa.Column("bucket", Timestamp, primary_key=True),
     sa.Column("provider", sa.String(16), primary_key=True),
     sa.Column("instance_id", sa.String(64), primary_key=True),
@@ -226,7 +232,7 @@ queue_rollups = sa.Table(
 key_health_rollups = sa.Table(
     "key_health_rollups",
     metadata,
-    sa.Column("tier_s", sa.Integer(), primary_key=True, comment="60 or 3600"),
+    sa.Column("tier_s", sa.Integer(), primary_key=True, comment="60, 600 or 3600"),
     sa.Column("bucket", Timestamp, primary_key=True),
     sa.Column("provider", sa.String(16), primary_key=True),
     sa.Column("key_label", sa.String(64), primary_key=True),

@@ -12,13 +12,13 @@ import sqlalchemy as sa
 
 from core.errors import ErrorClass
 from core.store import latency_buckets
+from core.store.snapshot_rollups import write_snapshots
 from core.store.tables import (
     api_usage_metrics,
     error_count_column,
-    instance_snapshots,
-    key_health_snapshots,
     metric_rollups_1h,
     metric_rollups_1m,
+    metric_rollups_10m,
 )
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -79,23 +79,30 @@ def insert_hours(engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
     insert(engine, metric_rollups_1h, rows)
 
 
-def insert_tiers(engine: sa.Engine, minute_rows: list[dict[str, Any]]) -> None:
-    """Minute rows, and the hour rows they add up to (as the rollup writer keeps both tiers)."""
-    hours: dict[tuple, dict[str, Any]] = {}
+def _coarser(minute_rows: list[dict[str, Any]], width_min: int) -> list[dict[str, Any]]:
+    """The minute rows added up into ``width_min``-minute buckets (as the rollup writer does)."""
+    merged: dict[tuple, dict[str, Any]] = {}
     for row in minute_rows:
-        bucket = row["bucket"].replace(minute=0, second=0, microsecond=0)
+        start = row["bucket"]
+        bucket = start.replace(minute=start.minute - start.minute % width_min, second=0, microsecond=0)
         key = (bucket, row["provider"], row["model"], row["key_label"], row["source"])
-        if key not in hours:
-            hours[key] = {**row, "bucket": bucket}
+        if key not in merged:
+            merged[key] = {**row, "bucket": bucket}
             continue
-        total = hours[key]
+        total = merged[key]
         for name, value in row.items():
             if name == "latency_max_ms":
                 total[name] = max(total[name], value)
             elif isinstance(value, int | float) and name not in ("bucket",):
                 total[name] += value
+    return list(merged.values())
+
+
+def insert_tiers(engine: sa.Engine, minute_rows: list[dict[str, Any]]) -> None:
+    """Minute rows, and the 10-minute and hour rows they add up to (as the rollup writer keeps every tier)."""
     insert_minutes(engine, minute_rows)
-    insert_hours(engine, list(hours.values()))
+    insert(engine, metric_rollups_10m, _coarser(minute_rows, 10))
+    insert_hours(engine, _coarser(minute_rows, 60))
 
 
 def instance_row(ts: datetime, instance_id: str, provider: str = "anthropic", **values: Any) -> dict[str, Any]:
@@ -145,11 +152,14 @@ def key_row(
 
 
 def insert_instances(engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
-    insert(engine, instance_snapshots, rows)
+    """As a heartbeat writes them: raw snapshots, their rollups and the instance registry."""
+    with engine.begin() as connection:
+        write_snapshots(connection, rows, [])
 
 
 def insert_keys(engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
-    insert(engine, key_health_snapshots, rows)
+    with engine.begin() as connection:
+        write_snapshots(connection, [], rows)
 
 
 def attempt_row(ts: datetime, **values: Any) -> dict[str, Any]:

@@ -26,10 +26,11 @@ from core.queries import (
     recent_attempts,
     traffic_series,
 )
-from core.store.tables import metric_rollups_1m
+from core.store.tables import metric_rollups_1m, metric_rollups_10m
 from tests.queries.data import (
     NOW,
     attempt_row,
+    insert,
     insert_attempts,
     insert_hours,
     insert_instances,
@@ -110,20 +111,21 @@ def test_filter_rejects_bad_values_with_a_clear_error(kwargs: dict, message: str
 
 
 @pytest.mark.parametrize(
-    ("duration", "step", "hour_tier"),
+    ("duration", "step", "tier"),
     [
-        (timedelta(minutes=15), 60, False),
-        (timedelta(hours=1), 60, False),
-        (timedelta(hours=6), 120, False),
-        (timedelta(hours=24), 300, False),
-        (timedelta(days=2), 600, False),
-        (timedelta(days=7), 3600, True),
-        (timedelta(days=30), 21600, True),
+        (timedelta(minutes=15), 60, 60),
+        (timedelta(hours=1), 60, 60),
+        (timedelta(hours=3), 60, 60),
+        (timedelta(hours=6), 600, 600),
+        (timedelta(hours=24), 600, 600),
+        (timedelta(days=2), 600, 600),
+        (timedelta(days=7), 3600, 3600),
+        (timedelta(days=30), 21600, 3600),
     ],
 )
-def test_step_fits_the_range(duration: timedelta, step: int, hour_tier: bool) -> None:
+def test_step_fits_the_range(duration: timedelta, step: int, tier: int) -> None:
     flt = QueryFilter.last(duration, NOW)
-    assert (flt.step_s, flt.uses_hour_tier) == (step, hour_tier)
+    assert (flt.step_s, flt.tier_s, flt.uses_hour_tier) == (step, tier, tier == 3600)
     assert duration.total_seconds() / flt.step_s <= 300
 
 
@@ -171,13 +173,23 @@ def test_traffic_series_exact_points(store: sa.Engine) -> None:
 
 def test_traffic_series_rebuckets_minutes_into_wider_steps(store: sa.Engine) -> None:
     load_traffic(store)
+    frame = traffic_series(store, QueryFilter.last(timedelta(hours=3), NOW)).set_index("bucket")
+    assert len(frame) == 180  # 3 h of the minute tier, one point per minute
+    assert frame["calls"].sum() == 32
     frame = traffic_series(store, QueryFilter.last(timedelta(hours=24), NOW)).set_index("bucket")
-    assert len(frame) == 288
-    assert frame.loc[pd.Timestamp(at(10)), "calls"] == 23  # 11:50 and 11:52 share the 5-minute step
-    assert frame.loc[pd.Timestamp(at(5)), "calls"] == 5
+    assert len(frame) == 144  # 24 h read from the 10-minute tier, one point per 10 minutes
+    assert frame.loc[pd.Timestamp(at(10)), "calls"] == 28  # 11:50, 11:52 and 11:55 share the step
     assert frame.loc[pd.Timestamp(at(90)), "calls"] == 4
     assert frame.loc[pd.Timestamp(at(600)), "calls"] == 7
     assert frame["calls"].sum() == 39
+
+
+def test_day_ranges_read_the_ten_minute_tier(store: sa.Engine) -> None:
+    insert_minutes(store, [rollup_row(at(60), [100] * 50)])  # minute tier only: not read for a 24 h range
+    insert(store, metric_rollups_10m, [rollup_row(at(120), [100] * 3)])
+    frame = traffic_series(store, QueryFilter.last(timedelta(hours=24), NOW))
+    assert frame["calls"].sum() == 3
+    assert frame.set_index("bucket").loc[pd.Timestamp(at(120)), "calls"] == 3
 
 
 def test_long_ranges_read_the_hour_tier(store: sa.Engine) -> None:
@@ -402,6 +414,28 @@ def test_recent_attempts_pagination(store: sa.Engine) -> None:
         last = page.iloc[-1]
         before = (last["ts"].to_pydatetime(), last["id"])
     assert by_keyset == everything and len(set(everything)) == 7
+
+
+def test_recent_attempts_widen_past_sparse_recent_windows(store: sa.Engine) -> None:
+    """Rows 30 s, 10 min, 3 h, 3 d and 6 d old: pages that the first windows cannot fill come out the same as a
+    scan of the whole range would give them, in order, across window edges."""
+    ages = [timedelta(seconds=30), timedelta(minutes=10), timedelta(hours=3), timedelta(days=3), timedelta(days=6)]
+    rows = [attempt_row(NOW - age, request_id=f"r{i}") for i, age in enumerate(ages)]
+    insert_attempts(store, rows)
+    week = QueryFilter.last(timedelta(days=7), NOW)
+    assert recent_attempts(store, week, limit=1)["request_id"].tolist() == ["r0"]
+    assert recent_attempts(store, week, limit=3)["request_id"].tolist() == ["r0", "r1", "r2"]
+    assert recent_attempts(store, week, limit=10)["request_id"].tolist() == ["r0", "r1", "r2", "r3", "r4"]
+    assert recent_attempts(store, week, limit=2, offset=3)["request_id"].tolist() == ["r3", "r4"]
+    last = rows[1]
+    after = recent_attempts(store, week, limit=2, before=(last["ts"], last["id"]))
+    assert after["request_id"].tolist() == ["r2", "r3"]
+    assert recent_attempts(store, QueryFilter.last(timedelta(days=4), NOW), limit=9)["request_id"].tolist() == [
+        "r0",
+        "r1",
+        "r2",
+        "r3",
+    ]
 
 
 @pytest.mark.parametrize(

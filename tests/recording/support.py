@@ -13,7 +13,13 @@ import sqlalchemy as sa
 from core.errors import ErrorClass
 from core.recording import AttemptRecord
 from core.store import latency_buckets
-from core.store.tables import api_usage_metrics, error_count_column, metric_rollups_1h, metric_rollups_1m
+from core.store.tables import (
+    api_usage_metrics,
+    error_count_column,
+    metric_rollups_1h,
+    metric_rollups_1m,
+    metric_rollups_10m,
+)
 
 MODELS = {"anthropic": ["claude-sonnet-4-6", "claude-haiku-4-5"], "openai": ["gpt-4.1"]}
 LABELS = ["Primary", "Backup 1", None]
@@ -68,6 +74,8 @@ def expected_rollups(rows: list[dict[str, Any]], tier: str) -> dict[tuple[Any, .
         bucket = ts.replace(second=0, microsecond=0)
         if tier == "1h":
             bucket = bucket.replace(minute=0)
+        elif tier == "10m":
+            bucket = bucket.replace(minute=bucket.minute - bucket.minute % 10)
         groups[(bucket, row["provider"], row["model"], row["key_label"] or "", row["source"])].append(row)
     result = {}
     for key, members in groups.items():
@@ -100,7 +108,7 @@ def expected_rollups(rows: list[dict[str, Any]], tier: str) -> dict[tuple[Any, .
 
 
 def stored_rollups(engine: sa.Engine, tier: str) -> dict[tuple[Any, ...], dict[str, Any]]:
-    table = metric_rollups_1m if tier == "1m" else metric_rollups_1h
+    table = {"1m": metric_rollups_1m, "10m": metric_rollups_10m, "1h": metric_rollups_1h}[tier]
     with engine.connect() as connection:
         rows = [dict(row._mapping) for row in connection.execute(sa.select(table))]
     return {(r["bucket"], r["provider"], r["model"], r["key_label"], r["source"]): r for r in rows}
@@ -114,7 +122,7 @@ def assert_rollups_match_raw(engine: sa.Engine) -> int:
     import pytest
 
     rows = raw_rows(engine)
-    for tier in ("1m", "1h"):
+    for tier in ("1m", "10m", "1h"):
         expected = expected_rollups(rows, tier)
         stored = stored_rollups(engine, tier)
         assert set(stored) == set(expected), tier

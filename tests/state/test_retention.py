@@ -16,10 +16,14 @@ from core.store.tables import (
     control_acks,
     control_commands,
     instance_snapshots,
+    instances,
+    key_health_rollups,
     key_health_snapshots,
     metric_rollups_1h,
     metric_rollups_1m,
+    metric_rollups_10m,
     probe_requests,
+    queue_rollups,
 )
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -61,6 +65,55 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
         connection.execute(api_usage_metrics.insert(), [_attempt(t) for t in _ages(14, 23, 4)])
         connection.execute(metric_rollups_1m.insert(), [_rollup(t, f"k{i}") for i, t in enumerate(_ages(30, 7, 3))])
         connection.execute(metric_rollups_1h.insert(), [_rollup(t, f"k{i}") for i, t in enumerate(_ages(400, 2, 5))])
+        connection.execute(metric_rollups_10m.insert(), [_rollup(t, f"k{i}") for i, t in enumerate(_ages(30, 4, 1))])
+        # snapshot rollups: each tier kept as long as the metric tier of its width (minute tier: 7 days)
+        queue = (
+            [(60, t) for t in _ages(7, 2, 1)]
+            + [(600, t) for t in _ages(30, 1, 2)]
+            + [(3600, t) for t in _ages(400, 3, 1)]
+        )
+        connection.execute(
+            queue_rollups.insert(),
+            [
+                {
+                    "tier_s": tier,
+                    "bucket": t,
+                    "provider": "openai",
+                    "instance_id": "i",
+                    "max_queue_depth": 0,
+                    "samples": 1,
+                }
+                for tier, t in queue
+            ],
+        )
+        keys = (
+            [(60, t) for t in _ages(7, 1, 1)]
+            + [(600, t) for t in _ages(30, 2, 0)]
+            + [(3600, t) for t in _ages(400, 0, 2)]
+        )
+        connection.execute(
+            key_health_rollups.insert(),
+            [
+                {
+                    "tier_s": tier,
+                    "bucket": t,
+                    "provider": "openai",
+                    "key_label": "Primary",
+                    "instance_id": "i",
+                    "min_score": 1.0,
+                    "worst_rank": 0,
+                    "samples": 1,
+                }
+                for tier, t in keys
+            ],
+        )
+        connection.execute(
+            instances.insert(),
+            [
+                {"instance_id": f"i{n}", "kind": "client", "first_seen": t, "last_seen": t}
+                for n, t in enumerate(_ages(7, 2, 3))
+            ],
+        )
         connection.execute(
             instance_snapshots.insert(),
             [{"ts": t, "instance_id": "i", "kind": "client", "provider": "openai"} for t in _ages(7, 6, 2)],
@@ -129,9 +182,13 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
     assert report.deleted == {
         "api_usage_metrics": 23,
         "metric_rollups_1m": 7,
+        "metric_rollups_10m": 4,
         "metric_rollups_1h": 2,
         "instance_snapshots": 6,
         "key_health_snapshots": 3,
+        "queue_rollups": 6,
+        "key_health_rollups": 3,
+        "instances": 2,
         "control_acks": 3,
         "control_commands": 3,
         "probe_requests": 4,
@@ -141,9 +198,13 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
     assert report.batches == {
         "api_usage_metrics": 5,
         "metric_rollups_1m": 2,
+        "metric_rollups_10m": 1,
         "metric_rollups_1h": 1,
         "instance_snapshots": 2,
         "key_health_snapshots": 1,
+        "queue_rollups": 2,
+        "key_health_rollups": 1,
+        "instances": 1,
         "control_acks": 1,
         "control_commands": 1,
         "probe_requests": 1,
@@ -155,9 +216,13 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
             for table in (
                 api_usage_metrics,
                 metric_rollups_1m,
+                metric_rollups_10m,
                 metric_rollups_1h,
                 instance_snapshots,
                 key_health_snapshots,
+                queue_rollups,
+                key_health_rollups,
+                instances,
                 control_acks,
                 control_commands,
                 probe_requests,
@@ -168,9 +233,13 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
         assert kept == {
             "api_usage_metrics": 4,
             "metric_rollups_1m": 3,
+            "metric_rollups_10m": 1,
             "metric_rollups_1h": 5,
             "instance_snapshots": 2,
             "key_health_snapshots": 3,
+            "queue_rollups": 4,
+            "key_health_rollups": 3,
+            "instances": 3,
             "control_acks": 3,
             "control_commands": 2,
             "probe_requests": 1,

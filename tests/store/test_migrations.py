@@ -17,6 +17,7 @@ EXPECTED_TABLES = {
     "api_usage_metrics",
     "metric_rollups_1m",
     "metric_rollups_1h",
+    "metric_rollups_10m",
     "instance_snapshots",
     "key_health_snapshots",
     "control_commands",
