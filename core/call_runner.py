@@ -12,7 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -80,13 +80,28 @@ class CallContext:
     queue_wait_s: float = 0.0
 
 
+class _NoVerdict:
+    """The permit of an attempt the breaker neither gates nor learns from (a probe)."""
+
+    __slots__ = ()
+
+    def record(self, healthy: bool) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
+NO_VERDICT = _NoVerdict()
+
+
 @dataclass(slots=True)
 class Lease:
     """One attempt in flight: everything that must be settled when it ends."""
 
     runtime: ProviderRuntime
     key: ApiKey
-    permit: Permit
+    permit: Permit | _NoVerdict
     prepared: PreparedRequest
     reserved_tokens: int
     key_demands: list[Demand]
@@ -286,6 +301,61 @@ class CallRunner:
             if not decision.retry:
                 raise error
             await clock.sleep(decision.wait_s)
+
+    async def run_pinned(
+        self,
+        ctx: CallContext,
+        provider: Provider,
+        model: str,
+        key: ApiKey,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        send: Send[T] | None = None,
+    ) -> tuple[T, Lease]:
+        """One attempt on exactly ``key`` — a probe: the trial that tells whether a key cooling down or disabled
+        works again, so the pool's choice, the breaker gate, retries and fallback are all skipped. It never waits
+        in the priority queue (a probe must not starve behind user traffic) but is charged to the limits like any
+        call. ``extra`` is merged into the SDK arguments; ``send`` replaces the adapter's ``complete``. The
+        attempt is settled like any other (key health, the row); a failure is raised after its row is recorded,
+        a success returns its unsettled lease."""
+        runtime = self.runtimes[provider]
+        prepared = self._prepare(ctx, runtime, model)
+        if extra:
+            prepared = replace(prepared, kwargs={**prepared.kwargs, **extra})
+        tokens = prepared.estimated_input_tokens + prepared.max_tokens
+        key_demands = runtime.key_demands(key, tokens)
+        await self.limiter.consume([*runtime.provider_demands(tokens), *key_demands])
+        ctx.attempts += 1
+        health = runtime.pool.state(key)
+        health.requests += 1
+        health.in_flight += 1
+        clock = self.clock
+        lease = Lease(
+            runtime, key, NO_VERDICT, prepared, tokens, key_demands, clock.monotonic(), clock.now(), 0.0,
+            ctx.attempts, ctx.options.priority, None,
+        )  # fmt: skip
+        try:
+            timeout_s = max(0.001, ctx.deadline - clock.monotonic())
+            if send is None:
+                result = await runtime.adapter.complete(key, prepared, timeout_s)
+            else:
+                result = await send(runtime, key, prepared, timeout_s)
+        except asyncio.CancelledError:
+            await self.abandon(lease)
+            raise
+        except Exception as exc:
+            try:
+                error = (
+                    exc
+                    if isinstance(exc, CallError)
+                    else classify_exception(exc, runtime.provider, clock.now(), key.label)
+                )
+            except BaseException:
+                await self.abandon(lease)  # not a provider failure (a bug): free the key, record nothing
+                raise
+            await self.settle_failure(ctx, lease, error, getattr(getattr(exc, "response", None), "headers", None))
+            raise error from None
+        return result, lease
 
     def _circuit_open(self, ctx: CallContext, runtime: ProviderRuntime) -> CircuitOpenError:
         return CircuitOpenError(

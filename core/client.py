@@ -14,14 +14,14 @@ import threading
 import uuid
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.admission import AdmissionQueue
-from core.api_keys import Provider
+from core.api_keys import ApiKey, Provider
 from core.breaker import CircuitBreaker
 from core.call_runner import CallContext, CallRunner, Lease
 from core.clock import SYSTEM_CLOCK, Clock
-from core.errors import RequestValidationError
+from core.errors import CallError, RequestValidationError
 from core.keys.health import HealthPolicy
 from core.keys.pool import KeyPool
 from core.limits.base import LimitSpec, RateLimiter
@@ -29,10 +29,10 @@ from core.limits.memory import MemoryRateLimiter
 from core.pricing import PriceTable
 from core.provider_runtime import KeyLimits, ProviderRuntime
 from core.providers.anthropic_adapter import AnthropicAdapter
-from core.providers.base import ProviderAdapter
+from core.providers.base import PreparedRequest, ProviderAdapter
 from core.providers.openai_adapter import OpenAIAdapter
 from core.recording import NullRecorder, Recorder, new_instance_id
-from core.request import CallOptions, ModelConfig
+from core.request import CallOptions, ModelConfig, Priority
 from core.response import AIResponse
 from core.retry import RetryPolicy
 from core.settings import Settings, load_settings
@@ -40,6 +40,9 @@ from core.streaming import ResponseStream
 from core.translate.model_map import ModelMap
 from core.translate.result import NormalizedResponse
 from core.validation import validate_call, validate_config, validate_options
+
+if TYPE_CHECKING:
+    from core.probe import ProbeResult, ProbeTarget
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -294,6 +297,88 @@ class AIClient:
             queue_wait_ms=ctx.queue_wait_s * 1000.0,
             ttft_ms=ttft_ms,
         )
+
+    # --- probes -------------------------------------------------------------------------------------------------
+
+    async def probe(self, target: ProbeTarget, *, timeout_s: float | None = None) -> ProbeResult:
+        """One probe on exactly ``target``'s key (see :mod:`core.probe`), recorded with ``source='probe'``.
+        Provider failures come back as a failed result; an unknown provider or key label raises ``ProbeError``."""
+        home = self._home()
+        call = self._probe(target, timeout_s if timeout_s is not None else self.settings.probe_timeout_s)
+        if home is None:
+            return await call
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, home))
+
+    async def _probe(self, target: ProbeTarget, timeout_s: float) -> ProbeResult:
+        from core.probe import (
+            MESSAGE_MAX,
+            PROBE_MAX_TOKENS,
+            PROBE_PROMPT,
+            ProbeError,
+            ProbeResult,
+            check_provider,
+            reasoning_off,
+        )
+
+        provider = check_provider(target.provider)
+        assert provider is not None
+        key = self.pools[provider].by_label(target.key_label)
+        if key is None:
+            labels = ", ".join(repr(k.label) for k in self.pools[provider].keys) or "none"
+            raise ProbeError("key", f"no {provider.value} key labelled {target.key_label!r} (keys: {labels})")
+        started = self.clock.monotonic()
+        ctx = CallContext(
+            call_id=uuid.uuid4(),
+            config=ModelConfig(model=target.model, provider=provider.value, max_tokens=PROBE_MAX_TOKENS),
+            messages=[{"role": "user", "content": PROBE_PROMPT}],
+            system=None,
+            options=CallOptions(priority=Priority.BACKGROUND, timeout_s=timeout_s),
+            started=started,
+            started_at=self.clock.now(),
+            deadline=started + timeout_s,
+            source="probe",
+        )
+        runner = self._runner
+        try:
+            if self.settings.probe_auth_check:
+                _, check = await runner.run_pinned(ctx, provider, target.model, key, send=self._list_models)
+                await runner.abandon(check)  # passed: free, so no row; the paid probe follows
+            completion, lease = await runner.run_pinned(
+                ctx, provider, target.model, key, extra=reasoning_off(provider, target.model)
+            )
+            first_token_ms = (self.clock.monotonic() - lease.sent_at) * 1000.0  # one token: the whole answer
+            await runner.settle_success(ctx, lease, completion.response, completion.headers, first_token_ms)
+            message = "ok"
+        except CallError as error:
+            if not ctx.rows:  # refused before sending (e.g. a request the provider's format cannot carry)
+                runner.record_rejection(ctx, provider.value, target.model, error)
+            message = str(error)
+        row = ctx.rows[-1]
+        runner.finish(ctx)
+        return ProbeResult(
+            provider=provider.value,
+            key_label=key.label,
+            model=target.model,
+            ok=row.outcome == "success",
+            outcome=row.outcome,
+            error_class=row.error_class.value if row.error_class is not None else None,
+            http_status=row.http_status,
+            latency_ms=row.latency_ms,
+            input_tokens=row.input_tokens,
+            output_tokens=row.output_tokens,
+            cost_usd=row.cost_usd,
+            message=message[:MESSAGE_MAX],
+            call_id=str(ctx.call_id),
+            ts=row.ts,
+        )
+
+    async def _list_models(
+        self, runtime: ProviderRuntime, key: ApiKey, prepared: PreparedRequest, timeout_s: float
+    ) -> None:
+        """The free auth check as a ``send`` for :meth:`CallRunner.run_pinned` (``PROBE_AUTH_CHECK``)."""
+        from core.probe_auth import list_models
+
+        await list_models(runtime.provider, self.settings.base_url(runtime.provider), key, timeout_s)
 
     # --- sync plumbing ------------------------------------------------------------------------------------------
 
