@@ -2,7 +2,8 @@
 
 What is kept: raw attempts ``RETENTION_DAYS`` (default 14), minute and 10-minute rollups 30 days, hour rollups 400
 days, state snapshots and the instance registry 7 days (their rollups as long as the metric tier of the same width,
-the minute tier 7 days), control commands and their acks, probe requests and alert deliveries 30 days.
+the minute tier 7 days), control commands and their acks, probe requests, alert deliveries and notifications 30
+days, silences 30 days after they end.
 
 Why batched deletes and not daily partitions on PostgreSQL: a range-partitioned ``api_usage_metrics`` would need a
 partitioned parent whose primary key includes the partition column (``(id, ts)`` instead of ``id``), which changes
@@ -23,6 +24,8 @@ import sqlalchemy as sa
 
 from core.store.tables import (
     alert_deliveries,
+    alert_notifications,
+    alert_silences,
     api_usage_metrics,
     control_acks,
     control_commands,
@@ -85,6 +88,8 @@ def retention_plan(now: datetime, retention_days: int) -> list[tuple[sa.Table, s
         (control_commands, older(control_commands.c.created_at, CONTROL_DAYS)),
         (probe_requests, older(probe_requests.c.created_at, CONTROL_DAYS)),
         (alert_deliveries, older(alert_deliveries.c.ts, CONTROL_DAYS)),
+        (alert_notifications, older(alert_notifications.c.created_at, CONTROL_DAYS)),
+        (alert_silences, older(alert_silences.c.ends_at, CONTROL_DAYS)),
     ]
 
 

@@ -124,6 +124,31 @@ class Settings(BaseSettings):
         30.0, ge=1, json_schema_extra=_expected("seconds between alert rule evaluations (≥ 1)")
     )
 
+    monitoring_webhook_format: str | None = Field(
+        None,
+        pattern="^(slack|discord|generic)$",
+        json_schema_extra=_expected("slack, discord or generic (default: guessed from MONITORING_WEBHOOK_URL)"),
+    )
+    monitoring_webhook_secret: SecretStr | None = Field(
+        None,
+        min_length=16,
+        json_schema_extra=_expected(
+            "a secret of at least 16 characters (HMAC-SHA256 signature of generic webhooks)", secret=True
+        ),
+    )
+    alert_rules_file: str | None = Field(
+        None, json_schema_extra=_expected("the path of a TOML file of alert rules and channels")
+    )
+    dashboard_url: str | None = Field(
+        None, json_schema_extra=_expected("the dashboard's public http(s) URL, linked from alerts")
+    )
+    alert_group_wait_s: float = Field(
+        30.0, ge=0, json_schema_extra=_expected("seconds to gather alerts that start together into one message")
+    )
+    alert_repeat_interval_s: float = Field(
+        14400.0, ge=60, json_schema_extra=_expected("seconds between reminders of an alert still firing (≥ 60)")
+    )
+
     anthropic_keys: tuple[ApiKey, ...] = Field((), exclude=True)
     openai_keys: tuple[ApiKey, ...] = Field((), exclude=True)
 
@@ -139,7 +164,7 @@ class Settings(BaseSettings):
         # load_settings merges the environment and .env itself, because key discovery must read the same view.
         return (init_settings,)
 
-    @field_validator("anthropic_base_url", "openai_base_url")
+    @field_validator("anthropic_base_url", "openai_base_url", "dashboard_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:

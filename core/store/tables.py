@@ -308,11 +308,50 @@ alert_episodes = sa.Table(
     sa.Index(None, "pending_since"),
 )
 
+alert_notifications = sa.Table(
+    "alert_notifications",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("channel", sa.String(64), nullable=False, comment="channel name from the alert config"),
+    sa.Column("transition", sa.String(16), nullable=False),
+    sa.Column("group_key", sa.String(200), nullable=False, comment="alerts grouped into one message share it"),
+    sa.Column("episode_ids", sa.JSON(), nullable=False),
+    sa.Column("message", sa.JSON(), nullable=False, comment="the secret-free alert data a channel renders"),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", Timestamp, nullable=False),
+    sa.Column("delivered_at", Timestamp),
+    sa.Column("last_error", sa.String(500)),
+    sa.CheckConstraint(_in("transition", ("firing", "resolved", "repeat", "test")), name="transition"),
+    sa.CheckConstraint(_in("status", ("pending", "delivered", "failed")), name="status"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "created_at"),
+    comment="outbox: one row per message per channel, written with the episode change, sent until delivered",
+)
+
+alert_silences = sa.Table(
+    "alert_silences",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False, comment="dashboard | api | cli"),
+    sa.Column("matchers", sa.JSON(), nullable=False, comment="label -> exact value; 'rule_id' matches the rule"),
+    sa.Column("starts_at", Timestamp, nullable=False),
+    sa.Column("ends_at", Timestamp, nullable=False),
+    sa.Column("expired_at", Timestamp, comment="set when expired early"),
+    sa.Column("comment", sa.String(500)),
+    sa.Index(None, "ends_at"),
+)
+
 alert_deliveries = sa.Table(
     "alert_deliveries",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("episode_id", BigId, sa.ForeignKey("alert_episodes.id", ondelete="CASCADE")),
+    sa.Column(
+        "notification_id", BigId, sa.ForeignKey("alert_notifications.id", ondelete="CASCADE"), nullable=True
+    ),
     sa.Column("ts", Timestamp, nullable=False),
     sa.Column("channel", sa.String(64), nullable=False),
     sa.Column("transition", sa.String(16), nullable=False, comment="firing | resolved | repeat | test"),
@@ -322,6 +361,8 @@ alert_deliveries = sa.Table(
     sa.Column("error", sa.String(500)),
     sa.Index(None, "ts"),
     sa.Index(None, "episode_id"),
+    sa.Index(None, "notification_id"),
+    sa.Index(None, "channel", "ts"),
 )
 
 probe_requests = sa.Table(

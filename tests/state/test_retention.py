@@ -12,6 +12,8 @@ from core.retention import prune
 from core.store.tables import (
     alert_deliveries,
     alert_episodes,
+    alert_notifications,
+    alert_silences,
     api_usage_metrics,
     control_acks,
     control_commands,
@@ -177,6 +179,29 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
             ],
         )
 
+        connection.execute(
+            alert_notifications.insert(),
+            [
+                {
+                    "created_at": t,
+                    "channel": "c",
+                    "transition": "firing",
+                    "group_key": "g",
+                    "episode_ids": [episode],
+                    "message": {},
+                    "next_attempt_at": t,
+                }
+                for t in _ages(30, 3, 2)
+            ],
+        )
+        connection.execute(
+            alert_silences.insert(),
+            [
+                {"created_at": t, "created_by": "cli", "matchers": {}, "starts_at": t, "ends_at": t}
+                for t in _ages(30, 1, 2)
+            ],
+        )
+
     report = prune(store, NOW, retention_days=14, batch_size=5)
 
     assert report.deleted == {
@@ -193,6 +218,8 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
         "control_commands": 3,
         "probe_requests": 4,
         "alert_deliveries": 5,
+        "alert_notifications": 3,
+        "alert_silences": 1,
     }
     # ceil(n / 5) full batches, plus one empty batch when n is a multiple of 5 (it cannot know it was the last)
     assert report.batches == {
@@ -209,6 +236,8 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
         "control_commands": 1,
         "probe_requests": 1,
         "alert_deliveries": 2,
+        "alert_notifications": 1,
+        "alert_silences": 1,
     }
     with store.connect() as connection:
         kept = {
@@ -228,6 +257,8 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
                 probe_requests,
                 alert_deliveries,
                 alert_episodes,
+                alert_notifications,
+                alert_silences,
             )
         }
         assert kept == {
@@ -245,6 +276,8 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
             "probe_requests": 1,
             "alert_deliveries": 2,
             "alert_episodes": 1,
+            "alert_notifications": 2,
+            "alert_silences": 2,
         }
         oldest = connection.execute(sa.select(sa.func.min(api_usage_metrics.c.ts, type_=api_usage_metrics.c.ts.type)))
         assert oldest.scalar_one() == NOW - timedelta(days=14)

@@ -29,6 +29,8 @@ EXPECTED_TABLES = {
     "queue_rollups",
     "key_health_rollups",
     "worker_leases",
+    "alert_notifications",
+    "alert_silences",
 }
 
 
