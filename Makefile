@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py --write-results
 	$(BIN)/python benchmarks/outage.py --write-results
 	$(BIN)/python benchmarks/queries.py --write-results
+	$(BIN)/python benchmarks/uuid_order.py --write-results
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

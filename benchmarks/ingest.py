@@ -91,7 +91,7 @@ def count_rows(engine: sa.Engine) -> tuple[int, int]:
 
 def through_recorder(engine: sa.Engine, rows: list[AttemptRecord], batch: int, spool: Path, max_batch: int) -> float:
     with engine.begin() as connection:  # each run starts from an empty store
-        for table in ("api_usage_metrics", "metric_rollups_1m", "metric_rollups_1h"):
+        for table in ("api_usage_metrics", "metric_rollups_1m", "metric_rollups_10m", "metric_rollups_1h"):
             connection.exec_driver_sql(f"DELETE FROM {table}")
     for attempt in rows:
         attempt.id = None

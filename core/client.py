@@ -22,6 +22,7 @@ from core.breaker import CircuitBreaker
 from core.call_runner import CallContext, CallRunner, Lease
 from core.clock import SYSTEM_CLOCK, Clock
 from core.errors import CallError, RequestValidationError
+from core.ids import uuid7
 from core.keys.health import HealthPolicy
 from core.keys.pool import KeyPool
 from core.limits.base import LimitSpec, RateLimiter
@@ -178,7 +179,7 @@ class AIClient:
         self, config: object, messages: object, system_prompt: object, options: object | None, streamed: bool
     ) -> CallContext:
         now = self.clock.monotonic()
-        call_id = uuid.uuid4()
+        call_id = uuid7()
         try:
             call = validate_call(config, messages, system_prompt, options)
         except RequestValidationError as error:
@@ -328,7 +329,7 @@ class AIClient:
             raise ProbeError("key", f"no {provider.value} key labelled {target.key_label!r} (keys: {labels})")
         started = self.clock.monotonic()
         ctx = CallContext(
-            call_id=uuid.uuid4(),
+            call_id=uuid7(),
             config=ModelConfig(model=target.model, provider=provider.value, max_tokens=PROBE_MAX_TOKENS),
             messages=[{"role": "user", "content": PROBE_PROMPT}],
             system=None,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 
 from core.errors import ErrorClass
+from core.ids import uuid7
 
 
 def new_instance_id() -> str:
@@ -52,7 +53,7 @@ class AttemptRecord:
         """The table row (enum as its string); called off the call path. The id is fixed on first use, so the
         spool and the database always see the same row."""
         if self.id is None:
-            self.id = uuid.uuid4()
+            self.id = uuid7(int(self.ts.timestamp() * 1000))
         row = {f.name: getattr(self, f.name) for f in _FIELDS}
         if self.error_class is not None:
             row["error_class"] = self.error_class.value

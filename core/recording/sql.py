@@ -28,13 +28,13 @@ import sqlite3
 import sys
 import threading
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from core.ids import uuid7_batch
 from core.recording.attempt import AttemptRecord
 from core.recording.spool import Spool
 from core.store import latency_buckets, rollups
@@ -51,8 +51,6 @@ def hash_user_id(user_id: str, key: bytes) -> str:
     return hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-_V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
-_V4_SET = (0x4000 << 64) | (0x8000 << 48)
 #: The raw table's columns in the order the fast staging functions below emit them.
 _STAGED_RAW = (
     "id", "ts", "call_id", "attempt", "is_final", "source", "provider", "model", "key_label", "key_fingerprint",
@@ -74,15 +72,14 @@ _PG_TYPES = {
 
 
 def assign_ids(attempts: list[AttemptRecord]) -> int:
-    """Random (version 4) uuids for the attempts that have none, from one ``os.urandom`` call per batch; returns
-    how many were assigned."""
+    """Time-ordered (version 7) uuids from each attempt's own time for the attempts that have none (one
+    ``os.urandom`` call per batch); returns how many were assigned. See :mod:`core.ids` for why."""
     missing = [attempt for attempt in attempts if attempt.id is None]
     if not missing:
         return 0
-    data = os.urandom(16 * len(missing))
-    from_bytes, make = int.from_bytes, uuid.UUID
-    for index, attempt in enumerate(missing):
-        attempt.id = make(int=(from_bytes(data[16 * index : 16 * index + 16]) & _V4_CLEAR) | _V4_SET)
+    ids = uuid7_batch([int(attempt.ts.timestamp() * 1000) for attempt in missing])
+    for attempt, new_id in zip(missing, ids, strict=True):
+        attempt.id = new_id
     return len(missing)
 
 
