@@ -72,53 +72,20 @@ def write_snapshots(
 
 def register_instances(connection: sa.Connection, instance_rows: Sequence[dict[str, Any]]) -> None:
     """Upsert each reporting instance's registry row; ``last_seen`` only moves forward."""
-    latest: dict[str, dict[str, Any]] = {}
-    for row in instance_rows:
-        seen = latest.get(row["instance_id"])
-        if seen is None or row["ts"] > seen["last_seen"]:
-            latest[row["instance_id"]] = {
-                "instance_id": row["instance_id"],
-                "kind": row["kind"],
-                "host": row.get("host"),
-                "pid": row.get("pid"),
-                "first_seen": row["ts"] if seen is None else min(seen["first_seen"], row["ts"]),
-                "last_seen": row["ts"],
-            }
-        else:
-            seen["first_seen"] = min(seen["first_seen"], row["ts"])
-    if not latest:
-        return
-    statement = _insert(connection)(instances)
-    excluded = statement.excluded
-    connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=[instances.c.instance_id],
-            set_={
-                "kind": excluded.kind,
-                "host": excluded.host,
-                "pid": excluded.pid,
-                "first_seen": _least(connection, instances.c.first_seen, excluded.first_seen),
-                "last_seen": _greatest(connection, instances.c.last_seen, excluded.last_seen),
-            },
-        ),
-        [latest[name] for name in sorted(latest)],
-    )
-
-
-def _fold(
-    values: Sequence[dict[str, Any]], key: tuple[str, ...], combine: dict[str, Callable[[Any, Any], Any]]
-) -> list[dict[str, Any]]:
-    """Merge rows with the same rollup key (one statement may not upsert a row twice), sorted by key."""
-    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for value in values:
-        k = tuple(value[name] for name in key)
-        current = merged.get(k)
-        if current is None:
-            merged[k] = dict(value)
-            continue
-        for name, how in combine.items():
-            current[name] = how(current[name], value[name])
-    return [merged[k] for k in sorted(merged)]
+    values = [
+        {
+            "instance_id": row["instance_id"],
+            "kind": row["kind"],
+            "host": row.get("host"),
+            "pid": row.get("pid"),
+            "first_seen": row["ts"],
+            "last_seen": row["ts"],
+        }
+        for row in instance_rows
+    ]
+    if values:
+        merges = {"kind": "new", "host": "new", "pid": "new", "first_seen": "min", "last_seen": "max"}
+        _merge_into(connection, instances, values, merges)
 
 
 def _max(a: Any, b: Any) -> Any:
@@ -133,78 +100,81 @@ def _add(a: int, b: int) -> int:
     return a + b
 
 
+#: How a rollup column merges two values: in Python (rows of one statement) and in SQL (with the stored row).
+_MERGES: dict[str, tuple[Callable[[Any, Any], Any], Callable[..., sa.ColumnElement]]] = {
+    "max": (_max, lambda connection, current, new: _greatest(connection, current, new)),
+    "min": (_min, lambda connection, current, new: _least(connection, current, new)),
+    "add": (_add, lambda connection, current, new: current + new),
+    "new": (lambda _current, new: new, lambda connection, current, new: new),
+}
+
+
+def _merge_into(
+    connection: sa.Connection, table: sa.Table, values: Sequence[dict[str, Any]], merges: dict[str, str]
+) -> None:
+    """Upsert rows, merging each column of ``merges`` with what is stored: ``max``, ``min``, ``add`` or ``new``
+    (the incoming value).
+
+    Rows with the same key are merged here first (one statement may not upsert a row twice), and the statement
+    sends them in key order.
+    """
+    key = [column.name for column in table.primary_key.columns]
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for value in values:
+        k = tuple(value[name] for name in key)
+        current = merged.get(k)
+        if current is None:
+            merged[k] = dict(value)
+            continue
+        for name, how in merges.items():
+            current[name] = _MERGES[how][0](current[name], value[name])
+    statement = _insert(connection)(table)
+    excluded = statement.excluded
+    update = {name: _MERGES[how][1](connection, table.c[name], excluded[name]) for name, how in merges.items()}
+    connection.execute(
+        statement.on_conflict_do_update(index_elements=list(table.primary_key.columns), set_=update),
+        [merged[k] for k in sorted(merged)],
+    )
+
+
 def upsert_queue_rollups(connection: sa.Connection, instance_rows: Sequence[dict[str, Any]]) -> None:
-    """Fold ``instance_snapshots`` rows into both tiers."""
+    """Fold ``instance_snapshots`` rows into every tier."""
     if not instance_rows:
         return
-    t = queue_rollups
-    values = _fold(
-        [
-            {
-                "tier_s": tier,
-                "bucket": tier_bucket(row["ts"], tier),
-                "provider": row["provider"],
-                "instance_id": row["instance_id"],
-                "max_queue_depth": int(row.get("queue_depth") or 0),
-                "max_oldest_wait_ms": row.get("oldest_wait_ms"),
-                "breaker_open_samples": 1 if row.get("breaker_state") == "open" else 0,
-                "samples": 1,
-            }
-            for tier in SNAPSHOT_TIERS_S
-            for row in instance_rows
-        ],
-        ("tier_s", "bucket", "provider", "instance_id"),
-        {"max_queue_depth": _max, "max_oldest_wait_ms": _max, "breaker_open_samples": _add, "samples": _add},
-    )
-    statement = _insert(connection)(t)
-    excluded = statement.excluded
-    connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=list(t.primary_key.columns),
-            set_={
-                "max_queue_depth": _greatest(connection, t.c.max_queue_depth, excluded.max_queue_depth),
-                "max_oldest_wait_ms": _greatest(connection, t.c.max_oldest_wait_ms, excluded.max_oldest_wait_ms),
-                "breaker_open_samples": t.c.breaker_open_samples + excluded.breaker_open_samples,
-                "samples": t.c.samples + excluded.samples,
-            },
-        ),
-        values,
-    )
+    values = [
+        {
+            "tier_s": tier,
+            "bucket": tier_bucket(row["ts"], tier),
+            "provider": row["provider"],
+            "instance_id": row["instance_id"],
+            "max_queue_depth": int(row.get("queue_depth") or 0),
+            "max_oldest_wait_ms": row.get("oldest_wait_ms"),
+            "breaker_open_samples": 1 if row.get("breaker_state") == "open" else 0,
+            "samples": 1,
+        }
+        for tier in SNAPSHOT_TIERS_S
+        for row in instance_rows
+    ]
+    merges = {"max_queue_depth": "max", "max_oldest_wait_ms": "max", "breaker_open_samples": "add", "samples": "add"}
+    _merge_into(connection, queue_rollups, values, merges)
 
 
 def upsert_key_health_rollups(connection: sa.Connection, key_rows: Sequence[dict[str, Any]]) -> None:
-    """Fold ``key_health_snapshots`` rows into both tiers."""
+    """Fold ``key_health_snapshots`` rows into every tier."""
     if not key_rows:
         return
-    t = key_health_rollups
-    values = _fold(
-        [
-            {
-                "tier_s": tier,
-                "bucket": tier_bucket(row["ts"], tier),
-                "provider": row["provider"],
-                "key_label": row["key_label"],
-                "instance_id": row["instance_id"],
-                "min_score": float(row["score"]),
-                "worst_rank": KEY_STATUS_RANK.get(row["status"], UNKNOWN_STATUS_RANK),
-                "samples": 1,
-            }
-            for tier in SNAPSHOT_TIERS_S
-            for row in key_rows
-        ],
-        ("tier_s", "bucket", "provider", "key_label", "instance_id"),
-        {"min_score": _min, "worst_rank": _max, "samples": _add},
-    )
-    statement = _insert(connection)(t)
-    excluded = statement.excluded
-    connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=list(t.primary_key.columns),
-            set_={
-                "min_score": _least(connection, t.c.min_score, excluded.min_score),
-                "worst_rank": _greatest(connection, t.c.worst_rank, excluded.worst_rank),
-                "samples": t.c.samples + excluded.samples,
-            },
-        ),
-        values,
-    )
+    values = [
+        {
+            "tier_s": tier,
+            "bucket": tier_bucket(row["ts"], tier),
+            "provider": row["provider"],
+            "key_label": row["key_label"],
+            "instance_id": row["instance_id"],
+            "min_score": float(row["score"]),
+            "worst_rank": KEY_STATUS_RANK.get(row["status"], UNKNOWN_STATUS_RANK),
+            "samples": 1,
+        }
+        for tier in SNAPSHOT_TIERS_S
+        for row in key_rows
+    ]
+    _merge_into(connection, key_health_rollups, values, {"min_score": "min", "worst_rank": "max", "samples": "add"})
