@@ -264,25 +264,9 @@ class CallRunner:
                 priority,
                 fallback_name,
             )
-            try:
-                timeout_s = max(0.001, ctx.deadline - clock.monotonic())
-                if send is None:
-                    result = await runtime.adapter.complete(key, prepared, timeout_s)
-                else:
-                    result = await send(runtime, key, prepared, timeout_s)
-            except asyncio.CancelledError:
-                await self.abandon(lease)
-                raise
-            except Exception as exc:
-                error = (
-                    exc
-                    if isinstance(exc, CallError)
-                    else classify_exception(exc, runtime.provider, clock.now(), key.label)
-                )
-                headers = getattr(getattr(exc, "response", None), "headers", None)
-                await self.settle_failure(ctx, lease, error, headers)
-            else:
-                return result, lease
+            sent, error = await self._send(ctx, lease, send)
+            if error is None:
+                return sent, lease  # type: ignore[return-value]
 
             if error.error_class in REQUEST_SCOPED:
                 raise error
@@ -334,12 +318,20 @@ class CallRunner:
             runtime, key, NO_VERDICT, prepared, tokens, key_demands, clock.monotonic(), clock.now(), 0.0,
             ctx.attempts, ctx.options.priority, None,
         )  # fmt: skip
+        sent, error = await self._send(ctx, lease, send)
+        if error is not None:
+            raise error from None
+        return sent, lease  # type: ignore[return-value]
+
+    async def _send(self, ctx: CallContext, lease: Lease, send: Send[T] | None) -> tuple[T | None, CallError | None]:
+        """Send the leased attempt: ``(result, None)``, or ``(None, error)`` with the failure already settled
+        (key health, breaker, the row). Cancelled → the lease is given back unrecorded and the cancel goes on."""
+        runtime, key, clock = lease.runtime, lease.key, self.clock
         try:
             timeout_s = max(0.001, ctx.deadline - clock.monotonic())
             if send is None:
-                result = await runtime.adapter.complete(key, prepared, timeout_s)
-            else:
-                result = await send(runtime, key, prepared, timeout_s)
+                return await runtime.adapter.complete(key, lease.prepared, timeout_s), None
+            return await send(runtime, key, lease.prepared, timeout_s), None
         except asyncio.CancelledError:
             await self.abandon(lease)
             raise
@@ -354,8 +346,7 @@ class CallRunner:
                 await self.abandon(lease)  # not a provider failure (a bug): free the key, record nothing
                 raise
             await self.settle_failure(ctx, lease, error, getattr(getattr(exc, "response", None), "headers", None))
-            raise error from None
-        return result, lease
+            return None, error
 
     def _circuit_open(self, ctx: CallContext, runtime: ProviderRuntime) -> CircuitOpenError:
         return CircuitOpenError(
