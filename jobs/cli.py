@@ -9,15 +9,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
-import subprocess
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from core.errors import PulsegateError
 from core.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from core.probe import ProbeResult, ProbeTarget
 
 EXIT_USAGE = 2
 DEFAULT_EMULATOR_PORT = 8700
@@ -81,29 +82,83 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_emulator(args)
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
-    from core.store import check_connection, create_store_engine, describe_url
+    """Scheduler, leader election and the HTTP API until SIGTERM/SIGINT (see jobs/worker.py)."""
+    from jobs.worker import run_worker
 
+    if not args.verbose:  # one line per job run and per request would bury what matters; the worker itself
+        for name in ("httpx2", "httpx", "uvicorn"):  # logs missed and failed runs
+            logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    return run_worker(_settings(), host=args.host, port=args.port)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Probe keys now, in this process: a result table; exit 0 if every probe passed, 1 if one failed."""
+    import asyncio
+    import json
+
+    from core.probe import format_probe_table, probe_targets
+
+    if not args.verbose:
+        logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per request would bury the table
     settings = _settings()
-    engine = create_store_engine(settings.database_url)
-    check_connection(engine)
-    log.info("worker started on %s; no jobs are scheduled yet — SIGTERM stops it", describe_url(engine.url))
+    targets = probe_targets(settings, provider=args.provider, key_label=args.key, model=args.model)
+    if not targets:
+        raise CommandError("no API keys are configured: set ANTHROPIC_API_KEY and/or OPENAI_API_KEY")
+    results, restored = asyncio.run(_probe_now(settings, targets))
+    if args.json:
+        print(json.dumps({"results": [r.to_json() for r in results], "commands": restored}, indent=2))
+    else:
+        print(format_probe_table(results))
+        for line in restored:
+            print(f"{line['provider']} key {line['key_label']!r}: {line['command']} issued (command {line['id']})")
+    return 0 if all(r.ok for r in results) else 1
+
+
+async def _probe_now(settings: Settings, targets: list[ProbeTarget]) -> tuple[list[ProbeResult], list[dict[str, Any]]]:
+    """Run the probes on a client recording to DATABASE_URL; a key found working is returned to service."""
+    from core.client import AIClient
+    from core.control import command_status
+    from core.probe import restore_recovered_keys, run_probes
+    from core.store import store_status
+
+    client = AIClient.from_env(settings=settings, heartbeat=False)  # a one-shot process is no instance to watch
+    try:
+        results = await run_probes(client, targets, concurrency=settings.probe_concurrency)
+    finally:
+        await client.aclose()
+    engine = client.recorder.engine  # type: ignore[attr-defined]
+    restored: list[dict[str, Any]] = []
+    if store_status(engine).revision is not None:
+        now = client.clock.now()
+        ids = restore_recovered_keys(engine, results, now, heartbeat_interval_s=settings.heartbeat_interval_s)
+        for command_id in ids:
+            status = command_status(engine, command_id)
+            restored.append({k: status[k] for k in ("id", "command", "provider", "key_label")})
     engine.dispose()
-    _wait_for_signal()
-    log.info("worker stopped")
-    return 0
+    return results, restored
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     import dashboard
 
+    if not _is_loopback(args.host) and _settings().dashboard_password is None:
+        raise CommandError(
+            f"refusing to serve the dashboard on {args.host} without a password: set DASHBOARD_PASSWORD "
+            "(8+ characters), or bind to 127.0.0.1"
+        )
     app = Path(dashboard.__file__).resolve().parent / "app.py"
     command = [
         sys.executable,
@@ -119,8 +174,198 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "minimal",
+        "--server.fileWatcherType",
+        "none",
     ]
-    return subprocess.call(command)  # noqa: S603 — our own interpreter and script, no shell
+    # exec, not a child process: SIGTERM from honcho / a test reaches Streamlit itself instead of orphaning it
+    sys.stdout.flush()
+    os.execv(sys.executable, command)  # noqa: S606 — our own interpreter and script, no shell
+
+
+# --- pulsegate alert … ---------------------------------------------------------------------------------------
+
+
+def _alert_store(settings: Settings) -> Any:
+    """An engine on a reachable, migrated store, or one CommandError saying what to do."""
+    from core.store import create_store_engine, store_status
+
+    engine = create_store_engine(settings.database_url)
+    status = store_status(engine)
+    if not status.reachable:
+        engine.dispose()
+        raise CommandError(status.problem or f"cannot reach {status.description}")
+    if status.revision is None:
+        engine.dispose()
+        raise CommandError(f"{status.description} has no tables yet: run `pulsegate migrate` first")
+    return engine
+
+
+def _quiet_delivery_logs(args: argparse.Namespace) -> None:
+    if not args.verbose:  # the command prints each outcome itself
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
+        logging.getLogger("pulsegate.alerts.delivery").setLevel(logging.CRITICAL)
+
+
+def cmd_alert_test(args: argparse.Namespace) -> int:
+    """Send a test notification to every channel (or one): exit 0 if each was delivered, 1 if one failed."""
+    import asyncio
+    import json
+
+    from core.alerts.config import load_alert_config
+    from core.alerts.test_alert import send_test_alert
+
+    _quiet_delivery_logs(args)
+    settings = _settings()
+    config = load_alert_config(settings)
+    if not config.channels:
+        raise CommandError(
+            "no alert channels are configured: set MONITORING_WEBHOOK_URL or add [[channels]] to ALERT_RULES_FILE"
+        )
+    if args.channel is not None and args.channel not in config.channel_names:
+        known = ", ".join(config.channel_names)
+        raise CommandError(f"no alert channel named {args.channel!r} (configured: {known})")
+    engine = _alert_store(settings)
+    try:
+        outcomes = asyncio.run(
+            send_test_alert(engine, config.channels, channel=args.channel, dashboard_url=settings.dashboard_url)
+        )
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps([o.to_json() for o in outcomes], indent=2))
+    else:
+        width = max(len(o.channel) for o in outcomes)
+        for o in outcomes:
+            result = f"delivered (HTTP {o.status_code})" if o.delivered else f"FAILED: {o.error}"
+            print(f"{o.channel:<{width}}  {o.format:<8} {o.masked_url}  {result}")
+        print(f"{sum(o.delivered for o in outcomes)}/{len(outcomes)} delivered")
+    return 0 if all(o.delivered for o in outcomes) else 1
+
+
+def cmd_alert_rules(args: argparse.Namespace) -> int:
+    """Validate the alert configuration and print the rules, channels and timers in force (exit 2 if invalid)."""
+    import json
+
+    from core.alerts.config import load_alert_config
+    from core.alerts.engine import describe_rule
+    from core.alerts.rules import format_duration
+
+    config = load_alert_config(_settings())
+    if args.json:
+        shown = {
+            "source": config.source,
+            "group_wait_s": config.group_wait_s,
+            "repeat_interval_s": config.repeat_interval_s,
+            "rules": [describe_rule(r) for r in config.rules],
+            "disabled_rules": list(config.disabled_rules),
+            "channels": [
+                {"name": c.name, "format": c.format, "url": c.masked_url, "severities": sorted(c.severities)}
+                for c in config.channels
+            ],
+        }
+        print(json.dumps(shown, indent=2))
+        return 0
+    print(f"alert rules from {config.source}: {len(config.rules)} enabled, {len(config.disabled_rules)} disabled")
+    header = ("rule", "kind", "severity", "threshold", "window", "for", "min", "scope")
+    rows = [header]
+    for r in config.rules:
+        threshold = "-" if r.threshold is None else f"{r.threshold:g} {r.spec.unit}".strip()
+        rows.append(
+            (
+                r.id,
+                r.kind,
+                r.severity,
+                threshold,
+                format_duration(r.window_s),
+                format_duration(r.for_s),
+                str(r.min_sample),
+                r.scope,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    if config.disabled_rules:
+        print(f"disabled: {', '.join(config.disabled_rules)}")
+    print(
+        f"group wait {format_duration(config.group_wait_s)}, "
+        f"repeat interval {format_duration(config.repeat_interval_s)}"
+    )
+    if not config.channels:
+        print("channels: none (set MONITORING_WEBHOOK_URL or add [[channels]]): alerts are recorded, not sent")
+    for c in config.channels:
+        print(f"channel {c.name}: {c.format} {c.masked_url} severities={','.join(sorted(c.severities))}")
+    return 0
+
+
+def _matchers(values: Sequence[str]) -> dict[str, str]:
+    matchers: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value:
+            raise CommandError(f"--match {item!r}: expected NAME=VALUE, e.g. provider=anthropic")
+        matchers[name.strip()] = value
+    return matchers
+
+
+def cmd_alert_silence(args: argparse.Namespace) -> int:
+    """Add, list or expire silences (matching alerts change state but are not notified)."""
+    import json
+    from datetime import datetime, timedelta
+
+    from core.alerts.rules import parse_duration
+    from core.alerts.silences import SilenceError, create_silence, expire_silence, list_silences
+    from core.clock import SYSTEM_CLOCK
+
+    now = SYSTEM_CLOCK.now()
+    engine = _alert_store(_settings())
+    try:
+        if args.silence_command == "add":
+            matchers = _matchers(args.match)
+            if (args.duration is None) == (args.until is None):
+                raise CommandError("give how long the silence lasts: --for DURATION (e.g. 2h) or --until TIME")
+            try:
+                if args.duration is not None:
+                    ends_at = now + timedelta(seconds=parse_duration(args.duration))
+                else:
+                    ends_at = datetime.fromisoformat(args.until)
+                    if ends_at.tzinfo is None:
+                        raise CommandError(f"--until {args.until!r}: add a timezone, e.g. 2026-12-01T18:00+00:00")
+            except ValueError as exc:
+                raise CommandError(f"--{'for' if args.duration else 'until'}: {exc}") from None
+            try:
+                silence_id = create_silence(
+                    engine, matchers, ends_at=ends_at, created_by="cli", comment=args.comment, now=now
+                )
+            except SilenceError as exc:
+                raise CommandError(str(exc)) from None
+            shown = " ".join(f"{k}={v}" for k, v in matchers.items())
+            print(f"silence {silence_id} added: {shown} until {ends_at.isoformat(timespec='seconds')}")
+            return 0
+        if args.silence_command == "expire":
+            try:
+                ended = expire_silence(engine, args.id, now)
+            except KeyError:
+                raise CommandError(f"no silence with id {args.id}") from None
+            print(f"silence {args.id} {'expired' if ended else 'had already ended'}")
+            return 0
+        silences = list_silences(engine, now)
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps([s.to_json(now) for s in silences], indent=2))
+        return 0
+    if not silences:
+        print("no silences")
+        return 0
+    for s in silences:
+        matchers = " ".join(f"{k}={v}" for k, v in s.matchers.items())
+        comment = f"  # {s.comment}" if s.comment else ""
+        until = (s.expired_at or s.ends_at).isoformat(timespec="seconds")
+        print(f"{s.id:>4}  {s.state(now):<8} {matchers}  until {until}  by {s.created_by}{comment}")
+    return 0
 
 
 def _port(value: str) -> int:
@@ -157,7 +402,39 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--port", type=_port, default=DEFAULT_EMULATOR_PORT, help="port (default 8700)")
         sub.add_argument("--scenario", default=None, help="scenario file (TOML or JSON), see docs/emulator.md")
 
-    add("worker", cmd_worker, "run the background worker")
+    worker = add("worker", cmd_worker, "run the background worker: scheduled jobs, leader election, HTTP API")
+    worker.add_argument("--host", default=None, help="address to bind the API (default $WORKER_HOST or 127.0.0.1)")
+    worker.add_argument("--port", type=_port, default=None, help="API port (default $WORKER_PORT or 8600)")
+
+    probe = add("probe", cmd_probe, "probe API keys now and print the results (exit 1 if one fails)")
+    probe.add_argument("--provider", choices=("anthropic", "openai"), help="only this provider's keys")
+    probe.add_argument("--key", metavar="LABEL", help="only the key with this label (e.g. Primary, 'Backup 1')")
+    probe.add_argument("--model", help="probe on this model (default: ANTHROPIC_PROBE_MODEL / OPENAI_PROBE_MODEL)")
+    probe.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    alert = commands.add_parser("alert", help="alerting: test channels, check rules, silences")
+    alert_commands = alert.add_subparsers(dest="alert_command", required=True, metavar="ALERT_COMMAND")
+    alert_test = alert_commands.add_parser("test", help="send a test notification (exit 1 if one fails)")
+    alert_test.set_defaults(handler=cmd_alert_test)
+    alert_test.add_argument("--channel", metavar="NAME", help="only this channel (default: every channel)")
+    alert_test.add_argument("--json", action="store_true", help="print the outcomes as JSON")
+    alert_rules = alert_commands.add_parser("rules", help="validate the alert config and print the rules in force")
+    alert_rules.set_defaults(handler=cmd_alert_rules)
+    alert_rules.add_argument("--json", action="store_true", help="print the configuration as JSON")
+    silence = alert_commands.add_parser("silence", help="add, list or expire silences")
+    silence_commands = silence.add_subparsers(dest="silence_command", required=True, metavar="SILENCE_COMMAND")
+    silence_add = silence_commands.add_parser("add", help="mute alerts matching every --match for a while")
+    silence_add.add_argument(
+        "--match", action="append", required=True, metavar="NAME=VALUE", help="label (or rule_id) to match"
+    )
+    silence_add.add_argument("--for", dest="duration", metavar="DURATION", help="how long, e.g. 30m, 2h, 1d")
+    silence_add.add_argument("--until", metavar="TIME", help="end time, ISO-8601 with a timezone")
+    silence_add.add_argument("--comment", help="why (shown in lists and on the dashboard)")
+    silence_list = silence_commands.add_parser("list", help="active, pending and recently ended silences")
+    silence_list.add_argument("--json", action="store_true", help="print the silences as JSON")
+    silence_expire = silence_commands.add_parser("expire", help="end a silence now")
+    silence_expire.add_argument("id", type=int, help="the silence's id (see `alert silence list`)")
+    silence.set_defaults(handler=cmd_alert_silence)
 
     dash = add("dashboard", cmd_dashboard, "run the Streamlit dashboard")
     dash.add_argument(
