@@ -349,9 +349,7 @@ alert_deliveries = sa.Table(
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("episode_id", BigId, sa.ForeignKey("alert_episodes.id", ondelete="CASCADE")),
-    sa.Column(
-        "notification_id", BigId, sa.ForeignKey("alert_notifications.id", ondelete="CASCADE"), nullable=True
-    ),
+    sa.Column("notification_id", BigId, sa.ForeignKey("alert_notifications.id", ondelete="CASCADE"), nullable=True),
     sa.Column("ts", Timestamp, nullable=False),
     sa.Column("channel", sa.String(64), nullable=False),
     sa.Column("transition", sa.String(16), nullable=False, comment="firing | resolved | repeat | test"),
