@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/outage.py --write-results
 	$(BIN)/python benchmarks/queries.py --write-results
 	$(BIN)/python benchmarks/uuid_order.py --write-results
+	$(BIN)/python benchmarks/dashboard_load.py --write-results  # needs a database kept by queries.py --keep (see its docstring)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -87,8 +87,10 @@ def recent_attempts(
     before: tuple[datetime, uuid.UUID] | None = None,
     outcome: str | None = None,
     error_class: str | None = None,
+    include_user_id: bool = False,
 ) -> pd.DataFrame:
-    """Attempts in ``flt``'s range and filters, ordered by ``ts`` then ``id`` descending."""
+    """Attempts in ``flt``'s range and filters, ordered by ``ts`` then ``id`` descending. ``user_id`` (as stored:
+    raw, or hashed under ``HASH_USER_IDS``) is a column only when asked for — for an authenticated operator."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise QueryFilterError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
@@ -108,8 +110,9 @@ def recent_attempts(
         if not isinstance(row_id, uuid.UUID):
             raise QueryFilterError("before must be (ts, uuid.UUID) of the last row shown")
         where.append(sa.or_(t.c.ts < ts, sa.and_(t.c.ts == ts, t.c.id < row_id)))
+    names = (*ATTEMPT_COLUMNS, "user_id") if include_user_id else ATTEMPT_COLUMNS
     statement = (
-        sa.select(*(t.c[name] for name in ATTEMPT_COLUMNS))
+        sa.select(*(t.c[name] for name in names))
         .where(*where)
         .order_by(t.c.ts.desc(), t.c.id.desc())
         .limit(limit)
@@ -120,7 +123,9 @@ def recent_attempts(
     frame = pd.DataFrame(rows, columns=columns)
     if frame.empty:
         return pd.DataFrame(
-            {name: pd.Series(dtype="datetime64[ns, UTC]" if name == "ts" else "object") for name in ATTEMPT_COLUMNS}
+            {name: pd.Series(dtype="datetime64[ns, UTC]" if name == "ts" else "object") for name in names}
         )
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    if include_user_id:  # pandas reads a column of strings and NULLs with NaN for the NULLs
+        frame["user_id"] = frame["user_id"].astype(object).where(frame["user_id"].notna(), None)
     return frame

@@ -416,6 +416,14 @@ def test_recent_attempts_pagination(store: sa.Engine) -> None:
     assert by_keyset == everything and len(set(everything)) == 7
 
 
+def test_recent_attempts_carry_user_ids_only_when_asked(store: sa.Engine) -> None:
+    insert_attempts(store, [attempt_row(at(1), user_id="user-7"), attempt_row(at(2), user_id=None)])
+    assert "user_id" not in recent_attempts(store, HOUR).columns
+    assert recent_attempts(store, HOUR, include_user_id=True)["user_id"].tolist() == ["user-7", None]
+    assert "user_id" in recent_attempts(store, QueryFilter.last(timedelta(minutes=1), NOW - timedelta(hours=5)),
+                                        include_user_id=True).columns  # fmt: skip
+
+
 def test_recent_attempts_widen_past_sparse_recent_windows(store: sa.Engine) -> None:
     """Rows 30 s, 10 min, 3 h, 3 d and 6 d old: pages that the first windows cannot fill come out the same as a
     scan of the whole range would give them, in order, across window edges."""

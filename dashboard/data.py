@@ -1,0 +1,225 @@
+"""Every read the dashboard makes: ``core`` queries behind ``st.cache_data`` with a short TTL.
+
+The engine is shared (``st.cache_resource``); query results are cached per (database URL, filter), and the
+filter's end is rounded to a few seconds so reruns within it hit the cache. A database error becomes
+:class:`StoreDown` carrying one line — the page shows a banner, never a traceback — and is not cached, so the
+next rerun tries again and the page recovers by itself.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+import pandas as pd
+import sqlalchemy as sa
+import streamlit as st
+
+from core.errors import StoreError
+from core.queries import (
+    QueryFilter,
+    current_queues,
+    key_health_series,
+    kpi_summary,
+    latest_instances,
+    latest_key_health,
+    queue_depth_series,
+    range_totals,
+    recent_attempts,
+    traffic_series,
+)
+from core.store import create_store_engine, store_status
+from core.store.engine import describe_url
+
+TTL_S = 10
+P = ParamSpec("P")
+R = TypeVar("R")
+FilterKey = tuple[datetime, datetime, str | None, str | None, str | None, str | None]
+
+
+class StoreDown(Exception):
+    """The store cannot be read right now; ``str()`` is one line naming the database (never its password)."""
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    lines = str(orig if orig is not None else exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def guarded(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn a database failure into :class:`StoreDown`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (sa.exc.SQLAlchemyError, StoreError, OSError) as exc:
+            url = args[0] if args and isinstance(args[0], str) else None
+            where = describe_url(sa.make_url(url)) if url else "the store"
+            raise StoreDown(f"cannot read {where}: {_reason(exc)}") from None
+
+    return wrapper
+
+
+@st.cache_resource(show_spinner=False)
+def engine(url: str) -> sa.Engine:
+    return create_store_engine(url)
+
+
+def key_of(flt: QueryFilter) -> FilterKey:
+    return (flt.start, flt.end, flt.provider, flt.model, flt.key_label, flt.source)
+
+
+def _flt(key: FilterKey) -> QueryFilter:
+    start, end, provider, model, key_label, source = key
+    return QueryFilter(start, end, provider=provider, model=model, key_label=key_label, source=source)
+
+
+def status(url: str) -> tuple[bool, str | None, str, str | None]:
+    """(reachable, revision, description, problem). Not cached: a ``SELECT 1`` and the revision cost a few
+    milliseconds, and an outage must be noticed — and a recovery too — on the very next run."""
+    result = store_status(engine(url))
+    return result.reachable, result.revision, result.description, result.problem
+
+
+@guarded
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def traffic(url: str, key: FilterKey) -> pd.DataFrame:
+    return traffic_series(engine(url), _flt(key))
+
+
+@guarded
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def kpis(url: str, key: FilterKey) -> pd.DataFrame:
+    return kpi_summary(engine(url), _flt(key))
+
+
+@guarded
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def totals(url: str, key: FilterKey) -> dict[str, float]:
+    return range_totals(engine(url), _flt(key))
+
+
+@guarded
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def queues(url: str, key: FilterKey) -> pd.DataFrame:
+    return queue_depth_series(engine(url), _flt(key))
+
+
+@guarded
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def key_health_timeline(url: str, key: FilterKey) -> pd.DataFrame:
+    return key_health_series(engine(url), _flt(key))
+
+
+@guarded
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def instances(url: str, now: datetime, heartbeat_s: float) -> pd.DataFrame:
+    return latest_instances(engine(url), now, heartbeat_interval_s=heartbeat_s)
+
+
+@guarded
+def queues_now(url: str, now: datetime, heartbeat_s: float) -> pd.DataFrame:
+    return current_queues(instances(url, now, heartbeat_s))
+
+
+@guarded
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def keys_now(url: str, now: datetime, heartbeat_s: float) -> pd.DataFrame:
+    return latest_key_health(engine(url), now, heartbeat_interval_s=heartbeat_s).keys
+
+
+@guarded
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def health(url: str, now: datetime, window_s: int, heartbeat_s: float) -> dict[str, Any]:
+    from core.health_report import health_report
+
+    return health_report(engine(url), now, window=timedelta(seconds=window_s), heartbeat_interval_s=heartbeat_s)
+
+
+@guarded
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def attempts(
+    url: str,
+    key: FilterKey,
+    limit: int,
+    offset: int,
+    outcome: str | None,
+    error_class: str | None,
+) -> pd.DataFrame:
+    return recent_attempts(
+        engine(url),
+        _flt(key),
+        limit=limit,
+        offset=offset,
+        outcome=outcome,
+        error_class=error_class,
+        include_user_id=True,  # the Calls page drops it unless the operator signed in
+    )
+
+
+@guarded
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def episodes(url: str, start: datetime, end: datetime, states: tuple[str, ...] | None = None) -> pd.DataFrame:
+    from core.queries.alerts import alert_episodes_frame
+
+    return alert_episodes_frame(engine(url), start, end, states=states)
+
+
+@guarded
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def deliveries(url: str, start: datetime, end: datetime) -> pd.DataFrame:
+    from core.queries.alerts import alert_deliveries_frame
+
+    return alert_deliveries_frame(engine(url), start, end)
+
+
+@guarded
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def breaker_spans(url: str, key: FilterKey) -> pd.DataFrame:
+    from core.queries.alerts import breaker_open_spans
+
+    return breaker_open_spans(engine(url), _flt(key))
+
+
+# --- writes and polls (never cached) ------------------------------------------------------------------------------
+
+
+@guarded
+def issue(url: str, command: str, *, provider: str | None, key_label: str | None, now: datetime) -> int:
+    from core.control import issue_command
+
+    return issue_command(
+        engine(url), command, provider=provider, key_label=key_label, requested_by="dashboard", now=now
+    )
+
+
+@guarded
+def command(url: str, command_id: int, now: datetime) -> dict[str, Any]:
+    from core.control import command_status
+
+    return command_status(engine(url), command_id, now)
+
+
+@guarded
+def probe(url: str, *, provider: str | None, key_label: str | None, model: str | None, now: datetime) -> int:
+    from core.probe_requests import request_probe
+
+    return request_probe(
+        engine(url), requested_by="dashboard", now=now, provider=provider, key_label=key_label, model=model
+    )
+
+
+@guarded
+def probe_status(url: str, request_id: int) -> dict[str, Any] | None:
+    from core.probe_requests import probe_request_status
+
+    return probe_request_status(engine(url), request_id)
+
+
+def clear() -> None:
+    """Forget cached results (after an action, so the page shows its effect at once)."""
+    st.cache_data.clear()

@@ -1,0 +1,1 @@
+"""The dashboard's pages (Streamlit page scripts run by ``st.navigation``)."""

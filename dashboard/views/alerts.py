@@ -1,0 +1,211 @@
+"""Alerts: firing / pending / resolved episodes, the delivery log, silences, a test alert, the rules in force.
+
+``core.alerts`` is imported lazily: without it (an older install) the page says alerting is not available and
+the rest of the dashboard works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, ui
+
+SILENCE_FOR = {"30 min": 30, "1 h": 60, "2 h": 120, "4 h": 240, "1 day": 1440, "7 days": 10080}
+
+
+def _alerting():
+    try:
+        from core.alerts import config, silences, test_alert
+    except ImportError:
+        return None
+    return config, silences, test_alert
+
+
+def _labels(value: object) -> str:
+    return ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else ""
+
+
+def parse_matchers(text: str) -> dict[str, str]:
+    """``provider=anthropic, rule_id=breaker_open`` → a dict; ValueError naming the bad part."""
+    found: dict[str, str] = {}
+    for part in (p.strip() for p in text.replace("\n", ",").split(",")):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ValueError(f"{part!r} is not label=value")
+        found[name.strip()] = value.strip()
+    if not found:
+        raise ValueError("give at least one label=value, e.g. provider=anthropic")
+    return found
+
+
+def render(ctx: ui.Context) -> None:
+    ui.caption_range(ctx)
+    flt = ctx.flt
+    episodes = data.episodes(ctx.url, flt.start, flt.end)
+    tabs = st.tabs(["Firing", "Pending", "Resolved", "Delivery log"])
+    columns = ["id", "severity", "rule_id", "labels", "summary", "value", "threshold", "pending_since", "fired_at"]
+    for tab, state in zip(tabs[:3], ("firing", "pending", "resolved"), strict=True):
+        with tab:
+            rows = episodes[episodes["state"] == state]
+            if rows.empty:
+                st.caption(f"No {state} alert in this range.")
+                continue
+            shown = rows.assign(labels=rows["labels"].map(_labels))
+            extra = ["resolved_at"] if state == "resolved" else ["last_notified_at"]
+            st.dataframe(shown[columns + extra], hide_index=True)
+    with tabs[3]:
+        log = data.deliveries(ctx.url, flt.start, flt.end)
+        if log.empty:
+            st.caption("No notification was sent in this range.")
+        else:
+            st.dataframe(log, hide_index=True)
+
+
+def silences_panel(ctx: ui.Context, silences) -> None:
+    engine = data.engine(ctx.url)
+    now = ctx.refreshed().now
+    with st.form("silence_form", clear_on_submit=False):
+        st.markdown("**New silence**")
+        matchers = st.text_input(
+            "Matchers", key="silence_matchers", placeholder="provider=anthropic, rule_id=breaker_open"
+        )
+        cols = st.columns([1, 3])
+        duration = cols[0].selectbox("For", list(SILENCE_FOR), index=1, key="silence_for")
+        comment = cols[1].text_input("Comment", key="silence_comment", max_chars=500)
+        create = st.form_submit_button("Create silence")
+    if create:
+        try:
+            silence_id = silences.create_silence(
+                engine,
+                parse_matchers(matchers or ""),
+                ends_at=now + timedelta(minutes=SILENCE_FOR[duration]),
+                created_by="dashboard",
+                comment=comment or None,
+                now=now,
+            )
+            st.success(
+                f"Silence #{silence_id} created until {now + timedelta(minutes=SILENCE_FOR[duration]):%H:%M} UTC"
+            )
+        except (ValueError, silences.SilenceError) as exc:
+            st.error(f"Cannot create the silence: {exc}")
+    try:
+        listed = silences.list_silences(engine, now)
+    except Exception as exc:
+        st.error(f"Cannot read silences: {str(exc).splitlines()[0]}")
+        return
+    if not listed:
+        st.caption("No silence active, pending or ended in the last 7 days.")
+        return
+    frame = pd.DataFrame(
+        [
+            {
+                "id": s.id,
+                "state": s.state(now),
+                "matchers": _labels(s.matchers),
+                "starts": s.starts_at,
+                "ends": s.ends_at,
+                "expired": s.expired_at,
+                "by": s.created_by,
+                "comment": s.comment or "",
+            }
+            for s in listed
+        ]
+    )
+    st.dataframe(frame, hide_index=True)
+    live = [s.id for s in listed if s.state(now) != "expired"]
+    if live:
+        cols = st.columns([1, 1, 4])
+        chosen = cols[0].selectbox("Silence", live, key="silence_expire_id")
+        if cols[1].button("Expire now", key="silence_expire"):
+            try:
+                silences.expire_silence(engine, int(chosen), now)
+            except Exception as exc:
+                st.error(f"Cannot expire silence #{chosen}: {str(exc).splitlines()[0]}")
+            else:
+                st.rerun()
+
+
+def test_panel(ctx: ui.Context, config_mod, test_alert) -> None:
+    try:
+        config = config_mod.load_alert_config(ctx.settings)
+    except Exception as exc:
+        st.error(f"The alert configuration cannot be used: {exc}")
+        return None
+    names = [c.name for c in config.channels]
+    if not names:
+        st.info(
+            "No notification channel is configured: set MONITORING_WEBHOOK_URL or add [[channels]] to ALERT_RULES_FILE."
+        )
+    else:
+        cols = st.columns([2, 1, 3])
+        channel = cols[0].selectbox("Channel", ["all", *names], key="test_channel")
+        if cols[1].button("Send test alert", key="test_send"):
+            now = ctx.refreshed().now
+            try:
+                outcomes = asyncio.run(
+                    test_alert.send_test_alert(
+                        data.engine(ctx.url),
+                        config.channels,
+                        channel=None if channel == "all" else channel,
+                        now=now,
+                        dashboard_url=ctx.settings.dashboard_url,
+                    )
+                )
+            except Exception as exc:
+                st.error(f"Test alert failed: {str(exc).splitlines()[0]}")
+            else:
+                for outcome in outcomes:
+                    text = f"{outcome.channel} ({outcome.format}, {outcome.masked_url}): "
+                    if outcome.delivered:
+                        st.success(text + f"delivered (HTTP {outcome.status_code})")
+                    else:
+                        st.error(text + f"not delivered: {outcome.error}")
+    return config
+
+
+def rules_panel(config) -> None:
+    from core.alerts.rules import format_duration
+
+    rows = [
+        {
+            "id": r.id,
+            "title": r.display_title,
+            "kind": r.kind,
+            "severity": r.severity,
+            "threshold": r.threshold,
+            "unit": r.spec.unit,
+            "window": format_duration(r.window_s),
+            "for": format_duration(r.for_s),
+            "scope": r.scope,
+            "source": r.source,
+        }
+        for r in config.rules
+    ]
+    st.caption(
+        f"{len(rows)} rules in force from {config.source}"
+        + (f"; turned off: {', '.join(config.disabled_rules)}" if config.disabled_rules else "")
+    )
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+st.title("Alerts")
+modules = _alerting()
+if modules is None:
+    st.info("Alerting is not available in this installation (core.alerts is missing).")
+else:
+    config_mod, silences, test_alert = modules
+    ui.live(render, key="alerts")
+    ctx = ui.context()
+    st.subheader("Silences")
+    silences_panel(ctx, silences)
+    st.subheader("Test alert")
+    config = test_panel(ctx, config_mod, test_alert)
+    if config is not None:
+        st.subheader("Rules in force")
+        rules_panel(config)

@@ -1,0 +1,31 @@
+"""Probes: run a probe now on a chosen provider / key / model, and each key's probe history."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import streamlit as st
+
+from dashboard import charts, data, probe_panel, ui
+
+HISTORY = 300
+
+
+def render(ctx: ui.Context) -> None:
+    ui.caption_range(ctx)
+    flt = replace(ctx.flt, source="probe")
+    probes = data.attempts(ctx.url, data.key_of(flt), HISTORY, 0, None, None)
+    if probes.empty:
+        st.info("No probe in this range. Probes run on the worker's schedule (PROBE_INTERVAL_S) and on demand above.")
+    st.plotly_chart(charts.heartbeat_bar(probes), config={"displaylogo": False})
+    if not probes.empty:
+        columns = ["ts", "provider", "key_label", "model", "outcome", "error_class", "http_status", "latency_ms"]
+        st.dataframe(probes[columns], hide_index=True)
+
+
+st.title("Probes")
+with st.container(border=True):
+    st.markdown("**Run a probe now**")
+    probe_panel.panel(ui.context(), prefix="probes_probe")
+st.subheader("Probe history")
+ui.live(render, key="probes")
