@@ -46,6 +46,7 @@ from core.queries.keys import (
     worst_live_view,
 )
 from core.queries.kpis import kpis_from_totals, range_totals
+from core.queries.probes import last_probes
 from core.store import latency_buckets
 
 HTTP_STATUS: dict[str, int] = {"ok": 200, "degraded": 200, "down": 503}
@@ -98,7 +99,7 @@ def health_report(
     providers = sorted(set(keys["provider"]) | set(live["provider"]))
     api_keys: dict[str, list[dict[str, Any]]] = {}
     key_details: dict[str, list[dict[str, Any]]] = {}
-    probes = _last_probes(engine, flt)
+    probes = last_probes(engine, flt)
     for row in keys.itertuples(index=False):
         api_keys.setdefault(row.provider, []).append(
             {"key": row.key_label, "health": round(row.score), "status": row.status}
@@ -115,7 +116,9 @@ def health_report(
                 "disabledReason": row.disabled_reason,
                 "liveInstances": int(row.instances),
                 "lastSeen": _iso(row.last_seen),
-                "lastProbe": probe,
+                "lastProbe": None
+                if probe is None
+                else {"at": probe.at.isoformat(), "ok": probe.ok, "calls": probe.calls},
             }
         )
 
@@ -247,43 +250,6 @@ def _merge_live(
         extra["ts"] = pd.to_datetime(extra["ts"], utc=True)
         views = pd.concat([df for df in (kept, extra) if not df.empty], ignore_index=True)
     return instances, views
-
-
-def _last_probes(engine: sa.Engine, flt: QueryFilter) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per provider × key label: the newest rollup bucket with probes in the window, and whether they all passed."""
-    # the minute tier gives the probe's minute; only windows read from the hour tier settle for its hour
-    table, tier_s = _sql.rollup_table(3600 if flt.uses_hour_tier else 60)
-    low = _sql.floor_time(flt.start, tier_s)
-    newest = (
-        sa.select(table.c.provider, table.c.key_label, sa.func.max(table.c.bucket).label("bucket"))
-        .where(table.c.source == "probe", table.c.bucket >= low, table.c.bucket < flt.end)
-        .group_by(table.c.provider, table.c.key_label)
-        .subquery()
-    )
-    statement = (
-        sa.select(
-            table.c.provider,
-            table.c.key_label,
-            table.c.bucket,
-            sa.cast(sa.func.sum(table.c.calls), sa.BigInteger).label("calls"),
-            sa.cast(sa.func.sum(table.c.errors), sa.BigInteger).label("errors"),
-        )
-        .join(
-            newest,
-            sa.and_(
-                table.c.provider == newest.c.provider,
-                table.c.key_label == newest.c.key_label,
-                table.c.bucket == newest.c.bucket,
-            ),
-        )
-        .where(table.c.source == "probe")
-        .group_by(table.c.provider, table.c.key_label, table.c.bucket)
-    )
-    _, rows = _sql.fetch(engine, statement)
-    return {
-        (provider, label): {"at": bucket.isoformat(), "ok": int(errors) == 0, "calls": int(calls)}
-        for provider, label, bucket, calls, errors in rows
-    }
 
 
 def _worst_breaker(counts: Mapping[str, int]) -> str | None:

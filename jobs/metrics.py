@@ -28,9 +28,11 @@ from prometheus_client.utils import floatToGoString
 
 from core.clock import Clock
 from core.queries import _sql
+from core.queries.filters import QueryFilter
 from core.queries.keys import STALE_AFTER_INTERVALS, current_queues, latest_instances, latest_key_views, worst_live_view
+from core.queries.probes import last_probes
 from core.store import latency_buckets
-from core.store.tables import instances, metric_rollups_1h, metric_rollups_1m
+from core.store.tables import instances, metric_rollups_1h
 
 log = logging.getLogger(__name__)
 
@@ -183,34 +185,7 @@ class StoreCollector(Collector):
     # --- the newest probe of each key: the minute tier ------------------------------------------------------------
 
     def _last_probes(self, now: datetime) -> list[Metric]:
-        t = metric_rollups_1m
-        window = [t.c.source == "probe", t.c.bucket >= now - LOOKBACK, t.c.bucket <= now]
-        newest = (
-            sa.select(t.c.provider, t.c.key_label, sa.func.max(t.c.bucket).label("bucket"))
-            .where(*window)
-            .group_by(t.c.provider, t.c.key_label)
-            .subquery()
-        )
-        statement = (
-            sa.select(
-                t.c.provider,
-                t.c.key_label,
-                t.c.bucket,
-                sa.cast(sa.func.sum(t.c.errors), sa.BigInteger).label("errors"),
-            )
-            .join(
-                newest,
-                sa.and_(
-                    t.c.provider == newest.c.provider,
-                    t.c.key_label == newest.c.key_label,
-                    t.c.bucket == newest.c.bucket,
-                ),
-            )
-            .where(t.c.source == "probe")
-            .group_by(t.c.provider, t.c.key_label, t.c.bucket)
-            .order_by(t.c.provider, t.c.key_label)
-        )
-        _, rows = _sql.fetch(self.engine, statement)
+        probes = last_probes(self.engine, QueryFilter(now - LOOKBACK, now + timedelta(seconds=1)))
         ok = GaugeMetricFamily(
             "pulsegate_probe_last_ok",
             "1 when every probe in the key's newest probe minute passed",
@@ -221,9 +196,9 @@ class StoreCollector(Collector):
             "Start of the key's newest probe minute",
             labels=["provider", "key"],
         )
-        for provider, key_label, bucket, failed in rows:
-            ok.add_metric([provider, key_label], 1.0 if int(failed) == 0 else 0.0)
-            at.add_metric([provider, key_label], bucket.timestamp())
+        for (provider, key_label), probe in probes.items():
+            ok.add_metric([provider, key_label], 1.0 if probe.ok else 0.0)
+            at.add_metric([provider, key_label], probe.at.timestamp())
         return [ok, at]
 
     # --- the current state: snapshots of the live instances -------------------------------------------------------

@@ -14,6 +14,7 @@ from core.queries.keys import (
     stale_instances,
 )
 from core.queries.kpis import KPI_NAMES, kpi_summary, range_totals
+from core.queries.probes import LastProbe, last_probes
 from core.queries.timeseries import (
     KEY_HEALTH_COLUMNS,
     QUEUE_COLUMNS,
@@ -30,11 +31,13 @@ __all__ = [
     "QUEUE_COLUMNS",
     "TRAFFIC_COLUMNS",
     "KeyHealthView",
+    "LastProbe",
     "QueryFilter",
     "QueryFilterError",
     "current_queues",
     "key_health_series",
     "kpi_summary",
+    "last_probes",
     "latest_instances",
     "latest_key_health",
     "queue_depth_series",
