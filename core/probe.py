@@ -121,8 +121,11 @@ def reasoning_off(provider: Provider, model: str) -> dict[str, Any]:
     return {}
 
 
-def _text(field: str, value: object, max_length: int) -> str | None:
+def check_text(field: str, value: object, max_length: int, *, required: bool = False) -> str | None:
+    """A non-empty string of at most ``max_length`` characters, or None when not ``required``."""
     if value is None:
+        if required:
+            raise ProbeError(field, "is required")
         return None
     if not isinstance(value, str) or not value.strip():
         raise ProbeError(field, f"expected a non-empty string, got {value!r}")
@@ -146,8 +149,8 @@ def probe_targets(
     """Every configured key (filtered by provider and/or label), each with its provider's probe model unless
     ``model`` is given. A filter that matches no key raises :class:`ProbeError` naming the keys there are."""
     chosen = check_provider(provider)
-    label = _text("key", key_label, 64)
-    model = _text("model", model, 128)
+    label = check_text("key", key_label, 64)
+    model = check_text("model", model, 128)
     providers = [chosen] if chosen is not None else list(Provider)
     targets = [
         ProbeTarget(p.value, key.label, model or probe_model(settings, p))

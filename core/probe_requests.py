@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.probe import ProbeError, ProbeResult, check_provider
+from core.probe import ProbeError, ProbeResult, check_provider, check_text
 from core.store.engine import SQLITE_IMMEDIATE
 from core.store.tables import probe_requests
 
@@ -50,18 +50,6 @@ class ProbeRequest:
         )
 
 
-def _text(field: str, value: object, max_length: int, *, required: bool = False) -> str | None:
-    if value is None:
-        if required:
-            raise ProbeError(field, "is required")
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ProbeError(field, f"expected a non-empty string, got {value!r}")
-    if len(value) > max_length:
-        raise ProbeError(field, f"at most {max_length} characters, got {len(value)}")
-    return value
-
-
 def _aware(field: str, now: object) -> datetime:
     if not isinstance(now, datetime) or now.tzinfo is None:
         raise ProbeError(field, f"expected a timezone-aware datetime, got {now!r}")
@@ -81,10 +69,10 @@ def request_probe(
     Whether the key exists is checked by the worker against its settings: an unknown one fails the request."""
     row = {
         "created_at": _aware("now", now),
-        "requested_by": _text("requested_by", requested_by, 64, required=True),
+        "requested_by": check_text("requested_by", requested_by, 64, required=True),
         "provider": (p.value if (p := check_provider(provider)) else None),
-        "key_label": _text("key", key_label, 64),
-        "model": _text("model", model, 128),
+        "key_label": check_text("key", key_label, 64),
+        "model": check_text("model", model, 128),
         "status": "pending",
     }
     with engine.begin() as connection:
@@ -98,7 +86,7 @@ def claim_probe_requests(
 ) -> list[ProbeRequest]:
     """Take up to ``limit`` requests, oldest first: every ``pending`` one, and any left ``running`` for longer
     than ``stale_after``. A request is handed to one claimer only."""
-    worker = _text("worker_id", worker_id, 64, required=True)
+    worker = check_text("worker_id", worker_id, 64, required=True)
     _aware("now", now)
     if limit < 1:
         raise ProbeError("limit", f"expected an integer >= 1, got {limit!r}")

@@ -10,12 +10,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from core.alerts.channels.config import ChannelConfig
 from core.alerts.model import AlertView, Message
+from core.providers.rate_limit_headers import parse_retry_after
 
 OutcomeKind = Literal["delivered", "retry", "rejected", "broken"]
 #: Longest wait a receiver may ask for that we honour as is (a bogus Retry-After must not park alerts for days).
@@ -205,23 +205,9 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def retry_after_header(headers: Mapping[str, str]) -> float | None:
-    """``Retry-After`` as seconds: a number, or an HTTP date measured against the response's ``Date``."""
-    value = header(headers, "retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-        sent = header(headers, "date")
-        base = parsedate_to_datetime(sent) if sent else None
-    except (TypeError, ValueError):
-        return None
-    if base is None:
-        return None
-    return max(0.0, (when - base).total_seconds())
+    """``Retry-After`` as seconds: a number, or an HTTP date measured against the response's ``Date`` (the same
+    parser as the providers' responses)."""
+    return parse_retry_after(headers, datetime.now(UTC))
 
 
 def status_reason(status: int, word: str = "") -> str:
