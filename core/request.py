@@ -26,6 +26,22 @@ class Priority:
     MAX = 10
 
 
+#: Priority classes the rollups count calls by (the original spec's conventions): (name, lowest priority in it).
+PRIORITY_CLASSES: tuple[tuple[str, int], ...] = (
+    ("user_facing", Priority.USER_FACING),
+    ("admin", Priority.ADMIN),
+    ("background", Priority.MIN),
+)
+
+
+def priority_class(priority: int | None) -> str:
+    """``user_facing`` (5 and up, fallback boosts included), ``admin`` (3–4) or ``background`` (0–2, or unknown)."""
+    for name, lowest in PRIORITY_CLASSES:
+        if priority is not None and priority >= lowest:
+            return name
+    return "background"
+
+
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
     model: str

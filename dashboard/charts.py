@@ -99,7 +99,7 @@ PANELS: tuple[str, ...] = (
     "Cost (USD)",
     "Queue depth per provider",
     "Errors by class",
-    "Calls by source, fallbacks",
+    "Calls by source and priority, fallbacks",
     "Oldest queued wait (s)",
 )
 PANEL_HEIGHT = 230
@@ -159,11 +159,27 @@ def _errors(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
     return traces or [go.Scatter(x=_x(traffic), y=[0] * len(traffic), name="none", showlegend=False)]
 
 
+PRIORITY_COLORS = {"user_facing": "#54a24b", "admin": "#b279a2", "background": "#bab0ac"}
+
+
 def _sources(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
+    """Live and probe calls stacked; each priority class (user-facing, admin, background) and fallbacks as a
+    dotted line over them."""
     x = _x(traffic)
+    priorities = [
+        go.Scatter(
+            x=x,
+            y=traffic[f"calls_{name}"],
+            name=name.replace("_", "-"),
+            line={"color": color, "dash": "dot"},
+        )
+        for name, color in PRIORITY_COLORS.items()
+        if f"calls_{name}" in traffic
+    ]
     return [
         go.Scatter(x=x, y=traffic["live_calls"], name="live", line_color=COLORS["live"], stackgroup="calls"),
         go.Scatter(x=x, y=traffic["probe_calls"], name="probe", line_color=COLORS["probe"], stackgroup="calls"),
+        *priorities,
         go.Scatter(x=x, y=traffic["fallbacks"], name="fallbacks", line_color=COLORS["fail"]),
     ]
 

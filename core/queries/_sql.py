@@ -10,10 +10,12 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core.errors import ErrorClass
+from core.request import PRIORITY_CLASSES
 from core.store import latency_buckets
-from core.store.tables import METRIC_ROLLUPS, error_count_column
+from core.store.tables import METRIC_ROLLUPS, error_count_column, priority_count_column
 
 ERROR_COLUMNS: tuple[str, ...] = tuple(error_count_column(ec) for ec in ErrorClass)
+PRIORITY_COLUMNS: tuple[str, ...] = tuple(priority_count_column(name) for name, _ in PRIORITY_CLASSES)
 #: Rollup columns that add up across rows and buckets.
 INT_SUMS: tuple[str, ...] = (
     "calls",
@@ -22,6 +24,7 @@ INT_SUMS: tuple[str, ...] = (
     *ERROR_COLUMNS,
     "fallbacks",
     "streamed",
+    *PRIORITY_COLUMNS,
     "input_tokens",
     "output_tokens",
     "cache_read_tokens",

@@ -38,6 +38,7 @@ TRAFFIC_COLUMNS: tuple[str, ...] = (
     "streamed",
     "live_calls",
     "probe_calls",
+    *_sql.PRIORITY_COLUMNS,
     *_sql.ERROR_COLUMNS,
 )
 _INT_SUM_SET = frozenset(_sql.INT_SUMS)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from core.errors import ErrorClass
+from core.request import PRIORITY_CLASSES
 from core.store import latency_buckets
 from core.store.tables import (
     api_usage_metrics,
@@ -30,6 +31,7 @@ from core.store.tables import (
     metric_rollups_1h,
     metric_rollups_1m,
     metric_rollups_10m,
+    priority_count_column,
 )
 
 STAGING_TABLE = "pulsegate_attempt_stage"
@@ -123,6 +125,22 @@ def move_to_raw_sql() -> str:
     return f"INSERT INTO {api_usage_metrics.name} ({names}) SELECT {names} FROM {STAGING_TABLE}"  # noqa: S608
 
 
+def _priority_counts() -> list[tuple[str, str, str]]:
+    """One count per priority class (:data:`core.request.PRIORITY_CLASSES`, highest first; NULL → the last)."""
+    items = []
+    upper: int | None = None
+    for index, (name, lowest) in enumerate(PRIORITY_CLASSES):
+        if index == len(PRIORITY_CLASSES) - 1:
+            condition = "priority IS NULL OR priority < " + str(upper)
+        elif upper is None:
+            condition = f"priority >= {lowest}"
+        else:
+            condition = f"priority >= {lowest} AND priority < {upper}"
+        items.append((priority_count_column(name), f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)", "SUM"))
+        upper = lowest
+    return items
+
+
 def _aggregates() -> list[tuple[str, str, str]]:
     """(rollup column, aggregate over staged rows, aggregate over per-minute rows); stored values merge by addition,
     except ``latency_max_ms`` which keeps the larger."""
@@ -137,6 +155,7 @@ def _aggregates() -> list[tuple[str, str, str]]:
     items += [
         ("fallbacks", "SUM(CASE WHEN fell_back_from IS NOT NULL THEN 1 ELSE 0 END)", "SUM"),
         ("streamed", "SUM(CASE WHEN streamed THEN 1 ELSE 0 END)", "SUM"),
+        *_priority_counts(),
         ("input_tokens", "SUM(input_tokens)", "SUM"),
         ("output_tokens", "SUM(output_tokens)", "SUM"),
         ("cache_read_tokens", "SUM(cache_read_tokens)", "SUM"),

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from core.api_keys import Provider
 from core.errors import ErrorClass
+from core.request import PRIORITY_CLASSES
 from core.store import latency_buckets
 
 NAMING_CONVENTION = {
@@ -57,6 +58,11 @@ PROVIDERS = tuple(p.value for p in Provider)
 
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def priority_count_column(priority_class: str) -> str:
+    """Rollup column counting the calls of one priority class, e.g. ``calls_user_facing``."""
+    return f"calls_{priority_class}"
 
 
 def error_count_column(error_class: ErrorClass) -> str:
@@ -113,6 +119,10 @@ def _rollup_table(name: str) -> sa.Table:
         *(sa.Column(error_count_column(ec), sa.Integer(), nullable=False, server_default="0") for ec in ErrorClass),
         sa.Column("fallbacks", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("streamed", sa.Integer(), nullable=False, server_default="0"),
+        *(
+            sa.Column(priority_count_column(name), sa.Integer(), nullable=False, server_default="0")
+            for name, _ in PRIORITY_CLASSES
+        ),
         sa.Column("input_tokens", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("output_tokens", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("cache_read_tokens", sa.BigInteger(), nullable=False, server_default="0"),

@@ -99,7 +99,9 @@ def test_overview_figure_has_every_panel_on_one_time_axis(store: sa.Engine) -> N
     assert by_axis["x"] == ["success rate"]
     assert by_axis["x2"] == ["p50", "p95", "p99"]
     assert by_axis["x6"] == ["timeout"]  # only classes seen
-    assert by_axis["x7"] == ["live", "probe", "fallbacks"]
+    assert by_axis["x7"] == ["live", "probe", "user-facing", "admin", "background", "fallbacks"]
+    user_facing = next(trace for trace in fig.data if trace.name == "user-facing")
+    assert list(user_facing.y[-3:]) == [2, 2, 2]  # every call user-facing
     success = fig.data[0]
     assert list(success.y[-3:]) == [0.5, 0.5, 0.5]  # 1 of 2 calls failed in each of the last three minutes
     axes = [name for name in fig.layout.to_plotly_json() if name.startswith("xaxis") and name != "xaxis"]

@@ -37,8 +37,10 @@ def rollup_row(
     input_tokens: int = 0,
     output_tokens: int = 0,
     cost_usd: float = 0.0,
+    background: int = 0,
 ) -> dict[str, Any]:
-    """A rollup row for the given per-call latencies; the first ``sum(errors)`` calls are the failures."""
+    """A rollup row for the given per-call latencies; the first ``sum(errors)`` calls are the failures; all calls
+    user-facing but ``background`` of them."""
     latencies = list(latencies)
     errors = errors or {}
     failed = sum(errors.values())
@@ -52,6 +54,9 @@ def rollup_row(
         "successes": len(latencies) - failed,
         "errors": failed,
         "fallbacks": fallbacks,
+        "calls_user_facing": len(latencies) - background,
+        "calls_admin": 0,
+        "calls_background": background,
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "cost_usd": cost_usd,

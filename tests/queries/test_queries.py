@@ -184,6 +184,17 @@ def test_traffic_series_rebuckets_minutes_into_wider_steps(store: sa.Engine) -> 
     assert frame["calls"].sum() == 39
 
 
+def test_traffic_series_counts_calls_per_priority_class(store: sa.Engine) -> None:
+    insert_tiers(store, [rollup_row(at(10), [100] * 6, background=2), rollup_row(at(8), [100] * 3, background=3)])
+    frame = traffic_series(store, HOUR).set_index("bucket")
+    assert frame.loc[pd.Timestamp(at(10)), ["calls_user_facing", "calls_admin", "calls_background"]].tolist() == [
+        4,
+        0,
+        2,
+    ]
+    assert frame[["calls_user_facing", "calls_admin", "calls_background"]].sum().tolist() == [4, 0, 5]
+
+
 def test_day_ranges_read_the_ten_minute_tier(store: sa.Engine) -> None:
     insert_minutes(store, [rollup_row(at(60), [100] * 50)])  # minute tier only: not read for a 24 h range
     insert(store, metric_rollups_10m, [rollup_row(at(120), [100] * 3)])

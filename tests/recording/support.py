@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from core.errors import ErrorClass
 from core.recording import AttemptRecord
+from core.request import PRIORITY_CLASSES, priority_class
 from core.store import latency_buckets
 from core.store.tables import (
     api_usage_metrics,
@@ -19,6 +20,7 @@ from core.store.tables import (
     metric_rollups_1h,
     metric_rollups_1m,
     metric_rollups_10m,
+    priority_count_column,
 )
 
 MODELS = {"anthropic": ["claude-sonnet-4-6", "claude-haiku-4-5"], "openai": ["gpt-4.1"]}
@@ -54,6 +56,7 @@ def random_attempt(rng: random.Random, start: datetime, span_minutes: int = 150)
         streamed=rng.random() < 0.4,
         fell_back_from="anthropic" if provider == "openai" and rng.random() < 0.3 else None,
         user_id=f"user-{rng.randint(1, 20)}",
+        priority=rng.randint(0, 10),
     )
 
 
@@ -85,6 +88,10 @@ def expected_rollups(rows: list[dict[str, Any]], tier: str) -> dict[tuple[Any, .
             "errors": sum(r["outcome"] == "error" for r in members),
             "fallbacks": sum(r["fell_back_from"] is not None for r in members),
             "streamed": sum(bool(r["streamed"]) for r in members),
+            **{
+                priority_count_column(name): sum(priority_class(r["priority"]) == name for r in members)
+                for name, _ in PRIORITY_CLASSES
+            },
             "unpriced": sum(bool(r["unpriced"]) for r in members),
             "ttft_count": sum(r["ttft_ms"] is not None for r in members),
             "latency_sum_ms": sum(r["latency_ms"] for r in members),
