@@ -323,6 +323,17 @@ def test_calls_page_paginates_filters_and_offers_csv(dash_store: sa.Engine) -> N
     assert at.get("download_button")
 
 
+def test_calls_page_shows_user_ids_only_to_a_signed_in_operator(dash_store: sa.Engine, monkeypatch) -> None:
+    insert_attempts(dash_store, [attempt_row(NOW - timedelta(seconds=5), user_id="user-42")])
+    assert "user_id" not in app("calls").run().dataframe[0].value.columns  # no password: nobody is signed in
+    monkeypatch.setenv("DASHBOARD_PASSWORD", "correct horse battery")
+    at = app().run()
+    at.text_input(key="auth_password").input("correct horse battery")
+    at.button[0].click().run()
+    at.switch_page("views/calls.py").run()
+    assert list(at.dataframe[0].value["user_id"]) == ["user-42"]
+
+
 # --- Alerts -----------------------------------------------------------------------------------------------------------
 
 
