@@ -237,7 +237,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default=DEFAULT_URL, help="PostgreSQL store with the benchmark data")
     parser.add_argument("--range", default="24h", choices=("15m", "1h", "6h", "24h", "7d"), help="Overview range")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--screenshot", type=Path, help="also save a full-page Overview screenshot here")
     parser.add_argument("--write-results", action="store_true", help="rewrite this section of RESULTS.md")
     args = parser.parse_args()

@@ -99,7 +99,7 @@ PANELS: tuple[str, ...] = (
     "Cost (USD)",
     "Queue depth per provider",
     "Errors by class",
-    "Calls by source and priority, fallbacks",
+    "Calls: source, priority, fallbacks",
     "Oldest queued wait (s)",
 )
 PANEL_HEIGHT = 230
