@@ -1,4 +1,4 @@
-"""Ingest: attempt rows per second through ``SqlRecorder`` (raw table + indexes + both rollup tiers), and the call
+"""Ingest: attempt rows per second through ``SqlRecorder`` (raw table + indexes + every rollup tier), and the call
 path's cost of handing a row over.
 
 - PostgreSQL (a scratch database on 127.0.0.1:5432, created and dropped here) and SQLite (a temp file, WAL): N rows
@@ -300,7 +300,7 @@ PostgreSQL on 127.0.0.1:5432 (a scratch database created and dropped by the run)
 `flush()`: rows/s is rows ÷ wall time until the last batch committed (checked: every raw row present and the hour
 rollups' `calls` sum equal to it), starting from an empty store. Every batch is ONE transaction: binary COPY
 (Postgres) / executemany (SQLite) into a TEMP staging table, then moved into `api_usage_metrics` (primary key, BRIN
-`ts` and `call_id` indexes) and aggregated into `metric_rollups_1m` and `metric_rollups_1h`. Two settings: fixed
+`ts` and `call_id` indexes) and aggregated into `metric_rollups_1m`, `_10m` and `_1h`. Two settings: fixed
 {args.batch}-row batches (`max_batch_size={args.batch}`), and the recorder's default, where a batch takes what is
 waiting up to {args.max_batch:,} rows (`batch_size={args.batch}` only decides when the writer wakes). The goals are
 judged on the default. The ceiling writes the same rows (bind values made the same way, fresh ids), same batch

@@ -32,7 +32,7 @@ def range_totals(engine: sa.Engine, flt: QueryFilter) -> dict[str, float]:
     """Sums of every additive rollup column over the filter's range, plus ``latency_max_ms``.
 
     Ranges over two days read the hour tier. Shorter ones read the whole hours they contain from the hour tier and
-    only the partial hours at either end from the minute tier (the writer keeps both tiers in one transaction, so
+    only the partial hours at either end from the minute tier (the writer keeps every tier in one transaction, so
     they agree) — a 24 h total reads ~24 hour rows per series instead of ~1,440 minute rows."""
     if flt.uses_hour_tier:
         return _tier_totals(engine, flt, metric_rollups_1h, [(_sql.floor_time(flt.start, 3600), flt.end)])

@@ -4,7 +4,7 @@
   blocks and never raises.
 - A background thread writes what is buffered when ``batch_size`` rows are waiting, else every ``interval_s``,
   each batch in ONE transaction through a TEMP staging table — binary COPY on PostgreSQL, executemany on SQLite —
-  into ``api_usage_metrics`` and both rollup tiers (see :mod:`core.store.rollups`). A batch holds what is waiting,
+  into ``api_usage_metrics`` and every rollup tier (see :mod:`core.store.rollups`). A batch holds what is waiting,
   up to ``max_batch_size`` rows: under light load batches stay small and rows show up within ``interval_s``;
   under heavy load fewer, larger transactions keep up (measured: 500-row batches reach about half the rows/s
   of 5,000-row ones, see benchmarks/RESULTS.md "ingest").

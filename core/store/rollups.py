@@ -1,4 +1,4 @@
-"""The flush-time rollup SQL: a batch goes through a TEMP staging table into the raw table and both rollup tiers.
+"""The flush-time rollup SQL: a batch goes through a TEMP staging table into the raw table and every rollup tier.
 
 One transaction per batch, the same steps on SQLite and PostgreSQL (both have ``INSERT … ON CONFLICT DO UPDATE``):
 

@@ -59,7 +59,7 @@ def _least(connection: sa.Connection, current: sa.ColumnElement, new: sa.ColumnE
 def write_snapshots(
     connection: sa.Connection, instance_rows: Sequence[dict[str, Any]], key_rows: Sequence[dict[str, Any]]
 ) -> None:
-    """Insert snapshot rows, fold them into both rollup tiers and move each instance's ``last_seen`` forward —
+    """Insert snapshot rows, fold them into every rollup tier and move each instance's ``last_seen`` forward —
     in the caller's transaction, so the three never disagree."""
     if instance_rows:
         connection.execute(instance_snapshots.insert(), list(instance_rows))
