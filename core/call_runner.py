@@ -28,6 +28,7 @@ from core.errors import (
     NoUsableKeyError,
     ProviderError,
     RequestValidationError,
+    UserRateLimitedError,
 )
 from core.limits.base import Demand, LimitSpec, RateLimiter
 from core.pricing import PriceTable
@@ -41,6 +42,7 @@ from core.retry import RETRYABLE, RetryPolicy, RetryState
 from core.token_estimate import estimate_input_tokens
 from core.translate.model_map import ModelMap
 from core.translate.result import NormalizedResponse
+from core.user_limits import UserLimits
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -78,6 +80,8 @@ class CallContext:
     rows: list[AttemptRecord] = field(default_factory=list)
     attempts: int = 0
     queue_wait_s: float = 0.0
+    user_demands: list[Demand] = field(default_factory=list)  # charged per call, settled when the call ends
+    user_reserved_tokens: int = 0
 
 
 class _NoVerdict:
@@ -141,6 +145,7 @@ class CallRunner:
         prices: PriceTable,
         model_map: ModelMap,
         instance_id: str,
+        user_limits: UserLimits | None = None,
     ) -> None:
         self.runtimes = runtimes
         self.limiter = limiter
@@ -150,6 +155,7 @@ class CallRunner:
         self.prices = prices
         self.model_map = model_map
         self.instance_id = instance_id
+        self.user_limits = user_limits if user_limits is not None else UserLimits()
 
     # --- the plan ------------------------------------------------------------------------------------------
 
@@ -168,25 +174,69 @@ class CallRunner:
         plan = self.plan(ctx.config, ctx.options)
         primary = plan[0][0]
         last_error: CallError | None = None
-        for stage, (provider, model) in enumerate(plan):
-            runtime = self.runtimes[provider]
-            try:
-                prepared = self._prepare(ctx, runtime, model)
-            except RequestValidationError as exc:
-                if last_error is None:
-                    self.record_rejection(ctx, provider.value, model, exc)
+        try:
+            for stage, (provider, model) in enumerate(plan):
+                runtime = self.runtimes[provider]
+                try:
+                    prepared = self._prepare(ctx, runtime, model)
+                except RequestValidationError as exc:
+                    if last_error is None:
+                        self.record_rejection(ctx, provider.value, model, exc)
+                        raise
+                    log.warning("call %s cannot fall back to %s: %s", ctx.call_id, provider.value, exc)
+                    raise last_error from exc
+                if stage == 0 and ctx.options.user_id and self.user_limits.enabled:
+                    await self._charge_user(ctx, prepared, ctx.options.user_id)
+                try:
+                    return await self._on_provider(ctx, runtime, prepared, stage, send, primary if stage else None)
+                except CallError as exc:
+                    last_error = exc
+                    if stage + 1 < len(plan) and exc.error_class in FALLBACK_ON:
+                        continue
                     raise
-                log.warning("call %s cannot fall back to %s: %s", ctx.call_id, provider.value, exc)
-                raise last_error from exc
-            try:
-                return await self._on_provider(ctx, runtime, prepared, stage, send, primary if stage else None)
-            except CallError as exc:
-                last_error = exc
-                if stage + 1 < len(plan) and exc.error_class in FALLBACK_ON:
-                    continue
-                raise
-        assert last_error is not None
-        raise last_error
+            assert last_error is not None
+            raise last_error
+        except BaseException:
+            await self.settle_user(ctx, 0)
+            raise
+
+    async def _charge_user(self, ctx: CallContext, prepared: PreparedRequest, user_id: str) -> None:
+        """Charge the call to its user's own limits, or refuse it at once (no queue wait) when they are spent."""
+        limits = self.user_limits
+        tokens = prepared.estimated_input_tokens + prepared.max_tokens
+        demands = limits.demands(user_id, tokens)
+        limits.checked += 1
+        if ctx.options.skip_rate_limit:
+            await self.limiter.consume(demands)  # like the provider limits: bypassed, still counted
+        else:
+            wait = await self.limiter.try_acquire(demands)
+            if wait > 0:
+                limits.refused += 1
+                error = UserRateLimitedError(
+                    await limits.refusal_message(self.limiter, user_id, demands, wait, tokens),
+                    provider=prepared.provider.value,
+                    retry_after=wait,
+                )
+                raise self._refuse(ctx, prepared, ctx.options.priority, None, error)
+        ctx.user_demands = demands
+        ctx.user_reserved_tokens = tokens
+
+    async def settle_user(self, ctx: CallContext, used_tokens: int) -> None:
+        """The call is over: settle its user's tokens to ``used_tokens`` and give the request back if nothing was
+        ever sent. Idempotent."""
+        demands = ctx.user_demands
+        if not demands:
+            return
+        ctx.user_demands = []
+        difference = ctx.user_reserved_tokens - used_tokens
+        for demand in demands:
+            if demand.key.endswith(":rpm"):
+                if ctx.attempts == 0:
+                    await self.limiter.refund(demand.key, demand.spec, demand.cost)
+            elif difference > 0:
+                await self.limiter.refund(demand.key, demand.spec, float(difference))
+            elif difference < 0:
+                await self.limiter.consume([Demand(demand.key, demand.spec, float(-difference))])
 
     def _prepare(self, ctx: CallContext, runtime: ProviderRuntime, model: str) -> PreparedRequest:
         config = ctx.config
@@ -490,7 +540,9 @@ class CallRunner:
         lease.permit.record(True)
         await self._observe_headers(lease, headers)
         usage = response.usage
-        await self._settle_tokens(lease, usage.input_tokens + usage.cache_write_tokens + usage.output_tokens)
+        used = usage.input_tokens + usage.cache_write_tokens + usage.output_tokens
+        await self._settle_tokens(lease, used)
+        await self.settle_user(ctx, used)
         provider = lease.runtime.provider.value
         cost = self.prices.cost(
             provider,

@@ -40,6 +40,7 @@ from core.settings import Settings, load_settings
 from core.streaming import ResponseStream
 from core.translate.model_map import ModelMap
 from core.translate.result import NormalizedResponse
+from core.user_limits import UserLimits
 from core.validation import validate_call, validate_config, validate_options
 
 if TYPE_CHECKING:
@@ -92,6 +93,11 @@ class AIClient:
             "prices": prices or PriceTable.load(settings.price_table_file),
             "model_map": model_map or ModelMap(),
             "instance_id": self.instance_id,
+            "user_limits": UserLimits(
+                rpm=LimitSpec(float(settings.user_rpm), self.period_s) if settings.user_rpm else None,
+                tpm=LimitSpec(float(settings.user_tpm), self.period_s) if settings.user_tpm else None,
+                hash_key=settings.hash_user_ids.get_secret_value().encode() if settings.hash_user_ids else None,
+            ),
         }
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: CallRunner = self._build_runner()
@@ -441,7 +447,12 @@ class AIClient:
                 "breaker": runtime.breaker.snapshot(),
                 "keys": runtime.pool.snapshot(),
             }
-        return {"instance_id": self.instance_id, "providers": providers, "recorder": self.recorder.stats()}
+        return {
+            "instance_id": self.instance_id,
+            "providers": providers,
+            "users": self._runner.user_limits.snapshot(),
+            "recorder": self.recorder.stats(),
+        }
 
     def _limit_state(self, name: str, spec: LimitSpec) -> dict[str, float]:
         state_now = getattr(self.limiter, "state_nowait", None)

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     openai_key_tpm: int | None = Field(
         None, gt=0, json_schema_extra=_expected("a positive integer (tokens per minute for each OpenAI key)")
     )
+    user_rpm: int | None = Field(
+        None, gt=0, json_schema_extra=_expected("a positive integer (requests per minute for each user_id)")
+    )
+    user_tpm: int | None = Field(
+        None, gt=0, json_schema_extra=_expected("a positive integer (tokens per minute for each user_id)")
+    )
     rate_limit_period_s: float = Field(
         60.0, gt=0, json_schema_extra=_expected("a positive number of seconds (the limits' period)")
     )

@@ -109,6 +109,7 @@ class ResponseStream:
             request_id=cause.request_id,
         )
         await self._client._runner.settle_failure(self._ctx, lease, error, None, ttft_ms)
+        await self._client._runner.settle_user(self._ctx, 0)
         self._done = True
         self._client._runner.finish(self._ctx)
         raise error from exc
@@ -126,6 +127,7 @@ class ResponseStream:
                 provider=self._lease.runtime.provider.value,
             )
             await self._client._runner.settle_failure(self._ctx, self._lease, stopped)
+            await self._client._runner.settle_user(self._ctx, 0)
             self._done = True
             self._client._runner.finish(self._ctx)
 

@@ -1,0 +1,74 @@
+"""Per-user limits (``USER_RPM`` / ``USER_TPM``): each ``user_id`` gets its own bucket in the shared limiter.
+
+A call with a ``user_id`` is charged one request and its token reservation (estimated input + ``max_tokens``)
+against ``user:<id>:rpm`` / ``user:<id>:tpm`` before it enters the provider's queue. A user over the limit is
+refused at once with :class:`~core.errors.UserRateLimitedError` — it never waits in the queue behind everybody
+else. With ``HASH_USER_IDS`` set, the limiter keys carry the keyed hash, never the raw id, and messages do not name
+the user. Calls without a ``user_id`` are not limited here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+
+from core.limits.base import Demand, LimitSpec, RateLimiter
+
+
+def _hash(user_id: str, key: bytes) -> str:
+    """The same keyed hash the recorder stores (HMAC-SHA256, 32 hex digits)."""
+    return hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class UserLimits:
+    """The configured per-user limits, and counts of what they did (for ``AIClient.snapshot``)."""
+
+    rpm: LimitSpec | None = None
+    tpm: LimitSpec | None = None
+    hash_key: bytes | None = None
+    checked: int = field(default=0, compare=False)
+    refused: int = field(default=0, compare=False)
+
+    @property
+    def enabled(self) -> bool:
+        return self.rpm is not None or self.tpm is not None
+
+    def demands(self, user_id: str, tokens: int) -> list[Demand]:
+        """The charges one call of ``user_id`` reserving ``tokens`` makes (empty when no limit is configured)."""
+        name = _hash(user_id, self.hash_key) if self.hash_key is not None else user_id
+        demands = []
+        if self.rpm is not None:
+            demands.append(Demand(f"user:{name}:rpm", self.rpm, 1.0))
+        if self.tpm is not None:
+            demands.append(Demand(f"user:{name}:tpm", self.tpm, float(tokens)))
+        return demands
+
+    async def refusal_message(
+        self, limiter: RateLimiter, user_id: str, demands: list[Demand], wait_s: float, tokens: int
+    ) -> str:
+        """Why a user was refused: the limit that binds (the longest wait) and when the call would fit."""
+        binding = demands[0]
+        longest = -1.0
+        for demand in demands:
+            wait = await limiter.wait_time([demand])
+            if wait > longest:
+                binding, longest = demand, wait
+        spec = binding.spec
+        who = "this user" if self.hash_key is not None else f"user {user_id!r}"
+        if binding.key.endswith(":rpm"):
+            noun = "request" if spec.limit == 1 else "requests"
+            what = f"USER_RPM: {spec.limit:g} {noun} per {spec.period_s:g} s"
+        else:
+            what = f"USER_TPM: {spec.limit:g} tokens per {spec.period_s:g} s; this call reserves {tokens} tokens"
+        return f"{who} is over the per-user limit ({what}); it frees up in {wait_s:.1f} s"
+
+    def snapshot(self) -> dict[str, float | int | None]:
+        """Counts only: never an id, raw or hashed."""
+        return {
+            "rpm": self.rpm.limit if self.rpm is not None else None,
+            "tpm": self.tpm.limit if self.tpm is not None else None,
+            "checked": self.checked,
+            "refused": self.refused,
+        }
