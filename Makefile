@@ -35,6 +35,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/emulator_throughput.py --write-results
 	$(BIN)/python benchmarks/limiter_overhead.py --write-results
+	$(BIN)/python benchmarks/redis_limiter.py --write-results
 	$(BIN)/python benchmarks/import_time.py --write-results
 	$(BIN)/python benchmarks/overhead.py --write-results
 	$(BIN)/python benchmarks/ingest.py --write-results

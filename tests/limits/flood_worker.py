@@ -1,0 +1,45 @@
+"""One flooding process for the multi-process test: ``python -m tests.limits.flood_worker <json config>``.
+
+From ``start`` (wall time) for ``duration_s`` it acquires ``[Demand(key, spec, cost)]`` on its own
+:class:`RedisRateLimiter` as fast as the limiter lets it (sleeping exactly the wait it is told), cycling through
+``costs``; it prints one JSON object: every admission as ``[before, after, cost]`` (wall time around the call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+from core.limits import Demand, LimitSpec, RedisRateLimiter
+
+
+async def flood(config: dict[str, object]) -> dict[str, object]:
+    spec = LimitSpec(limit=float(config["limit"]), period_s=float(config["period_s"]))  # type: ignore[arg-type]
+    costs = [float(c) for c in config["costs"]]  # type: ignore[attr-defined]
+    limiter = RedisRateLimiter(str(config["url"]), prefix=str(config["prefix"]))
+    start, end = float(config["start"]), float(config["start"]) + float(config["duration_s"])  # type: ignore[arg-type]
+    await limiter.wait_time([Demand("warm-up", spec)])  # connect and load the scripts before the start
+    await asyncio.sleep(max(0.0, start - time.time()))
+    admitted: list[list[float]] = []
+    attempts = 0
+    turn = 0
+    while time.time() < end:
+        demand = Demand(str(config["key"]), spec, costs[turn % len(costs)])
+        before = time.time()
+        wait = await limiter.try_acquire([demand])
+        after = time.time()
+        attempts += 1
+        if wait == 0.0:
+            admitted.append([before, after, demand.cost])
+            turn += 1
+        else:
+            await asyncio.sleep(min(wait, max(0.0, end - after)))
+    degraded = limiter.degraded
+    await limiter.aclose()
+    return {"admitted": admitted, "attempts": attempts, "degraded": degraded}
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(flood(json.loads(sys.argv[1])))))
