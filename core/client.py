@@ -76,7 +76,7 @@ class AIClient:
         self.settings = settings
         self.clock = clock
         self.recorder: Recorder = recorder or NullRecorder()
-        self.limiter: RateLimiter = limiter or MemoryRateLimiter(clock)
+        self.limiter: RateLimiter = limiter or _default_limiter(self.settings, clock)
         self.instance_id = instance_id or new_instance_id()
         self.period_s = rate_limit_period_s or settings.rate_limit_period_s
         self.max_queue = max_queue
@@ -451,6 +451,7 @@ class AIClient:
             "instance_id": self.instance_id,
             "providers": providers,
             "users": self._runner.user_limits.snapshot(),
+            "limiter": self.limiter.status() if hasattr(self.limiter, "status") else {"backend": "memory"},
             "recorder": self.recorder.stats(),
         }
 
@@ -474,6 +475,9 @@ class AIClient:
                 runtime.queue.clear("the client is closing")
                 await runtime.adapter.aclose()
             # else: the pools belonged to a loop that is gone; nothing of theirs can be awaited from here
+        limiter_close = getattr(self.limiter, "aclose", None)
+        if limiter_close is not None and self._loop in (None, here):
+            await limiter_close()
         await asyncio.to_thread(self.recorder.close)
         self._stop_background()
 
@@ -504,6 +508,15 @@ class AIClient:
     def __repr__(self) -> str:
         keys = {p.value: len(self.pools[p]) for p in Provider}
         return f"AIClient(instance={self.instance_id!r}, keys={keys})"
+
+
+def _default_limiter(settings: Settings, clock: Clock) -> RateLimiter:
+    """Redis when ``REDIS_URL`` is set (limits shared by every app server, time from Redis), else in memory."""
+    if settings.redis_url is None:
+        return MemoryRateLimiter(clock)
+    from core.limits.redis import RedisRateLimiter
+
+    return RedisRateLimiter(settings.redis_url.get_secret_value(), local_share=settings.redis_local_share)
 
 
 def _default_adapter(provider: Provider, settings: Settings) -> ProviderAdapter:

@@ -155,6 +155,15 @@ class Settings(BaseSettings):
         14400.0, ge=60, json_schema_extra=_expected("seconds between reminders of an alert still firing (≥ 60)")
     )
 
+    redis_local_share: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        json_schema_extra=_expected(
+            "a number in (0, 1]: the share of each limit one app server takes while Redis is unreachable"
+        ),
+    )
+
     anthropic_keys: tuple[ApiKey, ...] = Field((), exclude=True)
     openai_keys: tuple[ApiKey, ...] = Field((), exclude=True)
 
