@@ -46,10 +46,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def chromium() -> str:
     if not os.access(CHROMIUM, os.X_OK):
-        message = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium; .ci/run does)"
         if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium", pytrace=False)
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
     return CHROMIUM
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from hypothesis import strategies as st
 
 from core.clock import ManualClock
 from core.limits import Demand, LimitSpec, MemoryRateLimiter
@@ -64,20 +63,3 @@ def test_threads_never_admit_more_than_the_capacity(clock: ManualClock) -> None:
     for thread in threads:
         thread.join()
     assert sum(admitted) == 1_000
-
-
-specs = st.builds(
-    LimitSpec,
-    limit=st.integers(1, 50).map(float),
-    period_s=st.sampled_from([1.0, 2.5, 60.0]),
-    capacity=st.one_of(st.none(), st.integers(1, 50).map(float)),
-)
-arrivals = st.lists(
-    st.tuples(
-        st.floats(0.0, 1.5),  # gap before the arrival, in periods
-        st.floats(0.0, 1.0),  # cost, as a fraction of the capacity
-        st.booleans(),  # when refused: come back exactly when told to
-    ),
-    min_size=1,
-    max_size=60,
-)
