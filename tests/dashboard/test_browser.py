@@ -48,7 +48,7 @@ def chromium() -> str:
     if not os.access(CHROMIUM, os.X_OK):
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium", pytrace=False)
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
+        pytest.skip(reason=f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
     return CHROMIUM
 
 
