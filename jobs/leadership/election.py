@@ -14,7 +14,6 @@ dead leader's lease is taken by a standby at most ``L + L/3`` after its last ren
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -62,6 +61,7 @@ class Election:
         self._confirmed_at = 0.0
         self._silent_reported: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def instance_id(self) -> str:
@@ -141,22 +141,27 @@ class Election:
     # --- the loop ----------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             await self.tick()
             await self.clock.sleep(self.renew_every_s)
 
     def start(self) -> asyncio.Task[None]:
+        self._stopping = False
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self.run(), name="pulsegate-election")
         return self._task
 
     async def stop(self) -> None:
         """Stop trying and renewing (leadership itself is kept until :meth:`resign` or expiry)."""
+        self._stopping = True
         task, self._task = self._task, None
-        if task is not None and not task.done():
+        # Python 3.11's wait_for can swallow a cancel that lands as its inner call completes (fixed in 3.12), so
+        # one cancel may be lost: the flag ends the loop, and the cancel is repeated until the task is done.
+        while task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=0.5)
+        if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
+            log.debug("election loop ended with: %s", task.exception())
 
     async def resign(self, timeout_s: float = 5.0) -> None:
         """Shutdown: give the lease back so a standby takes over at its next try; then free connections."""
