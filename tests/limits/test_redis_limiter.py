@@ -12,9 +12,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
+from redis.crc import key_slot
 
 from core.clock import ManualClock
 from core.limits import Demand, LimitSpec, RateLimiter, RedisRateLimiter
+from core.redis_link import hash_tagged
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.redis
@@ -44,12 +46,26 @@ async def test_keys_are_namespaced_and_expire_once_full(redis_url: str, redis_pr
     limiter = RedisRateLimiter(redis_url, prefix=redis_prefix)
     spec = LimitSpec(limit=10, period_s=0.2)
     await limiter.try_acquire([Demand("user:u-1:rpm", spec, 5)])
-    assert raw.keys(redis_prefix + "*") == [(redis_prefix + "user:u-1:rpm").encode()]
-    assert 0 < raw.pttl(redis_prefix + "user:u-1:rpm") <= 100 + 1_000  # refill time plus one second of slack
+    assert raw.keys(redis_prefix + "*") == [(redis_prefix + "{user:u-1}:rpm").encode()]
+    assert 0 < raw.pttl(redis_prefix + "{user:u-1}:rpm") <= 100 + 1_000  # refill time plus one second of slack
     await asyncio.sleep(1.3)
     assert raw.keys(redis_prefix + "*") == []
     assert (await limiter.state("user:u-1:rpm", spec)).remaining == 10
     await limiter.aclose()
+
+
+def test_limits_acquired_together_share_one_redis_cluster_slot() -> None:
+    """One script may only touch keys of one slot in Redis Cluster: each group's names carry the same hash tag."""
+    groups = [
+        ("anthropic:rpm", "anthropic:tpm"),
+        ("openai:key:0123abcd:rpm", "openai:key:0123abcd:tpm"),
+        ("user:u-{1}:rpm", "user:u-{1}:tpm"),
+    ]
+    for group in groups:
+        names = [hash_tagged("pulsegate:limit:", name) for name in group]
+        assert len({key_slot(name.encode()) for name in names}) == 1, names
+    assert hash_tagged("p:", "anthropic:rpm") == "p:{anthropic}:rpm"
+    assert hash_tagged("p:", "solo") == "p:{solo}"
 
 
 async def test_time_comes_from_redis_not_from_the_app_server(redis_url: str, redis_prefix: str) -> None:
@@ -88,7 +104,7 @@ async def test_a_closed_port_degrades_to_scaled_local_limits(
 ) -> None:
     url = f"redis://127.0.0.1:{free_port()}/15"  # nobody listens
     limiter = RedisRateLimiter(url, clock=clock, processes=4)
-    caplog.set_level(logging.WARNING, logger="core.limits.redis")
+    caplog.set_level(logging.WARNING, logger="core.redis_link")
     assert await admitted_in_a_row(limiter, rpm()) == 2  # 8 per second shared by 4 processes: a local burst of 2
     assert limiter.degraded
     assert limiter.degraded_since == clock.now()
@@ -100,7 +116,7 @@ async def test_a_closed_port_degrades_to_scaled_local_limits(
     assert limiter.state_nowait("anthropic:rpm", RPM).remaining == 0
     clock.advance(10)  # probes fail too: still one warning for the whole outage
     assert await limiter.try_acquire([rpm()]) == 0.0
-    warnings = [r for r in caplog.records if r.name == "core.limits.redis"]
+    warnings = [r for r in caplog.records if r.name == "core.redis_link"]
     assert len(warnings) == 1
     assert "RATE LIMITS DEGRADED" in warnings[0].getMessage()
     status = limiter.status()
@@ -162,7 +178,7 @@ async def test_a_stalled_redis_degrades_within_the_timeout_and_shared_state_resu
     limiter = RedisRateLimiter(
         f"redis://127.0.0.1:{port}{parts.path}", prefix=redis_prefix, clock=clock, local_share=0.5, probe_interval_s=2
     )
-    caplog.set_level(logging.WARNING, logger="core.limits.redis")
+    caplog.set_level(logging.WARNING, logger="core.redis_link")
     try:
         assert await admitted_in_a_row(limiter, rpm(), most=6) == 6  # shared bucket: 2 left
         assert not limiter.degraded
@@ -191,7 +207,7 @@ async def test_a_stalled_redis_degrades_within_the_timeout_and_shared_state_resu
         # the shared bucket held 2 at the outage, and 4 s of refill at 8 per second filled it again
         assert state.remaining == pytest.approx(8)
         assert await admitted_in_a_row(limiter, rpm()) == 8
-        messages = [r.getMessage() for r in caplog.records if r.name == "core.limits.redis"]
+        messages = [r.getMessage() for r in caplog.records if r.name == "core.redis_link"]
         assert len(messages) == 2
         assert "RATE LIMITS DEGRADED" in messages[0]
         assert "answers again" in messages[1]

@@ -1,0 +1,211 @@
+"""One connection to the shared Redis that degrades instead of failing.
+
+The shared limiter (:mod:`core.limits.redis`) and the shared key and breaker state (:mod:`core.shared_state.redis`)
+both run Lua scripts through a :class:`RedisLink`; sharing one link means one outage, one warning and one
+"degraded" flag for both. Every call has a short timeout (default 50 ms) and no retries: a call that fails marks the
+link degraded (one loud warning per outage), callers fall back to their local state, and while degraded Redis is
+tried again at most once every ``probe_interval_s`` — the first answer ends the outage.
+
+An async client (and its pool) is made per event loop, since redis-py's asyncio connections belong to the loop that
+opened them; a blocking client serves synchronous readers (snapshots).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import weakref
+from datetime import datetime
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+
+from core.clock import SYSTEM_CLOCK, Clock
+
+log = logging.getLogger(__name__)
+
+#: What a failed Redis call raises (connection refused, reset, timeout, script errors).
+FAILURES: tuple[type[BaseException], ...] = (redis.RedisError, OSError, asyncio.TimeoutError)
+
+EPOCH_S = 1_700_000_000
+"""Redis ``TIME`` seconds are counted from here (2023-11-14) so a double resolves time well below 1 µs."""
+
+#: Lua: ``now_s()`` is ``ARGV[1]`` when the caller injects time (tests), else Redis's own ``TIME``.
+NOW_LUA = f"""
+local function now_s()
+  if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
+  local t = redis.call('TIME')
+  return (tonumber(t[1]) - {EPOCH_S}) + tonumber(t[2]) / 1000000
+end
+"""
+
+
+class Script:
+    """A Lua script known by its SHA-1, as ``EVALSHA`` wants it."""
+
+    __slots__ = ("lua", "sha")
+
+    def __init__(self, lua: str) -> None:
+        self.lua = lua
+        self.sha = hashlib.sha1(lua.encode()).hexdigest()  # noqa: S324 - Redis's naming, not security
+
+
+class RedisLink:
+    """A Redis URL, its per-loop clients and its health. ``clock`` paces the outage probes (tests inject one)."""
+
+    def __init__(
+        self, url: str, *, timeout_s: float = 0.05, probe_interval_s: float = 2.0, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self.probe_interval_s = probe_interval_s
+        self.clock = clock
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._sync: redis.Redis | None = None
+        self._lock = threading.Lock()
+        self.degraded = False
+        self.degraded_since: datetime | None = None
+        self.outages = 0
+        self._next_probe = 0.0
+        #: The warning's first words and what callers do meanwhile (set by whoever builds the link).
+        self.headline = "SHARED STATE DEGRADED"
+        self.fallback_note = "Each process goes on with its local state"
+
+    # -- calls ---------------------------------------------------------------------------------------------------
+
+    def usable(self) -> bool:
+        """Healthy, or degraded and a probe is due (then the caller's call is the probe)."""
+        if not self.degraded:
+            return True
+        now = self.clock.monotonic()
+        with self._lock:
+            if now < self._next_probe:
+                return False
+            self._next_probe = now + self.probe_interval_s
+        return True
+
+    async def run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        """``EVALSHA`` straight through ``execute_command`` (redis-py's ``Script`` object costs ~15 µs more per
+        call); on ``NOSCRIPT`` (a restarted or flushed Redis) the script is loaded and the call repeated once.
+        Raises one of :data:`FAILURES`; the caller reports it with :meth:`failed`."""
+        client = self.client()
+        try:
+            result = await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            await client.script_load(script.lua)
+            result = await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        if self.degraded:
+            self.recovered()
+        return result
+
+    def run_blocking(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        """:meth:`run` for synchronous callers, over a blocking client with the same short timeout."""
+        client = self.blocking_client()
+        try:
+            result = client.evalsha(script.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            result = client.eval(script.lua, len(keys), *keys, *args)
+        if self.degraded:
+            self.recovered()
+        return result
+
+    def client(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = aioredis.Redis.from_url(
+                self.url,
+                socket_timeout=self.timeout_s,
+                socket_connect_timeout=self.timeout_s,
+                retry=aioredis.retry.Retry(NoBackoff(), 0),
+            )
+        return client
+
+    def blocking_client(self) -> redis.Redis:
+        if self._sync is None:
+            self._sync = redis.Redis.from_url(
+                self.url,
+                socket_timeout=self.timeout_s,
+                socket_connect_timeout=self.timeout_s,
+                retry=redis.retry.Retry(NoBackoff(), 0),
+            )
+        return self._sync
+
+    # -- health --------------------------------------------------------------------------------------------------
+
+    def failed(self, exc: BaseException) -> None:
+        with self._lock:
+            self._next_probe = self.clock.monotonic() + self.probe_interval_s
+            if self.degraded:
+                return
+            self.degraded = True
+            self.degraded_since = self.clock.now()
+            self.outages += 1
+        log.warning(
+            "%s: Redis at %s did not answer (%s: %s). %s until Redis answers again (checked every %.3g s).",
+            self.headline,
+            redacted(self.url),
+            type(exc).__name__,
+            exc,
+            self.fallback_note,
+            self.probe_interval_s,
+        )
+
+    def recovered(self) -> None:
+        with self._lock:
+            if not self.degraded:
+                return
+            since = self.degraded_since
+            self.degraded = False
+            self.degraded_since = None
+        log.warning(
+            "Redis at %s answers again (degraded since %s); shared limits and state resumed.",
+            redacted(self.url),
+            since.isoformat() if since else "?",
+        )
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "backend": "redis",
+            "degraded": self.degraded,
+            "degraded_since": self.degraded_since.isoformat() if self.degraded_since else None,
+            "outages": self.outages,
+        }
+
+    async def aclose(self) -> None:
+        """Close this loop's connections (and the blocking client)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        client = self._clients.pop(loop, None) if loop is not None else None
+        if client is not None:
+            await client.aclose()
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for logs."""
+    head, sep, tail = url.rpartition("@")
+    if not sep:
+        return url
+    scheme, _, _ = head.partition("://")
+    return f"{scheme}://***@{tail}"
+
+
+def hash_tagged(prefix: str, name: str) -> str:
+    """``<prefix>{<group>}:<last part>``: the Redis key of ``name``, with the Redis Cluster hash tag ``{group}``
+    (``name`` up to its last ``:``) so the keys one script touches together share a slot: ``anthropic:rpm`` and
+    ``anthropic:tpm`` → ``{anthropic}``; ``anthropic:key:<fp>:rpm`` / ``:tpm`` → ``{anthropic:key:<fp>}``."""
+    group, sep, last = name.rpartition(":")
+    if not sep:
+        return f"{prefix}{{{name}}}"
+    return f"{prefix}{{{group}}}:{last}"
