@@ -6,6 +6,11 @@ time (the libraries evaluated all let every concurrent caller through, which is 
 not see). A healthy trial closes the breaker with an empty window; a failed one re-opens it for
 ``open_s × backoff^n`` (capped at ``max_open_s``).
 
+Several processes (a shared-state backend, :mod:`core.shared_state`): each process judges its own window, and the
+transitions it decides are collected in ``pending`` for the backend to publish; :meth:`CircuitBreaker.adopt` takes
+the common state, so one process tripping opens the breaker for all, and the half-open trial is claimed in the
+shared state so that exactly one process sends it.
+
 The caller decides what counts: only provider-health failures are ``healthy=False``; a call that ends without a
 verdict (cancelled, a 429, a 400) is :meth:`CircuitBreaker.release`\\ d. The API is synchronous and cheap: a
 ``threading.Lock`` held for microseconds, never across the call.
@@ -102,6 +107,8 @@ class CircuitBreaker:
         self._opens = 0  # consecutive opens without a close in between
         self._opened_at_wall: datetime | None = None
         self._open_until: float | None = None
+        self._trial_mine = False  # the trial in flight is this process's (else another process holds it)
+        self.pending: list[dict[str, Any]] | None = None  # transitions to publish, when a backend shares them
 
     # --- the call path ---------------------------------------------------------------------------------------
 
@@ -113,7 +120,7 @@ class CircuitBreaker:
             if self._state == CLOSED:
                 permit: Permit | None = Permit(self, self._epoch, trial=False)
             elif self._state == HALF_OPEN and not self._trial_out:
-                self._trial_out = True
+                self._trial_out = self._trial_mine = True
                 permit = Permit(self, self._epoch, trial=True)
             else:
                 permit = None
@@ -131,7 +138,7 @@ class CircuitBreaker:
                 return
             now = self._clock.monotonic()
             if permit.trial:
-                self._trial_out = False
+                self._trial_out = self._trial_mine = False
                 if healthy:
                     self._close(transitions)
                 else:
@@ -152,7 +159,40 @@ class CircuitBreaker:
                 return
             permit.settled = True
             if permit.trial and permit.epoch == self._epoch:
-                self._trial_out = False
+                self._trial_out = self._trial_mine = False
+                if self.pending is not None:
+                    self.pending.append({"op": "release"})
+
+    def adopt(self, state: str, open_remaining_s: float, opens: int, trial_busy: bool) -> None:
+        """Take the state all processes share: ``open_remaining_s`` of an open period left, ``opens`` in a row,
+        and whether another process holds the half-open trial. Not published back (it came from there)."""
+        transitions: list[tuple[str, str]] = []
+        with self._lock:
+            now = self._clock.monotonic()
+            if state == CLOSED:
+                if self._state != CLOSED:
+                    self._reset_closed()
+                    self._move(CLOSED, transitions)
+            elif state == OPEN:
+                if self._state != OPEN:
+                    self._window.clear()
+                    self._failures = 0
+                    self._trial_out = self._trial_mine = False
+                    self._opened_at_wall = self._clock.now()
+                    self._move(OPEN, transitions)
+                self._open_until = now + round(open_remaining_s, 6)  # shared times travel with µs precision
+                self._opens = opens
+            else:
+                if self._state != HALF_OPEN:
+                    if self._state == CLOSED:
+                        self._opened_at_wall = self._clock.now()
+                    self._open_until = now
+                    self._trial_out = self._trial_mine = False
+                    self._move(HALF_OPEN, transitions)
+                self._opens = opens
+                if not self._trial_mine:
+                    self._trial_out = trial_busy
+        self._notify(transitions)
 
     # --- introspection ---------------------------------------------------------------------------------------
 
@@ -205,7 +245,7 @@ class CircuitBreaker:
     def _advance(self, now: float, transitions: list[tuple[str, str]]) -> None:
         if self._state == OPEN and self._open_until is not None and now >= self._open_until:
             self._move(HALF_OPEN, transitions)
-            self._trial_out = False
+            self._trial_out = self._trial_mine = False
 
     def _prune(self, now: float) -> None:
         window, horizon = self._window, now - self.window_s
@@ -226,14 +266,22 @@ class CircuitBreaker:
         self._window.clear()
         self._failures = 0
         self._move(OPEN, transitions)
+        if self.pending is not None:
+            self.pending.append({"op": "open", "until": self._open_until, "opens": self._opens})
 
     def _close(self, transitions: list[tuple[str, str]]) -> None:
+        self._reset_closed()
+        self._move(CLOSED, transitions)
+        if self.pending is not None:
+            self.pending.append({"op": "close"})
+
+    def _reset_closed(self) -> None:
         self._opens = 0
         self._opened_at_wall = None
         self._open_until = None
         self._window.clear()
         self._failures = 0
-        self._move(CLOSED, transitions)
+        self._trial_out = self._trial_mine = False
 
     def _move(self, state: str, transitions: list[tuple[str, str]]) -> None:
         transitions.append((self._state, state))

@@ -39,6 +39,7 @@ from core.providers.rate_limit_headers import Window, parse_rate_limit_headers
 from core.recording import AttemptRecord, Recorder
 from core.request import CallOptions, ModelConfig, Priority
 from core.retry import RETRYABLE, RetryPolicy, RetryState
+from core.shared_state import LocalSharedState, SharedState
 from core.token_estimate import estimate_input_tokens
 from core.translate.model_map import ModelMap
 from core.translate.result import NormalizedResponse
@@ -146,6 +147,7 @@ class CallRunner:
         model_map: ModelMap,
         instance_id: str,
         user_limits: UserLimits | None = None,
+        shared_state: SharedState | None = None,
     ) -> None:
         self.runtimes = runtimes
         self.limiter = limiter
@@ -156,6 +158,7 @@ class CallRunner:
         self.model_map = model_map
         self.instance_id = instance_id
         self.user_limits = user_limits if user_limits is not None else UserLimits()
+        self.shared_state: SharedState = shared_state if shared_state is not None else LocalSharedState()
 
     # --- the plan ------------------------------------------------------------------------------------------
 
@@ -288,6 +291,11 @@ class CallRunner:
                 key, key_demands = await self._choose_key(ctx, runtime, tokens, excluded)
                 permit = runtime.breaker.acquire()  # after the wait: a half-open trial slot is not held in a queue
                 if permit is None:
+                    raise self._circuit_open(ctx, runtime)
+                if permit.trial and not await self.shared_state.claim_trial(
+                    runtime.provider.value, max(1.0, ctx.deadline - clock.monotonic())
+                ):
+                    permit.release()  # another process sends the trial
                     raise self._circuit_open(ctx, runtime)
             except CallError as error:
                 await self._refund_admission(runtime, tokens, key_demands)
@@ -431,12 +439,15 @@ class CallRunner:
         self, ctx: CallContext, runtime: ProviderRuntime, tokens: int, excluded: set[str]
     ) -> tuple[ApiKey, list[Demand]]:
         paced: dict[str, float] = {}
+        provider = runtime.provider.value
+        await self.shared_state.sync(provider)  # cooldowns, disabled keys, the breaker: as every process sees them
         while True:
             choice = runtime.pool.choose(exclude=excluded | paced.keys())
             if choice is None:
                 if paced:
                     await self._wait_within_deadline(ctx, runtime, min(paced.values()), "every key is at its own limit")
                     paced.clear()
+                    await self.shared_state.sync(provider)
                     continue
                 reasons = runtime.pool.why_unusable()
                 detail = "; ".join(f"{label}: {why}" for label, why in reasons.items()) or "no keys configured"
@@ -447,6 +458,7 @@ class CallRunner:
                 )
             if choice.wait_s > 0:
                 await self._wait_within_deadline(ctx, runtime, choice.wait_s, "every key is cooling down")
+                await self.shared_state.sync(provider)
                 continue
             demands = runtime.key_demands(choice.key, tokens)
             if demands:
@@ -538,6 +550,7 @@ class CallRunner:
         health.in_flight -= 1
         health.record_success(now)
         lease.permit.record(True)
+        await self.shared_state.flush(lease.runtime.provider.value)
         await self._observe_headers(lease, headers)
         usage = response.usage
         used = usage.input_tokens + usage.cache_write_tokens + usage.output_tokens
@@ -593,6 +606,7 @@ class CallRunner:
             lease.permit.record(False)
         else:
             lease.permit.release()  # the provider answered; this says nothing about its health
+        await self.shared_state.flush(lease.runtime.provider.value)  # a cooldown or an open breaker, for all at once
         error.attempts = ctx.attempts
         if error.key_label is None:
             error.key_label = lease.key.label
@@ -616,6 +630,7 @@ class CallRunner:
         lease.settled = True
         lease.runtime.pool.state(lease.key).in_flight -= 1
         lease.permit.release()
+        await self.shared_state.flush(lease.runtime.provider.value)
         await self._settle_tokens(lease, 0)
 
     # --- rows -------------------------------------------------------------------------------------------------

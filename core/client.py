@@ -37,6 +37,7 @@ from core.request import CallOptions, ModelConfig, Priority
 from core.response import AIResponse
 from core.retry import RetryPolicy
 from core.settings import Settings, load_settings
+from core.shared_state import LocalSharedState, SharedState
 from core.streaming import ResponseStream
 from core.translate.model_map import ModelMap
 from core.translate.result import NormalizedResponse
@@ -45,6 +46,7 @@ from core.validation import validate_call, validate_config, validate_options
 
 if TYPE_CHECKING:
     from core.probe import ProbeResult, ProbeTarget
+    from core.redis_link import RedisLink
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,18 +74,23 @@ class AIClient:
         instance_id: str | None = None,
         adapter_factory: Any = None,
         heartbeat: bool = True,
+        shared_state: SharedState | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.recorder: Recorder = recorder or NullRecorder()
-        self.limiter: RateLimiter = limiter or _default_limiter(self.settings, clock)
         self.instance_id = instance_id or new_instance_id()
+        link = _redis_link(settings) if settings.redis_url is not None and None in (limiter, shared_state) else None
+        self.limiter: RateLimiter = limiter or _default_limiter(self.settings, clock, link)
+        self.shared_state: SharedState = shared_state or _default_shared_state(link, self.instance_id)
         self.period_s = rate_limit_period_s or settings.rate_limit_period_s
         self.max_queue = max_queue
         self._adapter_factory = adapter_factory or _default_adapter
         breaker_options = {**DEFAULT_BREAKER, **(breaker or {})}
         self.pools = {p: KeyPool(p, settings.keys(p), clock, health_policy) for p in Provider}
         self.breakers = {p: CircuitBreaker(p.value, clock, **breaker_options) for p in Provider}
+        for p in Provider:
+            self.shared_state.attach(p.value, self.pools[p], self.breakers[p])
         self._key_limits = {p: self._configured_key_limits(p) for p in Provider}
         self._runner_args = {
             "limiter": self.limiter,
@@ -93,6 +100,7 @@ class AIClient:
             "prices": prices or PriceTable.load(settings.price_table_file),
             "model_map": model_map or ModelMap(),
             "instance_id": self.instance_id,
+            "shared_state": self.shared_state,
             "user_limits": UserLimits(
                 rpm=LimitSpec(float(settings.user_rpm), self.period_s) if settings.user_rpm else None,
                 tpm=LimitSpec(float(settings.user_tpm), self.period_s) if settings.user_tpm else None,
@@ -452,6 +460,7 @@ class AIClient:
             "providers": providers,
             "users": self._runner.user_limits.snapshot(),
             "limiter": self.limiter.status() if hasattr(self.limiter, "status") else {"backend": "memory"},
+            "shared_state": self.shared_state.status(),
             "recorder": self.recorder.stats(),
         }
 
@@ -478,6 +487,8 @@ class AIClient:
         limiter_close = getattr(self.limiter, "aclose", None)
         if limiter_close is not None and self._loop in (None, here):
             await limiter_close()
+        if self._loop in (None, here):
+            await self.shared_state.aclose()
         await asyncio.to_thread(self.recorder.close)
         self._stop_background()
 
@@ -510,13 +521,32 @@ class AIClient:
         return f"AIClient(instance={self.instance_id!r}, keys={keys})"
 
 
-def _default_limiter(settings: Settings, clock: Clock) -> RateLimiter:
+def _redis_link(settings: Settings) -> RedisLink:
+    """One connection for the limiter and the key/breaker state: one outage, one warning, one flag."""
+    from core.redis_link import RedisLink
+
+    assert settings.redis_url is not None
+    return RedisLink(settings.redis_url.get_secret_value())
+
+
+def _default_limiter(settings: Settings, clock: Clock, link: RedisLink | None) -> RateLimiter:
     """Redis when ``REDIS_URL`` is set (limits shared by every app server, time from Redis), else in memory."""
-    if settings.redis_url is None:
+    if link is None:
         return MemoryRateLimiter(clock)
     from core.limits.redis import RedisRateLimiter
 
-    return RedisRateLimiter(settings.redis_url.get_secret_value(), local_share=settings.redis_local_share)
+    return RedisRateLimiter(link=link, local_share=settings.redis_local_share)
+
+
+def _default_shared_state(link: RedisLink | None, instance_id: str) -> SharedState:
+    """Key health, cooldowns and the breaker shared through the same Redis as the limits, else this process's."""
+    if link is None:
+        return LocalSharedState()
+    from core.shared_state.redis import RedisSharedState
+
+    link.headline = "RATE LIMITS DEGRADED (and shared key/breaker state)"
+    link.fallback_note += "; key cooldowns and the circuit breaker are each process's own"
+    return RedisSharedState(link, instance_id=instance_id)
 
 
 def _default_adapter(provider: Provider, settings: Settings) -> ProviderAdapter:

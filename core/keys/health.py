@@ -7,8 +7,9 @@ request is the caller's: neither touches the key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from core.errors import ErrorClass
 
@@ -48,8 +49,46 @@ class HealthPolicy:
     cooldown_cap_s: float = 300.0
 
 
+#: Changes kept for a shared-state backend at most (while Redis is down they pile up; the newest matter).
+MAX_PENDING_OPS = 32
+
+
+@dataclass(slots=True)
+class PendingChanges:
+    """What this process learnt about a key since it last told the shared state: outcome weights to add, and the
+    cooldown / disable / enable / reset decisions in the order they were taken."""
+
+    good: float = 0.0
+    total: float = 0.0
+    ops: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, op: dict[str, Any]) -> None:
+        self.ops.append(op)
+        if len(self.ops) > MAX_PENDING_OPS:
+            del self.ops[0]
+
+
+@dataclass(frozen=True, slots=True)
+class SharedKeyView:
+    """A key as the shared state sees it, all processes together: decayed outcome weights, the cooldown left, its
+    growth streak and the disabled state."""
+
+    good: float
+    total: float
+    cooldown_s: float
+    cooldown_streak: int
+    disabled_reason: str | None
+    disabled_class: str | None
+
+
 class KeyHealth:
-    """Mutable health of one key; every method takes ``now`` (monotonic seconds) so tests control time."""
+    """Mutable health of one key; every method takes ``now`` (monotonic seconds) so tests control time.
+
+    With a shared-state backend (:mod:`core.shared_state`), ``pending`` collects what must be told to the other
+    processes and :meth:`adopt` takes their common view; alone, ``pending`` is ``None`` and nothing is kept.
+    The consecutive-failure count stays per process: each process cools a key down on its own streak, and the
+    cooldown it decides is then obeyed by all.
+    """
 
     __slots__ = (
         "_good",
@@ -62,6 +101,7 @@ class KeyHealth:
         "disabled_reason",
         "in_flight",
         "last_error_class",
+        "pending",
         "policy",
         "requests",
     )
@@ -79,6 +119,7 @@ class KeyHealth:
         self.last_error_class: ErrorClass | None = None
         self.requests = 0
         self.in_flight = 0
+        self.pending: PendingChanges | None = None
 
     def _decay(self, now: float) -> None:
         if self._updated_at is not None and now > self._updated_at:
@@ -111,6 +152,11 @@ class KeyHealth:
         self._good += 1.0
         self._total += 1.0
         self.consecutive_failures = 0
+        if self.pending is not None:
+            self.pending.good += 1.0
+            self.pending.total += 1.0
+            if self.cooldown_streak:
+                self.pending.add({"op": "calm"})  # the next cooldown starts from the base again, everywhere
         self.cooldown_streak = 0
 
     def record_failure(self, now: float, error_class: ErrorClass, retry_after: float | None = None) -> None:
@@ -118,6 +164,8 @@ class KeyHealth:
             return
         self._decay(now)
         self._total += 1.0
+        if self.pending is not None:
+            self.pending.total += 1.0
         self.consecutive_failures += 1
         self.last_error_class = error_class
         if error_class in DISABLING:
@@ -136,21 +184,49 @@ class KeyHealth:
             duration = min(policy.cooldown_cap_s, policy.cooldown_base_s * policy.cooldown_growth**self.cooldown_streak)
         self.cooldown_until = max(self.cooldown_until, now + duration)
         self.cooldown_streak += 1
+        if self.pending is not None:
+            self.pending.add({"op": "cool", "until": self.cooldown_until, "streak": self.cooldown_streak})
 
     def disable(self, reason: str, error_class: ErrorClass | None = None) -> None:
         self.disabled_reason = reason
         self.disabled_class = error_class
+        if self.pending is not None:
+            self.pending.add({"op": "disable", "reason": reason, "class": error_class.value if error_class else None})
 
     def enable(self) -> None:
         """Back in service with a clean slate (operator command or a successful probe)."""
         self.disabled_reason = None
         self.disabled_class = None
-        self.reset_cooldown()
+        self._clear_cooldown()
+        if self.pending is not None:
+            self.pending.add({"op": "enable"})
 
     def reset_cooldown(self) -> None:
+        self._clear_cooldown()
+        if self.pending is not None:
+            self.pending.add({"op": "reset"})
+
+    def _clear_cooldown(self) -> None:
         self.cooldown_until = 0.0
         self.cooldown_streak = 0
         self.consecutive_failures = 0
+
+    def adopt(self, view: SharedKeyView, now: float) -> None:
+        """Take the shared view (which already holds what this process told it), plus what it learnt since.
+        Decisions not yet told keep the local cooldown and disabled state until they are."""
+        pending = self.pending
+        self._good = view.good + (pending.good if pending is not None else 0.0)
+        self._total = view.total + (pending.total if pending is not None else 0.0)
+        self._updated_at = now
+        if pending is not None and pending.ops:
+            return
+        self.cooldown_until = now + round(view.cooldown_s, 6) if view.cooldown_s > 0 else 0.0  # µs precision
+        self.cooldown_streak = view.cooldown_streak
+        self.disabled_reason = view.disabled_reason
+        try:
+            self.disabled_class = ErrorClass(view.disabled_class) if view.disabled_class else None
+        except ValueError:
+            self.disabled_class = None
 
     def cooldown_remaining(self, now: float) -> float:
         return max(0.0, self.cooldown_until - now)

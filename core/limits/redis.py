@@ -9,8 +9,9 @@ together). Keys carry a TTL of "until the bucket is full again" (plus a second o
 key mean the same — so idle per-user and per-key limits vanish by themselves.
 
 Time: by default the script reads Redis's own ``TIME``, so the app servers' clocks never matter (no NTP skew can
-over-admit); seconds are counted from :data:`core.redis_link.EPOCH_S` so doubles keep sub-microsecond resolution. Tests inject a
-:class:`~core.clock.Clock` instead and the script then uses the ``now`` it is handed (``clock.monotonic()``).
+over-admit); seconds are counted from :data:`core.redis_link.EPOCH_S` so doubles keep sub-microsecond resolution.
+Tests inject a :class:`~core.clock.Clock` instead and the script then uses the ``now`` it is handed
+(``clock.monotonic()``).
 
 Redis down or slow (``timeout_s``, default 50 ms, no retries): the call is answered by a local
 :class:`~core.limits.memory.MemoryRateLimiter` whose limits are scaled to ``local_share`` of the configured ones

@@ -1,0 +1,171 @@
+"""Two app servers (two ``AIClient``\\ s) share key health, cooldowns, disabled keys and the breaker through real
+Redis, with the real SDKs against the emulator. Both servers' state scripts take the test's manual clock, so
+cooldowns and open periods end when the test says."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from core import AIClient
+from core.clock import ManualClock
+from core.control import ControlCommand, apply_command
+from core.errors import CircuitOpenError, ErrorClass, ProviderError
+from core.redis_link import RedisLink
+from core.shared_state.redis import RedisSharedState
+from emulator import EmulatorServer
+from tests.client.conftest import ANTHROPIC_KEYS, drive, requests_by_key, total_requests
+from tests.limits.conftest import delete_prefix, unique_prefix
+from tests.support.redis_proxy import StallingProxy
+
+pytestmark = pytest.mark.redis
+MESSAGES = [{"role": "user", "content": "hi"}]
+CONFIG = {"model": "claude-sonnet-4-6", "max_tokens": 8}
+BREAKER = {"min_calls": 2, "failure_rate": 0.5, "open_s": 30.0}
+
+Servers = Callable[..., list[AIClient]]
+
+
+@pytest.fixture
+async def servers(
+    make_client: Callable[..., AIClient], redis_url: str, clock: ManualClock
+) -> AsyncIterator[Callable[..., list[AIClient]]]:
+    """``servers(n, anthropic=2, urls=None)``: n clients sharing state under one fresh prefix (``urls`` gives each its
+    own Redis URL, e.g. a proxy)."""
+    prefix = unique_prefix().replace("limit", "state")
+
+    def build(count: int = 2, anthropic: int = 2, urls: list[str] | None = None) -> list[AIClient]:
+        clients = []
+        for index in range(count):
+            link = RedisLink((urls or [redis_url] * count)[index], clock=clock)
+            shared = RedisSharedState(link, prefix=prefix, clock=clock)
+            clients.append(
+                make_client(anthropic=anthropic, openai=0, clock=clock, shared_state=shared, breaker=BREAKER)
+            )
+        return clients
+
+    yield build
+    delete_prefix(redis_url, prefix)
+
+
+def key_state(client: AIClient, label: str) -> dict[str, Any]:
+    keys = client.snapshot()["providers"]["anthropic"]["keys"]
+    return next(key for key in keys if key["label"] == label)
+
+
+def command(name: str, label: str) -> ControlCommand:
+    now = datetime.now(UTC)
+    return ControlCommand(1, name, "anthropic", label, None, "test", now, now + timedelta(minutes=5))
+
+
+async def test_a_cooldown_set_by_one_server_is_obeyed_by_the_other_on_its_next_call(
+    servers: Servers, emu: EmulatorServer
+) -> None:
+    emu.set_scenario({"faults": [{"kind": "rate_limit", "count": 1, "key": ANTHROPIC_KEYS[0], "retry_after": 30}]})
+    one, two = servers()
+    assert (await one.generate_response(CONFIG, MESSAGES)).key_label == "Backup 1"  # 429 on Primary: moved on
+    # two never saw that 429, and its own rotation would start with Primary
+    assert (await two.generate_response(CONFIG, MESSAGES)).key_label == "Backup 1"
+    assert requests_by_key(emu) == {ANTHROPIC_KEYS[0]: {429: 1}, ANTHROPIC_KEYS[1]: {200: 2}}
+    primary = key_state(two, "Primary")
+    assert (primary["status"], primary["cooldown_remaining_s"], primary["score"]) == ("cooldown", 30.0, 50.0)
+    assert two.snapshot()["shared_state"] == {
+        "backend": "redis",
+        "degraded": False,
+        "degraded_since": None,
+        "outages": 0,
+    }
+
+
+async def test_a_key_refused_on_one_server_is_disabled_on_both_until_enabled_on_either(
+    servers: Servers, emu: EmulatorServer
+) -> None:
+    emu.set_scenario({"keys": {ANTHROPIC_KEYS[0]: {"behaviour": "invalid"}}})
+    one, two = servers()
+    assert (await one.generate_response(CONFIG, MESSAGES)).key_label == "Backup 1"
+    assert (await two.generate_response(CONFIG, MESSAGES)).key_label == "Backup 1"
+    assert requests_by_key(emu) == {ANTHROPIC_KEYS[0]: {401: 1}, ANTHROPIC_KEYS[1]: {200: 2}}
+    primary = key_state(two, "Primary")
+    assert (primary["status"], primary["disabled_reason"]) == ("disabled", "auth: the provider refused this key")
+
+    emu.set_scenario({})
+    emu.reset()
+    assert apply_command(two, command("enable_key", "Primary")) == "key 'Primary' enabled"
+    await two.generate_response(CONFIG, MESSAGES)  # two tells the shared state on its next call
+    await one.generate_response(CONFIG, MESSAGES)
+    await one.generate_response(CONFIG, MESSAGES)
+    primary = key_state(one, "Primary")
+    assert (primary["status"], primary["score"]) == ("degraded", 66.7)  # back in service; its 401 still weighs
+    assert requests_by_key(emu)[ANTHROPIC_KEYS[0]] == {200: 2}  # one rotates through Primary again
+
+
+async def test_a_breaker_tripped_on_one_server_fails_fast_on_the_other(
+    servers: Servers, emu: EmulatorServer, clock: ManualClock
+) -> None:
+    emu.set_scenario({"faults": [{"kind": "overloaded", "provider": "anthropic"}]})
+    one, two = servers()
+    call = asyncio.ensure_future(one.generate_response(CONFIG, MESSAGES))
+    await drive(clock, call)  # a 529, one retry after a backoff the manual clock skips, a 529 again: tripped
+    with pytest.raises(ProviderError) as failure:
+        call.result()
+    assert (failure.value.error_class, failure.value.attempts) == (ErrorClass.OVERLOADED, 2)
+    assert one.snapshot()["providers"]["anthropic"]["breaker"]["state"] == "open"
+    sent = total_requests(emu)
+    with pytest.raises(CircuitOpenError, match=r"next trial in 30\.0 s"):
+        await two.generate_response(CONFIG, MESSAGES)
+    assert total_requests(emu) == sent  # nothing reached the provider from two
+    breaker = two.snapshot()["providers"]["anthropic"]["breaker"]
+    assert (breaker["state"], breaker["consecutive_opens"]) == ("open", 1)
+
+    # the open period ends for both at once; exactly ONE of them sends the half-open trial
+    clock.advance(30.0)
+    emu.set_scenario({"latency": {"kind": "fixed", "ms": 300}})
+    emu.reset()
+    results = await asyncio.gather(
+        one.generate_response(CONFIG, MESSAGES), two.generate_response(CONFIG, MESSAGES), return_exceptions=True
+    )
+    assert sorted(type(result).__name__ for result in results) == ["AIResponse", "CircuitOpenError"], results
+    assert total_requests(emu) == 1
+    # the trial closed the breaker for both
+    for client in (one, two):
+        await client.generate_response(CONFIG, MESSAGES)
+        assert client.snapshot()["providers"]["anthropic"]["breaker"]["state"] == "closed"
+    assert total_requests(emu) == 3
+
+
+async def test_redis_down_each_server_goes_on_alone_and_tells_the_others_when_it_returns(
+    servers: Servers, emu: EmulatorServer, redis_url: str, clock: ManualClock
+) -> None:
+    parts = urlsplit(redis_url)
+    proxy = StallingProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+    port = await proxy.start()
+    try:
+        one, two = servers(urls=[f"redis://127.0.0.1:{port}{parts.path}", redis_url])
+        await one.generate_response(CONFIG, MESSAGES)  # connected through the proxy
+        proxy.stalled = True
+        emu.set_scenario({"faults": [{"kind": "rate_limit", "count": 1, "key": ANTHROPIC_KEYS[1], "retry_after": 60}]})
+        started = time.perf_counter()
+        response = await one.generate_response(CONFIG, MESSAGES)  # Backup 1 answers 429: cooled down locally
+        assert time.perf_counter() - started < 1.0
+        assert response.key_label == "Primary"
+        state = one.snapshot()["shared_state"]
+        assert (state["degraded"], state["outages"]) == (True, 1)
+        assert key_state(one, "Backup 1")["status"] == "cooldown"
+        assert key_state(two, "Backup 1")["status"] == "healthy"  # two could not be told yet
+
+        proxy.stalled = False
+        clock.advance(2.0)  # the next probe of Redis is due
+        await one.generate_response(CONFIG, MESSAGES)  # tells the shared state what it learnt alone
+        assert one.snapshot()["shared_state"]["degraded"] is False
+        await two.generate_response(CONFIG, MESSAGES)
+        backup = key_state(two, "Backup 1")
+        assert (backup["status"], backup["cooldown_remaining_s"]) == ("cooldown", 58.0)
+        assert requests_by_key(emu)[ANTHROPIC_KEYS[1]] == {429: 1}
+    finally:
+        await proxy.close()
