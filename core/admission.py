@@ -1,10 +1,14 @@
 """The per-provider priority admission queue in front of the rate limiter.
 
 Higher priority first, FIFO within a priority, strict head of line: only the head is tried against the limiter,
-so a large token request is never starved by a stream of small ones behind it. When nobody waits and the limiter
-has room, :meth:`AdmissionQueue.admit` admits inline with one ``try_acquire`` (the hot path of every call).
-Otherwise one dispatcher task per queue sleeps on the injectable clock until the head fits — woken early when a
-new head arrives, the head leaves, a deadline falls due, or the queue is cleared.
+so a large token request is never starved by a stream of small ones behind it. Other processes sharing the limiter
+(Redis) keep no such order with us: when the same head is refused for longer than twice the wait it was first
+told, it *reserves* — it is charged at once, putting the limits into debt, and is sent when the debt is covered.
+Everybody else, in every process, then waits behind it, so a large request is not starved by small ones elsewhere.
+
+When nobody waits and the limiter has room, :meth:`AdmissionQueue.admit` admits inline with one ``try_acquire``
+(the hot path of every call). Otherwise one dispatcher task per queue sleeps on the injectable clock until the head
+fits — woken early when a new head arrives, the head leaves, a deadline falls due, or the queue is cleared.
 
 Queue methods must be called from the event loop the queue's dispatcher runs on.
 """
@@ -26,10 +30,18 @@ from core.limits.base import Demand, RateLimiter
 log = logging.getLogger(__name__)
 
 
+#: A head refused this long, and for over twice the wait it was first told, reserves (see the module docstring).
+RESERVE_AFTER_MIN_S = 0.05
+
+
+class _Reserved(float):
+    """What the dispatcher hands a reserved waiter: the seconds until its charge is covered (it sleeps them)."""
+
+
 class _Waiter:
     """One queued request; it is live while its future is not done."""
 
-    __slots__ = ("deadline", "demands", "enqueued_at", "future", "priority", "seq")
+    __slots__ = ("deadline", "demands", "enqueued_at", "first_wait", "future", "priority", "refused_at", "seq")
 
     def __init__(
         self,
@@ -46,6 +58,8 @@ class _Waiter:
         self.enqueued_at = enqueued_at
         self.deadline = deadline
         self.future = future
+        self.refused_at: float | None = None  # when it was first refused as head (reset when it stops being head)
+        self.first_wait = 0.0
 
 
 class AdmissionQueue:
@@ -95,11 +109,15 @@ class AdmissionQueue:
         waiter = _Waiter(demands, priority, next(self._seq), now, deadline, future)
         self._enqueue(waiter)
         try:
-            return await future
+            waited = await future
+            if isinstance(waited, _Reserved):
+                await clock.sleep(waited)  # charged already: sent once the debt is covered
+                waited = clock.monotonic() - now
+            return waited
         except asyncio.CancelledError:
             if future.cancelled():
                 self._leave(waiter)
-            elif future.exception() is None:  # admitted, but the caller is gone before seeing it
+            elif future.exception() is None:  # admitted (or reserved), but the caller is gone before using it
                 await self._refund(demands)
             raise
 
@@ -236,19 +254,24 @@ class AdmissionQueue:
                 head = self._head()
                 if head is None:
                     return
+                if self._trying is not head and self._trying is not None:
+                    self._trying.refused_at = None  # overtaken by a higher priority here: that is not starvation
                 self._trying = head
                 try:
                     wait = await self._limiter.try_acquire(head.demands)
+                    now = self._clock.monotonic()
+                    if wait > 0.0 and self._should_reserve(head, now, wait):
+                        await self._limiter.consume(head.demands)
+                        wait = _Reserved(wait)
                 except Exception as exc:  # e.g. the shared limiter's server is unreachable: the head learns why
                     self._fail(head, exc)
                     continue
-                if wait == 0.0:
+                if wait == 0.0 or isinstance(wait, _Reserved):
                     if self._forget(head) and not head.future.done():
-                        head.future.set_result(self._clock.monotonic() - head.enqueued_at)
+                        head.future.set_result(wait or now - head.enqueued_at)
                     else:  # the head left (cancelled) before it could be told: its capacity goes back
                         await self._refund(head.demands)
                     continue
-                now = self._clock.monotonic()
                 deadline = self._next_deadline()
                 if deadline is not None and deadline - now < wait:
                     wait = deadline - now
@@ -262,6 +285,17 @@ class AdmissionQueue:
             self._trying = None
             if self._task is asyncio.current_task():
                 self._task = None
+
+    def _should_reserve(self, head: _Waiter, now: float, wait: float) -> bool:
+        """Refused again, for over twice its first wait: capacity it waited for went elsewhere (another process).
+        Not when the debt would outlast its deadline: it could not be sent in time anyway."""
+        if head.refused_at is None:
+            head.refused_at, head.first_wait = now, wait
+            return False
+        refused_for = now - head.refused_at
+        if refused_for < RESERVE_AFTER_MIN_S or refused_for <= 2.0 * head.first_wait:
+            return False
+        return head.deadline is None or now + wait < head.deadline
 
     async def _sleep(self, now: float, seconds: float) -> None:
         wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()

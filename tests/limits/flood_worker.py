@@ -3,6 +3,8 @@
 From ``start`` (wall time) for ``duration_s`` it acquires ``[Demand(key, spec, cost)]`` on its own
 :class:`RedisRateLimiter` as fast as the limiter lets it (sleeping exactly the wait it is told), cycling through
 ``costs``; it prints one JSON object: every admission as ``[before, after, cost]`` (wall time around the call).
+With ``"queue": true`` each request goes through an :class:`~core.admission.AdmissionQueue` instead (as ``AIClient``
+does), one at a time.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import sys
 import time
 
+from core.admission import AdmissionQueue
 from core.limits import Demand, LimitSpec, RedisRateLimiter
 
 
@@ -25,8 +28,19 @@ async def flood(config: dict[str, object]) -> dict[str, object]:
     admitted: list[list[float]] = []
     attempts = 0
     turn = 0
+    queue = AdmissionQueue("flood", limiter) if config.get("queue") else None
     while time.time() < end:
         demand = Demand(str(config["key"]), spec, costs[turn % len(costs)])
+        if queue is not None:
+            before = time.time()
+            try:
+                await asyncio.wait_for(queue.admit([demand]), timeout=max(0.001, end - before))
+            except TimeoutError:
+                break
+            admitted.append([before, time.time(), demand.cost])
+            attempts += 1
+            turn += 1
+            continue
         before = time.time()
         wait = await limiter.try_acquire([demand])
         after = time.time()

@@ -25,8 +25,16 @@ PERIOD_S = 2.0
 FLOOD_S = 6.0
 
 
-def run_flood(redis_url: str, limit: float, costs: list[float]) -> tuple[list[tuple[float, float]], float, float]:
-    """Admissions as (midpoint, cost), sorted; the largest half-width of a call; and the flood's start."""
+def run_flood(
+    redis_url: str,
+    limit: float,
+    costs: list[float],
+    *,
+    per_process: list[list[float]] | None = None,
+    queue: bool = False,
+) -> tuple[list[tuple[float, float]], float, float]:
+    """Admissions as (midpoint, cost), sorted; the largest half-width of a call; and the flood's start.
+    ``per_process`` gives each process its own costs; ``queue`` sends them through an admission queue."""
     prefix = unique_prefix()
     start = time.time() + 1.5
     config = {
@@ -38,17 +46,23 @@ def run_flood(redis_url: str, limit: float, costs: list[float]) -> tuple[list[tu
         "costs": costs,
         "start": start,
         "duration_s": FLOOD_S,
+        "queue": queue,
     }
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.limits.flood_worker", json.dumps(config)],
+            [
+                sys.executable,
+                "-m",
+                "tests.limits.flood_worker",
+                json.dumps({**config, "costs": per_process[index] if per_process else costs}),
+            ],
             cwd=ROOT,
             env=clean_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(PROCESSES)
+        for index in range(PROCESSES)
     ]
     try:
         outputs = [worker.communicate(timeout=FLOOD_S + 30) for worker in workers]
@@ -104,3 +118,17 @@ def test_four_processes_flooding_one_token_limit_with_mixed_sizes(redis_url: str
     admitted, half_width, start = run_flood(redis_url, limit, [50.0, 400.0, 50.0, 1_500.0, 120.0])
     check_bounds(admitted, half_width, start, limit)
     assert sum(1 for _, cost in admitted if cost == 1_500.0) >= 3, "the large requests were starved"
+
+
+def test_a_process_sending_only_large_requests_is_not_starved_by_three_sending_small_ones(redis_url: str) -> None:
+    """Through admission queues, as AIClient sends: the large requests' process is overtaken by the others'
+    small ones until it reserves (charged into debt, sent when covered), so it gets a fair part of the limit."""
+    limit = 4_000.0
+    small, large = [50.0], [1_500.0]
+    admitted, _, _ = run_flood(redis_url, limit, small, per_process=[large, small, small, small], queue=True)
+    large_units = sum(cost for _, cost in admitted if cost == 1_500.0)
+    total = sum(cost for _, cost in admitted)
+    assert large_units >= 2 * 1_500.0, f"the large requests were starved: {large_units:g} of {total:g} units"
+    assert large_units >= 0.2 * total, f"the large requests got {large_units / total:.0%} of {total:g} units"
+    assert total <= limit + limit * FLOOD_S / PERIOD_S + 1_500.0  # never over the limit (± one request in flight)
+    print(f"large requests: {large_units:g} of {total:g} units ({large_units / total:.0%})")

@@ -137,6 +137,30 @@ async def test_a_large_request_at_the_head_is_not_starved_by_small_ones(
     await asyncio.gather(*tasks)
 
 
+async def test_a_head_overtaken_by_another_process_reserves_and_is_sent_when_its_debt_is_covered(
+    queue: AdmissionQueue, limiter: MemoryRateLimiter, clock: ManualClock
+) -> None:
+    """Another process shares the limiter and takes every token the moment it refills: without a reservation the
+    90-token head would never fit. Refused for over twice its first wait (45 s), it is charged into debt at once
+    and sent when the debt is covered — and the other process gets nothing meanwhile."""
+    await limiter.consume(tokens(100))
+    start = clock.monotonic()
+    big = asyncio.create_task(queue.admit(tokens(90)))
+    await settle()
+    taken: list[float] = []
+    while not big.done():
+        clock.advance(0.5)
+        if await limiter.try_acquire(tokens(1)) == 0.0:  # the other process, first at every refill
+            taken.append(clock.monotonic() - start)
+        await settle()
+    sent_at = clock.monotonic() - start
+    assert (await big, sent_at) == (180.0, 180.0)
+    # refused at 0, 45 and 90 s; at 135 s (refused for 135 s > 2 × 45 s) it reserved: 45 s of debt to cover
+    assert taken == [0.5 * i for i in range(1, 271)]  # one token per refill until 135 s, then none
+    # never over the bound: 100 (the burst) + 2 tokens per second × 180 s = 460 = 100 + 270 + 90
+    assert 100 + len(taken) + 90 == 100 + 2 * 180
+
+
 async def test_a_full_queue_refuses_at_once(limiter: MemoryRateLimiter, clock: ManualClock) -> None:
     queue = AdmissionQueue("openai", limiter, clock, max_size=3)
     await limiter.consume(rpm(8))
