@@ -16,7 +16,7 @@ import functools
 import heapq
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.clock import SYSTEM_CLOCK, Clock
@@ -68,6 +68,8 @@ class AdmissionQueue:
         self._sleep_until: float | None = None
         self._trying: _Waiter | None = None  # the head the dispatcher is currently waiting for
         self._dirty = False  # poked while not asleep (e.g. during a Redis round trip): look again before sleeping
+        #: Re-derives a waiter's demands before each try (self-tuning limits change specs while requests wait).
+        self.respec: Callable[[Sequence[Demand]], Sequence[Demand]] | None = None
 
     # --- the caller's side -----------------------------------------------------------------------------------
 
@@ -237,6 +239,8 @@ class AdmissionQueue:
                 if head is None:
                     return
                 self._trying = head
+                if self.respec is not None:
+                    head.demands = self.respec(head.demands)
                 try:
                     wait = await self._limiter.try_acquire(head.demands)
                 except Exception as exc:  # e.g. the shared limiter's server is unreachable: the head learns why

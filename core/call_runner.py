@@ -30,12 +30,13 @@ from core.errors import (
     RequestValidationError,
     UserRateLimitedError,
 )
+from core.limit_signals import observe_attempt
 from core.limits.base import Demand, LimitSpec, RateLimiter
 from core.pricing import PriceTable
 from core.provider_runtime import KeyLimits, ProviderRuntime, learned_spec
 from core.providers.base import PreparedRequest, RequestSpec
 from core.providers.classify import classify_exception
-from core.providers.rate_limit_headers import Window, parse_rate_limit_headers
+from core.providers.rate_limit_headers import RateLimitHeaders, Window, parse_rate_limit_headers
 from core.recording import AttemptRecord, Recorder
 from core.request import CallOptions, ModelConfig, Priority
 from core.retry import RETRYABLE, RetryPolicy, RetryState
@@ -480,21 +481,22 @@ class CallRunner:
 
     # --- settling -------------------------------------------------------------------------------------------
 
-    async def _observe_headers(self, lease: Lease, headers: Mapping[str, str] | None) -> None:
-        """Adaptive pacing: what the provider says is left for this key tightens our view before a 429."""
+    async def _observe_headers(self, lease: Lease, headers: Mapping[str, str] | None) -> RateLimitHeaders | None:
+        """Adaptive pacing: what the provider says is left for this key tightens our view before a 429. Returns
+        the parsed windows (None when the response had none) for the limit tuner."""
         if not headers:
-            return
+            return None
         runtime = lease.runtime
         parsed = parse_rate_limit_headers(runtime.provider, headers, self.clock.now())
         if parsed.requests is None and parsed.tokens is None:
-            return
+            return None
         fingerprint = lease.key.fingerprint
         limits = runtime.key_limits.get(fingerprint)
         if limits is not None and not limits.learned:
-            return  # configured per-key limits win over what headers suggest
+            return parsed  # configured per-key limits win over what headers suggest
         if limits is not None and _same_limits(limits, parsed.requests, parsed.tokens):
             if _plenty_left(parsed.requests) and _plenty_left(parsed.tokens):
-                return  # our own accounting already charged this call; the provider's view adds nothing yet
+                return parsed  # our own accounting already charged this call; the provider's view adds nothing yet
         else:
             limits = KeyLimits(
                 rpm=learned_spec(parsed.requests, runtime.period_s) if parsed.requests else None,
@@ -505,15 +507,23 @@ class CallRunner:
         for kind, window, spec in (("rpm", parsed.requests, limits.rpm), ("tpm", parsed.tokens, limits.tpm)):
             if window is not None and spec is not None:
                 reset_s = min(window.reset_s, spec.period_s)  # one odd header holds a key back one period at most
-                await self.limiter.observe(
-                    runtime.key_limit_name(lease.key, kind), spec, float(window.remaining), reset_s
-                )
+                name = runtime.key_limit_name(lease.key, kind)
+                await self.limiter.observe(name, runtime.effective(name, spec), float(window.remaining), reset_s)
+        return parsed
+
+    @staticmethod
+    def _tune(lease: Lease, parsed: RateLimitHeaders | None, error: CallError | None) -> None:
+        """Self-tuning limits: the attempt's 429 / remaining-quota headers / success move the effective limits."""
+        if lease.runtime.tuner is not None:
+            observe_attempt(lease.runtime.tuner, lease.runtime, lease.key, parsed, error)
 
     async def _settle_tokens(self, lease: Lease, used: int) -> None:
         """Give back the part of the token reservation the attempt did not use (or charge what it overran)."""
         runtime = lease.runtime
         difference = lease.reserved_tokens - used
-        targets = [(runtime.tpm_key, runtime.tpm)] if runtime.tpm is not None else []
+        targets = (
+            [(runtime.tpm_key, runtime.effective(runtime.tpm_key, runtime.tpm))] if runtime.tpm is not None else []
+        )
         targets += [(d.key, d.spec) for d in lease.key_demands if d.key.endswith(":tpm")]
         for name, spec in targets:
             if difference > 0:
@@ -538,7 +548,7 @@ class CallRunner:
         health.in_flight -= 1
         health.record_success(now)
         lease.permit.record(True)
-        await self._observe_headers(lease, headers)
+        self._tune(lease, await self._observe_headers(lease, headers), None)
         usage = response.usage
         used = usage.input_tokens + usage.cache_write_tokens + usage.output_tokens
         await self._settle_tokens(lease, used)
@@ -596,7 +606,7 @@ class CallRunner:
         error.attempts = ctx.attempts
         if error.key_label is None:
             error.key_label = lease.key.label
-        await self._observe_headers(lease, headers)
+        self._tune(lease, await self._observe_headers(lease, headers), error)
         await self._settle_tokens(lease, 0)
         self._row(
             ctx,

@@ -25,8 +25,10 @@ from core.errors import CallError, RequestValidationError
 from core.ids import uuid7
 from core.keys.health import HealthPolicy
 from core.keys.pool import KeyPool
+from core.limit_snapshot import configured_limits, provider_limits, with_key_limits
 from core.limits.base import LimitSpec, RateLimiter
 from core.limits.memory import MemoryRateLimiter
+from core.limits.tuning import LimitTuner
 from core.pricing import PriceTable
 from core.provider_runtime import KeyLimits, ProviderRuntime
 from core.providers.anthropic_adapter import AnthropicAdapter
@@ -85,6 +87,7 @@ class AIClient:
         self.pools = {p: KeyPool(p, settings.keys(p), clock, health_policy) for p in Provider}
         self.breakers = {p: CircuitBreaker(p.value, clock, **breaker_options) for p in Provider}
         self._key_limits = {p: self._configured_key_limits(p) for p in Provider}
+        self.tuner = LimitTuner(clock, enabled=settings.limit_tuning)  # self-tuning limits (LIMIT_TUNING)
         self._runner_args = {
             "limiter": self.limiter,
             "clock": clock,
@@ -148,6 +151,7 @@ class AIClient:
                 tpm=LimitSpec(float(tpm), self.period_s) if tpm else None,
                 period_s=self.period_s,
                 key_limits=self._key_limits[provider],
+                tuner=self.tuner,
             )
         return CallRunner(runtimes, **self._runner_args)
 
@@ -438,19 +442,18 @@ class AIClient:
         """Queue, limiter, breaker and per-key state, JSON-serialisable (the heartbeat and health JSON read it)."""
         providers: dict[str, Any] = {}
         for provider, runtime in self._runner.runtimes.items():
-            limits = {"rpm": self._limit_state(runtime.rpm_key, runtime.rpm)}
-            if runtime.tpm is not None:
-                limits["tpm"] = self._limit_state(runtime.tpm_key, runtime.tpm)
             providers[provider.value] = {
                 "queue": runtime.queue.snapshot(),
-                "limits": limits,
+                **provider_limits(runtime, self._limit_state),  # "limits" (effective vs configured), "limit_reason"
                 "breaker": runtime.breaker.snapshot(),
-                "keys": runtime.pool.snapshot(),
+                "keys": with_key_limits(runtime, runtime.pool.snapshot()),
             }
         return {
             "instance_id": self.instance_id,
             "providers": providers,
             "users": self._runner.user_limits.snapshot(),
+            "configured_limits": configured_limits(self._runner.runtimes),
+            "limit_changes": self.tuner.changes(),
             "limiter": self.limiter.status() if hasattr(self.limiter, "status") else {"backend": "memory"},
             "recorder": self.recorder.stats(),
         }

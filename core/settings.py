@@ -155,6 +155,13 @@ class Settings(BaseSettings):
         14400.0, ge=60, json_schema_extra=_expected("seconds between reminders of an alert still firing (≥ 60)")
     )
 
+    limit_tuning: bool = Field(
+        True,
+        json_schema_extra=_expected(
+            "on or off (self-tuning limits: lower effective limits on 429s and low remaining quota, recover slowly)"
+        ),
+    )
+
     redis_local_share: float = Field(
         1.0,
         gt=0,
