@@ -147,6 +147,7 @@ class CallRunner:
         model_map: ModelMap,
         instance_id: str,
         user_limits: UserLimits | None = None,
+        feature_limits: UserLimits | None = None,
     ) -> None:
         self.runtimes = runtimes
         self.limiter = limiter
@@ -157,6 +158,7 @@ class CallRunner:
         self.model_map = model_map
         self.instance_id = instance_id
         self.user_limits = user_limits if user_limits is not None else UserLimits()
+        self.feature_limits = feature_limits if feature_limits is not None else UserLimits(scope="feature")
 
     # --- the plan ------------------------------------------------------------------------------------------
 
@@ -186,8 +188,8 @@ class CallRunner:
                         raise
                     log.warning("call %s cannot fall back to %s: %s", ctx.call_id, provider.value, exc)
                     raise last_error from exc
-                if stage == 0 and ctx.options.user_id and self.user_limits.enabled:
-                    await self._charge_user(ctx, prepared, ctx.options.user_id)
+                if stage == 0:
+                    await self._charge_caller(ctx, prepared)
                 try:
                     return await self._on_provider(ctx, runtime, prepared, stage, send, primary if stage else None)
                 except CallError as exc:
@@ -201,20 +203,30 @@ class CallRunner:
             await self.settle_user(ctx, 0)
             raise
 
-    async def _charge_user(self, ctx: CallContext, prepared: PreparedRequest, user_id: str) -> None:
-        """Charge the call to its user's own limits, or refuse it at once (no queue wait) when they are spent."""
-        limits = self.user_limits
+    async def _charge_caller(self, ctx: CallContext, prepared: PreparedRequest) -> None:
+        """Charge the call to its user's and its feature's own limits (all or nothing), or refuse it at once (no
+        queue wait) when one of them is spent."""
         tokens = prepared.estimated_input_tokens + prepared.max_tokens
-        demands = limits.demands(user_id, tokens)
-        limits.checked += 1
+        owners = [
+            (limits, who, limits.demands(who, tokens))
+            for limits, who in ((self.user_limits, ctx.options.user_id), (self.feature_limits, ctx.options.feature))
+            if who and limits.enabled
+        ]
+        if not owners:
+            return
+        demands = [demand for _, _, charges in owners for demand in charges]
+        for limits, _, _ in owners:
+            limits.checked += 1
         if ctx.options.skip_rate_limit:
             await self.limiter.consume(demands)  # like the provider limits: bypassed, still counted
         else:
             wait = await self.limiter.try_acquire(demands)
             if wait > 0:
+                waits = [await self.limiter.wait_time(charges) for _, _, charges in owners]
+                limits, who, charges = owners[waits.index(max(waits))]  # the owner whose limit binds
                 limits.refused += 1
                 error = UserRateLimitedError(
-                    await limits.refusal_message(self.limiter, user_id, demands, wait, tokens),
+                    await limits.refusal_message(self.limiter, who, charges, wait, tokens),
                     provider=prepared.provider.value,
                     retry_after=wait,
                 )

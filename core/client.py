@@ -101,6 +101,11 @@ class AIClient:
                 tpm=LimitSpec(float(settings.user_tpm), self.period_s) if settings.user_tpm else None,
                 hash_key=settings.hash_user_ids.get_secret_value().encode() if settings.hash_user_ids else None,
             ),
+            "feature_limits": UserLimits(
+                rpm=LimitSpec(float(settings.feature_rpm), self.period_s) if settings.feature_rpm else None,
+                tpm=LimitSpec(float(settings.feature_tpm), self.period_s) if settings.feature_tpm else None,
+                scope="feature",
+            ),
         }
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: CallRunner = self._build_runner()
@@ -452,6 +457,7 @@ class AIClient:
             "instance_id": self.instance_id,
             "providers": providers,
             "users": self._runner.user_limits.snapshot(),
+            "features": self._runner.feature_limits.snapshot(),
             "configured_limits": configured_limits(self._runner.runtimes),
             "limit_changes": self.tuner.changes(),
             "limiter": self.limiter.status() if hasattr(self.limiter, "status") else {"backend": "memory"},

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     user_tpm: int | None = Field(
         None, gt=0, json_schema_extra=_expected("a positive integer (tokens per minute for each user_id)")
     )
+    feature_rpm: int | None = Field(
+        None, gt=0, json_schema_extra=_expected("a positive integer (requests per minute for each feature tag)")
+    )
+    feature_tpm: int | None = Field(
+        None, gt=0, json_schema_extra=_expected("a positive integer (tokens per minute for each feature tag)")
+    )
     rate_limit_period_s: float = Field(
         60.0, gt=0, json_schema_extra=_expected("a positive number of seconds (the limits' period)")
     )
