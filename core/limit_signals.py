@@ -48,8 +48,10 @@ def observe_attempt(
     if not tuner.enabled:
         return
     policy = tuner.policy
-    limits = _limits(runtime, key)
     low = _nearly_spent(headers, policy.low_remaining_fraction)
+    if error is None and not low and not tuner.recovering:
+        return  # the common case: a success while every limit is at its ceiling
+    limits = _limits(runtime, key)
     if error is not None and error.error_class is ErrorClass.RATE_LIMITED:
         kinds = {scope.kind for _, scope, _ in limits}
         named = kinds & low.keys()

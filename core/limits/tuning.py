@@ -178,6 +178,7 @@ class LimitTuner:
         self.policy = policy or TuningPolicy()
         self.enabled = enabled
         self._limits: dict[str, TunedLimit] = {}
+        self._below: set[str] = set()  # names whose effective limit is under the ceiling
         self._changes: deque[LimitChange] = deque(maxlen=RECENT_CHANGES)
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
@@ -193,7 +194,7 @@ class LimitTuner:
             with self._lock:
                 before = limit.effective
                 if limit.set_ceiling(ceiling):
-                    self._record(limit, before, _stated(limit.scope, ceiling))
+                    self._record(name, limit, before, _stated(limit.scope, ceiling))
         return limit.spec
 
     def respec(self, demands: Sequence[Demand]) -> list[Demand]:
@@ -218,7 +219,7 @@ class LimitTuner:
             before = limit.effective
             if not limit.decrease(factor, self.clock.monotonic(), self.policy):
                 return False
-            self._record(limit, before, reason)
+            self._record(name, limit, before, reason)
             return True
 
     def success(self, name: str, scope: LimitScope, ceiling: LimitSpec) -> bool:
@@ -236,10 +237,15 @@ class LimitTuner:
                 reason = f"back at the {what}: {count} successes without a 429"
             else:
                 reason = f"recovering: {count} successes without a 429"
-            self._record(limit, before, reason)
+            self._record(name, limit, before, reason)
             return True
 
     # --- reading ---------------------------------------------------------------------------------------------
+
+    @property
+    def recovering(self) -> bool:
+        """Whether any limit is under its ceiling (otherwise a plain success has nothing to do)."""
+        return bool(self._below)
 
     def state(self, name: str) -> TunedLimit | None:
         return self._limits.get(name)
@@ -267,10 +273,14 @@ class LimitTuner:
         elif limit.ceiling != ceiling:
             before = limit.effective
             if limit.set_ceiling(ceiling):
-                self._record(limit, before, _stated(scope, ceiling))
+                self._record(name, limit, before, _stated(scope, ceiling))
         return limit
 
-    def _record(self, limit: TunedLimit, before: float, reason: str) -> None:
+    def _record(self, name: str, limit: TunedLimit, before: float, reason: str) -> None:
+        if limit.effective < limit.ceiling.limit:
+            self._below.add(name)
+        else:
+            self._below.discard(name)
         now = self.clock.now()
         limit.reason, limit.changed_at = reason, now
         scope = limit.scope

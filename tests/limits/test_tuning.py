@@ -63,6 +63,7 @@ def test_the_strongest_signal_of_a_burst_wins_against_the_limit_before_it(clock:
 def test_recovery_needs_successes_and_a_quiet_interval_and_stops_at_the_ceiling(clock: ManualClock) -> None:
     tuner = LimitTuner(clock, FAST)
     tuner.decrease(NAME, SCOPE, RPM, 0.5, "429 on key 'Primary' (retry-after 2 s)")
+    assert tuner.recovering
     trace = []
     for _ in range(8):  # 3 successes per second for 8 s: enough successes, but not yet quiet for 10 s
         clock.advance(1.0)
@@ -90,6 +91,7 @@ def test_recovery_needs_successes_and_a_quiet_interval_and_stops_at_the_ceiling(
         "back at the configured ceiling: 3 successes without a 429",
     ]
     assert tuner.spec(NAME, RPM) is RPM  # at the ceiling the configured spec itself is charged
+    assert not tuner.recovering  # so a plain success skips the controller altogether
 
 
 def test_a_429_resets_the_success_count(clock: ManualClock) -> None:
