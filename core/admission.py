@@ -20,7 +20,7 @@ import functools
 import heapq
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.clock import SYSTEM_CLOCK, Clock
@@ -82,6 +82,8 @@ class AdmissionQueue:
         self._sleep_until: float | None = None
         self._trying: _Waiter | None = None  # the head the dispatcher is currently waiting for
         self._dirty = False  # poked while not asleep (e.g. during a Redis round trip): look again before sleeping
+        #: Re-derives a waiter's demands before each try (self-tuning limits change specs while requests wait).
+        self.respec: Callable[[Sequence[Demand]], Sequence[Demand]] | None = None
 
     # --- the caller's side -----------------------------------------------------------------------------------
 
@@ -257,6 +259,8 @@ class AdmissionQueue:
                 if self._trying is not head and self._trying is not None:
                     self._trying.refused_at = None  # overtaken by a higher priority here: that is not starvation
                 self._trying = head
+                if self.respec is not None:
+                    head.demands = self.respec(head.demands)
                 try:
                     wait = await self._limiter.try_acquire(head.demands)
                     now = self._clock.monotonic()

@@ -30,12 +30,13 @@ from core.errors import (
     RequestValidationError,
     UserRateLimitedError,
 )
+from core.limit_signals import observe_attempt
 from core.limits.base import Demand, LimitSpec, RateLimiter
 from core.pricing import PriceTable
 from core.provider_runtime import KeyLimits, ProviderRuntime, learned_spec
 from core.providers.base import PreparedRequest, RequestSpec
 from core.providers.classify import classify_exception
-from core.providers.rate_limit_headers import Window, parse_rate_limit_headers
+from core.providers.rate_limit_headers import RateLimitHeaders, Window, parse_rate_limit_headers
 from core.recording import AttemptRecord, Recorder
 from core.request import CallOptions, ModelConfig, Priority
 from core.retry import RETRYABLE, RetryPolicy, RetryState
@@ -147,6 +148,7 @@ class CallRunner:
         model_map: ModelMap,
         instance_id: str,
         user_limits: UserLimits | None = None,
+        feature_limits: UserLimits | None = None,
         shared_state: SharedState | None = None,
     ) -> None:
         self.runtimes = runtimes
@@ -158,6 +160,7 @@ class CallRunner:
         self.model_map = model_map
         self.instance_id = instance_id
         self.user_limits = user_limits if user_limits is not None else UserLimits()
+        self.feature_limits = feature_limits if feature_limits is not None else UserLimits(scope="feature")
         self.shared_state: SharedState = shared_state if shared_state is not None else LocalSharedState()
 
     # --- the plan ------------------------------------------------------------------------------------------
@@ -188,8 +191,8 @@ class CallRunner:
                         raise
                     log.warning("call %s cannot fall back to %s: %s", ctx.call_id, provider.value, exc)
                     raise last_error from exc
-                if stage == 0 and ctx.options.user_id and self.user_limits.enabled:
-                    await self._charge_user(ctx, prepared, ctx.options.user_id)
+                if stage == 0:
+                    await self._charge_caller(ctx, prepared)
                 try:
                     return await self._on_provider(ctx, runtime, prepared, stage, send, primary if stage else None)
                 except CallError as exc:
@@ -203,25 +206,35 @@ class CallRunner:
             await self.settle_user(ctx, 0)
             raise
 
-    async def _charge_user(self, ctx: CallContext, prepared: PreparedRequest, user_id: str) -> None:
-        """Charge the call to its user's own limits, or refuse it at once (no queue wait) when they are spent."""
-        limits = self.user_limits
+    async def _charge_caller(self, ctx: CallContext, prepared: PreparedRequest) -> None:
+        """Charge the call to its user's and its feature's own limits (all or nothing), or refuse it at once (no
+        queue wait) when one of them is spent. One limiter call per owner — a Redis Cluster script touches one
+        owner's keys only — so a refusal by the feature gives the user's charge back."""
         tokens = prepared.estimated_input_tokens + prepared.max_tokens
-        demands = limits.demands(user_id, tokens)
-        limits.checked += 1
-        if ctx.options.skip_rate_limit:
-            await self.limiter.consume(demands)  # like the provider limits: bypassed, still counted
-        else:
-            wait = await self.limiter.try_acquire(demands)
-            if wait > 0:
+        owners = [
+            (limits, who, limits.demands(who, tokens))
+            for limits, who in ((self.user_limits, ctx.options.user_id), (self.feature_limits, ctx.options.feature))
+            if who and limits.enabled
+        ]
+        if not owners:
+            return
+        charged: list[Demand] = []
+        for limits, who, charges in owners:
+            limits.checked += 1
+            if ctx.options.skip_rate_limit:
+                await self.limiter.consume(charges)  # like the provider limits: bypassed, still counted
+            elif (wait := await self.limiter.try_acquire(charges)) > 0:
+                for demand in charged:
+                    await self.limiter.refund(demand.key, demand.spec, demand.cost)
                 limits.refused += 1
                 error = UserRateLimitedError(
-                    await limits.refusal_message(self.limiter, user_id, demands, wait, tokens),
+                    await limits.refusal_message(self.limiter, who, charges, wait, tokens),
                     provider=prepared.provider.value,
                     retry_after=wait,
                 )
                 raise self._refuse(ctx, prepared, ctx.options.priority, None, error)
-        ctx.user_demands = demands
+            charged += charges
+        ctx.user_demands = charged
         ctx.user_reserved_tokens = tokens
 
     async def settle_user(self, ctx: CallContext, used_tokens: int) -> None:
@@ -492,21 +505,22 @@ class CallRunner:
 
     # --- settling -------------------------------------------------------------------------------------------
 
-    async def _observe_headers(self, lease: Lease, headers: Mapping[str, str] | None) -> None:
-        """Adaptive pacing: what the provider says is left for this key tightens our view before a 429."""
+    async def _observe_headers(self, lease: Lease, headers: Mapping[str, str] | None) -> RateLimitHeaders | None:
+        """Adaptive pacing: what the provider says is left for this key tightens our view before a 429. Returns
+        the parsed windows (None when the response had none) for the limit tuner."""
         if not headers:
-            return
+            return None
         runtime = lease.runtime
         parsed = parse_rate_limit_headers(runtime.provider, headers, self.clock.now())
         if parsed.requests is None and parsed.tokens is None:
-            return
+            return None
         fingerprint = lease.key.fingerprint
         limits = runtime.key_limits.get(fingerprint)
         if limits is not None and not limits.learned:
-            return  # configured per-key limits win over what headers suggest
+            return parsed  # configured per-key limits win over what headers suggest
         if limits is not None and _same_limits(limits, parsed.requests, parsed.tokens):
             if _plenty_left(parsed.requests) and _plenty_left(parsed.tokens):
-                return  # our own accounting already charged this call; the provider's view adds nothing yet
+                return parsed  # our own accounting already charged this call; the provider's view adds nothing yet
         else:
             limits = KeyLimits(
                 rpm=learned_spec(parsed.requests, runtime.period_s) if parsed.requests else None,
@@ -517,15 +531,23 @@ class CallRunner:
         for kind, window, spec in (("rpm", parsed.requests, limits.rpm), ("tpm", parsed.tokens, limits.tpm)):
             if window is not None and spec is not None:
                 reset_s = min(window.reset_s, spec.period_s)  # one odd header holds a key back one period at most
-                await self.limiter.observe(
-                    runtime.key_limit_name(lease.key, kind), spec, float(window.remaining), reset_s
-                )
+                name = runtime.key_limit_name(lease.key, kind)
+                await self.limiter.observe(name, runtime.effective(name, spec), float(window.remaining), reset_s)
+        return parsed
+
+    @staticmethod
+    def _tune(lease: Lease, parsed: RateLimitHeaders | None, error: CallError | None) -> None:
+        """Self-tuning limits: the attempt's 429 / remaining-quota headers / success move the effective limits."""
+        if lease.runtime.tuner is not None:
+            observe_attempt(lease.runtime.tuner, lease.runtime, lease.key, parsed, error)
 
     async def _settle_tokens(self, lease: Lease, used: int) -> None:
         """Give back the part of the token reservation the attempt did not use (or charge what it overran)."""
         runtime = lease.runtime
         difference = lease.reserved_tokens - used
-        targets = [(runtime.tpm_key, runtime.tpm)] if runtime.tpm is not None else []
+        targets = (
+            [(runtime.tpm_key, runtime.effective(runtime.tpm_key, runtime.tpm))] if runtime.tpm is not None else []
+        )
         targets += [(d.key, d.spec) for d in lease.key_demands if d.key.endswith(":tpm")]
         for name, spec in targets:
             if difference > 0:
@@ -551,7 +573,7 @@ class CallRunner:
         health.record_success(now)
         lease.permit.record(True)
         await self.shared_state.flush(lease.runtime.provider.value)
-        await self._observe_headers(lease, headers)
+        self._tune(lease, await self._observe_headers(lease, headers), None)
         usage = response.usage
         used = usage.input_tokens + usage.cache_write_tokens + usage.output_tokens
         await self._settle_tokens(lease, used)
@@ -610,7 +632,7 @@ class CallRunner:
         error.attempts = ctx.attempts
         if error.key_label is None:
             error.key_label = lease.key.label
-        await self._observe_headers(lease, headers)
+        self._tune(lease, await self._observe_headers(lease, headers), error)
         await self._settle_tokens(lease, 0)
         self._row(
             ctx,

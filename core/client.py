@@ -25,8 +25,10 @@ from core.errors import CallError, RequestValidationError
 from core.ids import uuid7
 from core.keys.health import HealthPolicy
 from core.keys.pool import KeyPool
+from core.limit_snapshot import configured_limits, provider_limits, with_key_limits
 from core.limits.base import LimitSpec, RateLimiter
 from core.limits.memory import MemoryRateLimiter
+from core.limits.tuning import LimitTuner
 from core.pricing import PriceTable
 from core.provider_runtime import KeyLimits, ProviderRuntime
 from core.providers.anthropic_adapter import AnthropicAdapter
@@ -92,6 +94,7 @@ class AIClient:
         for p in Provider:
             self.shared_state.attach(p.value, self.pools[p], self.breakers[p])
         self._key_limits = {p: self._configured_key_limits(p) for p in Provider}
+        self.tuner = LimitTuner(clock, enabled=settings.limit_tuning)  # self-tuning limits (LIMIT_TUNING)
         self._runner_args = {
             "limiter": self.limiter,
             "clock": clock,
@@ -105,6 +108,11 @@ class AIClient:
                 rpm=LimitSpec(float(settings.user_rpm), self.period_s) if settings.user_rpm else None,
                 tpm=LimitSpec(float(settings.user_tpm), self.period_s) if settings.user_tpm else None,
                 hash_key=settings.hash_user_ids.get_secret_value().encode() if settings.hash_user_ids else None,
+            ),
+            "feature_limits": UserLimits(
+                rpm=LimitSpec(float(settings.feature_rpm), self.period_s) if settings.feature_rpm else None,
+                tpm=LimitSpec(float(settings.feature_tpm), self.period_s) if settings.feature_tpm else None,
+                scope="feature",
             ),
         }
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -156,6 +164,7 @@ class AIClient:
                 tpm=LimitSpec(float(tpm), self.period_s) if tpm else None,
                 period_s=self.period_s,
                 key_limits=self._key_limits[provider],
+                tuner=self.tuner,
             )
         return CallRunner(runtimes, **self._runner_args)
 
@@ -446,19 +455,19 @@ class AIClient:
         """Queue, limiter, breaker and per-key state, JSON-serialisable (the heartbeat and health JSON read it)."""
         providers: dict[str, Any] = {}
         for provider, runtime in self._runner.runtimes.items():
-            limits = {"rpm": self._limit_state(runtime.rpm_key, runtime.rpm)}
-            if runtime.tpm is not None:
-                limits["tpm"] = self._limit_state(runtime.tpm_key, runtime.tpm)
             providers[provider.value] = {
                 "queue": runtime.queue.snapshot(),
-                "limits": limits,
+                **provider_limits(runtime, self._limit_state),  # "limits" (effective vs configured), "limit_reason"
                 "breaker": runtime.breaker.snapshot(),
-                "keys": runtime.pool.snapshot(),
+                "keys": with_key_limits(runtime, runtime.pool.snapshot()),
             }
         return {
             "instance_id": self.instance_id,
             "providers": providers,
             "users": self._runner.user_limits.snapshot(),
+            "features": self._runner.feature_limits.snapshot(),
+            "configured_limits": configured_limits(self._runner.runtimes),
+            "limit_changes": self.tuner.changes(),
             "limiter": self.limiter.status() if hasattr(self.limiter, "status") else {"backend": "memory"},
             "shared_state": self.shared_state.status(),
             "recorder": self.recorder.stats(),

@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.clock import SYSTEM_CLOCK, Clock
 from core.control import ControlCommand, apply_command
+from core.store.limit_changes import insert_limit_changes, limit_change_rows
 from core.store.snapshot_rollups import write_snapshots
 from core.store.tables import control_acks, control_commands, instances
 
@@ -80,6 +81,9 @@ def snapshot_rows(
         details: dict[str, Any] = {"queue": queue, "limits": limits, "breaker": breaker}
         if recorder is not None:
             details["recorder"] = recorder
+        for block in ("limiter", "shared_state"):  # Redis degraded or not: the dashboard's banner reads these
+            if state.get(block) is not None:
+                details[block] = state[block]
         reason = entry.get("limit_reason")
         instance_rows.append(
             {
@@ -165,6 +169,7 @@ class Heartbeat:
         self.beats = 0
         self.failures = 0
         self._unwritten: list[Ack] = []
+        self.limit_seq = 0  # the newest limit change stored (state["limit_changes"] are numbered per instance)
         self._task: asyncio.Task[None] | None = None
 
     # --- the pieces: state on the caller's side, database work anywhere ----------------------------------------
@@ -174,8 +179,12 @@ class Heartbeat:
         instance_rows, key_rows = snapshot_rows(
             state, now, instance_id=self.instance_id, kind=self.kind, host=self.host, pid=self.pid
         )
+        changes = limit_change_rows(self.instance_id, state.get("limit_changes") or (), self.limit_seq)
         with self.engine.begin() as connection:
             write_snapshots(connection, instance_rows, key_rows)
+            insert_limit_changes(connection, changes)
+        if changes:
+            self.limit_seq = max(row["seq"] for row in changes)
         return len(instance_rows), len(key_rows)
 
     def pending_commands(self, now: datetime) -> list[ControlCommand]:

@@ -14,6 +14,7 @@ from core.api_keys import ApiKey, Provider
 from core.breaker import CircuitBreaker
 from core.keys.pool import KeyPool
 from core.limits.base import Demand, LimitSpec
+from core.limits.tuning import LimitTuner
 from core.providers.base import ProviderAdapter
 from core.providers.rate_limit_headers import Window
 
@@ -44,17 +45,24 @@ class ProviderRuntime:
     tpm: LimitSpec | None
     period_s: float
     key_limits: dict[str, KeyLimits] = field(default_factory=dict)
+    tuner: LimitTuner | None = None  # self-tuning limits; rpm / tpm / key limits above are then ceilings
     rpm_key: str = field(init=False)
     tpm_key: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.rpm_key = f"{self.provider.value}:rpm"
         self.tpm_key = f"{self.provider.value}:tpm"
+        if self.tuner is not None:
+            self.queue.respec = self.tuner.respec  # requests already waiting follow a tuned limit too
+
+    def effective(self, name: str, ceiling: LimitSpec) -> LimitSpec:
+        """The spec to charge ``name`` against now: ``ceiling`` as tuned (itself without a tuner)."""
+        return ceiling if self.tuner is None else self.tuner.spec(name, ceiling)
 
     def provider_demands(self, tokens: int) -> list[Demand]:
-        demands = [Demand(self.rpm_key, self.rpm, 1.0)]
+        demands = [Demand(self.rpm_key, self.effective(self.rpm_key, self.rpm), 1.0)]
         if self.tpm is not None:
-            demands.append(Demand(self.tpm_key, self.tpm, float(tokens)))
+            demands.append(Demand(self.tpm_key, self.effective(self.tpm_key, self.tpm), float(tokens)))
         return demands
 
     def key_demands(self, key: ApiKey, tokens: int) -> list[Demand]:
@@ -63,9 +71,11 @@ class ProviderRuntime:
             return []
         demands = []
         if limits.rpm is not None:
-            demands.append(Demand(self.key_limit_name(key, "rpm"), limits.rpm, 1.0))
+            name = self.key_limit_name(key, "rpm")
+            demands.append(Demand(name, self.effective(name, limits.rpm), 1.0))
         if limits.tpm is not None:
-            demands.append(Demand(self.key_limit_name(key, "tpm"), limits.tpm, float(tokens)))
+            name = self.key_limit_name(key, "tpm")
+            demands.append(Demand(name, self.effective(name, limits.tpm), float(tokens)))
         return demands
 
     def key_limit_name(self, key: ApiKey, kind: str) -> str:

@@ -2,8 +2,8 @@
 
 What is kept: raw attempts ``RETENTION_DAYS`` (default 14), minute and 10-minute rollups 30 days, hour rollups 400
 days, state snapshots and the instance registry 7 days (their rollups as long as the metric tier of the same width,
-the minute tier 7 days), control commands and their acks, probe requests, alert deliveries and notifications 30
-days, silences 30 days after they end.
+the minute tier 7 days), limit changes 30 days, control commands and their acks, probe requests, alert deliveries
+and notifications 30 days, silences 30 days after they end.
 
 Why batched deletes and not daily partitions on PostgreSQL: a range-partitioned ``api_usage_metrics`` would need a
 partitioned parent whose primary key includes the partition column (``(id, ts)`` instead of ``id``), which changes
@@ -33,6 +33,7 @@ from core.store.tables import (
     instances,
     key_health_rollups,
     key_health_snapshots,
+    limit_changes,
     metric_rollups_1h,
     metric_rollups_1m,
     metric_rollups_10m,
@@ -81,6 +82,7 @@ def retention_plan(now: datetime, retention_days: int) -> list[tuple[sa.Table, s
         (queue_rollups, snapshot_rollup_expired(queue_rollups)),
         (key_health_rollups, snapshot_rollup_expired(key_health_rollups)),
         (instances, older(instances.c.last_seen, SNAPSHOT_DAYS)),
+        (limit_changes, older(limit_changes.c.ts, MINUTE_ROLLUP_DAYS)),  # as long as the charts' minute tier
         (
             control_acks,
             sa.or_(older(control_acks.c.acked_at, CONTROL_DAYS), control_acks.c.command_id.in_(old_commands)),

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     user_tpm: int | None = Field(
         None, gt=0, json_schema_extra=_expected("a positive integer (tokens per minute for each user_id)")
     )
+    feature_rpm: int | None = Field(
+        None, gt=0, json_schema_extra=_expected("a positive integer (requests per minute for each feature tag)")
+    )
+    feature_tpm: int | None = Field(
+        None, gt=0, json_schema_extra=_expected("a positive integer (tokens per minute for each feature tag)")
+    )
     rate_limit_period_s: float = Field(
         60.0, gt=0, json_schema_extra=_expected("a positive number of seconds (the limits' period)")
     )
@@ -153,6 +159,13 @@ class Settings(BaseSettings):
     )
     alert_repeat_interval_s: float = Field(
         14400.0, ge=60, json_schema_extra=_expected("seconds between reminders of an alert still firing (≥ 60)")
+    )
+
+    limit_tuning: bool = Field(
+        True,
+        json_schema_extra=_expected(
+            "on or off (self-tuning limits: lower effective limits on 429s and low remaining quota, recover slowly)"
+        ),
     )
 
     redis_local_share: float = Field(

@@ -5,6 +5,11 @@ against ``user:<id>:rpm`` / ``user:<id>:tpm`` before it enters the provider's qu
 refused at once with :class:`~core.errors.UserRateLimitedError` — it never waits in the queue behind everybody
 else. With ``HASH_USER_IDS`` set, the limiter keys carry the keyed hash, never the raw id, and messages do not name
 the user. Calls without a ``user_id`` are not limited here.
+
+Per-feature limits (``FEATURE_RPM`` / ``FEATURE_TPM``, on ``options.feature``) are the same thing with
+``scope="feature"``: buckets ``feature:<tag>:rpm`` / ``:tpm``, never hashed (a feature tag is not personal data),
+refused with the same ``user_rate_limited`` class — a limit the application sets on its own callers, not the
+provider's — and a message naming the feature.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class UserLimits:
     rpm: LimitSpec | None = None
     tpm: LimitSpec | None = None
     hash_key: bytes | None = None
+    scope: str = "user"  # or "feature"
     checked: int = field(default=0, compare=False)
     refused: int = field(default=0, compare=False)
 
@@ -40,9 +46,9 @@ class UserLimits:
         name = _hash(user_id, self.hash_key) if self.hash_key is not None else user_id
         demands = []
         if self.rpm is not None:
-            demands.append(Demand(f"user:{name}:rpm", self.rpm, 1.0))
+            demands.append(Demand(f"{self.scope}:{name}:rpm", self.rpm, 1.0))
         if self.tpm is not None:
-            demands.append(Demand(f"user:{name}:tpm", self.tpm, float(tokens)))
+            demands.append(Demand(f"{self.scope}:{name}:tpm", self.tpm, float(tokens)))
         return demands
 
     async def refusal_message(
@@ -56,13 +62,14 @@ class UserLimits:
             if wait > longest:
                 binding, longest = demand, wait
         spec = binding.spec
-        who = "this user" if self.hash_key is not None else f"user {user_id!r}"
+        scope, setting = self.scope, self.scope.upper()
+        who = f"this {scope}" if self.hash_key is not None else f"{scope} {user_id!r}"
         if binding.key.endswith(":rpm"):
             noun = "request" if spec.limit == 1 else "requests"
-            what = f"USER_RPM: {spec.limit:g} {noun} per {spec.period_s:g} s"
+            what = f"{setting}_RPM: {spec.limit:g} {noun} per {spec.period_s:g} s"
         else:
-            what = f"USER_TPM: {spec.limit:g} tokens per {spec.period_s:g} s; this call reserves {tokens} tokens"
-        return f"{who} is over the per-user limit ({what}); it frees up in {wait_s:.1f} s"
+            what = f"{setting}_TPM: {spec.limit:g} tokens per {spec.period_s:g} s; this call reserves {tokens} tokens"
+        return f"{who} is over the per-{scope} limit ({what}); it frees up in {wait_s:.1f} s"
 
     def snapshot(self) -> dict[str, float | int | None]:
         """Counts only: never an id, raw or hashed."""

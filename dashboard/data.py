@@ -185,6 +185,30 @@ def breaker_spans(url: str, key: FilterKey) -> pd.DataFrame:
     return breaker_open_spans(engine(url), _flt(key))
 
 
+@guarded
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def limit_history(url: str, key: FilterKey) -> pd.DataFrame:
+    from core.queries.limits import limit_change_history
+
+    return limit_change_history(engine(url), _flt(key))
+
+
+@guarded
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def users(url: str, key: FilterKey, top: int) -> pd.DataFrame:
+    from core.queries.limits import user_usage
+
+    return user_usage(engine(url), _flt(key), top=top)
+
+
+@guarded
+def redis_status(url: str, now: datetime, heartbeat_s: float) -> list[dict[str, Any]]:
+    """Live instances whose newest snapshot says Redis is degraded (cached with :func:`instances`)."""
+    from core.queries.limits import redis_degraded
+
+    return redis_degraded(instances(url, now, heartbeat_s))
+
+
 # --- writes and polls (never cached) ------------------------------------------------------------------------------
 
 

@@ -200,6 +200,7 @@ PAGES = (
     ("views/probes.py", "Probes", ":material/radar:", "probes"),
     ("views/alerts.py", "Alerts", ":material/notifications:", "alerts"),
     ("views/calls.py", "Calls", ":material/list:", "calls"),
+    ("views/limits.py", "Limits", ":material/speed:", "limits"),
 )
 
 
@@ -237,6 +238,24 @@ def store_banner(problem: str) -> None:
     )
 
 
+def redis_banner(ctx: Context) -> None:
+    """A warning on every page while any live instance reports Redis degraded (limits or shared key state)."""
+    degraded = data.redis_status(ctx.url, ctx.at, ctx.heartbeat_s)
+    if not degraded:
+        return
+    what = {"limiter": "rate limits", "shared_state": "key and breaker state"}
+    lines = []
+    for entry in degraded:
+        share = entry.get("local_share")
+        scaled = f", each limit scaled to {share:.0%} locally" if isinstance(share, int | float) else ""
+        since = f" since {str(entry['since'])[:19].replace('T', ' ')} UTC" if entry.get("since") else ""
+        lines.append(f"- `{entry['instance_id']}`: {what[entry['block']]} are local{since}{scaled}")
+    st.warning(
+        "**Redis is degraded.** These instances run on local state until Redis answers again:\n" + "\n".join(lines),
+        icon=":material/sync_problem:",
+    )
+
+
 def live(render: Callable[[Context], None], *, key: str) -> None:
     """Draw ``render`` in a fragment rerun every refresh interval (and every few seconds while the store is down,
     even when auto-refresh is paused). Database failures become a banner."""
@@ -264,6 +283,7 @@ def live(render: Callable[[Context], None], *, key: str) -> None:
             st.warning(f"The store ({description}) has no tables yet: run `pulsegate migrate`.")
             return
         try:
+            redis_banner(ctx)
             render(ctx)
         except data.StoreDown as exc:
             store_banner(str(exc))

@@ -222,6 +222,28 @@ instances = sa.Table(
     comment="one row per instance, upserted by every heartbeat: the current state without scanning snapshots",
 )
 
+limit_changes = sa.Table(
+    "limit_changes",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ts", Timestamp, nullable=False),
+    sa.Column("instance_id", sa.String(64), nullable=False),
+    sa.Column(
+        "seq", sa.BigInteger(), nullable=False, comment="per instance, increasing: heartbeats de-duplicate on it"
+    ),
+    sa.Column("provider", sa.String(16), nullable=False),
+    sa.Column("key_label", sa.String(64), comment="NULL: the provider's own limit"),
+    sa.Column("kind", sa.String(8), nullable=False, comment="rpm | tpm"),
+    sa.Column("configured", sa.Float(), comment="the ceiling; NULL for a key limit learned from headers"),
+    sa.Column("effective_before", sa.Float(), nullable=False),
+    sa.Column("effective_after", sa.Float(), nullable=False),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.CheckConstraint(_in("kind", ("rpm", "tpm")), name="kind"),
+    sa.UniqueConstraint("instance_id", "seq"),
+    sa.Index(None, "ts"),
+    comment="every change of an effective (self-tuned) limit, written by the heartbeat",
+)
+
 #: Snapshot rollup tiers (seconds), the same as the metric tiers: the queue-depth and key-health charts read
 #: these, never raw snapshots.
 SNAPSHOT_TIERS_S: tuple[int, ...] = ROLLUP_TIERS_S

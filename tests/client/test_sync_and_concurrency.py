@@ -78,7 +78,7 @@ async def test_snapshot_is_json_and_names_no_secret(make_client, emu) -> None:
     text = json.dumps(snapshot)
     assert "sk-ant-test-primary" not in text and "sk-test-openai" not in text
     anthropic = snapshot["providers"]["anthropic"]
-    assert set(anthropic) == {"queue", "limits", "breaker", "keys"}
+    assert set(anthropic) == {"queue", "limits", "limit_reason", "breaker", "keys"}
     assert set(anthropic["limits"]) == {"rpm", "tpm"}
     assert [k["label"] for k in anthropic["keys"]] == ["Primary", "Backup 1"]
     assert anthropic["breaker"]["state"] == "closed"

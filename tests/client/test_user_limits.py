@@ -170,3 +170,66 @@ async def test_skip_rate_limit_calls_count_but_are_never_refused(
     with pytest.raises(UserRateLimitedError, match=r"it frees up in 120\.0 s$"):  # two in a bucket of one: in debt
         await client.generate_response(SONNET, HELLO, options=user("u-1"))
     assert total_requests(emu) == 2
+
+
+# --- per-feature limits (FEATURE_RPM / FEATURE_TPM) --------------------------------------------------------------
+
+
+def feature(tag: str | None, user_id: str | None = None) -> CallOptions:
+    return CallOptions(feature=tag, user_id=user_id)
+
+
+async def test_a_feature_over_its_limit_is_refused_at_once_and_others_are_not(
+    make_client: Callable[..., AIClient], emu: EmulatorServer, clock: ManualClock, store: sa.Engine
+) -> None:
+    client = make_client(clock=clock, store=store, env={"FEATURE_RPM": "2", "USER_RPM": "10"})
+    for _ in range(2):
+        await client.generate_response(SONNET, HELLO, options=feature("summarise", "u-1"))
+    with pytest.raises(UserRateLimitedError) as caught:
+        await client.generate_response(SONNET, HELLO, options=feature("summarise", "u-1"))
+    error = caught.value
+    assert str(error) == (
+        "feature 'summarise' is over the per-feature limit (FEATURE_RPM: 2 requests per 60 s); it frees up in 30.0 s"
+    )
+    assert error.error_class is ErrorClass.USER_RATE_LIMITED and error.retry_after == pytest.approx(30.0)
+    assert total_requests(emu) == 2
+    refused = sorted_rows(store, client)[-1]
+    assert (refused["error_class"], refused["feature"], refused["key_label"]) == (
+        "user_rate_limited",
+        "summarise",
+        None,
+    )
+
+    await client.generate_response(SONNET, HELLO, options=feature("chat", "u-1"))  # another feature is unaffected
+    await client.generate_response(SONNET, HELLO, options=feature(None, "u-1"))  # no feature: not limited per feature
+    snapshot = client.snapshot()
+    assert snapshot["features"] == {"rpm": 2.0, "tpm": None, "checked": 4, "refused": 1}
+    # the refused call was charged to nobody: the user's own bucket holds the 4 calls that went through
+    assert snapshot["users"] == {"rpm": 10.0, "tpm": None, "checked": 5, "refused": 0}
+    user_rpm = client.limiter.state_nowait("user:u-1:rpm", client._runner.user_limits.rpm)  # type: ignore[attr-defined]
+    assert user_rpm.remaining == pytest.approx(6.0)
+    clock.advance(30.0)
+    await client.generate_response(SONNET, HELLO, options=feature("summarise"))
+    assert total_requests(emu) == 5
+
+
+async def test_the_user_limit_names_the_user_when_it_binds_first(
+    make_client: Callable[..., AIClient], emu: EmulatorServer, clock: ManualClock
+) -> None:
+    client = make_client(clock=clock, env={"FEATURE_TPM": "100000", "USER_RPM": "1"})
+    await client.generate_response(SONNET, HELLO, options=feature("chat", "u-1"))
+    with pytest.raises(UserRateLimitedError, match=r"^user 'u-1' is over the per-user limit \(USER_RPM: 1 request"):
+        await client.generate_response(SONNET, HELLO, options=feature("chat", "u-1"))
+    assert client.snapshot()["features"]["refused"] == 0
+
+
+def test_bad_feature_limits_name_the_variable(emu: EmulatorServer) -> None:
+    from core.errors import ConfigError
+    from tests.client.conftest import settings_for
+
+    with pytest.raises(ConfigError) as caught:
+        settings_for(emu, FEATURE_RPM="0", FEATURE_TPM="x")
+    assert "FEATURE_RPM='0': expected a positive integer (requests per minute for each feature tag)" in str(
+        caught.value
+    )
+    assert "FEATURE_TPM='x': expected a positive integer (tokens per minute for each feature tag)" in str(caught.value)

@@ -38,7 +38,7 @@ OVERVIEW_CHARTS = 1  # one figure, every panel on one time axis
 CHART = ".js-plotly-plot .main-svg"
 GRID = '[data-testid="stDataFrame"]'
 #: Each page and what must be drawn before its screenshot.
-PAGES = {"keys": (CHART, GRID), "probes": (CHART, GRID), "alerts": (GRID,), "calls": (GRID,)}
+PAGES = {"keys": (CHART, GRID), "probes": (CHART, GRID), "alerts": (GRID,), "calls": (GRID,), "limits": (CHART, GRID)}
 
 pytestmark = pytest.mark.slow
 

@@ -21,6 +21,7 @@ from core.store.tables import (
     instances,
     key_health_rollups,
     key_health_snapshots,
+    limit_changes,
     metric_rollups_1h,
     metric_rollups_1m,
     metric_rollups_10m,
@@ -201,6 +202,23 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
                 for t in _ages(30, 1, 2)
             ],
         )
+        connection.execute(
+            limit_changes.insert(),
+            [
+                {
+                    "ts": t,
+                    "instance_id": "i",
+                    "seq": seq,
+                    "provider": "anthropic",
+                    "kind": "rpm",
+                    "configured": 50.0,
+                    "effective_before": 50.0,
+                    "effective_after": 25.0,
+                    "reason": "429",
+                }
+                for seq, t in enumerate(_ages(30, 2, 3))
+            ],
+        )
 
     report = prune(store, NOW, retention_days=14, batch_size=5)
 
@@ -220,6 +238,7 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
         "alert_deliveries": 5,
         "alert_notifications": 3,
         "alert_silences": 1,
+        "limit_changes": 2,
     }
     # ceil(n / 5) full batches, plus one empty batch when n is a multiple of 5 (it cannot know it was the last)
     assert report.batches == {
@@ -238,6 +257,7 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
         "alert_deliveries": 2,
         "alert_notifications": 1,
         "alert_silences": 1,
+        "limit_changes": 1,
     }
     with store.connect() as connection:
         kept = {
@@ -259,6 +279,7 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
                 alert_episodes,
                 alert_notifications,
                 alert_silences,
+                limit_changes,
             )
         }
         assert kept == {
@@ -278,6 +299,7 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
             "alert_episodes": 1,
             "alert_notifications": 2,
             "alert_silences": 2,
+            "limit_changes": 3,
         }
         oldest = connection.execute(sa.select(sa.func.min(api_usage_metrics.c.ts, type_=api_usage_metrics.c.ts.type)))
         assert oldest.scalar_one() == NOW - timedelta(days=14)

@@ -31,6 +31,7 @@ EXPECTED_TABLES = {
     "worker_leases",
     "alert_notifications",
     "alert_silences",
+    "limit_changes",
 }
 
 

@@ -1,0 +1,196 @@
+"""Limits for the dashboard's Limits page: the self-tuning history, the limits in force now, Redis degradation, and
+per-user usage.
+
+The history comes from ``limit_changes`` (one row per change, written by the heartbeat), not from the snapshots:
+a change is an event with a reason, and a step line drawn from its events is exact between heartbeats, while a
+5-second snapshot series would blur when it happened and repeat the reason thousands of times. Per-key limits
+are in the events too (snapshots keep one row per provider). Per-user numbers need the raw attempts (the rollups
+have no user dimension): that query scans at most :data:`USER_RANGE_MAX` of raw rows through the time index and
+returns the top users only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from core.errors import ErrorClass
+from core.queries import _sql
+from core.queries.filters import QueryFilter
+from core.store.tables import api_usage_metrics, limit_changes
+
+CHANGE_COLUMNS: tuple[str, ...] = (
+    "ts",
+    "instance_id",
+    "seq",
+    "provider",
+    "key_label",
+    "kind",
+    "configured",
+    "effective_before",
+    "effective_after",
+    "reason",
+)
+STEP_COLUMNS: tuple[str, ...] = (
+    "series",
+    "instance_id",
+    "provider",
+    "key_label",
+    "kind",
+    "ts",
+    "effective",
+    "configured",
+    "reason",
+)
+NOW_COLUMNS: tuple[str, ...] = ("instance_id", "provider", "kind", "effective", "configured", "reason", "changed_at")
+USER_COLUMNS: tuple[str, ...] = (
+    "user_id",
+    "calls",
+    "errors",
+    "user_rate_limited",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+)
+MAX_CHANGES = 5000
+USER_RANGE_MAX = timedelta(hours=24)
+
+
+def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype="object") for name in columns})
+
+
+def limit_change_history(engine: sa.Engine, flt: QueryFilter, *, limit: int = MAX_CHANGES) -> pd.DataFrame:
+    """Changes in ``[start, end)`` (provider and key filters apply; ``key_label`` NULL = the provider's own limit),
+    oldest first, at most ``limit`` (the newest ones)."""
+    t = limit_changes
+    where = [t.c.ts >= flt.start, t.c.ts < flt.end]
+    if flt.provider is not None:
+        where.append(t.c.provider == flt.provider)
+    if flt.key_label is not None:
+        where.append(sa.or_(t.c.key_label == flt.key_label, t.c.key_label.is_(None)))
+    newest = sa.select(*(t.c[name] for name in CHANGE_COLUMNS)).where(*where).order_by(t.c.ts.desc(), t.c.id.desc())
+    columns, rows = _sql.fetch(engine, newest.limit(limit))
+    if not rows:
+        return _empty(CHANGE_COLUMNS)
+    frame = pd.DataFrame(rows[::-1], columns=columns)
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    frame["key_label"] = frame["key_label"].astype(object).where(frame["key_label"].notna(), None)
+    return frame.reset_index(drop=True)
+
+
+def series_name(provider: str, key_label: str | None, kind: str) -> str:
+    return f"{provider} · {key_label or 'provider'} · {kind}"
+
+
+def limit_steps(changes: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+    """Step points per series (instance × provider × key × kind) for a chart: the value before the first change at
+    ``start``, one point per change, and the last value carried to ``end``."""
+    if changes.empty:
+        return _empty(STEP_COLUMNS)
+    points: list[dict[str, Any]] = []
+    several = changes["instance_id"].nunique() > 1
+    for (instance, provider, key_label, kind), group in changes.groupby(
+        ["instance_id", "provider", changes["key_label"].fillna(""), "kind"], sort=True
+    ):
+        name = series_name(provider, key_label or None, kind) + (f" ({instance})" if several else "")
+        base = {"series": name, "instance_id": instance, "provider": provider, "key_label": key_label or None}
+        base["kind"] = kind
+        first = group.iloc[0]
+        points.append(
+            {**base, "ts": pd.Timestamp(start), "effective": first["effective_before"]}
+            | {"configured": first["configured"], "reason": "before this range"}
+        )
+        for row in group.itertuples(index=False):
+            points.append(
+                {**base, "ts": row.ts, "effective": row.effective_after, "configured": row.configured}
+                | {"reason": row.reason}
+            )
+        last = group.iloc[-1]
+        points.append(
+            {**base, "ts": pd.Timestamp(end), "effective": last["effective_after"]}
+            | {"configured": last["configured"], "reason": "now"}
+        )
+    frame = pd.DataFrame(points, columns=list(STEP_COLUMNS))
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    return frame
+
+
+def limits_now(instances: pd.DataFrame) -> pd.DataFrame:
+    """Per live instance, provider and kind: the effective and configured limit and why it last changed (from each
+    instance's newest snapshot, see :func:`core.queries.latest_instances`)."""
+    rows = []
+    live = instances[~instances["stale"].astype(bool)] if not instances.empty else instances
+    for row in live.itertuples(index=False):
+        details = row.details if isinstance(row.details, dict) else {}
+        for kind, entry in sorted((details.get("limits") or {}).items()):
+            rows.append(
+                {
+                    "instance_id": row.instance_id,
+                    "provider": row.provider,
+                    "kind": kind,
+                    "effective": entry.get("limit"),
+                    "configured": entry.get("configured"),
+                    "reason": entry.get("reason"),
+                    "changed_at": entry.get("changed_at"),
+                }
+            )
+    return pd.DataFrame(rows, columns=list(NOW_COLUMNS)) if rows else _empty(NOW_COLUMNS)
+
+
+def redis_degraded(instances: pd.DataFrame) -> list[dict[str, Any]]:
+    """Live instances whose newest snapshot says Redis is degraded (the shared limiter or the shared key/breaker
+    state): ``[{"instance_id", "block", "since", "local_share"}]``, sorted."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    if instances.empty:
+        return []
+    live = instances[~instances["stale"].astype(bool)]
+    for row in live.itertuples(index=False):
+        details = row.details if isinstance(row.details, dict) else {}
+        for block in ("limiter", "shared_state"):
+            status = details.get(block)
+            if isinstance(status, dict) and status.get("degraded"):
+                found[(row.instance_id, block)] = {
+                    "instance_id": row.instance_id,
+                    "block": block,
+                    "since": status.get("degraded_since"),
+                    "local_share": status.get("local_share"),
+                }
+    return [found[k] for k in sorted(found)]
+
+
+def user_usage(engine: sa.Engine, flt: QueryFilter, *, top: int = 20) -> pd.DataFrame:
+    """The ``top`` users by calls over the last :data:`USER_RANGE_MAX` of the range (ids as stored: hashed under
+    ``HASH_USER_IDS``), with errors, user-rate-limited refusals, tokens and cost. Filters apply."""
+    t = api_usage_metrics
+    start = max(flt.start, flt.end - USER_RANGE_MAX)
+    bounded = QueryFilter(start, flt.end, flt.provider, flt.model, flt.key_label, flt.source)
+    refused = sa.case((t.c.error_class == ErrorClass.USER_RATE_LIMITED.value, 1), else_=0)
+    failed = sa.case((t.c.outcome == "error", 1), else_=0)
+    calls = sa.func.count().label("calls")
+    statement = (
+        sa.select(
+            t.c.user_id,
+            calls,
+            sa.func.sum(failed).label("errors"),
+            sa.func.sum(refused).label("user_rate_limited"),
+            sa.cast(sa.func.coalesce(sa.func.sum(t.c.input_tokens), 0), sa.BigInteger).label("input_tokens"),
+            sa.cast(sa.func.coalesce(sa.func.sum(t.c.output_tokens), 0), sa.BigInteger).label("output_tokens"),
+            sa.cast(sa.func.coalesce(sa.func.sum(t.c.cost_usd), 0.0), sa.Float).label("cost_usd"),
+        )
+        .where(*bounded.conditions(t), t.c.user_id.is_not(None))
+        .group_by(t.c.user_id)
+        .order_by(calls.desc(), t.c.user_id)
+        .limit(top)
+    )
+    columns, rows = _sql.fetch(engine, statement)
+    if not rows:
+        return _empty(USER_COLUMNS)
+    frame = pd.DataFrame(rows, columns=columns)
+    for name in ("calls", "errors", "user_rate_limited", "input_tokens", "output_tokens"):
+        frame[name] = frame[name].astype("int64")
+    frame["cost_usd"] = frame["cost_usd"].astype("float64")
+    return frame

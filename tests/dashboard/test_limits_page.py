@@ -1,0 +1,137 @@
+"""The Limits page and the Redis-degraded banner through AppTest, against a real migrated SQLite store."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.store.tables import limit_changes
+from tests.dashboard.conftest import app, plotly_charts, texts
+from tests.queries.data import (
+    NOW,
+    attempt_row,
+    insert,
+    insert_attempts,
+    insert_instances,
+    insert_tiers,
+    instance_row,
+    rollup_row,
+)
+
+REASON = "429 on key 'Primary' (retry-after 2 s)"
+
+
+def _limits(effective: float, configured: float, reason: str | None) -> dict[str, Any]:
+    changed = (NOW - timedelta(minutes=10)).isoformat() if reason else None
+    return {"rpm": {"limit": effective, "configured": configured, "reason": reason, "changed_at": changed}}
+
+
+def _change(minutes_ago: int, seq: int, before: float, after: float, reason: str, **values: Any) -> dict[str, Any]:
+    row = {
+        "ts": NOW - timedelta(minutes=minutes_ago),
+        "instance_id": "app-1",
+        "seq": seq,
+        "provider": "anthropic",
+        "key_label": None,
+        "kind": "rpm",
+        "configured": 100.0,
+        "effective_before": before,
+        "effective_after": after,
+        "reason": reason,
+    }
+    row.update(values)
+    return row
+
+
+def seed(engine: sa.Engine, *, degraded: bool = False) -> None:
+    beat = NOW - timedelta(seconds=2)
+    limiter = {"backend": "redis", "degraded": degraded, "degraded_since": "2026-03-10T11:58:00+00:00"}
+    limiter["local_share"] = 0.5
+    insert_instances(
+        engine,
+        [
+            instance_row(
+                beat,
+                "app-1",
+                requests_limit=50,
+                limit_reason=REASON,
+                details={"limits": _limits(50.0, 100.0, REASON), "limiter": limiter},
+            ),
+            instance_row(
+                beat,
+                "app-1",
+                provider="openai",
+                requests_limit=100,
+                limit_reason=None,
+                details={"limits": _limits(100.0, 100.0, None), "limiter": limiter},
+            ),
+        ],
+    )
+    insert(
+        engine,
+        limit_changes,
+        [
+            _change(20, 1, 100.0, 50.0, REASON),
+            _change(20, 2, 1000.0, 500.0, REASON, key_label="Primary", configured=None),
+            _change(10, 3, 50.0, 75.0, "recovering: 20 successes without a 429"),
+            _change(5, 4, 75.0, 50.0, "provider reports 4 % of requests left on key 'Primary'"),
+        ],
+    )
+    zero = {"input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
+    attempts = [attempt_row(NOW - timedelta(minutes=3), **{**zero, "user_id": "u-a", "input_tokens": 10})]
+    attempts += [attempt_row(NOW - timedelta(minutes=2), **{**zero, "user_id": "u-b", "cost_usd": 0.5}) for _ in "abc"]
+    refused = {"outcome": "error", "error_class": "user_rate_limited", "key_label": None}
+    attempts.append(attempt_row(NOW - timedelta(minutes=1), **zero, user_id="u-b", **refused))
+    attempts.append(attempt_row(NOW - timedelta(days=2), **zero, user_id="u-old"))  # outside the range
+    insert_attempts(engine, attempts)
+    insert_tiers(engine, [rollup_row(NOW - timedelta(minutes=1), [100.0] * 4, errors={"user_rate_limited": 1})])
+
+
+def test_limits_page_shows_limits_in_force_their_history_and_users(dash_store: sa.Engine) -> None:
+    seed(dash_store)
+    at = app("limits").run()
+    assert not at.exception
+    now, changes, users = (frame.value for frame in at.dataframe)
+    assert now[["provider", "kind", "effective", "configured"]].values.tolist() == [
+        ["anthropic", "rpm", 50.0, 100.0],
+        ["openai", "rpm", 100.0, 100.0],
+    ]
+    assert list(now["reason"]) == [REASON, "at the configured ceiling"]
+    assert list(now["share"]) == [0.5, 1.0]
+
+    assert list(changes["after"]) == [50.0, 75.0, 500.0, 50.0]  # newest first
+    assert list(changes["key_label"]) == ["(provider)", "(provider)", "Primary", "(provider)"]
+    assert changes["reason"].iloc[0] == "provider reports 4 % of requests left on key 'Primary'"
+
+    assert users[["user_id", "calls", "errors", "user_rate_limited"]].values.tolist() == [
+        ["user #1", 4, 1, 1],
+        ["user #2", 1, 0, 0],
+    ]
+    assert list(users["cost_usd"]) == [1.5, 0.0]
+    assert list(users["input_tokens"]) == [0, 10]
+    assert len(plotly_charts(at)) == 2  # the rpm history and the user-rate-limited bars
+    body = texts(at)
+    assert "1 call(s) refused by per-user or per-feature limits in this range" in body
+    assert "Redis is degraded" not in body
+
+
+def test_the_history_chart_steps_through_each_change_with_its_reason(dash_store: sa.Engine) -> None:
+    seed(dash_store)
+    at = app("limits").run()
+    figure = plotly_charts(at)[0].proto.spec
+    assert '"shape":"hv"' in figure.replace(" ", "")
+    assert REASON in figure and "recovering: 20 successes without a 429" in figure
+
+
+def test_a_degraded_redis_shows_a_banner_on_every_page(dash_store: sa.Engine) -> None:
+    seed(dash_store, degraded=True)
+    for page in ("limits", "overview", "keys"):
+        at = app(page).run()
+        assert not at.exception
+        banner = [w.value for w in at.warning if "Redis is degraded" in str(w.value)]
+        assert banner == [
+            "**Redis is degraded.** These instances run on local state until Redis answers again:\n"
+            "- `app-1`: rate limits are local since 2026-03-10 11:58:00 UTC, each limit scaled to 50% locally"
+        ], page
