@@ -227,3 +227,56 @@ def test_snapshot_is_json(breaker: CircuitBreaker, clock: ManualClock) -> None:
 def test_nonsense_settings_are_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         CircuitBreaker("x", **bad)  # type: ignore[arg-type]
+
+
+def test_alone_transitions_are_not_kept_for_sharing(breaker: CircuitBreaker) -> None:
+    verdicts(breaker, *[False] * 10)
+    assert breaker.state == "open" and breaker.pending is None
+
+
+def test_transitions_decided_here_are_kept_for_sharing_with_their_ends(
+    breaker: CircuitBreaker, clock: ManualClock
+) -> None:
+    breaker.pending = []
+    start = clock.monotonic()
+    verdicts(breaker, *[False] * 10)
+    clock.advance(30)
+    trial = breaker.acquire()
+    assert trial is not None and trial.trial
+    trial.release()
+    trial = breaker.acquire()
+    assert trial is not None
+    trial.record(healthy=True)
+    assert breaker.pending == [
+        {"op": "open", "until": start + 30, "opens": 1},
+        {"op": "release"},
+        {"op": "close"},
+    ]
+
+
+def test_adopting_the_shared_state_moves_the_breaker_without_telling_it_back(
+    breaker: CircuitBreaker, clock: ManualClock, transitions: list[tuple[str, str, str]]
+) -> None:
+    breaker.pending = []
+    closed_permit = breaker.acquire()
+    assert closed_permit is not None
+    breaker.adopt("open", 12.5, 2, trial_busy=False)  # another process tripped it
+    assert (breaker.state, breaker.retry_in(), breaker.acquire()) == ("open", 12.5, None)
+    closed_permit.record(healthy=False)  # begun before the transition: ignored
+    breaker.adopt("half_open", 0.0, 2, trial_busy=True)  # another process holds the trial
+    assert (breaker.state, breaker.acquire()) == ("half_open", None)
+    breaker.adopt("half_open", 0.0, 2, trial_busy=False)
+    mine = breaker.acquire()
+    assert mine is not None and mine.trial
+    breaker.adopt("half_open", 0.0, 2, trial_busy=True)  # that is this process's own claim: still ours
+    assert breaker.acquire() is None
+    breaker.adopt("closed", 0.0, 0, trial_busy=False)  # the trial was settled elsewhere
+    assert breaker.state == "closed" and breaker.snapshot()["consecutive_opens"] == 0
+    mine.record(healthy=False)  # a verdict from before the close: ignored
+    assert breaker.state == "closed"
+    assert breaker.pending == []
+    assert transitions == [
+        ("anthropic", "closed", "open"),
+        ("anthropic", "open", "half_open"),
+        ("anthropic", "half_open", "closed"),
+    ]

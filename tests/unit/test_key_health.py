@@ -8,6 +8,7 @@ from core.api_keys import ApiKey, Provider
 from core.clock import ManualClock
 from core.errors import ErrorClass
 from core.keys import HealthPolicy, KeyHealth, KeyPool, KeyStatus
+from core.keys.health import PendingChanges, SharedKeyView
 
 POLICY = HealthPolicy(
     half_life_s=60, failures_before_cooldown=3, cooldown_base_s=10, cooldown_growth=2, cooldown_cap_s=60
@@ -116,3 +117,54 @@ def test_pool_names_the_first_key_back_when_all_cool_and_none_when_all_disabled(
         pool.state(key).disable("operator")
     assert pool.choose() is None
     assert pool.why_unusable() == {"K0": "disabled (operator)", "K1": "disabled (operator)"}
+
+
+def test_alone_nothing_is_kept_for_sharing() -> None:
+    health = KeyHealth(POLICY)
+    health.record_failure(0, ErrorClass.RATE_LIMITED, retry_after=5)
+    health.disable("operator")
+    assert health.pending is None
+
+
+def test_shared_decisions_are_kept_in_order_with_the_outcome_weights() -> None:
+    health = KeyHealth(POLICY)
+    health.pending = PendingChanges()
+    health.record_failure(100.0, ErrorClass.RATE_LIMITED, retry_after=5)
+    health.record_success(101.0)  # after a cooldown: the next one starts from the base again, everywhere
+    health.record_failure(102.0, ErrorClass.AUTH)
+    health.enable()
+    health.reset_cooldown()
+    assert (health.pending.good, health.pending.total) == (1.0, 3.0)
+    assert health.pending.ops == [
+        {"op": "cool", "until": 105.0, "streak": 1},
+        {"op": "calm"},
+        {"op": "disable", "reason": "auth: the provider refused this key", "class": "auth"},
+        {"op": "enable"},
+        {"op": "reset"},
+    ]
+
+
+def test_adopting_the_shared_view_keeps_what_is_not_told_yet() -> None:
+    health = KeyHealth(POLICY)
+    health.pending = PendingChanges()
+    view = SharedKeyView(
+        good=3.0, total=4.0, cooldown_s=7.5, cooldown_streak=2, disabled_reason=None, disabled_class=None
+    )
+    health.adopt(view, 50.0)
+    assert (health.score(50.0), health.status(50.0), health.cooldown_remaining(50.0)) == (80.0, KeyStatus.COOLDOWN, 7.5)
+    assert health.cooldown_streak == 2
+    health.record_success(50.0)  # learnt here since: counted on top of the shared weights, until told
+    health.disable("operator")  # a decision not told yet: the local state stands
+    health.adopt(view, 51.0)
+    assert (health.score(51.0), health.status(51.0)) == (pytest.approx(83.3, abs=0.1), KeyStatus.DISABLED)
+    health.pending.ops.clear()
+    health.pending.good = health.pending.total = 0.0
+    gone = SharedKeyView(
+        good=0.0, total=0.0, cooldown_s=0.0, cooldown_streak=0, disabled_reason="auth", disabled_class="auth"
+    )
+    health.adopt(gone, 52.0)
+    assert (health.status(52.0), health.disabled_class, health.cooldown_remaining(52.0)) == (
+        KeyStatus.DISABLED,
+        ErrorClass.AUTH,
+        0.0,
+    )
