@@ -17,6 +17,7 @@ from tests.queries.data import (
     insert_instances,
     insert_tiers,
     instance_row,
+    limit_change_row,
     rollup_row,
 )
 
@@ -26,23 +27,6 @@ REASON = "429 on key 'Primary' (retry-after 2 s)"
 def _limits(effective: float, configured: float, reason: str | None) -> dict[str, Any]:
     changed = (NOW - timedelta(minutes=10)).isoformat() if reason else None
     return {"rpm": {"limit": effective, "configured": configured, "reason": reason, "changed_at": changed}}
-
-
-def _change(minutes_ago: int, seq: int, before: float, after: float, reason: str, **values: Any) -> dict[str, Any]:
-    row = {
-        "ts": NOW - timedelta(minutes=minutes_ago),
-        "instance_id": "app-1",
-        "seq": seq,
-        "provider": "anthropic",
-        "key_label": None,
-        "kind": "rpm",
-        "configured": 100.0,
-        "effective_before": before,
-        "effective_after": after,
-        "reason": reason,
-    }
-    row.update(values)
-    return row
 
 
 def seed(engine: sa.Engine, *, degraded: bool = False) -> None:
@@ -73,10 +57,10 @@ def seed(engine: sa.Engine, *, degraded: bool = False) -> None:
         engine,
         limit_changes,
         [
-            _change(20, 1, 100.0, 50.0, REASON),
-            _change(20, 2, 1000.0, 500.0, REASON, key_label="Primary", configured=None),
-            _change(10, 3, 50.0, 75.0, "recovering: 20 successes without a 429"),
-            _change(5, 4, 75.0, 50.0, "provider reports 4 % of requests left on key 'Primary'"),
+            limit_change_row(20, 1, 50.0, before=100.0, reason=REASON),
+            limit_change_row(20, 2, 500.0, before=1000.0, reason=REASON, key_label="Primary", configured=None),
+            limit_change_row(10, 3, 75.0, before=50.0, reason="recovering: 20 successes without a 429"),
+            limit_change_row(5, 4, 50.0, before=75.0, reason="provider reports 4 % of requests left on key 'Primary'"),
         ],
     )
     zero = {"input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}

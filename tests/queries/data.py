@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -108,6 +108,26 @@ def insert_tiers(engine: sa.Engine, minute_rows: list[dict[str, Any]]) -> None:
     insert_minutes(engine, minute_rows)
     insert(engine, metric_rollups_10m, _coarser(minute_rows, 10))
     insert_hours(engine, _coarser(minute_rows, 60))
+
+
+def limit_change_row(
+    minutes_ago: int, seq: int, after: float, *, before: float = 100.0, reason: str | None = None, **values: Any
+) -> dict[str, Any]:
+    """One ``limit_changes`` row: an anthropic RPM limit (ceiling 100) moved from ``before`` to ``after``."""
+    row = {
+        "ts": NOW - timedelta(minutes=minutes_ago),
+        "instance_id": "app-1",
+        "seq": seq,
+        "provider": "anthropic",
+        "key_label": None,
+        "kind": "rpm",
+        "configured": 100.0,
+        "effective_before": before,
+        "effective_after": after,
+        "reason": reason if reason is not None else f"r{seq}",
+    }
+    row.update(values)
+    return row
 
 
 def instance_row(ts: datetime, instance_id: str, provider: str = "anthropic", **values: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -11,26 +10,17 @@ import sqlalchemy as sa
 from core.queries import QueryFilter, latest_instances
 from core.queries.limits import limit_change_history, limit_steps, redis_degraded, user_usage
 from core.store.tables import limit_changes
-from tests.queries.data import NOW, attempt_row, insert, insert_attempts, insert_instances, instance_row
+from tests.queries.data import (
+    NOW,
+    attempt_row,
+    insert,
+    insert_attempts,
+    insert_instances,
+    instance_row,
+    limit_change_row,
+)
 
 HOUR = QueryFilter(NOW - timedelta(hours=1), NOW)
-
-
-def _change(minutes_ago: int, seq: int, after: float, **values: Any) -> dict[str, Any]:
-    row = {
-        "ts": NOW - timedelta(minutes=minutes_ago),
-        "instance_id": "app-1",
-        "seq": seq,
-        "provider": "anthropic",
-        "key_label": None,
-        "kind": "rpm",
-        "configured": 100.0,
-        "effective_before": 100.0,
-        "effective_after": after,
-        "reason": f"r{seq}",
-    }
-    row.update(values)
-    return row
 
 
 def test_history_filters_and_steps(store: sa.Engine) -> None:
@@ -38,11 +28,11 @@ def test_history_filters_and_steps(store: sa.Engine) -> None:
         store,
         limit_changes,
         [
-            _change(90, 1, 50.0),  # before the range
-            _change(30, 2, 50.0),
-            _change(20, 3, 75.0, effective_before=50.0),
-            _change(25, 4, 10.0, key_label="Primary", configured=None, effective_before=20.0),
-            _change(10, 5, 5.0, provider="openai"),
+            limit_change_row(90, 1, 50.0),  # before the range
+            limit_change_row(30, 2, 50.0),
+            limit_change_row(20, 3, 75.0, before=50.0),
+            limit_change_row(25, 4, 10.0, key_label="Primary", configured=None, before=20.0),
+            limit_change_row(10, 5, 5.0, provider="openai"),
         ],
     )
     history = limit_change_history(store, HOUR)
