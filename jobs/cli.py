@@ -446,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(os.environ.get("PORT", DEFAULT_DASHBOARD_PORT)),
         help="port (default $PORT or 8501)",
     )
+    from jobs.up import add_up_command  # `pulsegate up` (production: migrate + worker + dashboard) is in jobs/up.py
+
+    add_up_command(add)
     return parser
 
 
