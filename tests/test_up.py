@@ -118,7 +118,10 @@ def up(emu: EmulatorServer, tmp_path: Path) -> Iterator[Up]:
 
 
 @pytest.mark.slow
-def test_up_runs_worker_and_dashboard_and_sigterm_stops_both_with_exit_0(up: Up, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_up_runs_worker_and_dashboard_and_a_signal_stops_both_with_exit_0(
+    up: Up, tmp_path: Path, stop: signal.Signals
+) -> None:
     up.wait_ready()
     with urllib.request.urlopen(f"http://127.0.0.1:{up.worker_port}/healthz", timeout=5) as response:
         health = json.loads(response.read())
@@ -128,8 +131,9 @@ def test_up_runs_worker_and_dashboard_and_sigterm_stops_both_with_exit_0(up: Up,
     for pid in up.pids.values():
         assert os.getpgid(pid) == pid  # each child leads its own process group
 
-    assert up.process.stop(signal.SIGTERM, timeout=60) == 0, up.process.output
-    assert "pulsegate up: SIGTERM received: stopping worker, dashboard" in up.process.output
+    assert up.process.stop(stop, timeout=60) == 0, up.process.output
+    assert f"pulsegate up: {stop.name} received: stopping worker, dashboard" in up.process.output
+    assert "worker stopped: recorder wrote" in up.process.output  # the worker shut down cleanly, rows flushed
     up.wait_gone()
 
 
