@@ -44,25 +44,25 @@ for = "0s"
 
 [[rules]]
 id = "overloaded_share_high"
-window = "1m"
+window = "30s"
 for = "0s"
 min_sample = 10
 
 [[rules]]
 id = "rate_limited_share_high"
-window = "1m"
+window = "30s"
 for = "0s"
 min_sample = 10
 
 [[rules]]
 id = "fallback_rate_high"
-window = "1m"
+window = "30s"
 for = "0s"
 min_sample = 10
 
 [[rules]]
 id = "success_rate_low"
-window = "1m"
+window = "30s"
 for = "10s"
 min_sample = 10
 

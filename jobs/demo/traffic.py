@@ -36,7 +36,7 @@ CALL_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 20.0
 STATS_EVERY_S = 2.0
 #: The demo's own breaker timings: it opens within seconds of the storm and closes soon after it ends.
-DEMO_BREAKER = {"window_s": 20.0, "min_calls": 8, "failure_rate": 0.5, "open_s": 5.0, "max_open_s": 15.0}
+DEMO_BREAKER = {"window_s": 20.0, "min_calls": 8, "failure_rate": 0.5, "open_s": 2.0, "max_open_s": 6.0}
 
 #: (priority, weight, feature): the original spec's conventions — user-facing first, background last.
 PRIORITIES = (
