@@ -80,10 +80,13 @@ class Child:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def wait_ready(self, url: str, timeout_s: float) -> None:
-        """Poll ``url`` until it answers 2xx; ChildFailed if the process exits first or time runs out."""
+    def wait_ready(self, url: str, timeout_s: float, cancel: threading.Event | None = None) -> None:
+        """Poll ``url`` until it answers 2xx (or ``cancel`` is set); ChildFailed if the process exits first or
+        time runs out."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if cancel is not None and cancel.is_set():
+                return
             if not self.running():
                 code = self.process.returncode if self.process is not None else None
                 raise ChildFailed(f"{self.name} exited with status {code} before it was ready (see {self.log_path})")

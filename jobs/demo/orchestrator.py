@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from types import FrameType
 from typing import TextIO
 
 from jobs.demo.children import Child, ChildFailed
-from jobs.demo.scenario import ScenarioCycle, ScenarioDriver, build_phases, emulator_applier
+from jobs.demo.scenario import Phase, ScenarioCycle, ScenarioDriver, build_phases, emulator_applier
 from jobs.demo.setup import DemoPlan
 from jobs.demo.tour import dashboard_link, tour_text
 
@@ -145,15 +146,19 @@ class Demo:
         _write_state(plan, self.children)
         try:
             for name, url in _ready_urls(plan).items():
-                if self.stop_requested.is_set():
-                    return 0
-                self.children[name].wait_ready(url, READY_TIMEOUT_S)
+                self.children[name].wait_ready(url, READY_TIMEOUT_S, cancel=self.stop_requested)
         except ChildFailed as exc:
             self.say(f"pulsegate demo: {exc}")
             return 1
-        driver = ScenarioDriver(
-            ScenarioCycle(build_phases(plan.cycle_s, plan.keys)), emulator_applier(plan.url("emulator"))
-        )
+        if self.stop_requested.is_set():  # Ctrl-C while starting
+            return 0
+        push = emulator_applier(plan.url("emulator"))
+
+        def apply(phase: Phase) -> None:
+            push(phase)
+            self.say(f"{'demo':<9}| {time.strftime('%H:%M:%S')} scenario → {phase.name}: {phase.description}")
+
+        driver = ScenarioDriver(ScenarioCycle(build_phases(plan.cycle_s, plan.keys)), apply)
         self.say(tour_text(plan, driver.cycle.phases))
         if self.options.open_browser and _can_open_browser():
             webbrowser.open(dashboard_link(plan))

@@ -9,7 +9,6 @@ timings are tested without sleeping.
 from __future__ import annotations
 
 import json
-import logging
 import secrets
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -17,8 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.clock import SYSTEM_CLOCK, Clock
-
-log = logging.getLogger("pulsegate.demo")
 
 KEYS_PER_PROVIDER = 3
 DEFAULT_CYCLE_S = 180.0
@@ -158,6 +155,5 @@ def emulator_applier(admin_url: str, timeout_s: float = 5.0) -> Callable[[Phase]
         )
         with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
             response.read()
-        log.info("scenario → %s: %s", phase.name, phase.description)
 
     return apply

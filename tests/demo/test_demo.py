@@ -34,8 +34,8 @@ KEY_ALERT_RESOLVED = "SELECT count(*) FROM alert_episodes WHERE rule_id = 'key_u
 FIRED_AND_RESOLVED = "SELECT count(*) FROM alert_episodes WHERE fired_at IS NOT NULL AND resolved_at IS NOT NULL"
 
 
-def _stopped_cleanly(demo, state: dict, directory: Path) -> dict:  # type: ignore[no-untyped-def]
-    code = demo.stop(signal.SIGINT, timeout=90)
+def _stopped_cleanly(demo, state: dict, directory: Path, sig: int = signal.SIGINT) -> dict:  # type: ignore[no-untyped-def]
+    code = demo.stop(sig, timeout=90)
     assert code == 0, demo.output[-3000:]
     assert process_groups_left(state) == []
     assert re.search(r"stopped \(traffic 0, dashboard -?\d+, worker 0, sink 0, emulator 0\)", demo.output)
@@ -123,4 +123,4 @@ def test_worker_traffic_and_dashboard_run_on_postgres(chromium: str, scratch_pos
                     browser.close()
         finally:
             engine.dispose()
-        _stopped_cleanly(demo, state, tmp_path / "demo")
+        _stopped_cleanly(demo, state, tmp_path / "demo", signal.SIGTERM)  # as a process manager stops it

@@ -168,3 +168,12 @@ def test_the_sink_answers_like_slack_and_discord_and_lists_what_it_received() ->
         (1, "slack", "firing", "[FIRING] Circuit breaker open · anthropic", ["🔴 anthropic breaker open < now"]),
         (2, "discord", "resolved", "[RESOLVED] Circuit breaker open · anthropic", ["✅ ok"]),
     ]
+
+
+def test_the_inbox_page_is_listed_only_when_a_demo_sink_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboard import ui
+
+    monkeypatch.delenv("PULSEGATE_DEMO_SINK_URL", raising=False)
+    assert "inbox" not in [slug for *_, slug in ui.page_specs()]
+    monkeypatch.setenv("PULSEGATE_DEMO_SINK_URL", "http://127.0.0.1:8702")
+    assert [slug for *_, slug in ui.page_specs()][-1] == "inbox"
