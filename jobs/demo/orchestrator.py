@@ -27,9 +27,8 @@ from jobs.demo.tour import dashboard_link, tour_text
 log = logging.getLogger("pulsegate.demo")
 
 READY_TIMEOUT_S = 120.0
-#: Stop order and grace: traffic first (flushes its rows), the emulator last (in-flight calls still get answers).
+#: Stop order: traffic first (its client flushes every row), the emulator last (calls in flight still get answers).
 STOP_ORDER = ("traffic", "dashboard", "worker", "sink", "emulator")
-GRACE_S = {"traffic": 30.0, "worker": 20.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +183,7 @@ class Demo:
         for name in STOP_ORDER:
             child = self.children.get(name)
             if child is not None:
-                statuses[name] = child.stop(grace_s=GRACE_S.get(name, 10.0))
+                statuses[name] = child.stop()
         if statuses:
             shown = ", ".join(f"{name} {code}" for name, code in statuses.items())
             self.say(f"Pulsegate demo: stopped ({shown}); logs in {self.plan.log_dir}")
