@@ -35,6 +35,7 @@ class Child:
         echo: bool = True,
         console: TextIO | None = None,
         grace_s: float = 10.0,
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -43,6 +44,7 @@ class Child:
         self.echo = echo
         self.console = console or sys.stdout
         self.grace_s = grace_s
+        self.cwd = cwd
         self.process: subprocess.Popen[str] | None = None
         self._pump: threading.Thread | None = None
         self._console_lock = threading.Lock()
@@ -55,6 +57,7 @@ class Child:
         self.process = subprocess.Popen(  # noqa: S603 — our own interpreter and modules, no shell
             self.argv,
             env=self.env,
+            cwd=self.cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

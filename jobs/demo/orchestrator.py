@@ -46,7 +46,8 @@ def children_for(plan: DemoPlan, console: TextIO, verbose: bool = False) -> dict
     ports = plan.ports
 
     def child(name: str, argv: list[str], **kwargs: object) -> Child:
-        return Child(name, argv, env, plan.log_dir, console=console, **kwargs)  # type: ignore[arg-type]
+        # cwd = the demo's folder: no `.env` of the user's (a real key, a Redis URL) is read by the children
+        return Child(name, argv, env, plan.log_dir, console=console, cwd=plan.directory, **kwargs)  # type: ignore[arg-type]
 
     scenario = plan.directory / "scenario-calm.json"
     scenario.write_text("{}", encoding="utf-8")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from jobs.demo.scenario import DemoKeys
 
+SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `jobs` package
 DEFAULT_DIR = ".pulsegate-demo"
 DEFAULT_PORTS = {"dashboard": 8501, "worker": 8600, "emulator": 8700, "sink": 8702}
 HEARTBEAT_INTERVAL_S = 2.0
@@ -25,7 +26,7 @@ DISCORD_URL_ENV = "PULSEGATE_DEMO_DISCORD_URL"
 SCRUBBED_PREFIXES = (
     "ANTHROPIC_", "OPENAI_", "DATABASE_URL", "REDIS_URL", "UPSTASH_", "MONITORING_", "ADMIN_TOKEN", "ALERT_",
     "DASHBOARD_", "WORKER_", "PROBE_", "HEARTBEAT_", "SPOOL_DIR", "USER_RPM", "USER_TPM", "HASH_USER_IDS",
-    "RATE_LIMIT_", "PULSEGATE_DEMO_", "RETENTION_DAYS", "LEADER_LEASE_S", "PRICE_TABLE_FILE",
+    "RATE_LIMIT_", "PULSEGATE_DEMO_", "RETENTION_DAYS", "LEADER_LEASE_S", "PRICE_TABLE_FILE", "PYTHONPATH",
 )  # fmt: skip
 
 #: The demo's own alert timings: alerts fire within seconds of a fault and resolve within the cycle.
@@ -157,6 +158,8 @@ class DemoPlan:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        # the children run in the demo's folder: keep this checkout importable even when it is not installed
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), source.get("PYTHONPATH", "")) if p)
         return env
 
 

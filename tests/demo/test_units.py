@@ -3,7 +3,9 @@ traffic mix, the children's environment, ports, and the webhook sink."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import random
 import urllib.request
 from collections import Counter
@@ -14,8 +16,9 @@ import pytest
 from core.clock import ManualClock
 from core.request import Priority
 from emulator import Scenario
+from jobs.demo.orchestrator import children_for
 from jobs.demo.scenario import DemoKeys, Phase, ScenarioCycle, ScenarioDriver, build_phases, phase_scenarios
-from jobs.demo.setup import DEFAULT_PORTS, choose_port, make_plan, port_is_free
+from jobs.demo.setup import DEFAULT_PORTS, SOURCE_ROOT, choose_port, make_plan, port_is_free
 from jobs.demo.sink import WebhookSink
 from jobs.demo.traffic import USERS, TrafficMix, TrafficStats, plan_call
 
@@ -128,6 +131,10 @@ def test_children_get_the_demo_settings_and_none_of_the_users(tmp_path: Path) ->
     assert all(url.startswith("http://127.0.0.1:") for url in (plan.url(n) for n in DEFAULT_PORTS))
     assert len(set(plan.ports.values())) == 4
     assert (tmp_path / "demo" / "alerts.toml").read_text().count("[[rules]]") >= 6
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(SOURCE_ROOT)
+    children = children_for(plan, console=io.StringIO())
+    assert set(children) == {"emulator", "sink", "worker", "traffic", "dashboard"}
+    assert {c.cwd for c in children.values()} == {plan.directory}  # a `.env` where the user ran it is not read
 
 
 def test_ports_default_when_free_else_any_free_port() -> None:
