@@ -7,6 +7,7 @@ panel shows a banner instead of a traceback, keeps retrying, and fills in again 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -202,6 +203,13 @@ PAGES = (
     ("views/calls.py", "Calls", ":material/list:", "calls"),
     ("views/limits.py", "Limits", ":material/speed:", "limits"),
 )
+#: Only with ``pulsegate demo``: the alert messages its local webhook sink received.
+DEMO_PAGES = (("views/inbox.py", "Inbox", ":material/inbox:", "inbox"),)
+DEMO_SINK_ENV = "PULSEGATE_DEMO_SINK_URL"
+
+
+def page_specs() -> tuple[tuple[str, str, str, str], ...]:
+    return PAGES + (DEMO_PAGES if os.environ.get(DEMO_SINK_ENV) else ())
 
 
 def main() -> None:
@@ -216,7 +224,7 @@ def main() -> None:
     url = settings.database_url
     pages = [
         st.Page(str(HERE / path), title=title, icon=icon, url_path=slug, default=(slug == "overview"))
-        for path, title, icon, slug in PAGES
+        for path, title, icon, slug in page_specs()
     ]
     page = st.navigation(pages)
     _init_widgets(st.query_params.to_dict())

@@ -69,17 +69,18 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Embedded defaults: a migrated SQLite store and the provider emulator (later: worker, traffic, dashboard)."""
-    args.revision = "head"
-    cmd_migrate(args)
-    base = f"http://{args.host}:{args.port}"
-    print(
-        "\nPulsegate demo\n"
-        f"  provider emulator   {base}  (ANTHROPIC_BASE_URL={base}  OPENAI_BASE_URL={base}/v1)\n"
-        f"  emulator stats      {base}/_emulator/stats\n"
-        "  Ctrl-C stops it.\n"
-    )
-    return cmd_emulator(args)
+    """Everything on loopback with fake keys: emulator, worker, traffic, webhook sink, dashboard (jobs/demo/)."""
+    from jobs.demo.orchestrator import DemoOptions, run_demo
+    from jobs.demo.scenario import MIN_CYCLE_S
+    from jobs.demo.setup import make_plan
+
+    if args.cycle_s < MIN_CYCLE_S:
+        raise CommandError(f"--cycle-s: the cycle must last at least {MIN_CYCLE_S:g} s, got {args.cycle_s:g}")
+    if args.rate <= 0:
+        raise CommandError(f"--rate: expected a positive number of calls per second, got {args.rate:g}")
+    ports = {"dashboard": args.port, "worker": args.worker_port, "emulator": args.emulator_port, "sink": args.sink_port}
+    plan = make_plan(Path(args.dir), cycle_s=args.cycle_s, rate=args.rate, ports=ports, database_url=args.database_url)
+    return run_demo(plan, DemoOptions(open_browser=not args.no_browser, verbose=args.verbose))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -378,6 +379,28 @@ def _port(value: str) -> int:
     return port
 
 
+def _add_demo_command(add: Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]) -> None:
+    from jobs.demo.scenario import DEFAULT_CYCLE_S
+    from jobs.demo.setup import DEFAULT_DIR, DEFAULT_PORTS
+
+    demo = add(
+        "demo",
+        cmd_demo,
+        "the whole product on loopback with fake keys: emulator, worker, traffic, webhook sink and dashboard",
+    )
+    demo.add_argument(
+        "--cycle-s", type=float, default=DEFAULT_CYCLE_S, help="seconds per failure cycle (default 180, min 20)"
+    )
+    demo.add_argument("--rate", type=float, default=3.0, help="traffic: calls per second (default 3)")
+    demo.add_argument("--dir", default=DEFAULT_DIR, help=f"folder for its store and logs (default {DEFAULT_DIR})")
+    demo.add_argument("--database-url", default=None, help="store (default: a fresh SQLite file in --dir)")
+    demo.add_argument("--no-browser", action="store_true", help="do not open the dashboard in a browser")
+    for flag, name in (("--port", "dashboard"), ("--worker-port", "worker"), ("--emulator-port", "emulator"),
+                       ("--sink-port", "sink")):  # fmt: skip
+        shown = f"{name} port (default {DEFAULT_PORTS[name]} if free; 0 = any free port)"
+        demo.add_argument(flag, type=_port, default=None, help=shown)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pulsegate", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -393,14 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("settings", cmd_settings, "show the settings in force, secrets masked")
 
-    for name, handler, help_text in (
-        ("emulator", cmd_emulator, "run the local Anthropic/OpenAI emulator (loopback only)"),
-        ("demo", cmd_demo, "run Pulsegate on embedded defaults: SQLite store and the provider emulator"),
-    ):
-        sub = add(name, handler, help_text)
-        sub.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-        sub.add_argument("--port", type=_port, default=DEFAULT_EMULATOR_PORT, help="port (default 8700)")
-        sub.add_argument("--scenario", default=None, help="scenario file (TOML or JSON), see docs/emulator.md")
+    emulator = add("emulator", cmd_emulator, "run the local Anthropic/OpenAI emulator (loopback only)")
+    emulator.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    emulator.add_argument("--port", type=_port, default=DEFAULT_EMULATOR_PORT, help="port (default 8700)")
+    emulator.add_argument("--scenario", default=None, help="scenario file (TOML or JSON), see docs/emulator.md")
+
+    _add_demo_command(add)
 
     worker = add("worker", cmd_worker, "run the background worker: scheduled jobs, leader election, HTTP API")
     worker.add_argument("--host", default=None, help="address to bind the API (default $WORKER_HOST or 127.0.0.1)")
@@ -446,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(os.environ.get("PORT", DEFAULT_DASHBOARD_PORT)),
         help="port (default $PORT or 8501)",
     )
+    from jobs.up import add_up_command  # `pulsegate up` (production: migrate + worker + dashboard) is in jobs/up.py
+
+    add_up_command(add)
     return parser
 
 

@@ -5,15 +5,11 @@ slow). Nothing of Pulsegate is mocked: the dispatcher talks HTTP to these."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from jobs.demo.sink import SLACK_OK, LoopbackReceiver, Recorded, Reply, Responder, discord_ok
+
+__all__ = ["SLACK_OK", "Receiver", "Recorded", "Reply", "Responder", "discord_ok"]
 
 #: The secret part of every test webhook URL: tests assert it never shows up outside the HTTP request.
 SLACK_TOKEN = "Xq7SLACKtokenZZ9f3kQ2"
@@ -22,30 +18,9 @@ GENERIC_TOKEN = "Gk5GENERICtokenWW2hR7"
 HMAC_SECRET = "hmac-SECRET-value-0123456789abcdef"
 
 
-@dataclass(frozen=True)
-class Recorded:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-    delay_s: float = 0.0
-
-
-Responder = Callable[[Recorded], Reply]
+PLAIN_OK = Reply(200, b"ok")
 
 # --- Slack ------------------------------------------------------------------------------------------------------
-SLACK_OK = Reply(200, b"ok", (("Content-Type", "text/html"),))
 SLACK_NO_SERVICE = Reply(404, b"no_service")
 SLACK_ARCHIVED = Reply(410, b"channel_is_archived")
 SLACK_INVALID_PAYLOAD = Reply(400, b"invalid_payload")
@@ -57,15 +32,6 @@ def slack_429(retry_after: str) -> Reply:
 
 
 # --- Discord ----------------------------------------------------------------------------------------------------
-def discord_ok(request: Recorded) -> Reply:
-    """204 without ``wait``; with ``wait=true`` the created message (200), as Discord does."""
-    if request.query.get("wait") == ["true"]:
-        payload = json.loads(request.body)
-        message = {"id": "1234567890", "type": 0, "content": payload.get("content", ""), "webhook_id": "42"}
-        return Reply(200, json.dumps(message).encode(), (("Content-Type", "application/json"),))
-    return Reply(204)
-
-
 def discord_429(retry_after: float, *, header: str = "1") -> Reply:
     body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": False}
     return Reply(
@@ -85,81 +51,20 @@ DISCORD_BAD_FORM = Reply(
 )
 
 
-class Receiver:
-    """A loopback HTTP server. ``script(...)`` queues replies (a Reply or a responder function) used in order;
-    when the queue is empty ``default`` answers. ``stop()`` closes the port (connection refused), ``start()``
-    opens it again on the same port. ``on_request`` runs in the server thread before replying."""
+class Receiver(LoopbackReceiver):
+    """A scripted receiver. ``script(...)`` queues replies (a Reply or a responder function) used in order; when
+    the queue is empty ``default`` answers."""
 
-    def __init__(self, default: Reply | Responder = Reply(200, b"ok")) -> None:
+    def __init__(self, default: Reply | Responder = PLAIN_OK) -> None:
         self.default: Reply | Responder = default
-        self.requests: list[Recorded] = []
-        self.on_request: Callable[[Recorded], None] | None = None
         self._queue: deque[Reply | Responder] = deque()
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        super().__init__()
 
     def script(self, *replies: Reply | Responder) -> None:
         with self._lock:
             self._queue.extend(replies)
 
-    def _next(self, request: Recorded) -> Reply:
+    def respond(self, request: Recorded) -> Reply:
         with self._lock:
-            self.requests.append(request)
             item = self._queue.popleft() if self._queue else self.default
         return item(request) if callable(item) else item
-
-    def start(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                parts = urlsplit(self.path)
-                request = Recorded(
-                    "POST",
-                    parts.path,
-                    parse_qs(parts.query),
-                    {k.lower(): v for k, v in self.headers.items()},
-                    body,
-                )
-                if receiver.on_request is not None:
-                    receiver.on_request(request)
-                reply = receiver._next(request)
-                if reply.delay_s:
-                    time.sleep(reply.delay_s)
-                self.send_response(reply.status)
-                for name, value in reply.headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                if reply.body:
-                    self.wfile.write(reply.body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
