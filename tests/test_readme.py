@@ -24,8 +24,6 @@ __all__ = ["emu", "emulator_server"]
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-#: Documents other streams write; linked from the README before they land on this branch.
-PENDING_DOCS = {"docs/several-servers.md", "docs/self-tuning-limits.md"}
 #: Variables the README may name that are not Settings fields: read by the CLI or the dashboard, the key variables,
 #: the recognised-and-refused Upstash pair, and the rules-file example's channel variable.
 NOT_SETTINGS = {
@@ -34,9 +32,6 @@ NOT_SETTINGS = {
     "UPSTASH_REDIS_REST_TOKEN",
     "PAGER_SLACK_WEBHOOK",
 }
-#: Settings the limits-tuning branch adds (documented ahead of the merge); once they are Settings fields they are
-#: checked like every other, and this set can be emptied.
-PENDING_SETTINGS = {"FEATURE_RPM", "FEATURE_TPM", "LIMIT_TUNING"}
 KEY_VARIABLE = re.compile(r"^(ANTHROPIC|OPENAI)_API_KEY(_\d+|_N)?$")
 #: Upper-case names in the README that are code, not variables (core.Priority's constants).
 CODE_NAMES = {"USER_FACING", "USER_FACING_HIGH", "ADMIN_HIGH", "BACKGROUND_HIGH", "FALLBACK_BOOST"}
@@ -93,7 +88,6 @@ def test_every_variable_the_readme_names_exists() -> None:
         for name in named
         if name not in settings_variables()
         and name not in NOT_SETTINGS
-        and name not in PENDING_SETTINGS
         and name not in CODE_NAMES
         and not KEY_VARIABLE.match(name)
     }
@@ -139,7 +133,7 @@ def test_relative_links_resolve() -> None:
     targets = {t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", README) if "://" not in t}
     targets.discard("")
     missing = sorted(t for t in targets if not (ROOT / t).exists())
-    assert set(missing) <= PENDING_DOCS, f"broken links: {sorted(set(missing) - PENDING_DOCS)}"
+    assert not missing, f"broken links: {missing}"
     for name in README.split("(#")[1:]:  # in-page anchors name a heading
         anchor = name.split(")")[0]
         slugs = {_slug(h) for h in re.findall(r"^#+ (.+)$", README, re.MULTILINE)}
