@@ -61,6 +61,7 @@ class PendingChanges:
     good: float = 0.0
     total: float = 0.0
     ops: list[dict[str, Any]] = field(default_factory=list)
+    sending: int = 0  # exchanges in flight carrying this key's decisions
 
     def add(self, op: dict[str, Any]) -> None:
         self.ops.append(op)
@@ -218,7 +219,7 @@ class KeyHealth:
         self._good = view.good + (pending.good if pending is not None else 0.0)
         self._total = view.total + (pending.total if pending is not None else 0.0)
         self._updated_at = now
-        if pending is not None and pending.ops:
+        if pending is not None and (pending.ops or pending.sending):
             return
         self.cooldown_until = now + round(view.cooldown_s, 6) if view.cooldown_s > 0 else 0.0  # µs precision
         self.cooldown_streak = view.cooldown_streak

@@ -157,6 +157,7 @@ class _Provider:
     breaker: CircuitBreaker
     names: list[str]
     trial_token: str = ""
+    sending: int = 0  # exchanges in flight carrying breaker decisions
 
 
 class RedisSharedState:
@@ -212,18 +213,25 @@ class RedisSharedState:
             return None
         pool, breaker = shared.pool, shared.breaker
         now = pool.clock.monotonic()
-        sent: list[tuple[PendingChanges, float, float, set[int]]] = []
+        # what is sent is taken out of `pending` at once: concurrent exchanges never send the same thing twice
+        taken: list[tuple[PendingChanges, float, float, list[dict[str, Any]]]] = []
         keys: dict[str, Any] = {}
         for key in pool.keys:
             pending = pool.state(key).pending
             assert pending is not None
             if pending.good or pending.total or pending.ops:
-                ops = [_relative(op, now) for op in pending.ops]
-                keys[key.fingerprint] = {"g": pending.good, "t": pending.total, "ops": ops}
-                sent.append((pending, pending.good, pending.total, {id(op) for op in pending.ops}))
+                ops = list(pending.ops)
+                keys[key.fingerprint] = {"g": pending.good, "t": pending.total, "ops": [_relative(o, now) for o in ops]}
+                taken.append((pending, pending.good, pending.total, ops))
+                pending.good = pending.total = 0.0
+                pending.ops.clear()
+                pending.sending += 1
         breaker_ops = list(breaker.pending or ())
+        if breaker.pending:
+            breaker.pending.clear()
+            shared.sending += 1
         payload = json.dumps(
-            {"keys": keys or {}, "breaker": [_relative(self._with_token(shared, op), now) for op in breaker_ops]}
+            {"keys": keys, "breaker": [_relative(self._with_token(shared, op), now) for op in breaker_ops]}
         )
         now_arg: float | str = "" if self._clock is None else self._clock.monotonic()
         args = [now_arg, pool.policy.half_life_s, payload, claim, ttl_s, KEEP_MS]
@@ -231,14 +239,18 @@ class RedisSharedState:
             raw = await self.link.run(_EXCHANGE, shared.names, args)
         except FAILURES as exc:
             self.link.failed(exc)
+            for pending, good, total, ops in taken:  # kept for the first exchange after Redis returns
+                pending.good += good
+                pending.total += total
+                pending.ops[:0] = ops
+            if breaker.pending is not None:
+                breaker.pending[:0] = breaker_ops
             return None
-        for pending, good, total, ids in sent:
-            pending.good -= good
-            pending.total -= total
-            pending.ops[:] = [op for op in pending.ops if id(op) not in ids]
-        if breaker.pending is not None:
-            sent_ops = {id(op) for op in breaker_ops}
-            breaker.pending[:] = [op for op in breaker.pending if id(op) not in sent_ops]
+        finally:
+            for pending, *_ in taken:
+                pending.sending -= 1
+            if breaker_ops:
+                shared.sending -= 1
         view = json.loads(raw)
         self._adopt(shared, view)
         return bool(view["claimed"]) if claim else False
@@ -268,7 +280,7 @@ class RedisSharedState:
                     ),
                     now,
                 )
-        if not shared.breaker.pending:
+        if not shared.breaker.pending and not shared.sending:  # decisions not yet in the view keep the local state
             state = view["breaker"]
             shared.breaker.adopt(state["state"], float(state["open_s"]), int(state["opens"]), bool(state["busy"]))
 

@@ -5,6 +5,7 @@ cooldowns and open periods end when the test says."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -12,8 +13,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 
 from core import AIClient
+from core.api_keys import Provider
 from core.clock import ManualClock
 from core.control import ControlCommand, apply_command
 from core.errors import CircuitOpenError, ErrorClass, ProviderError
@@ -169,3 +172,31 @@ async def test_redis_down_each_server_goes_on_alone_and_tells_the_others_when_it
         assert requests_by_key(emu)[ANTHROPIC_KEYS[1]] == {429: 1}
     finally:
         await proxy.close()
+
+
+async def test_concurrent_calls_tell_every_outcome_exactly_once(
+    servers: Servers, emu: EmulatorServer, redis_url: str
+) -> None:
+    (one,) = servers(count=1)
+    emu.set_scenario({"latency": {"kind": "uniform", "min_ms": 5, "max_ms": 40}})
+
+    async def staggered(index: int) -> None:  # calls begin while earlier ones settle: exchanges overlap
+        await asyncio.sleep(0.003 * index)
+        await one.generate_response(CONFIG, MESSAGES)
+
+    await asyncio.gather(*(staggered(index) for index in range(30)))
+    await one.generate_response(CONFIG, MESSAGES)  # its exchange tells what the last of the 30 learnt
+    shared = one.shared_state
+    assert isinstance(shared, RedisSharedState)
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        records = {
+            fp.decode(): json.loads(value) for fp, value in raw.hgetall(f"{shared.prefix}{{anthropic}}:keys").items()
+        }
+    finally:
+        raw.close()
+    # 31 successes: the 30 told by the last call's exchange, none twice (the clock never moved), and its own
+    pending = [one.pools[Provider.ANTHROPIC].state(key).pending for key in one.pools[Provider.ANTHROPIC].keys]
+    assert sum(record["g"] for record in records.values()) == 30
+    assert sum(p.good for p in pending if p is not None) == 1
+    assert all(record["g"] == record["t"] for record in records.values())
