@@ -379,7 +379,8 @@ class CallRunner:
             prepared = replace(prepared, kwargs={**prepared.kwargs, **extra})
         tokens = prepared.estimated_input_tokens + prepared.max_tokens
         key_demands = runtime.key_demands(key, tokens)
-        await self.limiter.consume([*runtime.provider_demands(tokens), *key_demands])
+        await self.limiter.consume(runtime.provider_demands(tokens))  # one limiter call per owner (Redis Cluster)
+        await self.limiter.consume(key_demands)
         ctx.attempts += 1
         health = runtime.pool.state(key)
         health.requests += 1

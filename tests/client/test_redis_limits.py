@@ -4,18 +4,23 @@ the real SDKs against the emulator."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
+from redis.crc import key_slot
 
 from core import AIClient
 from core.errors import QueueTimeoutError
+from core.limits import Demand
 from core.limits.redis import RedisRateLimiter
+from core.probe import ProbeTarget
 from emulator import EmulatorServer
 from tests.client.conftest import total_requests
 
 pytestmark = pytest.mark.redis
 MESSAGES = [{"role": "user", "content": "hi"}]
+CONFIG = {"model": "claude-sonnet-4-6", "max_tokens": 8}
 
 
 async def test_two_clients_share_one_provider_limit_through_redis(
@@ -36,3 +41,33 @@ async def test_two_clients_share_one_provider_limit_through_redis(
     assert total_requests(emu) == 2
     status = one.snapshot()["limiter"]
     assert (status["backend"], status["degraded"]) == ("redis", False)
+
+
+class SlotCheckingLimiter(RedisRateLimiter):
+    """The real Redis limiter, failing the test if one script names keys of two Redis Cluster slots."""
+
+    def _demand_args(self, demands: Sequence[Demand], mode: str) -> tuple[list[str], list[Any]]:
+        keys, args = super()._demand_args(demands, mode)
+        slots = {key_slot(key.encode()) for key in keys}
+        assert len(slots) == 1, f"one limiter call spans Redis Cluster slots: {keys}"
+        return keys, args
+
+
+async def test_every_limiter_call_of_a_call_stays_in_one_redis_cluster_slot(
+    make_client: Callable[..., AIClient], emu: EmulatorServer, redis_url: str
+) -> None:
+    limiter = SlotCheckingLimiter(redis_url, prefix=f"pulsegate:test:{uuid.uuid4().hex}:")
+    env = {"USER_RPM": "100", "USER_TPM": "100000", "FEATURE_RPM": "100", "FEATURE_TPM": "100000"}
+    env |= {"ANTHROPIC_TPM": "1000000", "ANTHROPIC_KEY_RPM": "100", "ANTHROPIC_KEY_TPM": "100000"}
+    client = make_client(anthropic=2, openai=1, env=env, limiter=limiter)
+    options = {"user_id": "u-1", "feature": "search", "fallback_to_openai": True}
+    await client.generate_response(CONFIG, MESSAGES, options=options)
+    await client.generate_response(CONFIG, MESSAGES, options={**options, "skip_rate_limit": True})
+    async with client.stream_response(CONFIG, MESSAGES, options=options) as stream:
+        async for _ in stream:
+            pass
+    result = await client.probe(ProbeTarget("anthropic", "Primary", "claude-sonnet-4-6"))
+    assert result.ok
+    emu.set_scenario({"faults": [{"kind": "overloaded", "provider": "anthropic"}]})  # a fallback, with its refunds
+    assert (await client.generate_response(CONFIG, MESSAGES, options=options)).provider == "openai"
+    assert not limiter.degraded
