@@ -2,8 +2,8 @@
 
 Higher priority first, FIFO within a priority, strict head of line: only the head is tried against the limiter,
 so a large token request is never starved by a stream of small ones behind it. Other processes sharing the limiter
-(Redis) keep no such order with us: when the same head is refused for longer than twice the wait it was first
-told, it *reserves* — it is charged at once, putting the limits into debt, and is sent when the debt is covered.
+(Redis) keep no such order with us: when the same head is refused for longer than 1.5 times the wait it was
+first told, it *reserves* — it is charged at once, putting the limits into debt, and is sent when the debt is covered.
 Everybody else, in every process, then waits behind it, so a large request is not starved by small ones elsewhere.
 
 When nobody waits and the limiter has room, :meth:`AdmissionQueue.admit` admits inline with one ``try_acquire``
@@ -30,8 +30,9 @@ from core.limits.base import Demand, RateLimiter
 log = logging.getLogger(__name__)
 
 
-#: A head refused this long, and for over twice the wait it was first told, reserves (see the module docstring).
+#: A head refused this long, and for over RESERVE_AFTER × the wait it was first told, reserves (module docstring).
 RESERVE_AFTER_MIN_S = 0.05
+RESERVE_AFTER = 1.5
 
 
 class _Reserved(float):
@@ -291,13 +292,13 @@ class AdmissionQueue:
                 self._task = None
 
     def _should_reserve(self, head: _Waiter, now: float, wait: float) -> bool:
-        """Refused again, for over twice its first wait: capacity it waited for went elsewhere (another process).
+        """Refused again, for over 1.5 × its first wait: capacity it waited for went elsewhere (another process).
         Not when the debt would outlast its deadline: it could not be sent in time anyway."""
         if head.refused_at is None:
             head.refused_at, head.first_wait = now, wait
             return False
         refused_for = now - head.refused_at
-        if refused_for < RESERVE_AFTER_MIN_S or refused_for <= 2.0 * head.first_wait:
+        if refused_for < RESERVE_AFTER_MIN_S or refused_for <= RESERVE_AFTER * head.first_wait:
             return False
         return head.deadline is None or now + wait < head.deadline
 

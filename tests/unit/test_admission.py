@@ -141,7 +141,7 @@ async def test_a_head_overtaken_by_another_process_reserves_and_is_sent_when_its
     queue: AdmissionQueue, limiter: MemoryRateLimiter, clock: ManualClock
 ) -> None:
     """Another process shares the limiter and takes every token the moment it refills: without a reservation the
-    90-token head would never fit. Refused for over twice its first wait (45 s), it is charged into debt at once
+    90-token head would never fit. Refused for over 1.5 × its first wait (45 s), it is charged into debt at once
     and sent when the debt is covered — and the other process gets nothing meanwhile."""
     await limiter.consume(tokens(100))
     start = clock.monotonic()
@@ -154,11 +154,11 @@ async def test_a_head_overtaken_by_another_process_reserves_and_is_sent_when_its
             taken.append(clock.monotonic() - start)
         await settle()
     sent_at = clock.monotonic() - start
-    assert (await big, sent_at) == (180.0, 180.0)
-    # refused at 0, 45 and 90 s; at 135 s (refused for 135 s > 2 × 45 s) it reserved: 45 s of debt to cover
-    assert taken == [0.5 * i for i in range(1, 271)]  # one token per refill until 135 s, then none
-    # never over the bound: 100 (the burst) + 2 tokens per second × 180 s = 460 = 100 + 270 + 90
-    assert 100 + len(taken) + 90 == 100 + 2 * 180
+    assert (await big, sent_at) == (135.0, 135.0)
+    # refused at 0 and 45 s; at 90 s (refused for 90 s > 1.5 × 45 s) it reserved: 45 s of debt to cover
+    assert taken == [0.5 * i for i in range(1, 181)]  # one token per refill until 90 s, then none
+    # never over the bound: 100 (the burst) + 2 tokens per second × 135 s = 370 = 100 + 180 + 90
+    assert 100 + len(taken) + 90 == 100 + 2 * 135
 
 
 async def test_a_full_queue_refuses_at_once(limiter: MemoryRateLimiter, clock: ManualClock) -> None:
