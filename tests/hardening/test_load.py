@@ -83,8 +83,19 @@ MESSAGES = [{"role": "user", "content": "Summarise the load test in one line"}]
 # --- the emulator in its own process ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Emulator:
+    port: int
+    pid: int
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the emulator process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @pytest.fixture(scope="module")
-def emulator_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     scenario = tmp_path_factory.mktemp("load") / "scenario.json"
     scenario.write_text(json.dumps(SCENARIO))
     port = free_port()
@@ -97,7 +108,7 @@ def emulator_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/_emulator/health", timeout=30, process=process)  # type: ignore[arg-type]
-        yield port
+        yield Emulator(port, process.pid)
     finally:
         process.terminate()
         try:
@@ -322,9 +333,9 @@ def load_store(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
 
 
 async def test_ten_thousand_calls_at_concurrency_200_with_faults(
-    emulator_port: int, load_store: sa.Engine, tmp_path: Path
+    emulator: Emulator, load_store: sa.Engine, tmp_path: Path
 ) -> None:
-    port = emulator_port
+    port = emulator.port
     values = {
         "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
         "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
@@ -347,8 +358,13 @@ async def test_ten_thousand_calls_at_concurrency_200_with_faults(
     recorder = SqlRecorder(load_store, spool_dir=tmp_path / "spool")
     client = AIClient(settings, recorder=recorder, heartbeat=False, max_queue=CONCURRENCY * 2)
     tally = Tally()
+    cpu_before, emulator_cpu_before = time.process_time(), emulator.cpu_s()
     try:
         duration = await run_load(client, port, tally)
+        cpu = {
+            "this_process_s": round(time.process_time() - cpu_before, 1),  # the loop, the recorder's thread, the SDKs
+            "emulator_s": round(emulator.cpu_s() - emulator_cpu_before, 1),
+        }
         rss_end = rss_mib()
         connections_end = connections_to(port)
     finally:
@@ -372,6 +388,7 @@ async def test_ten_thousand_calls_at_concurrency_200_with_faults(
         "duration_s": round(duration, 1),
         "calls_per_s": round(CALLS / duration),
         "load_average": os.getloadavg(),
+        "cpu_during_load": cpu,
         "successes": tally.successes,
         "failures": dict(tally.failures),
         "failure_examples": tally.examples,
