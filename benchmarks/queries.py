@@ -15,6 +15,8 @@
     .venv/bin/python benchmarks/queries.py                 # 10 M rows, a few minutes
     .venv/bin/python benchmarks/queries.py --write-results # also rewrites its section of RESULTS.md
     .venv/bin/python benchmarks/queries.py --keep          # … then --reuse URL to re-time queries on that data
+    .venv/bin/python benchmarks/queries.py --keep --name NAME   # keep it under a fixed name (replaced if present),
+    .venv/bin/python benchmarks/queries.py --drop NAME          # as `make bench` does for dashboard_load.py
 """
 
 from __future__ import annotations
@@ -307,15 +309,26 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000, help="raw rows over 7 days (default 10,000,000)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (prints its URL)")
     parser.add_argument("--reuse", metavar="URL", help="time the queries on a database kept by --keep (no load)")
+    parser.add_argument("--name", help="the scratch database's name (an existing one is dropped first)")
+    parser.add_argument("--drop", metavar="NAME", help="drop the database NAME (kept by --keep --name) and exit")
     parser.add_argument("--write-results", action="store_true", help="rewrite this section of RESULTS.md")
     args = parser.parse_args()
 
+    if args.drop:
+        scratch = ScratchPostgres(PG_SERVER)
+        scratch.name = args.drop
+        scratch.drop()
+        print(f"dropped {args.drop}")
+        return
     if args.reuse:
         engine = create_store_engine(args.reuse)
         measure(engine)
         engine.dispose()
         return
     scratch = ScratchPostgres(PG_SERVER, prefix="pulsegate_bench_queries")
+    if args.name:
+        scratch.name = args.name
+        scratch.drop_only()
     _SERVER_VERSION.append(scratch.server_version())
     name = scratch.name
     url = scratch.create().render_as_string(hide_password=False)

@@ -10,8 +10,10 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADER = (
     "# Benchmark results\n\n"
-    "Each section is rewritten by the benchmark named in it (`make bench` runs them all); figures come from one run\n"
-    "on the machine it names. Goals are ratios against a baseline measured in the same run.\n"
+    "Each section is rewritten by the benchmark named in it; figures come from one run on the machine it names, with\n"
+    "the command and the size it used. Goals are ratios against a baseline measured in the same run.\n\n"
+    "`make bench` runs them all (`benchmarks/run_all.py`); the dashboard-queries benchmark loads `BENCH_ROWS` raw\n"
+    "rows (default 1,000,000; `make bench BENCH_ROWS=10000000` for 10 M) and its section names the size used.\n"
 )
 
 

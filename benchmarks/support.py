@@ -93,7 +93,11 @@ class ScratchPostgres:
         with self._admin.connect() as connection:
             return str(connection.execute(sa.text("SHOW server_version")).scalar_one()).split()[0]
 
-    def drop(self) -> None:
+    def drop_only(self) -> None:
+        """Drop the database if it exists, keeping the admin connection (to create it again)."""
         with self._admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+
+    def drop(self) -> None:
+        self.drop_only()
         self._admin.dispose()

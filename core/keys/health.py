@@ -177,8 +177,19 @@ class KeyHealth:
             self._cool_down(now, None)
 
     def _cool_down(self, now: float, retry_after_s: float | None) -> None:
-        """The provider's retry-after when it gave one (it knows its bucket); else a base that doubles, capped."""
+        """The provider's retry-after when it gave one (it knows its bucket); else a base that doubles, capped.
+
+        A failure while the key already cools down is one of the attempts that were in flight when the cooldown
+        began (under load, dozens; errors come back faster than answers): it is the same episode, so it neither
+        lengthens the cooldown nor counts as a repetition — only a longer retry-after from the provider extends it.
+        """
         policy = self.policy
+        if now < self.cooldown_until:
+            if retry_after_s is not None and now + retry_after_s > self.cooldown_until:
+                self.cooldown_until = now + retry_after_s
+                if self.pending is not None:
+                    self.pending.add({"op": "cool", "until": self.cooldown_until, "streak": self.cooldown_streak})
+            return
         if retry_after_s is not None:
             duration = retry_after_s
         else:

@@ -77,6 +77,26 @@ def test_consecutive_failures_cool_the_key_at_the_threshold() -> None:
     assert health.status(0) is KeyStatus.COOLDOWN and health.cooldown_remaining(0) == 10
 
 
+def test_failures_of_attempts_in_flight_when_the_cooldown_began_do_not_escalate_it() -> None:
+    """Found by the load test (tests/hardening/test_load.py): a key back from a cooldown gets a burst of the calls
+    that waited for it; errors come back before answers, so each of several failures re-cooled the key at double
+    length (10 → 20 → 40 → 80 s) before the first success arrived, and both OpenAI keys sat out 80 s of a provider
+    that answered 91 % of requests. One episode is one cooldown; a longer retry-after still extends it."""
+    health = KeyHealth(POLICY)
+    for _ in range(3):
+        health.record_failure(0, ErrorClass.SERVER_ERROR)
+    assert health.cooldown_remaining(0) == 10 and health.cooldown_streak == 1
+    for _ in range(5):  # the rest of the burst fails while the key cools
+        health.record_failure(1, ErrorClass.STREAM_INTERRUPTED)
+    assert health.cooldown_remaining(1) == 9 and health.cooldown_streak == 1
+    health.record_failure(2, ErrorClass.RATE_LIMITED, retry_after=1)  # shorter than what is left: no change
+    assert health.cooldown_remaining(2) == 8 and health.cooldown_streak == 1
+    health.record_failure(2, ErrorClass.RATE_LIMITED, retry_after=30)  # the provider asks for longer: honoured
+    assert health.cooldown_remaining(2) == 30 and health.cooldown_streak == 1
+    health.record_failure(32, ErrorClass.TIMEOUT)  # a failure after the cooldown: the repetition grows it
+    assert health.cooldown_remaining(32) == 20 and health.cooldown_streak == 2
+
+
 @pytest.mark.parametrize("error_class", [ErrorClass.AUTH, ErrorClass.QUOTA])
 def test_auth_and_quota_disable_until_cleared(error_class: ErrorClass) -> None:
     health = KeyHealth(POLICY)
