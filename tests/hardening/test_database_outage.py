@@ -12,6 +12,7 @@ heartbeat writes to the same database throughout (it fails during the outage, of
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import time
 import uuid
@@ -22,9 +23,11 @@ import sqlalchemy as sa
 
 from core import AIClient, CallOptions, ModelConfig
 from core.recording import SqlRecorder
+from core.store import create_store_engine
 from emulator import EmulatorServer
 from tests.client.conftest import settings_for, total_requests
-from tests.recording.support import assert_rollups_match_raw
+from tests.recording.proxy import TcpProxy
+from tests.recording.support import assert_rollups_match_raw, hour_ago, random_attempt
 from tests.recording.test_durability import cuttable
 
 pytestmark = pytest.mark.slow
@@ -130,3 +133,60 @@ async def test_cut_and_restore_the_database_under_load_loses_nothing_and_never_s
     assert p99s[-1]["outage"] <= 1.2 * p99s[-1]["baseline"], p99s
     # Not asserted: while the spool replays, the recorder thread's CPU work competes for the GIL and p99 rose by
     # 25-50 % in runs on a busy 2-CPU machine (see the issue 10 report); the outage itself costs the calls nothing.
+
+
+@pytest.mark.postgres
+def test_a_hung_database_holds_no_row_hostage(
+    postgres_store_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database stops answering without closing anything (the proxy swallows every byte): the write in flight
+    never returns. ``flush`` must say rows are still waiting, and ``close`` spools them — the next start replays
+    them, each exactly once, though the stuck batch was spooled twice (by ``close``, and by its writer when the
+    connection finally broke)."""
+    store = create_store_engine(postgres_store_url)
+    proxy = TcpProxy(store.url.host or "127.0.0.1", store.url.port or 5432)
+    hung = create_store_engine(store.url.set(port=proxy.port).render_as_string(hide_password=False))
+    rng = random.Random(4)
+    try:
+        with store.begin() as connection:
+            connection.execute(sa.text("TRUNCATE api_usage_metrics, metric_rollups_1m, metric_rollups_10m, "
+                                       "metric_rollups_1h"))  # fmt: skip
+        recorder = SqlRecorder(hung, batch_size=50, interval_s=0.02, spool_dir=tmp_path)
+        for _ in range(100):
+            recorder.record(random_attempt(rng, hour_ago()))
+        assert recorder.flush()
+        proxy.stalled = True
+        for _ in range(120):
+            recorder.record(random_attempt(rng, hour_ago()))
+        assert not recorder.flush(timeout_s=1)  # the 120 rows are one batch, stuck in its write
+        started = time.monotonic()
+        recorder.close(timeout_s=1)
+        assert time.monotonic() - started < 3
+        stats = recorder.stats()
+        assert (stats["written"], stats["spooled"], stats["lost"]) == (100, 120, 0), stats
+
+        # the connection breaks at last: the hung write fails, its writer spools that batch again (same ids) and stops
+        proxy.cut()
+        recorder._thread.join(timeout=10)
+        assert not recorder._thread.is_alive()
+        proxy.stalled = False
+        proxy.restore()
+
+        fresh = create_store_engine(hung.url.render_as_string(hide_password=False))
+        later = SqlRecorder(fresh, spool_dir=tmp_path)  # the next start (same URL) adopts both spool files
+        try:
+            assert later.stats()["spool_pending"] == 2 * 120  # rescued by close, and spooled again by the writer
+            caplog.clear()
+            assert later.flush()  # both adopted files in one go
+            assert not [r for r in caplog.records if r.levelname == "ERROR"]
+            assert (later.stats()["written"], later.stats()["duplicates_skipped"]) == (120, 120)
+        finally:
+            later.close()
+            fresh.dispose()
+        assert scalar(store, "SELECT COUNT(*) FROM api_usage_metrics") == 220
+        assert scalar(store, "SELECT COUNT(DISTINCT id) FROM api_usage_metrics") == 220
+        assert assert_rollups_match_raw(store) == 220
+    finally:
+        proxy.close()
+        hung.dispose()
+        store.dispose()
