@@ -110,7 +110,7 @@ def test_kill_9_with_an_alert_firing_then_restart_notifies_once_and_skips_no_per
     rows = probe_rows(engine)
     for key in (("anthropic", "Primary"), ("anthropic", "Backup 1"), ("openai", "Primary")):
         runs = [ts for provider, label, ts, _ in rows if (provider, label) == key]
-        assert len(runs) >= 3, (key, runs)
+        assert len(runs) >= 2, (key, runs)  # OpenAI's first probe is spread 15 s after the start
         gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(runs)]
         # never twice in one period; never skipped for more than the handover (at most one period lost to it)
         assert all(CLAIM_S <= gap <= PROBE_INTERVAL_S + 2 * LEASE_S + 1.0 for gap in gaps), (key, gaps)
