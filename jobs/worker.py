@@ -202,6 +202,7 @@ class Worker:
             log.warning("could not read the jobs' last runs (starting their schedules afresh): %s", _reason(exc))
             claims = {}
         self._absorb_claims(claims)
+        await self._adopt_disabled_keys(claims, now)
         plan = first_runs(list(self.jobs.values()), claims, now)
         if self.scheduler is None or self.stopping:
             return
@@ -219,6 +220,24 @@ class Worker:
                 replace_existing=True,
             )
         log.info("leader: %d jobs scheduled (%s)", len(self.jobs), ", ".join(self.jobs))
+
+    async def _adopt_disabled_keys(self, claims: Mapping[str, LeaderInfo], now: datetime) -> None:
+        """Take over the keys the previous leader's probes had disabled, before any job runs.
+
+        A key refused by the provider is disabled in the process that saw the refusal; without Redis no other process
+        knows. Without this, a new leader (after a failover or a restart) reports the key healthy, the old leader's
+        view goes stale, ``key_unhealthy`` resolves — and fires again at the next probe: two needless notifications.
+        The key's next probe decides, as it would have for the old leader."""
+        try:
+            adopted = await asyncio.to_thread(adopt_disabled_keys, self.engine, self.client, claims, self.instance_id)
+        except Exception as exc:
+            log.warning("could not read the previous leader's key states: %s", _reason(exc))
+            return
+        if adopted:
+            log.info("leader: keys the previous leader had disabled stay disabled: %s", ", ".join(adopted))
+            if self._heartbeat is not None:
+                with contextlib.suppress(Exception):
+                    await self._heartbeat.abeat()  # say so before the first alert evaluation reads the snapshots
 
     async def _on_demoted(self) -> None:
         if self.scheduler is not None and self.scheduler.running:
@@ -391,6 +410,41 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def adopt_disabled_keys(
+    engine: sa.Engine, client: Any, claims: Mapping[str, LeaderInfo], instance_id: str
+) -> list[str]:
+    """For each ``probe:<provider>:<label>`` job last run by another worker: if that worker's latest snapshot of
+    the key says ``disabled``, disable it in ``client`` with the same reason. Returns ``provider:label`` of each."""
+    from core.api_keys import Provider
+    from core.store.tables import key_health_snapshots as t
+
+    adopted: list[str] = []
+    for job_id, claim in sorted(claims.items()):
+        kind, _, rest = job_id.partition(":")
+        provider_name, _, label = rest.partition(":")
+        if kind != "probe" or not label or claim.holder in (None, instance_id):
+            continue
+        try:
+            pool = client.pools[Provider(provider_name)]
+        except (ValueError, KeyError):
+            continue
+        key = pool.by_label(label)
+        if key is None or pool.state(key).disabled_reason is not None:
+            continue
+        query = (
+            sa.select(t.c.status, t.c.disabled_reason)
+            .where(t.c.instance_id == claim.holder, t.c.key_fingerprint == key.fingerprint)
+            .order_by(t.c.ts.desc())
+            .limit(1)
+        )
+        with engine.connect() as connection:
+            row = connection.execute(query).first()
+        if row is not None and row.status == "disabled":
+            pool.state(key).disable(row.disabled_reason or "disabled by the previous leader")
+            adopted.append(f"{provider_name}:{label}")
+    return adopted
 
 
 def _worker_client(settings: Settings, engine: sa.Engine, clock: Clock) -> Any:

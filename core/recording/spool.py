@@ -128,6 +128,8 @@ class Spool:
                     spool_file.offset = end
                     continue
                 yield rows, spool_file, end
+                if handle.closed:
+                    break  # that was its last batch: commit() dropped the adopted file
                 handle.seek(end)
 
     def commit(self, spool_file: _File, end: int, rows: int) -> None:

@@ -250,12 +250,14 @@ class SqlRecorder:
         self.spool_failures = 0
         self._reported_lost = 0
         self._in_flight = 0
+        self._in_flight_rows: list[AttemptRecord] = []  # the buffer batch being written (not a spool replay)
         self._last_error_is_outage = True
         self._failing = False
         self.rejected = 0
         self._writers: dict[str, BatchWriter] = {}
         directory = spool_dir if spool_dir is not None else (os.environ.get("SPOOL_DIR") or DEFAULT_SPOOL_DIR)
-        self.spool = Spool(Path(directory), engine.url.render_as_string(hide_password=True))
+        self._spool_args = (Path(directory), engine.url.render_as_string(hide_password=True))
+        self.spool = Spool(*self._spool_args)
         self._thread = threading.Thread(target=self._run, name="pulsegate-recorder", daemon=True)
         self._thread.start()
         atexit.register(self.close, 5.0)
@@ -375,6 +377,7 @@ class SqlRecorder:
             first = False
             batch = self._take()
             self._in_flight = len(batch)
+            self._in_flight_rows = batch
             try:
                 if not self.spool.pending and self._store(batch, replay=False):
                     continue
@@ -383,6 +386,7 @@ class SqlRecorder:
                     break
             finally:
                 self._in_flight = 0
+                self._in_flight_rows = []
         if self.spool.pending and (forced or time.monotonic() >= self._next_replay):
             self._replay()
         if self.dropped > self._reported_lost:
@@ -420,13 +424,14 @@ class SqlRecorder:
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Write what is buffered and replay the spool now; True when nothing waits for the database afterwards."""
         if self._closed:
-            return not self._buffer and not self.spool.pending
+            return not self._buffer and not self._in_flight and not self.spool.pending
         with self._idle:
             self._flush_requested += 1
             wanted = self._flush_requested
             self._wake.set()
             self._idle.wait_for(lambda: self._flush_done >= wanted or not self._thread.is_alive(), timeout=timeout_s)
-        return not self._buffer and not self.spool.pending
+        # a batch still in flight counts: a write that hangs (the database stopped answering) has not stored it
+        return not self._buffer and not self._in_flight and not self.spool.pending
 
     def close(self, timeout_s: float = 10.0) -> None:
         """One last write (or spooling) of what is buffered, bounded by ``timeout_s``; then the writer stops."""
@@ -435,7 +440,37 @@ class SqlRecorder:
         self._closed = True
         self._wake.set()
         self._thread.join(timeout=timeout_s)
+        if self._thread.is_alive():
+            self._rescue()
         atexit.unregister(self.close)
+
+    def _rescue(self) -> None:
+        """The writer is stuck in a database call that does not return (a hung server, a network dropping packets):
+        spool the batch it holds and the buffer into a spool file of their own, which the next start replays.
+
+        The rows keep their ids, so if the stuck write does commit after all, the replay skips them (and the
+        primary key refuses a second copy): nothing lost, nothing doubled. The writer's own spool is not touched
+        (it is not thread-safe, and the writer may be inside a replay)."""
+        rows = [*self._in_flight_rows, *self._buffer]
+        self._buffer.clear()
+        if not rows:
+            return
+        try:
+            assign_ids(rows)
+            rescue = Spool(*self._spool_args)
+            try:
+                rescue.append([attempt.as_row() for attempt in rows])
+            finally:
+                rescue.close()
+        except Exception as exc:
+            self.dropped += len(rows)
+            log.error("recorder: %d attempt rows lost: the store hangs and the spool failed (%s)", len(rows), exc)
+            return
+        self.spooled += len(rows)
+        self._in_flight = 0
+        log.warning(
+            "recorder: the store did not answer before closing; %d attempt rows spooled for the next start", len(rows)
+        )
 
     def stats(self) -> dict[str, int]:
         in_memory = len(self._buffer) + self._in_flight

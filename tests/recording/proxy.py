@@ -8,7 +8,8 @@ import threading
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target. ``cut()`` resets every open connection and refuses new ones."""
+    """Forwards 127.0.0.1:<port> to a target. ``cut()`` resets every open connection and refuses new ones;
+    ``stalled = True`` keeps connections open but forwards nothing (a hung server, a network dropping packets)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -18,6 +19,7 @@ class TcpProxy:
         self._sockets: set[socket.socket] = set()
         self._cut = False
         self._stopped = False
+        self.stalled = False
         threading.Thread(target=self._accept, name="test-proxy", daemon=True).start()
 
     def _accept(self) -> None:
@@ -43,7 +45,8 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self.stalled:
+                    sink.sendall(data)
         except OSError:
             pass
         finally:
