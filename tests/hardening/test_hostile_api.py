@@ -161,7 +161,7 @@ async def test_injection_strings_in_calls_and_dashboard_filters_round_trip_liter
     assert recent_attempts(store, flt, include_user_id=True)["user_id"].tolist() == [value]
     assert recent_attempts(store, QueryFilter(flt.start, flt.end, model=value + "x")).empty
     assert kpi_summary(store, flt) is not None and traffic_series(store, flt) is not None
-    assert latest_key_health(store, NOW, key_label=value).empty
+    assert latest_key_health(store, NOW, key_label=value).keys.empty
     _tables_intact(store)
 
 
