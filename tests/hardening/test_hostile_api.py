@@ -171,3 +171,17 @@ def test_record_helper_still_writes_after_the_injections(store: sa.Engine) -> No
         stored = connection.execute(sa.text("SELECT key_label, model FROM api_usage_metrics")).all()
     assert [tuple(r) for r in stored] == [(INJECTIONS[0], INJECTIONS[1])]
     _tables_intact(store)
+
+
+@pytest.mark.parametrize("model", ["gpt\\u0000-4", "\\ud800", "claude\\u001b[31m", "\\u0000"])
+async def test_a_probe_model_with_control_characters_is_a_422_naming_the_field(
+    app, store: sa.Engine, model: str
+) -> None:
+    body = ('{"provider": "anthropic", "model": "' + model + '"}').encode("utf-8", "surrogatepass")
+    async with asgi_client(app) as client:
+        response = await client.post("/api/admin/probe", content=body, headers=auth())
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "model"
+    assert "control characters" in response.json()["error"]
+    with store.connect() as connection:
+        assert connection.execute(sa.text("SELECT COUNT(*) FROM probe_requests")).scalar() == 0
