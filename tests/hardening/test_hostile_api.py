@@ -7,6 +7,7 @@ value round-trips literally (parameterised SQL only).
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -185,3 +186,29 @@ async def test_a_probe_model_with_control_characters_is_a_422_naming_the_field(
     assert "control characters" in response.json()["error"]
     with store.connect() as connection:
         assert connection.execute(sa.text("SELECT COUNT(*) FROM probe_requests")).scalar() == 0
+
+
+SILENCE_TEXT = st.one_of(st.text(max_size=12), st.sampled_from([*INJECTIONS, "a\x00b", "\ud800", "\x1b[2J", "ok"]))
+
+
+@FAST
+@given(
+    matchers=st.dictionaries(SILENCE_TEXT, SILENCE_TEXT, max_size=3),
+    comment=st.none() | SILENCE_TEXT,
+)
+def test_a_hostile_silence_is_stored_literally_or_refused_naming_the_field(
+    store: sa.Engine, matchers: dict[str, str], comment: str | None
+) -> None:
+    from core.alerts.silences import SilenceError, create_silence, list_silences
+
+    try:
+        silence_id = create_silence(
+            store, matchers, ends_at=NOW + timedelta(hours=1), created_by="dashboard", comment=comment, now=NOW
+        )
+    except SilenceError as exc:
+        assert exc.field in ("matchers", "comment"), exc
+        return
+    (stored,) = [s for s in list_silences(store, NOW) if s.id == silence_id]
+    assert stored.comment == comment
+    assert stored.matchers == {k.strip(): v for k, v in matchers.items()}
+    _tables_intact(store)
