@@ -212,3 +212,23 @@ def test_a_hostile_silence_is_stored_literally_or_refused_naming_the_field(
     assert stored.comment == comment
     assert stored.matchers == {k.strip(): v for k, v in matchers.items()}
     _tables_intact(store)
+
+
+@FAST
+@given(label=SILENCE_TEXT, instance=st.none() | SILENCE_TEXT)
+def test_a_hostile_control_command_is_stored_literally_or_refused_naming_the_field(
+    store: sa.Engine, label: str, instance: str | None
+) -> None:
+    from core.control import ControlCommandError, command_status, issue_command
+
+    try:
+        command_id = issue_command(
+            store, "disable_key", provider="anthropic", key_label=label, target_instance=instance,
+            requested_by="cli", now=NOW,
+        )  # fmt: skip
+    except ControlCommandError as exc:
+        assert exc.field in ("key_label", "target_instance"), exc
+        return
+    status = command_status(store, command_id)
+    assert (status["key_label"], status["target_instance"]) == (label, instance)
+    _tables_intact(store)
