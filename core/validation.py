@@ -73,7 +73,7 @@ def _is_number(value: object) -> bool:
 def validate_config(raw: object) -> ModelConfig:
     config: ModelConfig = _from_mapping(ModelConfig, raw, CONFIG_ALIASES, "config")
     provider = config.provider
-    if provider not in PROVIDERS:
+    if not isinstance(provider, str) or provider not in PROVIDERS:
         raise _fail("config.provider", f"expected one of {sorted(PROVIDERS)}, got {provider!r}")
     if not _clean_text(config.model, MAX_MODEL_NAME):
         problem = f"expected a model name of 1–{MAX_MODEL_NAME} characters without control characters"
@@ -129,7 +129,7 @@ def _validate_block(block: object, where: str, provider: str) -> None:
     if not isinstance(block, Mapping):
         raise _fail(where, f"expected a content block mapping, got {type(block).__name__}", provider)
     kind = block.get("type")
-    if kind not in BLOCK_TYPES:
+    if not isinstance(kind, str) or kind not in BLOCK_TYPES:
         raise _fail(f"{where}.type", f"expected one of {sorted(BLOCK_TYPES)}, got {kind!r}", provider)
     if kind == "text" and (not isinstance(block.get("text"), str) or not block["text"]):
         raise _fail(f"{where}.text", "expected non-empty text", provider)
@@ -144,7 +144,7 @@ def validate_messages(raw: object, provider: str) -> list[dict[str, Any]]:
         if not isinstance(message, Mapping):
             raise _fail(where, f"expected a mapping with 'role' and 'content', got {type(message).__name__}", provider)
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             hint = " (put system text in system_prompt)" if role == "system" else ""
             raise _fail(f"{where}.role", f"expected 'user' or 'assistant', got {role!r}{hint}", provider)
         content = message.get("content")

@@ -9,6 +9,7 @@ in a user id once cost a whole batch its rows on PostgreSQL).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -91,6 +92,15 @@ def _keys_untouched(client: AIClient) -> None:
             assert key["cooldown_remaining_s"] == 0.0 and key["consecutive_failures"] == 0, key
 
 
+def _one_client(factory: Callable[..., AIClient], **kwargs: int) -> AIClient:
+    """One client for all of a test's examples, kept on this test's factory (which closes it after the test)."""
+    client = getattr(factory, "hardening_client", None)
+    if client is None:
+        client = factory(**kwargs)
+        factory.hardening_client = client  # type: ignore[attr-defined]
+    return client
+
+
 async def _call(client: AIClient, emulator, config, messages, system, options) -> None:
     before = total_requests(emulator)
     try:
@@ -114,7 +124,7 @@ async def test_a_hostile_call_is_refused_naming_the_field_or_answered(
     system: object,
     options: object,
 ) -> None:
-    client: AIClient = make_client(anthropic=2, openai=1)
+    client = _one_client(make_client, anthropic=2, openai=1)
     await _call(client, emu, config, messages, system, options)
 
 
@@ -135,7 +145,7 @@ async def test_hostile_text_that_passes_validation_is_sent_and_stored(
     options: dict[str, str],
     model: str,
 ) -> None:
-    client: AIClient = make_client(anthropic=1, openai=0)
+    client = _one_client(make_client, anthropic=1, openai=0)
     await _call(client, emu, {"model": model, "max_tokens": 8}, messages, None, options)
 
 
@@ -169,4 +179,26 @@ async def test_a_nul_or_surrogate_in_a_stored_name_is_refused_and_every_row_is_s
     assert [(r["user_id"], r["error_class"]) for r in stored] == [("u1", None), (None, "validation"), ("u2", None)]
     stats = client.recorder.stats()
     assert (stats["write_failures"], stats["rejected"], stats["lost"]) == (0, 0, 0)
+    _keys_untouched(client)
+
+
+@pytest.mark.parametrize(
+    ("config", "messages", "field"),
+    [
+        ({"model": "m", "max_tokens": 8, "provider": []}, [{"role": "user", "content": "hi"}], "config.provider"),
+        ({"model": "m", "max_tokens": 8}, [{"role": [], "content": "hi"}], "messages[0].role"),
+        ({"model": "m", "max_tokens": 8}, [{"role": "user", "content": [{"type": {}}]}], "messages[0].content[0].type"),
+    ],
+)
+async def test_an_unhashable_value_where_a_name_goes_is_a_validation_error(
+    make_client,  # noqa: F811
+    emu,  # noqa: F811
+    config: object,
+    messages: object,
+    field: str,
+) -> None:
+    client: AIClient = make_client(anthropic=1, openai=0)
+    with pytest.raises(RequestValidationError, match=rf"^invalid request: {re.escape(field)}: expected"):
+        await client.generate_response(config, messages)  # type: ignore[arg-type]
+    assert total_requests(emu) == 0
     _keys_untouched(client)
