@@ -213,3 +213,24 @@ def test_a_custom_range_is_clamped_to_the_longest_span() -> None:
 @pytest.mark.parametrize("value", ["gpt\x00", "a\nb", "\u202egpt", "\ud800"])
 def test_a_filter_text_with_control_characters_is_dropped(value: str) -> None:
     assert flt.from_params({"model": value, "key": value}) == flt.Filters()
+
+
+CHANNEL_FIELDS = ["name", "format", "url", "url_env", "secret_env", "severities", "timeout_s", "bogus"]
+CHANNEL = st.dictionaries(
+    st.sampled_from(CHANNEL_FIELDS),
+    TOML_VALUES | st.sampled_from(["slack", "discord", "generic", "http://127.0.0.1:9/x", "HOME", "ftp://x/y"]),
+    max_size=5,
+)
+
+
+@FAST
+@given(channels=st.lists(CHANNEL, max_size=3) | TOML_VALUES)
+def test_hostile_channels_are_refused_naming_the_channel_and_field(channels: object) -> None:
+    base = load_settings({}, env_file=None)
+    try:
+        build_config({"channels": channels}, base)
+    except AlertConfigError as exc:
+        assert exc.problems
+        for problem in exc.problems:
+            assert problem.startswith(("channel ", "channels[", "channels:")), problem
+            assert "Traceback" not in problem
