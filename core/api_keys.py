@@ -94,6 +94,11 @@ def discover_keys(env: Mapping[str, str], provider: Provider) -> tuple[tuple[Api
         if any(ch.isspace() for ch in value):
             problems.append(f"{name}={mask_secret(value)!r}: expected an API key without spaces or line breaks")
             continue
+        if not all(33 <= ord(ch) <= 126 for ch in value):
+            # it goes into an HTTP header: a control character, a curly quote or an undecodable byte is a paste error
+            shown = mask_secret(value.encode("ascii", "backslashreplace").decode("ascii"))
+            problems.append(f"{name}={shown!r}: expected an API key of printable ASCII characters")
+            continue
         slot = int(match.group(1) or 1)
         if slot < 1:
             problems.append(f"{name}: expected a slot number of 1 or more")

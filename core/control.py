@@ -77,6 +77,9 @@ def _text(field: str, value: object, max_length: int, *, required: bool) -> str 
         raise ControlCommandError(field, f"expected a non-empty string, got {value!r}")
     if len(value) > max_length:
         raise ControlCommandError(field, f"at most {max_length} characters, got {len(value)}")
+    # a NUL or a lone surrogate cannot be stored on PostgreSQL; no label or instance id holds a control character
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        raise ControlCommandError(field, "expected text without control characters")
     return value
 
 

@@ -131,6 +131,9 @@ def check_text(field: str, value: object, max_length: int, *, required: bool = F
         raise ProbeError(field, f"expected a non-empty string, got {value!r}")
     if len(value) > max_length:
         raise ProbeError(field, f"at most {max_length} characters, got {len(value)}")
+    # stored in a text column and sent in a request: a NUL or a lone surrogate cannot be stored on PostgreSQL
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        raise ProbeError(field, "expected text without control characters")
     return value
 
 

@@ -52,6 +52,20 @@ def _from_mapping(cls: type, value: object, aliases: Mapping[str, str], name: st
         raise _fail(name, str(exc)) from None
 
 
+def _clean_text(value: object, limit: int) -> bool:
+    """A name stored in a column (model, user id, feature): 1–``limit`` characters, no control characters, valid
+    UTF-8 — a NUL or a lone surrogate cannot be stored on PostgreSQL and would cost the whole batch its rows."""
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        return False
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -59,10 +73,11 @@ def _is_number(value: object) -> bool:
 def validate_config(raw: object) -> ModelConfig:
     config: ModelConfig = _from_mapping(ModelConfig, raw, CONFIG_ALIASES, "config")
     provider = config.provider
-    if provider not in PROVIDERS:
+    if not isinstance(provider, str) or provider not in PROVIDERS:
         raise _fail("config.provider", f"expected one of {sorted(PROVIDERS)}, got {provider!r}")
-    if not isinstance(config.model, str) or not config.model.strip() or len(config.model) > MAX_MODEL_NAME:
-        raise _fail("config.model", f"expected a model name of 1–{MAX_MODEL_NAME} characters", provider)
+    if not _clean_text(config.model, MAX_MODEL_NAME):
+        problem = f"expected a model name of 1–{MAX_MODEL_NAME} characters without control characters"
+        raise _fail("config.model", problem, provider)
     if isinstance(config.max_tokens, bool) or not isinstance(config.max_tokens, int) or config.max_tokens < 1:
         raise _fail("config.max_tokens", f"expected a positive integer, got {config.max_tokens!r}", provider)
     top = 1.0 if provider == Provider.ANTHROPIC else 2.0
@@ -105,8 +120,8 @@ def validate_options(raw: object | None) -> CallOptions:
         )
     for name, limit in (("user_id", MAX_USER_ID), ("feature", MAX_FEATURE)):
         value = getattr(options, name)
-        if value is not None and (not isinstance(value, str) or not value or len(value) > limit):
-            raise _fail(f"options.{name}", f"expected a string of 1–{limit} characters")
+        if value is not None and not _clean_text(value, limit):
+            raise _fail(f"options.{name}", f"expected a string of 1–{limit} characters without control characters")
     return options
 
 
@@ -114,7 +129,7 @@ def _validate_block(block: object, where: str, provider: str) -> None:
     if not isinstance(block, Mapping):
         raise _fail(where, f"expected a content block mapping, got {type(block).__name__}", provider)
     kind = block.get("type")
-    if kind not in BLOCK_TYPES:
+    if not isinstance(kind, str) or kind not in BLOCK_TYPES:
         raise _fail(f"{where}.type", f"expected one of {sorted(BLOCK_TYPES)}, got {kind!r}", provider)
     if kind == "text" and (not isinstance(block.get("text"), str) or not block["text"]):
         raise _fail(f"{where}.text", "expected non-empty text", provider)
@@ -129,7 +144,7 @@ def validate_messages(raw: object, provider: str) -> list[dict[str, Any]]:
         if not isinstance(message, Mapping):
             raise _fail(where, f"expected a mapping with 'role' and 'content', got {type(message).__name__}", provider)
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             hint = " (put system text in system_prompt)" if role == "system" else ""
             raise _fail(f"{where}.role", f"expected 'user' or 'assistant', got {role!r}{hint}", provider)
         content = message.get("content")

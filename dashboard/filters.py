@@ -34,6 +34,10 @@ DEFAULT_REFRESH = "10s"
 QUANTUM_S = 5
 ALL = "all"
 MAX_TEXT = 128
+#: The longest custom range (the hour tier's retention): a longer one is clamped to end at its end.
+MAX_SPAN = timedelta(days=400)
+#: Instants outside these years are refused: the range arithmetic around them would leave the calendar.
+MIN_YEAR, MAX_YEAR = 1970, 9000
 
 
 class BadNow(ValueError):
@@ -41,11 +45,17 @@ class BadNow(ValueError):
 
 
 def parse_instant(text: str) -> datetime:
+    shown = repr(text) if len(text) <= 40 else f"a {len(text)}-character value"
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except ValueError:
-        raise BadNow(f"{text!r} is not an ISO 8601 time such as 2025-06-02T12:00:00Z") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        raise BadNow(f"{shown} is not an ISO 8601 time such as 2025-06-02T12:00:00Z") from None
+    except OverflowError:  # a time zone offset pushed it off the calendar
+        moment = None
+    if moment is None or not MIN_YEAR <= moment.year < MAX_YEAR:
+        raise BadNow(f"{shown} is not a time between {MIN_YEAR} and {MAX_YEAR} (UTC)") from None
+    return moment
 
 
 def current_now(params: Mapping[str, str], environ: Mapping[str, str] | None = None) -> datetime:
@@ -80,7 +90,7 @@ class Filters:
     def query_filter(self, now: datetime) -> QueryFilter:
         """The :class:`QueryFilter` for this view at ``now`` (the end rounded up to :data:`QUANTUM_S`)."""
         if self.range == "custom" and self.start is not None and self.end is not None:
-            start, end = self.start, self.end
+            start, end = max(self.start, self.end - MAX_SPAN), self.end
         else:
             end = quantised_end(now)
             start = end - (RANGES.get(self.range) or RANGES[DEFAULT_RANGE])  # type: ignore[operator]
@@ -111,8 +121,14 @@ def _choice(value: str | None, allowed: tuple[str, ...]) -> str | None:
     return value if value in allowed else None
 
 
-def _text(value: str | None) -> str | None:
-    if not value or not value.strip() or len(value) > MAX_TEXT:
+def clean_text(value: str | None) -> str | None:
+    """A model or key label filter: printable text of at most MAX_TEXT characters, else no filter (a NUL or a lone
+    surrogate could not even be bound as a parameter on PostgreSQL)."""
+    if not value or not value.strip() or len(value) > MAX_TEXT or not value.strip().isprintable():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
         return None
     return value.strip()
 
@@ -136,8 +152,8 @@ def from_params(params: Mapping[str, str]) -> Filters:
         start=start,
         end=end,
         provider=_choice(params.get("provider"), PROVIDERS),
-        model=_text(params.get("model")),
-        key_label=_text(params.get("key")),
+        model=clean_text(params.get("model")),
+        key_label=clean_text(params.get("key")),
         source=_choice(params.get("source"), SOURCES),
     )
 

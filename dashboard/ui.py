@@ -142,7 +142,7 @@ def filters_from_state() -> tuple[flt_mod.Filters, int | None, str | None]:
 
     def pick(name: str) -> str | None:
         value = ss.get(name)
-        return None if value in (None, "", flt_mod.ALL) else str(value).strip()[: flt_mod.MAX_TEXT] or None
+        return None if value in (None, "", flt_mod.ALL) else flt_mod.clean_text(str(value).strip()[: flt_mod.MAX_TEXT])
 
     provider, source = pick("f_provider"), pick("f_source")
     filters = flt_mod.Filters(

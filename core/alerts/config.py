@@ -156,6 +156,9 @@ def read_rules_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise AlertConfigError([f"ALERT_RULES_FILE: cannot read {source}: {exc.strerror}"], source) from None
     except tomllib.TOMLDecodeError as exc:
         raise AlertConfigError([f"not valid TOML: {exc}"], source) from None
+    except UnicodeDecodeError as exc:
+        problem = f"not valid TOML: not UTF-8 text (byte {exc.start} cannot be decoded)"
+        raise AlertConfigError([problem], source) from None
 
 
 def load_alert_config(settings: Settings) -> AlertConfig:

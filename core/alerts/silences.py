@@ -91,6 +91,15 @@ def _aware(field: str, value: object) -> datetime:
     return value
 
 
+def _storable(text: str, *, line_breaks: bool = False) -> bool:
+    """No NUL, no lone surrogate (neither can be stored on PostgreSQL), no other control character (line breaks
+    and tabs allowed where ``line_breaks``)."""
+    allowed = "\n\r\t" if line_breaks else ""
+    return not any(
+        (ord(ch) < 32 and ch not in allowed) or 127 <= ord(ch) < 160 or 0xD800 <= ord(ch) <= 0xDFFF for ch in text
+    )
+
+
 def validate_matchers(matchers: object) -> dict[str, str]:
     if not isinstance(matchers, Mapping) or not matchers:
         raise SilenceError("matchers", "expected at least one label=value, e.g. provider=anthropic")
@@ -100,6 +109,8 @@ def validate_matchers(matchers: object) -> dict[str, str]:
             raise SilenceError("matchers", f"label names are non-empty strings of at most 64 characters: {name!r}")
         if not isinstance(value, str) or not value or len(value) > 128:
             raise SilenceError("matchers", f"{name}: expected a non-empty value of at most 128 characters")
+        if not _storable(name) or not _storable(value):
+            raise SilenceError("matchers", f"{name.strip()[:64]!r}: expected text without control characters")
         checked[name.strip()] = value
     return checked
 
@@ -127,6 +138,8 @@ def create_silence(
         raise SilenceError("created_by", "expected who created it, e.g. 'cli' or 'dashboard' (≤ 64 characters)")
     if comment is not None and (not isinstance(comment, str) or len(comment) > 500):
         raise SilenceError("comment", "expected text of at most 500 characters")
+    if comment is not None and not _storable(comment, line_breaks=True):
+        raise SilenceError("comment", "expected text without control characters")
     row = {
         "created_at": now,
         "created_by": created_by,
