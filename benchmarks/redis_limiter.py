@@ -80,7 +80,8 @@ async def main(url: str, write: bool) -> None:
         ("Redis: try_acquire, 3 demands (rpm + tpm + key rpm)", lambda: shared.try_acquire(THREE), 5_000, 150),
         ("Redis: wait_time (peek), 3 demands", lambda: shared.wait_time(THREE), 5_000, 150),
         ("Redis: refund, 1 key", lambda: shared.refund("anthropic:tpm", HUGE, 1), 5_000, 150),
-        ("Redis: key/breaker exchange before a key is chosen, 3 keys", exchange_after_a_success, 5_000, 150),
+        # no goal in the issue: one more round trip per attempt, held to twice the limiter's goal
+        ("Redis: key/breaker exchange before a key is chosen, 3 keys", exchange_after_a_success, 5_000, 300),
     ]
     table = ["| path | µs per call (best of 7) | goal |", "|---|---:|---:|"]
     stats = redis.Redis.from_url(url)
