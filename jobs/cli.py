@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import PulsegateError
 from core.settings import Settings, load_settings
+from jobs.arguments import port_number
 
 if TYPE_CHECKING:
     from core.probe import ProbeResult, ProbeTarget
@@ -369,16 +370,6 @@ def cmd_alert_silence(args: argparse.Namespace) -> int:
     return 0
 
 
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {value!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0–65535, got {port}")
-    return port
-
-
 def _add_demo_command(add: Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]) -> None:
     from jobs.demo.scenario import DEFAULT_CYCLE_S
     from jobs.demo.setup import DEFAULT_DIR, DEFAULT_PORTS
@@ -398,7 +389,7 @@ def _add_demo_command(add: Callable[[str, Callable[[argparse.Namespace], int], s
     for flag, name in (("--port", "dashboard"), ("--worker-port", "worker"), ("--emulator-port", "emulator"),
                        ("--sink-port", "sink")):  # fmt: skip
         shown = f"{name} port (default {DEFAULT_PORTS[name]} if free; 0 = any free port)"
-        demo.add_argument(flag, type=_port, default=None, help=shown)
+        demo.add_argument(flag, type=port_number, default=None, help=shown)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -418,14 +409,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     emulator = add("emulator", cmd_emulator, "run the local Anthropic/OpenAI emulator (loopback only)")
     emulator.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    emulator.add_argument("--port", type=_port, default=DEFAULT_EMULATOR_PORT, help="port (default 8700)")
+    emulator.add_argument("--port", type=port_number, default=DEFAULT_EMULATOR_PORT, help="port (default 8700)")
     emulator.add_argument("--scenario", default=None, help="scenario file (TOML or JSON), see docs/emulator.md")
 
     _add_demo_command(add)
 
     worker = add("worker", cmd_worker, "run the background worker: scheduled jobs, leader election, HTTP API")
     worker.add_argument("--host", default=None, help="address to bind the API (default $WORKER_HOST or 127.0.0.1)")
-    worker.add_argument("--port", type=_port, default=None, help="API port (default $WORKER_PORT or 8600)")
+    worker.add_argument("--port", type=port_number, default=None, help="API port (default $WORKER_PORT or 8600)")
 
     probe = add("probe", cmd_probe, "probe API keys now and print the results (exit 1 if one fails)")
     probe.add_argument("--provider", choices=("anthropic", "openai"), help="only this provider's keys")
@@ -463,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dash.add_argument(
         "--port",
-        type=_port,
+        type=port_number,
         default=int(os.environ.get("PORT", DEFAULT_DASHBOARD_PORT)),
         help="port (default $PORT or 8501)",
     )

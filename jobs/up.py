@@ -29,6 +29,7 @@ from typing import Any
 
 from core.errors import PulsegateError
 from core.settings import Settings, load_settings
+from jobs.arguments import port_number
 
 log = logging.getLogger("pulsegate.up")
 
@@ -273,18 +274,8 @@ def add_up_command(add: Callable[[str, Callable[[argparse.Namespace], int], str]
     )
     up.add_argument(
         "--port",
-        type=_port,
+        type=port_number,
         default=int(os.environ.get("PORT", "8501")),
         help="dashboard port (default $PORT or 8501); the worker's API: WORKER_HOST / WORKER_PORT",
     )
     up.add_argument("--no-migrate", action="store_true", help="skip `pulsegate migrate` (a release step ran it)")
-
-
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {value!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0–65535, got {port}")
-    return port

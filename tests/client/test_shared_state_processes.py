@@ -7,9 +7,6 @@ the emulator when told to; Redis ``TIME`` is the only clock they share, so the o
 from __future__ import annotations
 
 import json
-import selectors
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -18,51 +15,22 @@ import pytest
 from emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, requests_by_key, total_requests
 from tests.limits.conftest import delete_prefix, unique_prefix
-from tests.support.processes import ROOT, clean_env
+from tests.support.processes import LineProcess
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 OPEN_S = 3.0
 
 
-class AppServer:
+class AppServer(LineProcess):
     def __init__(self, config: dict[str, Any]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.client.app_server", json.dumps(config)],
-            cwd=ROOT,
-            env=clean_env(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        super().__init__("tests.client.app_server", json.dumps(config))
 
     def send(self, command: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-
-    def read(self, timeout_s: float = 60.0) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            if not selector.select(timeout_s):
-                raise AssertionError(f"app server {self.process.pid} did not answer within {timeout_s} s")
-        line = self.process.stdout.readline()
-        assert line, f"app server {self.process.pid} exited with {self.process.wait()}"
-        return dict(json.loads(line))
+        self.send_line(command)
 
     def ask(self, command: str) -> dict[str, Any]:
-        self.send(command)
+        self.send_line(command)
         return self.read()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 def test_cooldowns_and_the_breaker_reach_every_process_and_one_process_sends_the_trial(

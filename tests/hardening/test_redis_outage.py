@@ -11,7 +11,6 @@ own key state. When Redis answers again, the shared limit and state resume — i
 from __future__ import annotations
 
 import json
-import selectors
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 from emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, requests_by_key
 from tests.limits.conftest import delete_prefix, unique_prefix
-from tests.support.processes import ROOT, clean_env
+from tests.support.processes import ROOT, LineProcess, clean_env
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -71,45 +70,16 @@ class ProxyProcess:
             self.process.wait()
 
 
-class App:
+class App(LineProcess):
     def __init__(self, config: dict[str, Any]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.hardening.redis_app", json.dumps(config)],
-            cwd=ROOT,
-            env=clean_env(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        super().__init__("tests.hardening.redis_app", json.dumps(config))
 
     def send(self, **command: Any) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-
-    def read(self, timeout_s: float = 60.0) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            if not selector.select(timeout_s):
-                raise AssertionError(f"app {self.process.pid} did not answer within {timeout_s} s")
-        line = self.process.stdout.readline()
-        assert line, f"app {self.process.pid} exited with {self.process.wait()}"
-        return dict(json.loads(line))
+        self.send_line(json.dumps(command))
 
     def ask(self, **command: Any) -> dict[str, Any]:
         self.send(**command)
         return self.read()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 def bursts(apps: list[App], n: int) -> list[dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import selectors
 import signal
 import socket
 import subprocess
@@ -14,6 +16,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 PULSEGATE = [sys.executable, "-m", "jobs.cli"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,3 +131,44 @@ class BackgroundProcess:
     ) -> None:
         if self.process is not None and self.process.poll() is None:
             self.stop()
+
+
+class LineProcess:
+    """A Python module run as a child process and driven line by line: one command on stdin, one JSON answer on
+    stdout. Closing stdin asks it to finish; :meth:`stop` waits for that (then kills)."""
+
+    def __init__(self, module: str, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT,
+            env=clean_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def send_line(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def read(self, timeout_s: float = 60.0) -> dict[str, Any]:
+        """The next JSON line; fails the test when none comes within ``timeout_s`` or the process is gone."""
+        assert self.process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout_s):
+                raise AssertionError(f"process {self.process.pid} did not answer within {timeout_s} s")
+        line = self.process.stdout.readline()
+        assert line, f"process {self.process.pid} exited with {self.process.wait()}"
+        return dict(json.loads(line))
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

@@ -1,0 +1,16 @@
+"""Argument types shared by the command line's subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def port_number(value: str) -> int:
+    """A TCP port (0 = any free one), or a usage error naming the value."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0–65535, got {port}")
+    return port
