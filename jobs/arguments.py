@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 
 
 def port_number(value: str) -> int:
@@ -14,3 +15,13 @@ def port_number(value: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0–65535, got {port}")
     return port
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a ``--host`` value only listens on this machine (the dashboard needs a password otherwise)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

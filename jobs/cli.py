@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import PulsegateError
 from core.settings import Settings, load_settings
-from jobs.arguments import port_number
+from jobs.arguments import is_loopback, port_number
 
 if TYPE_CHECKING:
     from core.probe import ProbeResult, ProbeTarget
@@ -142,21 +142,10 @@ async def _probe_now(settings: Settings, targets: list[ProbeTarget]) -> tuple[li
     return results, restored
 
 
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def cmd_dashboard(args: argparse.Namespace) -> int:
     import dashboard
 
-    if not _is_loopback(args.host) and _settings().dashboard_password is None:
+    if not is_loopback(args.host) and _settings().dashboard_password is None:
         raise CommandError(
             f"refusing to serve the dashboard on {args.host} without a password: set DASHBOARD_PASSWORD "
             "(8+ characters), or bind to 127.0.0.1"

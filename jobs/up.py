@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import logging
 import os
 import signal
@@ -29,7 +28,7 @@ from typing import Any
 
 from core.errors import PulsegateError
 from core.settings import Settings, load_settings
-from jobs.arguments import port_number
+from jobs.arguments import is_loopback, port_number
 
 log = logging.getLogger("pulsegate.up")
 
@@ -56,18 +55,9 @@ def require_keys(settings: Settings) -> None:
         raise UpError(NO_KEY_MESSAGE)
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def require_dashboard_password(settings: Settings, host: str) -> None:
     """The dashboard's own refusal, checked before anything starts (so no worker is left half-started)."""
-    if not _is_loopback(host) and settings.dashboard_password is None:
+    if not is_loopback(host) and settings.dashboard_password is None:
         raise UpError(
             f"refusing to serve the dashboard on {host} without a password: set DASHBOARD_PASSWORD "
             "(8+ characters), or bind to 127.0.0.1"

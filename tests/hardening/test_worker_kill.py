@@ -21,9 +21,8 @@ import sqlalchemy as sa
 from core.store.tables import alert_notifications
 from emulator import EmulatorServer
 from tests.alerts.channels.receivers import Receiver
-from tests.client.conftest import ANTHROPIC_KEYS
 from tests.support.processes import BackgroundProcess
-from tests.worker.test_worker_alerts import RULES, _messages
+from tests.worker.test_worker_alerts import _messages, refused_key_env
 from tests.worker.test_worker_process import (
     CLAIM_S,
     LEASE_S,
@@ -35,7 +34,6 @@ from tests.worker.test_worker_process import (
     start_worker,
     store_url,
     wait_for,
-    worker_env,
 )
 
 __all__ = ["engine", "processes", "store_url"]  # fixtures
@@ -54,20 +52,8 @@ def test_kill_9_with_an_alert_firing_then_restart_notifies_once_and_skips_no_per
     tmp_path: Path,
     processes: list[BackgroundProcess],
 ) -> None:
-    rules = tmp_path / "alerts.toml"
-    rules.write_text(RULES)
     receiver = Receiver()
-    emu.set_scenario({"keys": {ANTHROPIC_KEYS[1]: {"behaviour": "invalid"}}})
-    env = worker_env(
-        store_url,
-        emu,
-        tmp_path,
-        ANTHROPIC_API_KEY_2=ANTHROPIC_KEYS[1],
-        ALERT_RULES_FILE=str(rules),
-        ALERT_INTERVAL_S="1",
-        MONITORING_WEBHOOK_URL=receiver.url("/hook"),
-        MONITORING_WEBHOOK_FORMAT="generic",
-    )
+    env = refused_key_env(store_url, emu, tmp_path, receiver)
     try:
         (one, port_one), (two, port_two) = (
             start_worker(processes, env, tmp_path),

@@ -23,6 +23,24 @@ for = "0s"
 """
 
 
+def refused_key_env(store_url: str, emu: EmulatorServer, tmp_path: Path, receiver: Receiver) -> dict[str, str]:
+    """A worker's environment with a second Anthropic key the emulator refuses, the rules above evaluated every
+    second, and generic webhook messages to ``receiver``."""
+    rules = tmp_path / "alerts.toml"
+    rules.write_text(RULES)
+    emu.set_scenario({"keys": {ANTHROPIC_KEYS[1]: {"behaviour": "invalid"}}})
+    return worker_env(
+        store_url,
+        emu,
+        tmp_path,
+        ANTHROPIC_API_KEY_2=ANTHROPIC_KEYS[1],
+        ALERT_RULES_FILE=str(rules),
+        ALERT_INTERVAL_S="1",
+        MONITORING_WEBHOOK_URL=receiver.url("/hook"),
+        MONITORING_WEBHOOK_FORMAT="generic",
+    )
+
+
 def _messages(receiver: Receiver, rule_id: str) -> list[tuple[str, list[str]]]:
     """(transition, [key labels]) of every message about ``rule_id``, in arrival order."""
     out = []
@@ -40,20 +58,8 @@ def test_a_refused_key_fires_once_and_resolves_once_through_the_webhook(emu: Emu
     import migrations
 
     migrations.upgrade(store_url)
-    rules = tmp_path / "alerts.toml"
-    rules.write_text(RULES)
     receiver = Receiver()  # listening from here
-    emu.set_scenario({"keys": {ANTHROPIC_KEYS[1]: {"behaviour": "invalid"}}})
-    env = worker_env(
-        store_url,
-        emu,
-        tmp_path,
-        ANTHROPIC_API_KEY_2=ANTHROPIC_KEYS[1],
-        ALERT_RULES_FILE=str(rules),
-        ALERT_INTERVAL_S="1",
-        MONITORING_WEBHOOK_URL=receiver.url("/hook"),
-        MONITORING_WEBHOOK_FORMAT="generic",
-    )
+    env = refused_key_env(store_url, emu, tmp_path, receiver)
     try:
         with BackgroundProcess(["worker", "--port", "0"], cwd=tmp_path, env=env) as worker:
             worker.wait_for_output("worker started on", timeout=60)
