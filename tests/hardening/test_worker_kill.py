@@ -84,10 +84,12 @@ def test_kill_9_with_an_alert_firing_then_restart_notifies_once_and_skips_no_per
         time.sleep(2)  # a few more evaluations
         assert _messages(receiver, "key_unhealthy") == [("firing", ["Backup 1"]), ("resolved", ["Backup 1"])]
         # the default probe_failures rule (3 failed probes in a row, counted from the attempt rows across leaders)
-        # fired and resolved once too; nothing else was sent
-        assert _messages(receiver, "probe_failures") == [("firing", ["Backup 1"]), ("resolved", ["Backup 1"])]
-        assert len(receiver.requests) == 4
-        assert delivered(engine) == ["delivered"] * 4
+        # fired and resolved at most once each — on a slow machine the key may be taken again before its third
+        # failed probe, and then it never fires; nothing else was sent
+        probe_failures = _messages(receiver, "probe_failures")
+        assert probe_failures in ([], [("firing", ["Backup 1"]), ("resolved", ["Backup 1"])]), probe_failures
+        assert len(receiver.requests) == 2 + len(probe_failures)
+        assert delivered(engine) == ["delivered"] * (2 + len(probe_failures))
         assert standby.stop(signal.SIGTERM) == 0
         assert third.stop(signal.SIGTERM) == 0
     finally:
