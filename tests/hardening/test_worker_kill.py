@@ -87,7 +87,11 @@ def test_kill_9_with_an_alert_firing_then_restart_notifies_once_and_skips_no_per
         # fired and resolved at most once each — on a slow machine the key may be taken again before its third
         # failed probe, and then it never fires; nothing else was sent
         probe_failures = _messages(receiver, "probe_failures")
-        assert probe_failures in ([], [("firing", ["Backup 1"]), ("resolved", ["Backup 1"])]), probe_failures
+        assert probe_failures in (
+            [],
+            [("firing", ["Backup 1"])],  # its resolution a few evaluations behind
+            [("firing", ["Backup 1"]), ("resolved", ["Backup 1"])],
+        ), probe_failures
         assert len(receiver.requests) == 2 + len(probe_failures)
         assert delivered(engine) == ["delivered"] * (2 + len(probe_failures))
         assert standby.stop(signal.SIGTERM) == 0
