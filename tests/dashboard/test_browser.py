@@ -66,6 +66,23 @@ def drive_traffic(env: dict[str, str], calls: int) -> None:
         client.close()
 
 
+def wait_until_live(store_url: str, timeout_s: float) -> None:
+    """Until a heartbeat of the worker is in the store (read the way the dashboard reads it)."""
+    from datetime import UTC, datetime
+
+    from core.heartbeat import live_instances
+    from core.store import create_store_engine
+
+    engine = create_store_engine(store_url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not live_instances(engine, datetime.now(UTC), 5.0):
+            assert time.monotonic() < deadline, f"no live instance in the store after {timeout_s} s"
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+
+
 def test_overview_draws_charts_and_run_probe_shows_the_result(chromium: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -80,7 +97,7 @@ def test_overview_draws_charts_and_run_probe_shows_the_result(chromium: str, tmp
         "OPENAI_API_KEY": OPENAI_KEYS[0],
         "ANTHROPIC_BASE_URL": base,
         "OPENAI_BASE_URL": f"{base}/v1",
-        "HEARTBEAT_INTERVAL_S": "2",  # stale after 6 s: a busy CI machine may delay a beat
+        "HEARTBEAT_INTERVAL_S": "5",  # stale after 15 s: on a busy 2-CPU CI box the worker may miss a beat or two
         "PROBE_INTERVAL_S": "3600",
     }
     shots = tmp_path / "screenshots"
@@ -94,6 +111,7 @@ def test_overview_draws_charts_and_run_probe_shows_the_result(chromium: str, tmp
         worker.wait_for_output("worker started", timeout=60)
         drive_traffic(env, calls=9)
         wait_http(f"http://127.0.0.1:{web_port}/_stcore/health", timeout=60, process=web.process)
+        wait_until_live(store, timeout_s=30)  # the page is loaded once (refresh paused): the worker must show in it
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, headless=True, args=ARGS)
             try:
