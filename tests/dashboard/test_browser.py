@@ -67,17 +67,25 @@ def drive_traffic(env: dict[str, str], calls: int) -> None:
 
 
 def wait_until_live(store_url: str, timeout_s: float) -> None:
-    """Until a heartbeat of the worker is in the store (read the way the dashboard reads it)."""
-    from datetime import UTC, datetime
+    """Until the worker has been heartbeating for a few seconds: the dashboard asks about "now" rounded down to
+    5 s (``dashboard.filters.state_time``), so a first heartbeat newer than that is not in the page yet."""
+    from datetime import UTC, datetime, timedelta
 
-    from core.heartbeat import live_instances
+    import sqlalchemy as sa
+
     from core.store import create_store_engine
+    from core.store.tables import instances
+    from dashboard.filters import QUANTUM_S
 
     engine = create_store_engine(store_url)
     try:
         deadline = time.monotonic() + timeout_s
-        while not live_instances(engine, datetime.now(UTC), 5.0):
-            assert time.monotonic() < deadline, f"no live instance in the store after {timeout_s} s"
+        while True:
+            with engine.connect() as connection:
+                first = connection.execute(sa.select(sa.func.min(instances.c.first_seen))).scalar()
+            if first is not None and first <= datetime.now(UTC) - timedelta(seconds=QUANTUM_S + 1):
+                return
+            assert time.monotonic() < deadline, f"no heartbeat old enough in the store after {timeout_s} s"
             time.sleep(0.2)
     finally:
         engine.dispose()
