@@ -20,18 +20,9 @@ from core.client import AIClient
 from core.request import ModelConfig
 from core.settings import load_settings
 from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS
+from tests.support.browser import BROWSER_ARGS, require_chromium
 from tests.support.processes import BackgroundProcess, free_port, wait_http
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "screenshot-overview.png"
 OVERVIEW_CHARTS = 1  # one figure, every panel on one time axis
@@ -45,11 +36,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    if not os.access(CHROMIUM, os.X_OK):
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium", pytrace=False)
-        pytest.skip(reason=f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
-    return CHROMIUM
+    return require_chromium()
 
 
 def drive_traffic(env: dict[str, str], calls: int) -> None:
@@ -121,7 +108,7 @@ def test_overview_draws_charts_and_run_probe_shows_the_result(chromium: str, tmp
         wait_http(f"http://127.0.0.1:{web_port}/_stcore/health", timeout=60, process=web.process)
         wait_until_live(store, timeout_s=30)  # the page is loaded once (refresh paused): the worker must show in it
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True, args=ARGS)
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=BROWSER_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1500, "height": 1900})
                 started = time.monotonic()

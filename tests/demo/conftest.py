@@ -16,21 +16,16 @@ import pytest
 import sqlalchemy as sa
 
 from core.store import create_store_engine
+from tests.support.browser import require_chromium
 from tests.support.processes import BackgroundProcess
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"]
 READY_LINE = "Press Ctrl-C to stop everything."
 T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    if not os.access(CHROMIUM, os.X_OK):
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium", pytrace=False)
-        pytest.skip(reason=f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
-    return CHROMIUM
+    return require_chromium()
 
 
 @contextmanager

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from tests.demo.conftest import (
-    CHROMIUM_ARGS,
     check_overview,
     get_json,
     process_groups_left,
@@ -22,6 +21,7 @@ from tests.demo.conftest import (
     store,
     wait_for,
 )
+from tests.support.browser import BROWSER_ARGS
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ def test_demo_shows_everything_within_a_minute_and_stops_cleanly(chromium: str, 
             fired_s = time.monotonic() - ready
             wait_for("a fallback row", lambda: scalar(engine, FALLBACKS), timeout=30)
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+                browser = p.chromium.launch(executable_path=chromium, headless=True, args=BROWSER_ARGS)
                 try:
                     page = browser.new_page(viewport={"width": 1400, "height": 1600})
                     assert check_overview(page, urls["dashboard"]) > 0
@@ -116,7 +116,7 @@ def test_worker_traffic_and_dashboard_run_on_postgres(chromium: str, scratch_pos
             kinds = "SELECT count(DISTINCT kind) FROM instance_snapshots"
             wait_for("worker and client heartbeats", lambda: scalar(engine, kinds) == 2, timeout=20)
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+                browser = p.chromium.launch(executable_path=chromium, headless=True, args=BROWSER_ARGS)
                 try:
                     assert check_overview(browser.new_page(), state["urls"]["dashboard"]) > 0
                 finally:

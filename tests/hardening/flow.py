@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import sqlite3
 import time
 import urllib.request
@@ -26,10 +25,8 @@ import migrations
 from core import AIClient
 from core.settings import load_settings
 from tests.alerts.channels.receivers import Receiver, Reply
+from tests.support.browser import require_chromium
 from tests.support.processes import BackgroundProcess, free_port, wait_http
-
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"]
 
 KEY_OK = "sk-ant-api03-SeCrEtOkKey1-" + "q" * 28 + "Zz01"
 KEY_REVOKED = "sk-ant-api03-SeCrEtRevoked2-" + "w" * 26 + "Zz02"
@@ -165,10 +162,7 @@ def _wait_for_delivery(receiver: Receiver, store_path: Path, timeout: float) -> 
 
 @pytest.fixture(scope="package")
 def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
-    if not os.access(CHROMIUM, os.X_OK):
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium", pytrace=False)
-        pytest.skip(reason=f"{CHROMIUM} is missing")
+    require_chromium()
     tmp = tmp_path_factory.mktemp("secrets-flow")
     store_path = tmp / "store.db"
     store = f"sqlite:///{store_path}"

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from dashboard.ui import PAGES
-from tests.hardening.flow import BROWSER_ARGS, CHROMIUM, DASHBOARD_PASSWORD, Flow
+from tests.hardening.flow import DASHBOARD_PASSWORD, Flow
+from tests.support.browser import BROWSER_ARGS, CHROMIUM
 
 pytestmark = pytest.mark.slow
 SLUGS = [slug for *_, slug in PAGES]
