@@ -6,8 +6,12 @@ both run Lua scripts through a :class:`RedisLink`; sharing one link means one ou
 link degraded (one loud warning per outage), callers fall back to their local state, and while degraded Redis is
 tried again at most once every ``probe_interval_s`` — the first answer ends the outage.
 
-An async client (and its pool) is made per event loop, since redis-py's asyncio connections belong to the loop that
-opened them; a blocking client serves synchronous readers (snapshots).
+An async client is made per event loop, since redis-py's asyncio connections belong to the loop that opened them; a
+blocking client serves synchronous readers (snapshots). Scripts, the hot path (one per rate-limit decision and one per
+attempt), skip the client's command machinery — pool lock, retry wrapper, observability hooks, ~30 µs a call — and
+run on redis-py connections kept in a small idle stack per loop (:class:`_LoopConnections`): redis-py still connects,
+authenticates, selects the database, speaks TLS and parses replies (with ``hiredis``, which also packs our commands:
+redis-py's asyncio packer takes 11 µs for a three-limit acquire, hiredis 2 µs).
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import hashlib
 import logging
 import threading
 import weakref
+from collections import deque
 from datetime import datetime
 from typing import Any
 
+import hiredis
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
 from redis.backoff import NoBackoff
 
 from core.clock import SYSTEM_CLOCK, Clock
@@ -54,6 +61,37 @@ class Script:
         self.sha = hashlib.sha1(lua.encode()).hexdigest()  # noqa: S324 - Redis's naming, not security
 
 
+class _LoopConnections:
+    """One event loop's client and the script connections idle between calls.
+
+    A connection is taken for exactly one request and reply, so concurrent calls never share one; a call that raises
+    or is cancelled mid-way drops its connection (it may hold half a reply) instead of returning it. At most
+    ``MAX_IDLE`` stay open between bursts.
+    """
+
+    MAX_IDLE = 16
+
+    __slots__ = ("client", "idle")
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self.idle: deque[AbstractConnection] = deque()
+
+    def take(self) -> AbstractConnection:
+        return self.idle.pop() if self.idle else self.client.connection_pool.make_connection()
+
+    async def give_back(self, conn: AbstractConnection) -> None:
+        if len(self.idle) < self.MAX_IDLE:
+            self.idle.append(conn)
+        else:
+            await conn.disconnect()
+
+    async def aclose(self) -> None:
+        while self.idle:
+            await self.idle.pop().disconnect()
+        await self.client.aclose()
+
+
 class RedisLink:
     """A Redis URL, its per-loop clients and its health. ``clock`` paces the outage probes (tests inject one)."""
 
@@ -64,7 +102,7 @@ class RedisLink:
         self.timeout_s = timeout_s
         self.probe_interval_s = probe_interval_s
         self.clock = clock
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnections] = (
             weakref.WeakKeyDictionary()
         )
         self._sync: redis.Redis | None = None
@@ -91,15 +129,25 @@ class RedisLink:
         return True
 
     async def run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
-        """``EVALSHA`` straight through ``execute_command`` (redis-py's ``Script`` object costs ~15 µs more per
-        call); on ``NOSCRIPT`` (a restarted or flushed Redis) the script is loaded and the call repeated once.
-        Raises one of :data:`FAILURES`; the caller reports it with :meth:`failed`."""
-        client = self.client()
+        """``EVALSHA`` on an idle connection of this loop; on ``NOSCRIPT`` (a restarted or flushed Redis) the script
+        is loaded and the call repeated once. Raises one of :data:`FAILURES`; the caller reports it with
+        :meth:`failed`."""
+        connections = self._loop_connections()
+        conn = connections.take()
         try:
-            result = await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            await client.script_load(script.lua)
-            result = await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            packed = hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))  # 2 µs; redis-py's: 11
+            await conn.send_packed_command(packed, check_health=False)
+            try:
+                result = await conn.read_response()
+            except redis.exceptions.NoScriptError:
+                await conn.send_packed_command(hiredis.pack_command(("SCRIPT", "LOAD", script.lua)), check_health=False)
+                await conn.read_response()
+                await conn.send_packed_command(packed, check_health=False)
+                result = await conn.read_response()
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+        await connections.give_back(conn)
         if self.degraded:
             self.recovered()
         return result
@@ -116,16 +164,21 @@ class RedisLink:
         return result
 
     def client(self) -> aioredis.Redis:
+        """This loop's redis-py client, for anything other than scripts."""
+        return self._loop_connections().client
+
+    def _loop_connections(self) -> _LoopConnections:
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = aioredis.Redis.from_url(
+        connections = self._loops.get(loop)
+        if connections is None:
+            client = aioredis.Redis.from_url(
                 self.url,
                 socket_timeout=self.timeout_s,
                 socket_connect_timeout=self.timeout_s,
                 retry=aioredis.retry.Retry(NoBackoff(), 0),
             )
-        return client
+            connections = self._loops[loop] = _LoopConnections(client)
+        return connections
 
     def blocking_client(self) -> redis.Redis:
         if self._sync is None:
@@ -184,9 +237,9 @@ class RedisLink:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        client = self._clients.pop(loop, None) if loop is not None else None
-        if client is not None:
-            await client.aclose()
+        connections = self._loops.pop(loop, None) if loop is not None else None
+        if connections is not None:
+            await connections.aclose()
         if self._sync is not None:
             self._sync.close()
             self._sync = None
