@@ -17,6 +17,17 @@ from core.errors import StoreError, StoreUnreachableError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRES_CONNECT_TIMEOUT_S = 5
+#: libpq TCP settings: a server that vanished (host down, network partition, failover to a new address) is noticed
+#: in about a minute rather than after the kernel's two-hour keepalive or fifteen-minute retransmission defaults, so
+#: the recorder's writer thread gives up, spools what it holds and reconnects. A server that is up but slow is not
+#: affected: its kernel still acknowledges our packets.
+POSTGRES_TCP_ARGS = {
+    "keepalives": 1,
+    "keepalives_idle": 30,  # s of silence before the first probe
+    "keepalives_interval": 10,  # s between unanswered probes
+    "keepalives_count": 3,  # probes before the connection is dropped
+    "tcp_user_timeout": 30_000,  # ms a sent packet may stay unacknowledged (a write to a vanished server)
+}
 
 
 #: Execution option: begin this connection's transactions with BEGIN IMMEDIATE (SQLite). A writer that reads
@@ -77,6 +88,7 @@ def create_store_engine(database_url: str, **engine_options: Any) -> sa.Engine:
             connect_args = {
                 "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
                 "application_name": "pulsegate",
+                **POSTGRES_TCP_ARGS,
                 **engine_options.pop("connect_args", {}),
             }
             engine_options.setdefault("pool_pre_ping", True)

@@ -53,3 +53,30 @@ def test_store_fixture_is_migrated_and_empty(store: sa.Engine) -> None:
     with store.connect() as connection:
         count = connection.execute(sa.text("SELECT count(*) FROM api_usage_metrics")).scalar_one()
     assert count == 0
+
+
+@pytest.mark.postgres
+def test_postgres_connections_notice_a_vanished_server_within_a_minute(scratch_postgres) -> None:  # type: ignore[no-untyped-def]
+    """The kernel's own settings on the connection's socket, not just the DSN: keepalive probes after 30 s of
+    silence, 10 s apart, 3 of them; a write unacknowledged for 30 s aborts."""
+    import socket
+
+    engine = create_store_engine(scratch_postgres.server_url.render_as_string(hide_password=False))
+    try:
+        with engine.connect() as connection:
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            sock = socket.socket(fileno=raw.pgconn.socket)
+            try:
+                options = (
+                    sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                    sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                    sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                    sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+                    sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+                )
+            finally:
+                sock.detach()  # the socket belongs to libpq
+    finally:
+        engine.dispose()
+    assert options == (1, 30, 10, 3, 30_000)
