@@ -29,6 +29,7 @@ from typing import Any
 from core.errors import PulsegateError
 from core.settings import Settings, load_settings
 from jobs.arguments import is_loopback, port_number
+from jobs.parent_death import exit_with_parent
 
 log = logging.getLogger("pulsegate.up")
 
@@ -41,7 +42,6 @@ NO_KEY_MESSAGE = (
     "(more keys: ANTHROPIC_API_KEY_2, OPENAI_API_KEY_2, …) in the environment or in .env; "
     "to try Pulsegate without keys, run `pulsegate demo`"
 )
-PR_SET_PDEATHSIG = 1
 #: The Procfile line each step stands for (tests/test_up.py keeps the two in step).
 PROCFILE_STEPS = {"release": "migrate", "worker": "worker", "web": "dashboard"}
 
@@ -64,27 +64,6 @@ def require_dashboard_password(settings: Settings, host: str) -> None:
         )
 
 
-def _death_signal_setter() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that asks Linux to SIGTERM the child when ``up`` dies (None elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-        if os.getppid() != parent:  # up died between fork and prctl: do not outlive it
-            os._exit(1)
-
-    return preexec
-
-
 @dataclass
 class Child:
     name: str
@@ -102,7 +81,7 @@ class Child:
             self.argv,
             stdin=subprocess.DEVNULL,
             process_group=0,  # its own group: a terminal's Ctrl-C reaches only `up`, which forwards it
-            preexec_fn=_death_signal_setter(),  # up is single-threaded: safe
+            preexec_fn=exit_with_parent(),  # up is single-threaded: safe
         )
 
     def poll(self) -> int | None:

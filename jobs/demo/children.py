@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from jobs.parent_death import exit_with_parent
+
 
 class ChildFailed(RuntimeError):
     """A child exited (or never became ready) while the demo needed it."""
@@ -53,7 +55,9 @@ class Child:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
-    def start(self) -> Child:
+    def spawn(self) -> Child:
+        """Start the process; call from the main thread before any thread is started (see
+        :mod:`jobs.parent_death`), then :meth:`copy_output`."""
         self.process = subprocess.Popen(  # noqa: S603 — our own interpreter and modules, no shell
             self.argv,
             env=self.env,
@@ -64,10 +68,18 @@ class Child:
             text=True,
             bufsize=1,
             start_new_session=True,  # its own process group: a terminal's Ctrl-C reaches only the demo itself
+            preexec_fn=exit_with_parent(),  # a demo killed by SIGKILL takes its children with it
         )
+        return self
+
+    def copy_output(self) -> Child:
+        """Copy the child's output to its log (and the console) from a thread of its own."""
         self._pump = threading.Thread(target=self._copy_output, name=f"demo-{self.name}-output", daemon=True)
         self._pump.start()
         return self
+
+    def start(self) -> Child:
+        return self.spawn().copy_output()
 
     def _copy_output(self) -> None:
         assert self.process is not None and self.process.stdout is not None

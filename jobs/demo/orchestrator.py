@@ -141,8 +141,10 @@ class Demo:
         self.say(f"Pulsegate demo: migrating {plan.database_url} …")
         migrate(plan.database_url)
         self.children = children_for(plan, self.console, self.options.verbose)
+        for child in self.children.values():  # every fork before any thread: see jobs.parent_death
+            child.spawn()
         for child in self.children.values():
-            child.start()
+            child.copy_output()
         _write_state(plan, self.children)
         try:
             for name, url in _ready_urls(plan).items():

@@ -103,6 +103,24 @@ def test_demo_shows_everything_within_a_minute_and_stops_cleanly(chromium: str, 
     print(f"\nalert fired {fired_s:.0f} s and resolved {resolved_s:.0f} s after the tour; {tally['calls']} calls")
 
 
+def test_a_demo_killed_by_sigkill_takes_its_children_with_it(tmp_path: Path) -> None:
+    """No handler of the demo's runs on SIGKILL: the kernel's parent-death signal stops the children, each as on a
+    SIGTERM, so the traffic generator still records every call it made."""
+    with running_demo(tmp_path, cycle_s=30) as (demo, state):
+        engine = store(state)
+        try:
+            wait_for("calls recorded", lambda: scalar(engine, LIVE_CALLS), timeout=30)
+            assert demo.process is not None
+            demo.process.kill()
+            demo.process.wait(timeout=10)
+            wait_for("every child gone", lambda: process_groups_left(state) == [], timeout=60, every=0.5)
+            tally = json.loads((tmp_path / "demo" / "traffic.json").read_text())
+            assert tally["closed"] is True
+            assert scalar(engine, LIVE_CALLS) == scalar(engine, CALL_IDS) == tally["calls"] > 0
+        finally:
+            engine.dispose()
+
+
 @pytest.mark.postgres
 def test_worker_traffic_and_dashboard_run_on_postgres(chromium: str, scratch_postgres, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import sync_playwright
