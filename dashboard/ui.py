@@ -214,7 +214,15 @@ def page_specs() -> tuple[tuple[str, str, str, str], ...]:
 
 def main() -> None:
     settings = _settings()
-    authenticated = auth.gate(settings.dashboard_password.get_secret_value() if settings.dashboard_password else None)
+    password = settings.dashboard_password.get_secret_value() if settings.dashboard_password else None
+    pages = [
+        st.Page(str(HERE / path), title=title, icon=icon, url_path=slug, default=(slug == "overview"))
+        for path, title, icon, slug in page_specs()
+    ]
+    # navigation first, hidden until signed in: the page a link asked for (/keys) is the one shown after sign-in
+    signed_in = password is None or auth.authenticated()
+    page = st.navigation(pages, position="sidebar" if signed_in else "hidden")
+    authenticated = auth.gate(password)  # stops this run unless signed in (or no password is set)
     try:
         now = flt_mod.current_now(st.query_params.to_dict())
     except flt_mod.BadNow as exc:
@@ -222,11 +230,6 @@ def main() -> None:
         st.stop()
         raise
     url = settings.database_url
-    pages = [
-        st.Page(str(HERE / path), title=title, icon=icon, url_path=slug, default=(slug == "overview"))
-        for path, title, icon, slug in page_specs()
-    ]
-    page = st.navigation(pages)
     _init_widgets(st.query_params.to_dict())
     filters, refresh_s, warning = filters_from_state()
     sync_query_params(filters)

@@ -70,9 +70,11 @@ def test_signing_in_opens_only_that_browser_session_and_wrong_passwords_are_told
             _gate_only(operator, "before signing in")
             operator.get_by_label("Password", exact=True).fill(DASHBOARD_PASSWORD)
             operator.get_by_role("button", name="Sign in").click()
-            expect(operator.get_by_role("heading", name="Overview")).to_be_visible(timeout=60_000)
-            operator.get_by_role("link", name="Calls").first.click()
+            # the page the link named, not the default one
             expect(operator.get_by_role("heading", name="Calls")).to_be_visible(timeout=60_000)
+            assert operator.url.split("?")[0].endswith("/calls"), operator.url
+            operator.get_by_role("link", name="Keys").first.click()
+            expect(operator.get_by_role("heading", name="Keys")).to_be_visible(timeout=60_000)
 
             stranger = browser.new_context().new_page()  # another browser: its own session, still gated
             stranger.goto(f"{flow.web_url}/calls?refresh=paused", wait_until="domcontentloaded")
@@ -96,6 +98,6 @@ def test_signing_in_opens_only_that_browser_session_and_wrong_passwords_are_told
             stranger.wait_for_timeout(wait_s * 1000 + 500)
             stranger.get_by_label("Password", exact=True).fill(DASHBOARD_PASSWORD)
             stranger.get_by_role("button", name="Sign in").click()
-            expect(stranger.get_by_role("heading", name="Overview")).to_be_visible(timeout=60_000)
+            expect(stranger.get_by_role("heading", name="Calls")).to_be_visible(timeout=60_000)
         finally:
             browser.close()
