@@ -112,6 +112,32 @@ def test_cut_the_database_mid_load_then_restore(store: sa.Engine, tmp_path: Path
     assert p99["outage"] < 100_000, p99  # ns
 
 
+def test_while_the_database_is_away_replays_only_ask_whether_it_is_back(store: sa.Engine, tmp_path: Path) -> None:
+    """Retries during an outage check the database before decoding the spool: one failed write in all (the batch
+    that found it gone), however many retry intervals pass; then everything lands once."""
+    rng = random.Random(5)
+    with cuttable(store) as (engine, cut, restore):
+        recorder = SqlRecorder(engine, batch_size=50, interval_s=0.005, retry_interval_s=0.02, spool_dir=tmp_path)
+        try:
+            for _ in range(50):
+                recorder.record(random_attempt(rng, hour_ago()))
+            assert recorder.flush()
+            cut()
+            for _ in range(150):
+                recorder.record(random_attempt(rng, hour_ago()))
+            assert not recorder.flush(timeout_s=2)
+            time.sleep(0.5)  # some 25 retry intervals
+            stats = recorder.stats()
+            assert (stats["write_failures"], stats["spool_pending"], stats["replayed"]) == (1, 150, 0)
+            restore()
+            assert recorder.flush(timeout_s=20)
+        finally:
+            recorder.close()
+    stats = recorder.stats()
+    assert (stats["write_failures"], stats["replayed"], stats["lost"]) == (1, 150, 0)
+    assert count(store) == 200
+
+
 def test_the_spool_is_replayed_in_order(store: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     written: list[Any] = []
     original = BatchWriter.write
@@ -165,6 +191,38 @@ def test_a_spool_left_by_a_dead_recorder_is_adopted(store: sa.Engine, tmp_path: 
     assert count(store) == 42
     assert assert_rollups_match_raw(store) == 42
     assert not list(tmp_path.rglob("*.jsonl"))
+
+
+def test_a_spool_written_by_the_earlier_encoder_is_replayed(store: sa.Engine, tmp_path: Path) -> None:
+    """Spool lines from before orjson (the standard library's encoder, UUIDs as bare hex) survive an upgrade."""
+    import json
+    import uuid
+    from datetime import datetime
+
+    def old_default(value: object) -> object:
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, uuid.UUID):
+            return value.hex
+        raise TypeError(type(value).__name__)
+
+    rng = random.Random(8)
+    batches = [[random_attempt(rng, hour_ago()).as_row() for _ in range(n)] for n in (20, 7)]
+    orphan = Spool(tmp_path, store.url.render_as_string(hide_password=True))
+    orphan.append(batches[0])
+    orphan.close()
+    (spool_file,) = tmp_path.rglob("*.jsonl")
+    spool_file.write_bytes(b"".join(json.dumps(b, default=old_default).encode() + b"\n" for b in batches))
+    recorder = SqlRecorder(store, spool_dir=tmp_path)
+    try:
+        assert recorder.stats()["spool_pending"] == 27
+        assert recorder.flush()
+    finally:
+        recorder.close()
+    ids = {row["id"] for batch in batches for row in batch}
+    with store.connect() as connection:
+        stored = {uuid.UUID(str(v)) for v in connection.execute(sa.text("SELECT id FROM api_usage_metrics")).scalars()}
+    assert stored == ids
 
 
 def test_a_full_buffer_with_an_unwritable_spool_counts_losses(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
