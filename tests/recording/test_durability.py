@@ -176,18 +176,23 @@ def test_the_spool_is_replayed_in_order(store: sa.Engine, tmp_path: Path, monkey
     assert not list(tmp_path.rglob("*.jsonl"))  # a fully replayed spool leaves nothing behind
 
 
+def adopt_and_flush(store: sa.Engine, spool_dir: Path, pending: int) -> None:
+    """A new recorder finds ``pending`` rows left in the spool and replays them all."""
+    recorder = SqlRecorder(store, spool_dir=spool_dir)
+    try:
+        assert recorder.stats()["spool_pending"] == pending
+        assert recorder.flush()
+    finally:
+        recorder.close()
+
+
 def test_a_spool_left_by_a_dead_recorder_is_adopted(store: sa.Engine, tmp_path: Path) -> None:
     rng = random.Random(5)
     orphan = Spool(tmp_path, store.url.render_as_string(hide_password=True))
     orphan.append([random_attempt(rng, hour_ago()).as_row() for _ in range(30)])
     orphan.append([random_attempt(rng, hour_ago()).as_row() for _ in range(12)])
     orphan.close()  # the process died with rows in its spool
-    recorder = SqlRecorder(store, spool_dir=tmp_path)
-    try:
-        assert recorder.stats()["spool_pending"] == 42
-        assert recorder.flush()
-    finally:
-        recorder.close()
+    adopt_and_flush(store, tmp_path, pending=42)
     assert count(store) == 42
     assert assert_rollups_match_raw(store) == 42
     assert not list(tmp_path.rglob("*.jsonl"))
@@ -213,12 +218,7 @@ def test_a_spool_written_by_the_earlier_encoder_is_replayed(store: sa.Engine, tm
     orphan.close()
     (spool_file,) = tmp_path.rglob("*.jsonl")
     spool_file.write_bytes(b"".join(json.dumps(b, default=old_default).encode() + b"\n" for b in batches))
-    recorder = SqlRecorder(store, spool_dir=tmp_path)
-    try:
-        assert recorder.stats()["spool_pending"] == 27
-        assert recorder.flush()
-    finally:
-        recorder.close()
+    adopt_and_flush(store, tmp_path, pending=27)
     ids = {row["id"] for batch in batches for row in batch}
     with store.connect() as connection:
         stored = {uuid.UUID(str(v)) for v in connection.execute(sa.text("SELECT id FROM api_usage_metrics")).scalars()}
