@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import migrations  # noqa: E402
+from tests.support.browser import BROWSER_ARGS, CHROMIUM  # noqa: E402 — the tests' browser, same flags
 
 DEFAULT_URL = os.environ.get(
     "PULSEGATE_BENCH_DASHBOARD_URL",
@@ -44,16 +45,6 @@ DEFAULT_URL = os.environ.get(
 DATA_END = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 GOAL = 1.5
 OVERVIEW_CHARTS = 1
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SERVE = ["--server.address", "127.0.0.1", "--server.port"]
 STREAMLIT_FLAGS = [
     "--server.headless",
@@ -143,7 +134,7 @@ def run(url: str, range_name: str, repeats: int, screenshot: Path | None) -> dic
             toy_url = f"http://127.0.0.1:{toy_port}/"
             times: dict[str, list[float]] = {"toy": [], "overview (cache miss)": [], "overview (cached)": []}
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
                 try:
                     load_s(browser, toy_url, 1)  # warm-up: imports and the first session of each server
                     load_s(browser, base, OVERVIEW_CHARTS)
