@@ -1,5 +1,9 @@
 """The demo's child processes: each in its own session (so its whole process group can be signalled and no
-grandchild outlives the demo), its output copied to a log file and, prefixed with its name, to the console.
+grandchild outlives the demo), writing straight to its log file, which a thread of the demo tails to the console
+with the child's name in front.
+
+A child writes to its file, not to a pipe the demo reads: when the demo dies (even by SIGKILL) the child's output
+still has somewhere to go. Streamlit, for one, hangs on SIGTERM when its stdout is a pipe nobody reads any more.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from pathlib import Path
 from typing import TextIO
 
 from jobs.parent_death import exit_with_parent
+
+#: How often a child's log is read for new lines to echo.
+TAIL_INTERVAL_S = 0.1
 
 
 class ChildFailed(RuntimeError):
@@ -49,6 +56,7 @@ class Child:
         self.cwd = cwd
         self.process: subprocess.Popen[str] | None = None
         self._pump: threading.Thread | None = None
+        self._log_start = 0
         self._console_lock = threading.Lock()
 
     @property
@@ -58,39 +66,54 @@ class Child:
     def spawn(self) -> Child:
         """Start the process; call from the main thread before any thread is started (see
         :mod:`jobs.parent_death`), then :meth:`copy_output`."""
-        self.process = subprocess.Popen(  # noqa: S603 — our own interpreter and modules, no shell
-            self.argv,
-            env=self.env,
-            cwd=self.cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-            start_new_session=True,  # its own process group: a terminal's Ctrl-C reaches only the demo itself
-            preexec_fn=exit_with_parent(),  # a demo killed by SIGKILL takes its children with it
-        )
+        with self.log_path.open("ab") as log:
+            self._log_start = log.tell()
+            self.process = subprocess.Popen(  # noqa: S603 — our own interpreter and modules, no shell
+                self.argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: a terminal's Ctrl-C reaches only the demo itself
+                preexec_fn=exit_with_parent(),  # a demo killed by SIGKILL takes its children with it
+            )
         return self
 
     def copy_output(self) -> Child:
-        """Copy the child's output to its log (and the console) from a thread of its own."""
-        self._pump = threading.Thread(target=self._copy_output, name=f"demo-{self.name}-output", daemon=True)
-        self._pump.start()
+        """Echo the child's log to the console from a thread of its own (``echo=False``: the log only)."""
+        if self.echo:
+            self._pump = threading.Thread(target=self._copy_output, name=f"demo-{self.name}-output", daemon=True)
+            self._pump.start()
         return self
 
     def start(self) -> Child:
         return self.spawn().copy_output()
 
     def _copy_output(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        with self.log_path.open("a", encoding="utf-8") as log:
-            for line in self.process.stdout:
-                log.write(line)
-                log.flush()
-                if self.echo:
-                    with self._console_lock, contextlib.suppress(OSError, ValueError):
-                        self.console.write(f"{self.name:<9}| {line}")
-                        self.console.flush()
+        """Tail the log from where this child began, until the child has exited and its last line is shown."""
+        assert self.process is not None
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_start)
+            partial = b""
+            while True:
+                exited = self.process.poll() is not None  # checked before reading: nothing written after is lost
+                data = log.read()
+                lines = (partial + data).split(b"\n")
+                partial = lines.pop()
+                for line in lines:
+                    self._echo(line.decode("utf-8", errors="replace"))
+                if exited:
+                    if partial:
+                        self._echo(partial.decode("utf-8", errors="replace"))
+                    return
+                if not data:
+                    time.sleep(TAIL_INTERVAL_S)
+
+    def _echo(self, line: str) -> None:
+        with self._console_lock, contextlib.suppress(OSError, ValueError):
+            self.console.write(f"{self.name:<9}| {line}\n")
+            self.console.flush()
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -4,7 +4,6 @@ outside: its state file, the store, the worker's API, the sink's JSON and a head
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -70,15 +69,23 @@ def store(state: dict[str, Any]) -> sa.Engine:
 
 
 def process_groups_left(state: dict[str, Any]) -> list[str]:
-    """Children (each led its own process group) of which any process is still alive."""
+    """Children (each led its own process group) of which any process is still alive — running, not a zombie
+    waiting to be reaped — as ``name: pid state command`` for the failure message."""
+    groups = {pid: name for name, pid in state["pids"].items()}
     left = []
-    for name, pid in state["pids"].items():
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
             continue
-        left.append(name)
-    return left
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name: state, ppid, pgrp, ...
+        process_state, pgrp = fields[0], int(fields[2])
+        if pgrp in groups and process_state != "Z":
+            left.append(f"{groups[pgrp]}: {entry.name} {process_state} {command}")
+    return sorted(left)
 
 
 def check_overview(page: Any, dashboard_url: str) -> int:
