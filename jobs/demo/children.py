@@ -54,7 +54,7 @@ class Child:
         self.console = console or sys.stdout
         self.grace_s = grace_s
         self.cwd = cwd
-        self.process: subprocess.Popen[str] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self._pump: threading.Thread | None = None
         self._log_start = 0
         self._console_lock = threading.Lock()
@@ -86,9 +86,6 @@ class Child:
             self._pump = threading.Thread(target=self._copy_output, name=f"demo-{self.name}-output", daemon=True)
             self._pump.start()
         return self
-
-    def start(self) -> Child:
-        return self.spawn().copy_output()
 
     def _copy_output(self) -> None:
         """Tail the log from where this child began, until the child has exited and its last line is shown."""
