@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from core.probe import ProbeResult, ProbeTarget
 
 EXIT_USAGE = 2
+#: ``pulsegate --help`` shows these as they are: plain text, no docstring markup.
+DESCRIPTION = (
+    "Pulsegate keeps a Python app's Anthropic and OpenAI calls alive under load, and shows live how they are doing."
+)
+EPILOG = "Run 'pulsegate COMMAND --help' for a command's options."
 DEFAULT_EMULATOR_PORT = 8700
 DEFAULT_DASHBOARD_PORT = 8501
 
@@ -48,13 +53,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         engine.dispose()
     migrations.upgrade(settings.database_url, args.revision)
     print(f"store ready: {describe_url(engine.url)} at revision {migrations.head_revision()}")
-    return 0
-
-
-def cmd_settings(args: argparse.Namespace) -> int:
-    settings = _settings()
-    for name, value in settings.describe().items():
-        print(f"{name:<24} {value}")
     return 0
 
 
@@ -382,7 +380,7 @@ def _add_demo_command(add: Callable[[str, Callable[[argparse.Namespace], int], s
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pulsegate", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="pulsegate", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -394,7 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = add("migrate", cmd_migrate, "create or upgrade the store's tables (DATABASE_URL)")
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
 
-    add("settings", cmd_settings, "show the settings in force, secrets masked")
+    from jobs.settings_command import cmd_settings
+
+    add("settings", cmd_settings, "show the settings in force, secrets masked; warn when no provider key is set")
 
     emulator = add("emulator", cmd_emulator, "run the local Anthropic/OpenAI emulator (loopback only)")
     emulator.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
@@ -434,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     silence_list = silence_commands.add_parser("list", help="active, pending and recently ended silences")
     silence_list.add_argument("--json", action="store_true", help="print the silences as JSON")
     silence_expire = silence_commands.add_parser("expire", help="end a silence now")
-    silence_expire.add_argument("id", type=int, help="the silence's id (see `alert silence list`)")
+    silence_expire.add_argument("id", type=int, help="the silence's id (see 'pulsegate alert silence list')")
     silence.set_defaults(handler=cmd_alert_silence)
 
     dash = add("dashboard", cmd_dashboard, "run the Streamlit dashboard")

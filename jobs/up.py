@@ -247,4 +247,4 @@ def add_up_command(add: Callable[[str, Callable[[argparse.Namespace], int], str]
         default=int(os.environ.get("PORT", "8501")),
         help="dashboard port (default $PORT or 8501); the worker's API: WORKER_HOST / WORKER_PORT",
     )
-    up.add_argument("--no-migrate", action="store_true", help="skip `pulsegate migrate` (a release step ran it)")
+    up.add_argument("--no-migrate", action="store_true", help="skip 'pulsegate migrate' (a release step ran it)")
