@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 
 import anthropic
 import httpx2
@@ -11,7 +12,15 @@ import openai
 import pytest
 from emulator_testkit import ANTHROPIC_KEY, CLAUDE, GPT, make_anthropic, make_openai, sse_events, user
 
+from core.api_keys import Provider
+from core.errors import ErrorClass
+from core.providers.classify import classify_exception
 from emulator import EmulatorServer
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+#: What each SDK yields of a stream that stalls before its fourth event: Anthropic's message_start and
+#: content_block_start (the ping is not yielded), OpenAI's role chunk and two text chunks.
+STALLED_AFTER = {"anthropic": ["message_start", "content_block_start"], "openai": ["", "This", " is"]}
 
 
 def test_connection_reset_raises_api_connection_error(server: EmulatorServer) -> None:
@@ -65,14 +74,34 @@ def test_truncated_stream_ends_without_terminal_events(server: EmulatorServer) -
     assert names == ["message_start", "content_block_start", "ping", "content_block_delta"]
 
 
-def test_stalled_stream_times_out_while_iterating(server: EmulatorServer) -> None:
-    server.add_fault({"kind": "stall_stream", "after_events": 3, "seconds": 5.0, "count": 1})
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def test_stalled_stream_times_out_while_iterating(server: EmulatorServer, provider: str) -> None:
+    """A stream that stalls past the read timeout raises while it is read. Which exception depends on the SDK's
+    version — anthropic 2.17 wraps httpx2's ``ReadTimeout`` in ``APITimeoutError``, anthropic 2.14 to 2.16 and
+    openai 3.x let it through — so what is checked is what Pulsegate makes of it: the ``timeout`` class."""
+    server.add_fault({"kind": "stall_stream", "provider": provider, "after_events": 3, "seconds": 5.0, "count": 1})
     got: list[str] = []
-    # The SDKs do not wrap errors raised while a stream body is read: httpx2's own timeout surfaces.
-    with make_anthropic(server, timeout=0.5) as a, pytest.raises(httpx2.ReadTimeout):
-        for event in a.messages.create(model=CLAUDE, max_tokens=64, messages=user("hi"), stream=True):
-            got.append(event.type)
-    assert got == ["message_start", "content_block_start"]
+    started = time.monotonic()
+    try:
+        if provider == "anthropic":
+            with make_anthropic(server, timeout=0.5) as a:
+                for event in a.messages.create(model=CLAUDE, max_tokens=64, messages=user("hi"), stream=True):
+                    got.append(event.type)
+        else:
+            with make_openai(server, timeout=0.5) as o:
+                for chunk in o.chat.completions.create(model=GPT, messages=user("hi"), stream=True):
+                    got.append(chunk.choices[0].delta.content or "")
+    except Exception as exc:
+        raised: BaseException = exc
+    else:
+        pytest.fail("the stalled stream ended without an error")
+    assert time.monotonic() - started < 4.0  # the client gave up; it did not wait for the stall
+    assert got == STALLED_AFTER[provider]
+    chain = [raised, raised.__cause__]
+    assert any(isinstance(e, httpx2.ReadTimeout) for e in chain), chain  # either shape: the read timed out
+    error = classify_exception(raised, Provider(provider), NOW, "Primary")
+    assert error.error_class is ErrorClass.TIMEOUT
+    assert str(error) == f"{provider} key 'Primary': timeout: the provider did not answer in time"
 
 
 def test_stalled_stream_resumes_for_a_patient_client(server: EmulatorServer) -> None:

@@ -1,0 +1,95 @@
+"""A stream that stalls past its read timeout, through ``AIClient.stream_response`` and the real SDKs.
+
+The SDKs disagree on how a stalled stream surfaces — anthropic 2.17 raises ``APITimeoutError`` (wrapping httpx2's
+``ReadTimeout``), anthropic 2.14 to 2.16 and openai 3.x raise the ``ReadTimeout`` itself — and Pulsegate must name it
+the same either way: ``timeout`` before the first delta (nothing reached the caller, so it is an ordinary failed
+attempt), ``stream_interrupted`` with the timeout as its cause after it. ``make test`` runs this file on the
+locked SDKs and again on the lowest admitted ones, so both shapes are exercised for real.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+
+from core import AIClient, CallError, CallOptions, ErrorClass, StreamInterruptedError
+from emulator import EmulatorServer
+from tests.client.test_streaming import (
+    EVENTS_BEFORE_TEXT,
+    EXPECTED_TEXT,
+    MESSAGES,
+    NO_WAIT,
+    both_providers,
+    config,
+    pieces,
+    sorted_rows,
+)
+
+#: The call's whole deadline; each attempt's read timeout is what is left of it.
+DEADLINE_S = 0.8
+#: Longer than the deadline: the client gives up long before the stream would carry on.
+STALL_S = 5.0
+#: The rows are the same on either store (tests/recording covers that); one is enough here.
+sqlite_only = pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+
+
+@sqlite_only
+@both_providers
+async def test_a_stall_before_the_first_delta_is_a_timeout(
+    emu: EmulatorServer, make_client: Callable[..., AIClient], store: sa.Engine, provider: str
+) -> None:
+    emu.add_fault(
+        {"kind": "stall_stream", "provider": provider, "after_events": EVENTS_BEFORE_TEXT[provider], "seconds": STALL_S}
+    )
+    client = make_client(store=store, retry_policy=NO_WAIT)
+    started = time.monotonic()
+    with pytest.raises(CallError) as caught:
+        async with client.stream_response(config(provider), MESSAGES, options=CallOptions(timeout_s=DEADLINE_S)):
+            pytest.fail("the stream opened although it stalled before any text")
+
+    assert time.monotonic() - started < STALL_S  # the read timed out; nobody waited for the stall
+    assert type(caught.value) is not StreamInterruptedError
+    assert caught.value.error_class is ErrorClass.TIMEOUT
+    assert caught.value.provider == provider
+    (row,) = sorted_rows(store, client)  # the stall ate the whole deadline: no time left for a second attempt
+    assert (row["outcome"], row["error_class"], row["is_final"], row["streamed"]) == ("error", "timeout", True, True)
+    assert row["ttft_ms"] is None
+    assert emu.stats()["faults"] == {"stall_stream": 1}
+
+
+@sqlite_only
+@both_providers
+async def test_a_stall_after_the_first_delta_interrupts_the_stream_with_the_timeout_as_cause(
+    emu: EmulatorServer, make_client: Callable[..., AIClient], store: sa.Engine, provider: str
+) -> None:
+    emu.add_fault(
+        {
+            "kind": "stall_stream",
+            "provider": provider,
+            "after_events": EVENTS_BEFORE_TEXT[provider] + 3,
+            "seconds": STALL_S,
+        }
+    )
+    client = make_client(store=store, retry_policy=NO_WAIT)
+    received: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(StreamInterruptedError) as caught:
+        async with client.stream_response(
+            config(provider), MESSAGES, options=CallOptions(timeout_s=DEADLINE_S)
+        ) as stream:
+            async for delta in stream:
+                received.append(delta)
+
+    assert time.monotonic() - started < STALL_S
+    assert received == pieces(EXPECTED_TEXT)[:3]
+    error = caught.value
+    assert error.error_class is ErrorClass.STREAM_INTERRUPTED
+    assert error.partial_text == "This is an"
+    assert str(error).startswith(f"{provider} stream broke after 10 characters (timeout: {provider} key 'Primary': ")
+    assert stream.response is None
+    (row,) = sorted_rows(store, client)
+    assert (row["outcome"], row["error_class"], row["is_final"]) == ("error", "stream_interrupted", True)
+    assert row["ttft_ms"] is not None
