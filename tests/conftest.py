@@ -19,10 +19,21 @@ import migrations
 from core.clock import ManualClock
 from core.store.engine import create_store_engine
 from core.store.tables import ALL_TABLES
+from tests.support.sdk_versions import floor_problem, report_header
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
 IN_CI = bool(os.environ.get("CI"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return report_header()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    problem = floor_problem()
+    if problem is not None:
+        pytest.exit(problem, returncode=3)
 
 
 def _unavailable(what: str, reason: str) -> None:

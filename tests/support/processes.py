@@ -32,7 +32,8 @@ def free_port() -> int:
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
-    env["PYTHONPATH"] = str(ROOT)
+    # this checkout first; then what the run had (make test's SDK-floor run puts the floor SDKs there)
+    env["PYTHONPATH"] = os.pathsep.join(part for part in (str(ROOT), os.environ.get("PYTHONPATH")) if part)
     env.update(extra or {})
     return env
 
