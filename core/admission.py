@@ -85,6 +85,8 @@ class AdmissionQueue:
         self._dirty = False  # poked while not asleep (e.g. during a Redis round trip): look again before sleeping
         #: Re-derives a waiter's demands before each try (self-tuning limits change specs while requests wait).
         self.respec: Callable[[Sequence[Demand]], Sequence[Demand]] | None = None
+        #: When a lowered limit next steps up (monotonic), or None: a wait computed at the lowered rate ends then.
+        self.retune_at: Callable[[], float | None] | None = None
 
     # --- the caller's side -----------------------------------------------------------------------------------
 
@@ -280,6 +282,9 @@ class AdmissionQueue:
                 deadline = self._next_deadline()
                 if deadline is not None and deadline - now < wait:
                     wait = deadline - now
+                retune = self.retune_at() if self.retune_at is not None else None
+                if retune is not None and now < retune < now + wait:
+                    wait = retune - now
                 if not self._dirty:
                     await self._sleep(now, wait)
         except Exception as exc:  # a bug must not leave callers waiting forever

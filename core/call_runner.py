@@ -32,6 +32,7 @@ from core.errors import (
 )
 from core.limit_signals import observe_attempt
 from core.limits.base import Demand, LimitSpec, RateLimiter
+from core.limits.own_use import Sent
 from core.pricing import PriceTable
 from core.provider_runtime import KeyLimits, ProviderRuntime, learned_spec
 from core.providers.base import PreparedRequest, RequestSpec
@@ -118,6 +119,7 @@ class Lease:
     priority: int
     fell_back_from: str | None
     settled: bool = False
+    sent: Sent | None = None  # this attempt in the provider's own-use window (self-tuning limits)
 
 
 Send = Callable[[ProviderRuntime, ApiKey, PreparedRequest, float], Awaitable[T]]
@@ -335,6 +337,7 @@ class CallRunner:
                 priority,
                 fallback_name,
             )
+            self._count_sent(lease)
             sent, error = await self._send(ctx, lease, send)
             if error is None:
                 return sent, lease  # type: ignore[return-value]
@@ -390,6 +393,7 @@ class CallRunner:
             runtime, key, NO_VERDICT, prepared, tokens, key_demands, clock.monotonic(), clock.now(), 0.0,
             ctx.attempts, ctx.options.priority, None,
         )  # fmt: skip
+        self._count_sent(lease)
         sent, error = await self._send(ctx, lease, send)
         if error is not None:
             raise error from None
@@ -536,11 +540,21 @@ class CallRunner:
                 await self.limiter.observe(name, runtime.effective(name, spec), float(window.remaining), reset_s)
         return parsed
 
+    def _count_sent(self, lease: Lease) -> None:
+        """The attempt goes out now: it counts toward this client's own use of its key."""
+        own_use = lease.runtime.own_use
+        if own_use is not None:
+            lease.sent = own_use.sent(lease.key.fingerprint, self.clock.monotonic(), float(lease.reserved_tokens))
+
     @staticmethod
-    def _tune(lease: Lease, parsed: RateLimitHeaders | None, error: CallError | None) -> None:
-        """Self-tuning limits: the attempt's 429 / remaining-quota headers / success move the effective limits."""
-        if lease.runtime.tuner is not None:
-            observe_attempt(lease.runtime.tuner, lease.runtime, lease.key, parsed, error)
+    def _tune(lease: Lease, parsed: RateLimitHeaders | None, error: CallError | None, used_tokens: int = 0) -> None:
+        """Self-tuning limits: the attempt's 429 or remaining-quota headers move the effective limits. Its own-use
+        entry is settled to the tokens it used first, so the headers are judged against this client's real use."""
+        runtime = lease.runtime
+        if runtime.own_use is not None and lease.sent is not None:
+            runtime.own_use.settle(lease.key.fingerprint, lease.sent, float(used_tokens))
+        if runtime.tuner is not None:
+            observe_attempt(runtime.tuner, runtime, lease.key, parsed, error)
 
     async def _settle_tokens(self, lease: Lease, used: int) -> None:
         """Give back the part of the token reservation the attempt did not use (or charge what it overran)."""
@@ -574,9 +588,9 @@ class CallRunner:
         health.record_success(now)
         lease.permit.record(True)
         await self.shared_state.flush(lease.runtime.provider.value)
-        self._tune(lease, await self._observe_headers(lease, headers), None)
         usage = response.usage
         used = usage.input_tokens + usage.cache_write_tokens + usage.output_tokens
+        self._tune(lease, await self._observe_headers(lease, headers), None, used)
         await self._settle_tokens(lease, used)
         await self.settle_user(ctx, used)
         provider = lease.runtime.provider.value

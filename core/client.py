@@ -28,6 +28,7 @@ from core.keys.pool import KeyPool
 from core.limit_snapshot import configured_limits, provider_limits, with_key_limits
 from core.limits.base import LimitSpec, RateLimiter
 from core.limits.memory import MemoryRateLimiter
+from core.limits.own_use import OwnUse
 from core.limits.tuning import LimitTuner
 from core.pricing import PriceTable
 from core.provider_runtime import KeyLimits, ProviderRuntime
@@ -95,6 +96,8 @@ class AIClient:
             self.shared_state.attach(p.value, self.pools[p], self.breakers[p])
         self._key_limits = {p: self._configured_key_limits(p) for p in Provider}
         self.tuner = LimitTuner(clock, enabled=settings.limit_tuning)  # self-tuning limits (LIMIT_TUNING)
+        # what this client sent per key lately: kept across event loops, like the tuner it serves
+        self._own_use = {p: OwnUse(self.period_s) for p in Provider}
         self._runner_args = {
             "limiter": self.limiter,
             "clock": clock,
@@ -165,6 +168,7 @@ class AIClient:
                 period_s=self.period_s,
                 key_limits=self._key_limits[provider],
                 tuner=self.tuner,
+                own_use=self._own_use[provider],
             )
         return CallRunner(runtimes, **self._runner_args)
 
