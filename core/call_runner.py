@@ -38,6 +38,7 @@ from core.provider_runtime import KeyLimits, ProviderRuntime, learned_spec
 from core.providers.base import PreparedRequest, RequestSpec
 from core.providers.classify import classify_exception
 from core.providers.rate_limit_headers import RateLimitHeaders, Window, parse_rate_limit_headers
+from core.queue_wait import DEFAULT_FALLBACK_RESERVE_S, LeftQueueForFallback, wait_in_queue
 from core.recording import AttemptRecord, Recorder
 from core.request import CallOptions, ModelConfig, Priority
 from core.retry import RETRYABLE, RetryPolicy, RetryState
@@ -64,7 +65,8 @@ PROVIDER_HEALTH = frozenset(
         ErrorClass.STREAM_INTERRUPTED,
     }
 )
-#: A call that ends on one of these may go on on the other provider, when the caller allows it.
+#: A call that ends on one of these may go on on the other provider, when the caller allows it (and so does a call
+#: that left a queue for its fallback: :class:`~core.queue_wait.LeftQueueForFallback`).
 FALLBACK_ON = RETRYABLE | {ErrorClass.CIRCUIT_OPEN, ErrorClass.NO_USABLE_KEY}
 
 
@@ -152,6 +154,7 @@ class CallRunner:
         user_limits: UserLimits | None = None,
         feature_limits: UserLimits | None = None,
         shared_state: SharedState | None = None,
+        fallback_reserve_s: float = DEFAULT_FALLBACK_RESERVE_S,
     ) -> None:
         self.runtimes = runtimes
         self.limiter = limiter
@@ -164,6 +167,7 @@ class CallRunner:
         self.user_limits = user_limits if user_limits is not None else UserLimits()
         self.feature_limits = feature_limits if feature_limits is not None else UserLimits(scope="feature")
         self.shared_state: SharedState = shared_state if shared_state is not None else LocalSharedState()
+        self.fallback_reserve_s = fallback_reserve_s
 
     # --- the plan ------------------------------------------------------------------------------------------
 
@@ -195,11 +199,14 @@ class CallRunner:
                     raise last_error from exc
                 if stage == 0:
                     await self._charge_caller(ctx, prepared)
+                can_fall_back = stage + 1 < len(plan)
                 try:
-                    return await self._on_provider(ctx, runtime, prepared, stage, send, primary if stage else None)
+                    return await self._on_provider(
+                        ctx, runtime, prepared, stage, send, primary if stage else None, can_fall_back
+                    )
                 except CallError as exc:
                     last_error = exc
-                    if stage + 1 < len(plan) and exc.error_class in FALLBACK_ON:
+                    if can_fall_back and (exc.error_class in FALLBACK_ON or isinstance(exc, LeftQueueForFallback)):
                         continue
                     raise
             assert last_error is not None
@@ -282,6 +289,7 @@ class CallRunner:
         stage: int,
         send: Send[T] | None,
         fell_back_from: Provider | None,
+        can_fall_back: bool = False,
     ) -> tuple[T, Lease]:
         clock = self.clock
         boost = Priority.FALLBACK_BOOST if stage else 0
@@ -298,7 +306,7 @@ class CallRunner:
             if runtime.breaker.state == "open":  # fail fast: do not queue for a provider we will not call
                 raise self._refuse(ctx, prepared, priority, fallback_name, self._circuit_open(ctx, runtime))
             try:
-                queue_wait = await self._admit(ctx, runtime, tokens, priority)
+                queue_wait = await self._admit(ctx, runtime, tokens, priority, can_fall_back)
             except CallError as error:
                 raise self._refuse(ctx, prepared, priority, fallback_name, error) from None
             key_demands: list[Demand] = []
@@ -436,17 +444,26 @@ class CallRunner:
         for demand in [*runtime.provider_demands(tokens), *key_demands]:
             await self.limiter.refund(demand.key, demand.spec, demand.cost)
 
-    async def _admit(self, ctx: CallContext, runtime: ProviderRuntime, tokens: int, priority: int) -> float:
+    async def _admit(
+        self, ctx: CallContext, runtime: ProviderRuntime, tokens: int, priority: int, can_fall_back: bool = False
+    ) -> float:
+        """Wait in the provider's queue until the call's share of the limits is charged; return the seconds waited
+        (how long, and when a call that may fall back leaves instead: :mod:`core.queue_wait`)."""
         demands = runtime.provider_demands(tokens)
         if ctx.options.skip_rate_limit:
             await self.limiter.consume(demands)  # bypasses the queue, still counts toward usage
             return 0.0
-        deadline = ctx.deadline
-        if ctx.options.queue_timeout_s is not None:
-            deadline = min(deadline, self.clock.monotonic() + ctx.options.queue_timeout_s)
         entered = self.clock.monotonic()
         try:
-            waited = await runtime.queue.admit(demands, priority=priority, deadline=deadline)
+            waited = await wait_in_queue(
+                runtime.queue,
+                demands,
+                self.clock,
+                priority=priority,
+                call_deadline=ctx.deadline,
+                queue_timeout_s=ctx.options.queue_timeout_s,
+                fallback_reserve_s=self.fallback_reserve_s if can_fall_back else None,
+            )
         except AdmissionError:
             ctx.queue_wait_s += self.clock.monotonic() - entered  # the row of a timed-out wait says how long
             raise

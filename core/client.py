@@ -107,6 +107,7 @@ class AIClient:
             "model_map": model_map or ModelMap(),
             "instance_id": self.instance_id,
             "shared_state": self.shared_state,
+            "fallback_reserve_s": settings.fallback_reserve_s,
             "user_limits": UserLimits(
                 rpm=LimitSpec(float(settings.user_rpm), self.period_s) if settings.user_rpm else None,
                 tpm=LimitSpec(float(settings.user_tpm), self.period_s) if settings.user_tpm else None,
