@@ -236,12 +236,17 @@ all of it was this client's own use, so it is not pushback.
 On / off: **{ratio:.3f}×** (goal ≤ 1.1× with zero 429s): **{"PASS" if sixty_ok else "MISS"}**.
 
 **429s on one of three keys** (the emulator answers 80 % of Backup 1's requests with 429, `retry-after: 2`, as in
-the demo's `key_429_pressure` phase), {pressure["calls"]} calls at 90 a minute over {args.pressure_s:g} s,
-`ANTHROPIC_RPM=300`: {pressure["429"]} 429s on Backup 1; the provider's effective limit read
-{pressure["samples"]} times (every 0.1 s) was {pressure["min"]:g}–{pressure["max"]:g};
-{pressure["answered"]} of {pressure["calls"]} calls answered (a 429 moves the call to another key at once); Backup 1's
-own limit (learned from the headers) went down to {pressure["backup_rpm_lowest"]:g} requests/min. Goal: the provider
-limit stays at 300 and every call is answered: **{"PASS" if pressure_ok else "MISS"}**.
+the demo's `key_429_pressure` phase), `ANTHROPIC_RPM=300`, {pressure["calls"]} calls at 90 a minute over
+{args.pressure_s:g} s. A 429 moves its call to another key at once and cools Backup 1 down, so few of its requests
+are sent at all; the provider's effective limit is read about every 0.1 s.
+
+| 429s (Backup 1) | provider limit, lowest–highest ({pressure["samples"]} readings) | calls answered | \
+Backup 1's own limit, lowest (stated: 100000) |
+|---:|---:|---:|---:|
+| {pressure["429"]} | {pressure["min"]:g}–{pressure["max"]:g} | {pressure["answered"]} of {pressure["calls"]} | \
+{pressure["backup_rpm_lowest"]:g} |
+
+Goal: the provider limit stays at 300 and every call is answered: **{"PASS" if pressure_ok else "MISS"}**.
 """
 
 
