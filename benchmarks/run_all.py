@@ -35,6 +35,7 @@ QUICK = {
     "outage": ["--rounds", "1", "--calls-c1", "50", "--calls-high", "100", "--warmup", "20"],
     "uuid_order": ["--rows", "20000"],
     "dashboard_load": ["--repeats", "1"],
+    "limit_tuning": ["--calls", "65", "--pressure-s", "5"],
 }
 
 
@@ -45,6 +46,7 @@ def commands(rows: int, db: str, quick: bool = False) -> list[tuple[str, list[st
         ("import_time", ["import_time.py"]),
         ("limiter_overhead", ["limiter_overhead.py"]),
         ("redis_limiter", ["redis_limiter.py"]),
+        ("limit_tuning", ["limit_tuning.py"]),
         ("overhead", ["overhead.py"]),
         ("ingest", ["ingest.py"]),
         ("outage", ["outage.py"]),

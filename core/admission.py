@@ -85,19 +85,28 @@ class AdmissionQueue:
         self._dirty = False  # poked while not asleep (e.g. during a Redis round trip): look again before sleeping
         #: Re-derives a waiter's demands before each try (self-tuning limits change specs while requests wait).
         self.respec: Callable[[Sequence[Demand]], Sequence[Demand]] | None = None
+        #: When a lowered limit next steps up (monotonic), or None: a wait computed at the lowered rate ends then.
+        self.retune_at: Callable[[], float | None] | None = None
 
     # --- the caller's side -----------------------------------------------------------------------------------
 
-    async def admit(self, demands: Sequence[Demand], *, priority: int = 0, deadline: float | None = None) -> float:
+    async def admit(
+        self, demands: Sequence[Demand], *, priority: int = 0, deadline: float | None = None, leave_early: bool = False
+    ) -> float:
         """Wait until every demand fits and is charged; return the seconds waited on the queue's clock.
 
         ``deadline`` is a ``clock.monotonic()`` instant. Raises :class:`QueueFullError` when ``max_size`` requests
         already wait, :class:`QueueTimeoutError` when the deadline passes first, :class:`QueueClearedError` when
         :meth:`clear` is called. A cancelled caller leaves the queue (and gives back capacity charged for it).
+        ``leave_early``: a request whose estimated admission (:meth:`estimate`) is not before its deadline is not
+        queued at all: :class:`QueueTimeoutError` at once (a caller with somewhere else to go).
         """
         clock = self._clock
-        if not self._live and await self._limiter.try_acquire(demands) == 0.0:
-            return 0.0
+        known_wait: float | None = None
+        if not self._live:
+            known_wait = await self._limiter.try_acquire(demands)
+            if known_wait == 0.0:
+                return 0.0
         now = clock.monotonic()
         if len(self._live) >= self.max_size:
             raise QueueFullError(
@@ -107,6 +116,14 @@ class AdmissionQueue:
             raise QueueTimeoutError(
                 f"{self.provider} admission deadline passed before the request could be queued", provider=self.provider
             )
+        if leave_early and deadline is not None:
+            estimate = await self.estimate(demands, priority, known_wait)
+            if now + estimate >= deadline:  # a waiter whose turn is its deadline times out (see _expire)
+                raise QueueTimeoutError(
+                    f"{self.provider} admission estimated in {estimate:.1f} s; this request may wait "
+                    f"{deadline - now:.1f} s",
+                    provider=self.provider,
+                )
         self._ensure_dispatcher()
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(demands, priority, next(self._seq), now, deadline, future)
@@ -123,6 +140,17 @@ class AdmissionQueue:
             elif future.exception() is None:  # admitted (or reserved), but the caller is gone before using it
                 await self._refund(demands)
             raise
+
+    async def estimate(self, demands: Sequence[Demand], priority: int, own_wait: float | None = None) -> float:
+        """Seconds until a request queued now at ``priority`` would be admitted: its queue position over the
+        effective rate — the wait the limiter states for its own demands (``own_wait`` when already known), plus,
+        for each request ahead of it (same or higher priority), the time its limits take to refill one such
+        request. Requests arriving later at a higher priority, other processes and changing limits can move it."""
+        ahead = sum(count for level, count in self._by_priority.items() if level >= priority)
+        if own_wait is None:
+            own_wait = await self._limiter.wait_time(demands)
+        each = max((min(d.cost, d.spec.burst) * d.spec.interval_s for d in demands), default=0.0)
+        return own_wait + ahead * each
 
     def clear(self, reason: str = "the queue was cleared by an operator") -> int:
         """Fail every waiter with :class:`QueueClearedError`; return how many there were."""
@@ -280,6 +308,9 @@ class AdmissionQueue:
                 deadline = self._next_deadline()
                 if deadline is not None and deadline - now < wait:
                     wait = deadline - now
+                retune = self.retune_at() if self.retune_at is not None else None
+                if retune is not None and now < retune < now + wait:
+                    wait = retune - now
                 if not self._dirty:
                     await self._sleep(now, wait)
         except Exception as exc:  # a bug must not leave callers waiting forever

@@ -32,11 +32,13 @@ from core.errors import (
 )
 from core.limit_signals import observe_attempt
 from core.limits.base import Demand, LimitSpec, RateLimiter
+from core.limits.own_use import Sent
 from core.pricing import PriceTable
 from core.provider_runtime import KeyLimits, ProviderRuntime, learned_spec
 from core.providers.base import PreparedRequest, RequestSpec
 from core.providers.classify import classify_exception
 from core.providers.rate_limit_headers import RateLimitHeaders, Window, parse_rate_limit_headers
+from core.queue_wait import DEFAULT_FALLBACK_RESERVE_S, LeftQueueForFallback, wait_in_queue
 from core.recording import AttemptRecord, Recorder
 from core.request import CallOptions, ModelConfig, Priority
 from core.retry import RETRYABLE, RetryPolicy, RetryState
@@ -63,7 +65,8 @@ PROVIDER_HEALTH = frozenset(
         ErrorClass.STREAM_INTERRUPTED,
     }
 )
-#: A call that ends on one of these may go on on the other provider, when the caller allows it.
+#: A call that ends on one of these may go on on the other provider, when the caller allows it (and so does a call
+#: that left a queue for its fallback: :class:`~core.queue_wait.LeftQueueForFallback`).
 FALLBACK_ON = RETRYABLE | {ErrorClass.CIRCUIT_OPEN, ErrorClass.NO_USABLE_KEY}
 
 
@@ -118,6 +121,7 @@ class Lease:
     priority: int
     fell_back_from: str | None
     settled: bool = False
+    sent: Sent | None = None  # this attempt in the provider's own-use window (self-tuning limits)
 
 
 Send = Callable[[ProviderRuntime, ApiKey, PreparedRequest, float], Awaitable[T]]
@@ -150,6 +154,7 @@ class CallRunner:
         user_limits: UserLimits | None = None,
         feature_limits: UserLimits | None = None,
         shared_state: SharedState | None = None,
+        fallback_reserve_s: float = DEFAULT_FALLBACK_RESERVE_S,
     ) -> None:
         self.runtimes = runtimes
         self.limiter = limiter
@@ -162,6 +167,7 @@ class CallRunner:
         self.user_limits = user_limits if user_limits is not None else UserLimits()
         self.feature_limits = feature_limits if feature_limits is not None else UserLimits(scope="feature")
         self.shared_state: SharedState = shared_state if shared_state is not None else LocalSharedState()
+        self.fallback_reserve_s = fallback_reserve_s
 
     # --- the plan ------------------------------------------------------------------------------------------
 
@@ -193,11 +199,14 @@ class CallRunner:
                     raise last_error from exc
                 if stage == 0:
                     await self._charge_caller(ctx, prepared)
+                can_fall_back = stage + 1 < len(plan)
                 try:
-                    return await self._on_provider(ctx, runtime, prepared, stage, send, primary if stage else None)
+                    return await self._on_provider(
+                        ctx, runtime, prepared, stage, send, primary if stage else None, can_fall_back
+                    )
                 except CallError as exc:
                     last_error = exc
-                    if stage + 1 < len(plan) and exc.error_class in FALLBACK_ON:
+                    if can_fall_back and (exc.error_class in FALLBACK_ON or isinstance(exc, LeftQueueForFallback)):
                         continue
                     raise
             assert last_error is not None
@@ -280,6 +289,7 @@ class CallRunner:
         stage: int,
         send: Send[T] | None,
         fell_back_from: Provider | None,
+        can_fall_back: bool = False,
     ) -> tuple[T, Lease]:
         clock = self.clock
         boost = Priority.FALLBACK_BOOST if stage else 0
@@ -296,7 +306,7 @@ class CallRunner:
             if runtime.breaker.state == "open":  # fail fast: do not queue for a provider we will not call
                 raise self._refuse(ctx, prepared, priority, fallback_name, self._circuit_open(ctx, runtime))
             try:
-                queue_wait = await self._admit(ctx, runtime, tokens, priority)
+                queue_wait = await self._admit(ctx, runtime, tokens, priority, can_fall_back)
             except CallError as error:
                 raise self._refuse(ctx, prepared, priority, fallback_name, error) from None
             key_demands: list[Demand] = []
@@ -335,6 +345,7 @@ class CallRunner:
                 priority,
                 fallback_name,
             )
+            self._count_sent(lease)
             sent, error = await self._send(ctx, lease, send)
             if error is None:
                 return sent, lease  # type: ignore[return-value]
@@ -390,6 +401,7 @@ class CallRunner:
             runtime, key, NO_VERDICT, prepared, tokens, key_demands, clock.monotonic(), clock.now(), 0.0,
             ctx.attempts, ctx.options.priority, None,
         )  # fmt: skip
+        self._count_sent(lease)
         sent, error = await self._send(ctx, lease, send)
         if error is not None:
             raise error from None
@@ -432,17 +444,26 @@ class CallRunner:
         for demand in [*runtime.provider_demands(tokens), *key_demands]:
             await self.limiter.refund(demand.key, demand.spec, demand.cost)
 
-    async def _admit(self, ctx: CallContext, runtime: ProviderRuntime, tokens: int, priority: int) -> float:
+    async def _admit(
+        self, ctx: CallContext, runtime: ProviderRuntime, tokens: int, priority: int, can_fall_back: bool = False
+    ) -> float:
+        """Wait in the provider's queue until the call's share of the limits is charged; return the seconds waited
+        (how long, and when a call that may fall back leaves instead: :mod:`core.queue_wait`)."""
         demands = runtime.provider_demands(tokens)
         if ctx.options.skip_rate_limit:
             await self.limiter.consume(demands)  # bypasses the queue, still counts toward usage
             return 0.0
-        deadline = ctx.deadline
-        if ctx.options.queue_timeout_s is not None:
-            deadline = min(deadline, self.clock.monotonic() + ctx.options.queue_timeout_s)
         entered = self.clock.monotonic()
         try:
-            waited = await runtime.queue.admit(demands, priority=priority, deadline=deadline)
+            waited = await wait_in_queue(
+                runtime.queue,
+                demands,
+                self.clock,
+                priority=priority,
+                call_deadline=ctx.deadline,
+                queue_timeout_s=ctx.options.queue_timeout_s,
+                fallback_reserve_s=self.fallback_reserve_s if can_fall_back else None,
+            )
         except AdmissionError:
             ctx.queue_wait_s += self.clock.monotonic() - entered  # the row of a timed-out wait says how long
             raise
@@ -536,11 +557,21 @@ class CallRunner:
                 await self.limiter.observe(name, runtime.effective(name, spec), float(window.remaining), reset_s)
         return parsed
 
+    def _count_sent(self, lease: Lease) -> None:
+        """The attempt goes out now: it counts toward this client's own use of its key."""
+        own_use = lease.runtime.own_use
+        if own_use is not None:
+            lease.sent = own_use.sent(lease.key.fingerprint, self.clock.monotonic(), float(lease.reserved_tokens))
+
     @staticmethod
-    def _tune(lease: Lease, parsed: RateLimitHeaders | None, error: CallError | None) -> None:
-        """Self-tuning limits: the attempt's 429 / remaining-quota headers / success move the effective limits."""
-        if lease.runtime.tuner is not None:
-            observe_attempt(lease.runtime.tuner, lease.runtime, lease.key, parsed, error)
+    def _tune(lease: Lease, parsed: RateLimitHeaders | None, error: CallError | None, used_tokens: int = 0) -> None:
+        """Self-tuning limits: the attempt's 429 or remaining-quota headers move the effective limits. Its own-use
+        entry is settled to the tokens it used first, so the headers are judged against this client's real use."""
+        runtime = lease.runtime
+        if runtime.own_use is not None and lease.sent is not None:
+            runtime.own_use.settle(lease.key.fingerprint, lease.sent, float(used_tokens))
+        if runtime.tuner is not None:
+            observe_attempt(runtime.tuner, runtime, lease.key, parsed, error)
 
     async def _settle_tokens(self, lease: Lease, used: int) -> None:
         """Give back the part of the token reservation the attempt did not use (or charge what it overran)."""
@@ -574,9 +605,9 @@ class CallRunner:
         health.record_success(now)
         lease.permit.record(True)
         await self.shared_state.flush(lease.runtime.provider.value)
-        self._tune(lease, await self._observe_headers(lease, headers), None)
         usage = response.usage
         used = usage.input_tokens + usage.cache_write_tokens + usage.output_tokens
+        self._tune(lease, await self._observe_headers(lease, headers), None, used)
         await self._settle_tokens(lease, used)
         await self.settle_user(ctx, used)
         provider = lease.runtime.provider.value

@@ -28,6 +28,7 @@ from core.keys.pool import KeyPool
 from core.limit_snapshot import configured_limits, provider_limits, with_key_limits
 from core.limits.base import LimitSpec, RateLimiter
 from core.limits.memory import MemoryRateLimiter
+from core.limits.own_use import OwnUse
 from core.limits.tuning import LimitTuner
 from core.pricing import PriceTable
 from core.provider_runtime import KeyLimits, ProviderRuntime
@@ -95,6 +96,8 @@ class AIClient:
             self.shared_state.attach(p.value, self.pools[p], self.breakers[p])
         self._key_limits = {p: self._configured_key_limits(p) for p in Provider}
         self.tuner = LimitTuner(clock, enabled=settings.limit_tuning)  # self-tuning limits (LIMIT_TUNING)
+        # what this client sent per key lately: kept across event loops, like the tuner it serves
+        self._own_use = {p: OwnUse(self.period_s) for p in Provider}
         self._runner_args = {
             "limiter": self.limiter,
             "clock": clock,
@@ -104,6 +107,7 @@ class AIClient:
             "model_map": model_map or ModelMap(),
             "instance_id": self.instance_id,
             "shared_state": self.shared_state,
+            "fallback_reserve_s": settings.fallback_reserve_s,
             "user_limits": UserLimits(
                 rpm=LimitSpec(float(settings.user_rpm), self.period_s) if settings.user_rpm else None,
                 tpm=LimitSpec(float(settings.user_tpm), self.period_s) if settings.user_tpm else None,
@@ -165,6 +169,7 @@ class AIClient:
                 period_s=self.period_s,
                 key_limits=self._key_limits[provider],
                 tuner=self.tuner,
+                own_use=self._own_use[provider],
             )
         return CallRunner(runtimes, **self._runner_args)
 

@@ -1,16 +1,20 @@
-"""What one settled attempt tells the limit tuner: a 429, a low remaining-quota header, or a plain success.
+"""What one settled attempt tells the limit tuner: a 429, a low remaining quota that is not our own doing, or nothing.
 
-A 429 (``rate_limited`` from the provider) halves the limits it names: the kinds the response's headers show as
-nearly spent, or every kind when the headers do not say. Headers showing less than the policy's fraction left take
-that kind ×0.8. A success with neither counts toward recovery. Each signal applies to the provider's own limits
-(``ANTHROPIC_RPM`` …) and to the key's limits when it has any (configured, or learned from headers): the provider
-counts per organisation, so a key's 429 is also evidence about the whole provider.
+* A **429** on a key halves that key's own limits (configured, or learned from its headers): the kinds the
+  response's headers show as nearly spent, or every kind when they do not say. The provider's limits
+  (``ANTHROPIC_RPM`` …) are halved only when at least half of the provider's usable keys got a 429 within the
+  policy's window (30 s): one key refused is that key's business, and the key cools down and is paced on its own.
+* **Headers showing less than 10 % left** take that kind of the key's limit ×0.8 — but only when more than 10 % of
+  the limit was used by someone else: ``limit - remaining`` beyond what this client itself sent on the key in the
+  last period (:mod:`core.limits.own_use`). A burst this client's own limiter admitted is not pushback.
+* Anything else moves nothing; recovery runs on time alone (:mod:`core.limits.tuning`).
 """
 
 from __future__ import annotations
 
 from core.api_keys import ApiKey
 from core.errors import CallError, ErrorClass
+from core.keys.health import KeyStatus
 from core.limits.base import LimitSpec
 from core.limits.tuning import LimitScope, LimitTuner
 from core.provider_runtime import ProviderRuntime
@@ -18,20 +22,36 @@ from core.providers.rate_limit_headers import RateLimitHeaders, Window
 
 _UNITS = {"rpm": "requests", "tpm": "tokens"}
 
+Limit = tuple[str, LimitScope, LimitSpec]
 
-def _limits(runtime: ProviderRuntime, key: ApiKey) -> list[tuple[str, LimitScope, LimitSpec]]:
-    """(limiter name, scope, ceiling) of every limit the attempt was charged to."""
+
+def _key_limits(runtime: ProviderRuntime, key: ApiKey) -> list[Limit]:
+    """(limiter name, scope, ceiling) of the key's own limits, when it has any."""
+    own = runtime.key_limits.get(key.fingerprint)
+    if own is None:
+        return []
+    provider = runtime.provider.value
+    found = []
+    for kind, spec in (("rpm", own.rpm), ("tpm", own.tpm)):
+        if spec is not None:
+            scope = LimitScope(provider, kind, key.label, configured=not own.learned)
+            found.append((runtime.key_limit_name(key, kind), scope, spec))
+    return found
+
+
+def _provider_limits(runtime: ProviderRuntime) -> list[Limit]:
     provider = runtime.provider.value
     found = [(runtime.rpm_key, LimitScope(provider, "rpm"), runtime.rpm)]
     if runtime.tpm is not None:
         found.append((runtime.tpm_key, LimitScope(provider, "tpm"), runtime.tpm))
-    own = runtime.key_limits.get(key.fingerprint)
-    if own is not None:
-        for kind, spec in (("rpm", own.rpm), ("tpm", own.tpm)):
-            if spec is not None:
-                scope = LimitScope(provider, kind, key.label, configured=not own.learned)
-                found.append((runtime.key_limit_name(key, kind), scope, spec))
     return found
+
+
+def _usable(runtime: ProviderRuntime) -> list[str]:
+    """Fingerprints of the provider's keys that are not disabled (a key cooling down after a 429 is usable)."""
+    pool = runtime.pool
+    now = pool.clock.monotonic()
+    return [key.fingerprint for key in pool.keys if pool.state(key).status(now) is not KeyStatus.DISABLED]
 
 
 def _nearly_spent(headers: RateLimitHeaders | None, fraction: float) -> dict[str, Window]:
@@ -47,27 +67,53 @@ def observe_attempt(
     """Feed one settled attempt to ``tuner`` (errors other than a 429 say nothing about limits)."""
     if not tuner.enabled:
         return
-    policy = tuner.policy
-    low = _nearly_spent(headers, policy.low_remaining_fraction)
-    if error is None and not low and not tuner.recovering:
-        return  # the common case: a success while every limit is at its ceiling
-    limits = _limits(runtime, key)
+    low = _nearly_spent(headers, tuner.policy.low_remaining_fraction)
     if error is not None and error.error_class is ErrorClass.RATE_LIMITED:
-        kinds = {scope.kind for _, scope, _ in limits}
-        named = kinds & low.keys()
-        reason = f"429 on key {key.label!r}"
-        if error.retry_after is not None:
-            reason += f" (retry-after {error.retry_after:.3g} s)"
-        for name, scope, ceiling in limits:
-            if scope.kind in (named or kinds):
-                tuner.decrease(name, scope, ceiling, policy.rate_limited_factor, reason)
+        _rate_limited(tuner, runtime, key, low, error)
     elif low:
-        for name, scope, ceiling in limits:
-            window = low.get(scope.kind)
-            if window is not None:
-                left = window.remaining * 100 / window.limit
-                reason = f"provider reports {left:.0f} % of {_UNITS[scope.kind]} left on key {key.label!r}"
-                tuner.decrease(name, scope, ceiling, policy.low_remaining_factor, reason)
-    elif error is None:
-        for name, scope, ceiling in limits:
-            tuner.success(name, scope, ceiling)
+        _low_remaining(tuner, runtime, key, low)
+
+
+def _halve(tuner: LimitTuner, limits: list[Limit], low: dict[str, Window], reason: str) -> None:
+    """Halve the kinds the headers name as nearly spent, or every kind when they name none."""
+    for name, scope, ceiling in limits:
+        if not low or scope.kind in low:
+            tuner.decrease(name, scope, ceiling, tuner.policy.rate_limited_factor, reason)
+
+
+def _rate_limited(
+    tuner: LimitTuner, runtime: ProviderRuntime, key: ApiKey, low: dict[str, Window], error: CallError
+) -> None:
+    after = f" (retry-after {error.retry_after:.3g} s)" if error.retry_after is not None else ""
+    _halve(tuner, _key_limits(runtime, key), low, f"429 on key {key.label!r}{after}")
+    refused, usable = tuner.key_rate_limited(runtime.provider.value, key.fingerprint, _usable(runtime))
+    if tuner.provider_pushed_back(refused, usable):
+        window = tuner.policy.provider_window_s
+        reason = f"429s on {refused} of {usable} usable keys within {window:g} s, the last on key {key.label!r}{after}"
+        _halve(tuner, _provider_limits(runtime), low, reason)
+
+
+def _low_remaining(tuner: LimitTuner, runtime: ProviderRuntime, key: ApiKey, low: dict[str, Window]) -> None:
+    limits = _key_limits(runtime, key)
+    if not limits:
+        return
+    policy = tuner.policy
+    requests, tokens = (
+        runtime.own_use.used(key.fingerprint, tuner.clock.monotonic()) if runtime.own_use is not None else (0, 0.0)
+    )
+    own = {"rpm": float(requests), "tpm": tokens}
+    for name, scope, ceiling in limits:
+        window = low.get(scope.kind)
+        if window is None:
+            continue
+        used = window.limit - window.remaining
+        elsewhere = used - own[scope.kind]
+        if elsewhere <= policy.foreign_use_fraction * window.limit:
+            continue  # what is gone, this client sent itself: its own limiter admitted it
+        left = window.remaining * 100 / window.limit
+        unit = _UNITS[scope.kind]
+        reason = (
+            f"provider reports {left:.0f} % of {unit} left on key {key.label!r}, "
+            f"{elsewhere:.0f} of the {used:.0f} used not sent by this client"
+        )
+        tuner.decrease(name, scope, ceiling, policy.low_remaining_factor, reason)

@@ -14,6 +14,7 @@ from core.api_keys import ApiKey, Provider
 from core.breaker import CircuitBreaker
 from core.keys.pool import KeyPool
 from core.limits.base import Demand, LimitSpec
+from core.limits.own_use import OwnUse
 from core.limits.tuning import LimitTuner
 from core.providers.base import ProviderAdapter
 from core.providers.rate_limit_headers import Window
@@ -46,6 +47,7 @@ class ProviderRuntime:
     period_s: float
     key_limits: dict[str, KeyLimits] = field(default_factory=dict)
     tuner: LimitTuner | None = None  # self-tuning limits; rpm / tpm / key limits above are then ceilings
+    own_use: OwnUse | None = None  # what this client sent per key lately (the remaining-quota rule's yardstick)
     rpm_key: str = field(init=False)
     tpm_key: str = field(init=False)
 
@@ -54,6 +56,7 @@ class ProviderRuntime:
         self.tpm_key = f"{self.provider.value}:tpm"
         if self.tuner is not None:
             self.queue.respec = self.tuner.respec  # requests already waiting follow a tuned limit too
+            self.queue.retune_at = self.tuner.next_step_at  # ... and look again when a lowered limit steps up
 
     def effective(self, name: str, ceiling: LimitSpec) -> LimitSpec:
         """The spec to charge ``name`` against now: ``ceiling`` as tuned (itself without a tuner)."""

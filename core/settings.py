@@ -168,6 +168,15 @@ class Settings(BaseSettings):
         ),
     )
 
+    fallback_reserve_s: float = Field(
+        10.0,
+        ge=0,
+        allow_inf_nan=False,
+        json_schema_extra=_expected(
+            "a finite number of seconds ≥ 0 (the part of a call's deadline kept for its fallback after a queue wait)"
+        ),
+    )
+
     redis_local_share: float = Field(
         1.0,
         gt=0,

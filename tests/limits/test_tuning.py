@@ -1,28 +1,27 @@
-"""The AIMD controller of self-tuning limits, step by step on a manual clock: exact effective limits and reasons."""
+"""The controller of self-tuning limits, step by step on a manual clock: exact effective limits, times and reasons."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.api_keys import ApiKey, Provider
 from core.clock import ManualClock
-from core.errors import CallError, ErrorClass
-from core.limit_signals import observe_attempt
 from core.limits.base import Demand, LimitSpec
 from core.limits.tuning import LimitScope, LimitTuner, TuningPolicy
-from core.provider_runtime import KeyLimits, ProviderRuntime
-from core.providers.rate_limit_headers import RateLimitHeaders, Window
 
 RPM = LimitSpec(100.0)
 NAME = "anthropic:rpm"
 SCOPE = LimitScope("anthropic", "rpm")
-FAST = TuningPolicy(recover_after=3, recover_every_s=10.0, recover_step_fraction=0.1)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def effective(tuner: LimitTuner, name: str = NAME, ceiling: LimitSpec = RPM) -> float:
     return tuner.spec(name, ceiling).limit
+
+
+def at(seconds: float) -> str:
+    return (START + timedelta(seconds=seconds)).isoformat()
 
 
 def test_a_burst_of_429s_halves_once_then_each_guard_interval_halves_again(clock: ManualClock) -> None:
@@ -60,53 +59,80 @@ def test_the_strongest_signal_of_a_burst_wins_against_the_limit_before_it(clock:
     ]
 
 
-def test_recovery_needs_successes_and_a_quiet_interval_and_stops_at_the_ceiling(clock: ManualClock) -> None:
-    tuner = LimitTuner(clock, FAST)
+def test_back_at_the_ceiling_60_s_after_the_last_429_on_a_straight_line_in_10_s_steps(clock: ManualClock) -> None:
+    ceiling = LimitSpec(300.0)
+    tuner = LimitTuner(clock)
+    for burst in range(5):  # 300 → 150 → 75 → 37.5 → 18.75 → 15 (the floor), one burst every 2 s
+        clock.advance(2.0 if burst else 0.0)
+        tuner.decrease(NAME, SCOPE, ceiling, 0.5, "429 on key 'Primary'")
+    assert effective(tuner, ceiling=ceiling) == 15.0
+    last = clock.monotonic()
+    trace = {}
+    for offset in (9.999, 10.0, 19.999, 20.0, 30.0, 40.0, 50.0, 59.999, 60.0, 61.0):
+        clock.advance(last + offset - clock.monotonic())
+        trace[offset] = effective(tuner, ceiling=ceiling)
+    assert trace == {
+        9.999: 15.0,
+        10.0: 62.5,  # 15 + (300 - 15) × 10/60
+        19.999: 62.5,
+        20.0: 110.0,
+        30.0: 157.5,
+        40.0: 205.0,
+        50.0: 252.5,
+        59.999: 252.5,
+        60.0: 300.0,  # exactly 60 s after the last 429
+        61.0: 300.0,
+    }
+    assert tuner.spec(NAME, ceiling) is ceiling  # at the ceiling the configured spec itself is charged
+    assert not tuner.recovering
+
+
+def test_steps_are_recorded_at_the_time_they_fell_due_even_when_read_late(clock: ManualClock) -> None:
+    tuner = LimitTuner(clock)
     tuner.decrease(NAME, SCOPE, RPM, 0.5, "429 on key 'Primary' (retry-after 2 s)")
-    assert tuner.recovering
-    trace = []
-    for _ in range(8):  # 3 successes per second for 8 s: enough successes, but not yet quiet for 10 s
-        clock.advance(1.0)
-        for _ in range(3):
-            tuner.success(NAME, SCOPE, RPM)
-        trace.append(effective(tuner))
-    assert trace == [50.0] * 8
-    clock.advance(2.0)
-    tuner.success(NAME, SCOPE, RPM)  # 10 s since the decrease and 25 successes: +10 % of the ceiling
-    assert effective(tuner) == 60.0
-    steps = []
-    for _ in range(6):
-        clock.advance(10.0)
-        for _ in range(3):
-            tuner.success(NAME, SCOPE, RPM)
-        steps.append(effective(tuner))
-    assert steps == [70.0, 80.0, 90.0, 100.0, 100.0, 100.0]
-    reasons = [c["reason"] for c in tuner.changes()]
-    assert reasons == [
-        "429 on key 'Primary' (retry-after 2 s)",
-        "recovering: 3 successes without a 429",
-        "recovering: 3 successes without a 429",
-        "recovering: 3 successes without a 429",
-        "recovering: 3 successes without a 429",
-        "back at the configured ceiling: 3 successes without a 429",
+    assert tuner.next_step_at() == 1010.0
+    clock.advance(300.0)  # nobody looked for five minutes
+    assert effective(tuner) == 100.0
+    assert [(c["ts"], c["before"], c["after"], c["reason"]) for c in tuner.changes()] == [
+        (at(0), 100.0, 50.0, "429 on key 'Primary' (retry-after 2 s)"),
+        (at(10), 50.0, pytest.approx(58.333333), "recovering: 10 s since the last pushback"),
+        (at(20), pytest.approx(58.333333), pytest.approx(66.666667), "recovering: 20 s since the last pushback"),
+        (at(30), pytest.approx(66.666667), 75.0, "recovering: 30 s since the last pushback"),
+        (at(40), 75.0, pytest.approx(83.333333), "recovering: 40 s since the last pushback"),
+        (at(50), pytest.approx(83.333333), pytest.approx(91.666667), "recovering: 50 s since the last pushback"),
+        (at(60), pytest.approx(91.666667), 100.0, "back at the configured ceiling: 60 s since the last pushback"),
     ]
-    assert tuner.spec(NAME, RPM) is RPM  # at the ceiling the configured spec itself is charged
-    assert not tuner.recovering  # so a plain success skips the controller altogether
+    assert tuner.next_step_at() is None
 
 
-def test_a_429_resets_the_success_count(clock: ManualClock) -> None:
-    tuner = LimitTuner(clock, FAST)
-    tuner.decrease(NAME, SCOPE, RPM, 0.5, "429")
-    clock.advance(20.0)
-    tuner.success(NAME, SCOPE, RPM)
-    tuner.success(NAME, SCOPE, RPM)
-    tuner.decrease(NAME, SCOPE, RPM, 0.5, "429")  # 25
-    clock.advance(10.0)
-    tuner.success(NAME, SCOPE, RPM)
-    tuner.success(NAME, SCOPE, RPM)
-    assert effective(tuner) == 25.0
-    tuner.success(NAME, SCOPE, RPM)
-    assert effective(tuner) == 35.0
+def test_a_429_during_recovery_restarts_the_line_from_the_new_value(clock: ManualClock) -> None:
+    tuner = LimitTuner(clock)
+    tuner.decrease(NAME, SCOPE, RPM, 0.5, "429")  # 50 at +0
+    clock.advance(30.0)
+    assert effective(tuner) == 75.0
+    tuner.decrease(NAME, SCOPE, RPM, 0.5, "429")  # 37.5 at +30: the next 60 s start now
+    clock.advance(59.999)
+    assert effective(tuner) == 37.5 + 62.5 * 50 / 60
+    clock.advance(0.001)
+    assert effective(tuner) == 100.0
+
+
+def test_a_429_at_the_floor_changes_nothing_but_restarts_the_schedule(clock: ManualClock) -> None:
+    tuner = LimitTuner(clock)
+    for burst in range(6):
+        clock.advance(2.0 if burst else 0.0)
+        tuner.decrease(NAME, SCOPE, RPM, 0.5, "429")
+    assert effective(tuner) == 5.0  # at the floor since +8 s
+    clock.advance(9.0)  # +19 s, before the first step (+20 s)
+    assert not tuner.decrease(NAME, SCOPE, RPM, 0.5, "429")  # still pushed back: nothing lower, the clock restarts
+    clock.advance(9.999)
+    assert effective(tuner) == 5.0  # no step at +20 s any more: the next is due at +29 s
+    clock.advance(0.001)
+    assert effective(tuner) == 5.0 + 95.0 * 10 / 60
+    clock.advance(49.999)
+    assert effective(tuner) == 5.0 + 95.0 * 50 / 60
+    clock.advance(0.001)
+    assert effective(tuner) == 100.0  # 60 s after the last 429
 
 
 def test_off_means_always_at_the_ceiling(clock: ManualClock) -> None:
@@ -121,7 +147,7 @@ def test_a_new_stated_ceiling_is_followed_from_the_top_and_clamps_a_tuned_limit(
     name = "anthropic:key:abc:rpm"
     tuner.decrease(name, learned, LimitSpec(50.0), 0.8, "low")
     assert effective(tuner, name, LimitSpec(50.0)) == 40.0
-    assert effective(tuner, name, LimitSpec(60.0)) == 40.0  # a higher ceiling is earned back additively
+    assert effective(tuner, name, LimitSpec(60.0)) == 40.0  # a higher ceiling is earned back on the schedule
     assert effective(tuner, name, LimitSpec(30.0)) == 30.0  # clamped under a lower one
     change = tuner.changes()[-1]
     assert change["reason"] == "the provider states 30 requests per 60 s"
@@ -131,79 +157,43 @@ def test_a_new_stated_ceiling_is_followed_from_the_top_and_clamps_a_tuned_limit(
         40.0,
         30.0,
     )
+    clock.advance(60.0)
+    assert effective(tuner, name, LimitSpec(30.0)) == 30.0
+    assert len(tuner.changes()) == 2  # clamped to the new ceiling means at the top: nothing left to recover
 
 
-def test_waiting_demands_are_respecced(clock: ManualClock) -> None:
+def test_a_learned_limit_recovers_to_the_provider_s_stated_limit(clock: ManualClock) -> None:
+    tuner = LimitTuner(clock)
+    learned = LimitScope("anthropic", "rpm", "Primary", configured=False)
+    tuner.decrease("anthropic:key:abc:rpm", learned, LimitSpec(50.0), 0.5, "429 on key 'Primary'")
+    clock.advance(60.0)
+    assert effective(tuner, "anthropic:key:abc:rpm", LimitSpec(50.0)) == 50.0
+    change = tuner.changes()[-1]
+    assert (change["reason"], change["configured"]) == ("back at the provider's stated limit: 60 s since the last "
+                                                        "pushback", None)  # fmt: skip
+
+
+def test_waiting_demands_are_respecced_and_follow_the_recovery(clock: ManualClock) -> None:
     tuner = LimitTuner(clock)
     waiting = [Demand(NAME, RPM, 1.0), Demand("user:u:rpm", LimitSpec(5.0), 1.0)]
     tuner.decrease(NAME, SCOPE, RPM, 0.5, "429")
-    respecced = tuner.respec(waiting)
-    assert [d.spec.limit for d in respecced] == [50.0, 5.0]
+    assert [d.spec.limit for d in tuner.respec(waiting)] == [50.0, 5.0]
+    clock.advance(60.0)
+    assert [d.spec.limit for d in tuner.respec(waiting)] == [100.0, 5.0]
+
+
+def test_the_recovery_schedule_can_be_changed() -> None:
+    policy = TuningPolicy(recover_hold_s=5.0, recover_every_s=20.0, recover_within_s=45.0)
+    assert policy.recovery_offsets() == (5.0, 25.0, 45.0)
+    assert TuningPolicy().recovery_offsets() == (10.0, 20.0, 30.0, 40.0, 50.0, 60.0)
 
 
 def test_bad_policies_are_refused() -> None:
     with pytest.raises(ValueError, match=r"TuningPolicy.floor_fraction must be between 0 and 1"):
         TuningPolicy(floor_fraction=0)
-
-
-# --- signals: what one attempt says --------------------------------------------------------------------------
-
-
-def _runtime(tuner: LimitTuner, key_limits: dict[str, KeyLimits] | None = None) -> ProviderRuntime:
-    class _Queue:
-        respec = None
-
-    return ProviderRuntime(
-        provider=Provider.ANTHROPIC,
-        pool=None,  # type: ignore[arg-type]
-        adapter=None,  # type: ignore[arg-type]
-        queue=_Queue(),  # type: ignore[arg-type]
-        breaker=None,  # type: ignore[arg-type]
-        rpm=LimitSpec(100.0),
-        tpm=LimitSpec(10_000.0),
-        period_s=60.0,
-        key_limits=key_limits or {},
-        tuner=tuner,
-    )
-
-
-KEY = ApiKey(Provider.ANTHROPIC, "Primary", "ANTHROPIC_API_KEY", "sk-ant-test-primary-xxxxxxxxxxxxxxxxxxxxxxxx")
-
-
-def _limits(runtime: ProviderRuntime) -> dict[str, float]:
-    names = [runtime.rpm_key, runtime.tpm_key]
-    ceilings = [runtime.rpm, runtime.tpm]
-    own = runtime.key_limits.get(KEY.fingerprint)
-    if own is not None and own.rpm is not None:
-        names.append(runtime.key_limit_name(KEY, "rpm"))
-        ceilings.append(own.rpm)
-    return {
-        n.replace(KEY.fingerprint, "K"): runtime.effective(n, c).limit for n, c in zip(names, ceilings, strict=True)
-    }
-
-
-def test_a_429_halves_the_limits_its_headers_name_or_all_of_them(clock: ManualClock) -> None:
-    tuner = LimitTuner(clock)
-    runtime = _runtime(tuner, {KEY.fingerprint: KeyLimits(rpm=LimitSpec(20.0))})
-    error = CallError("slow down", error_class=ErrorClass.RATE_LIMITED, retry_after=2.0)
-    spent_tokens = RateLimitHeaders(Window(50, 30, 1.0), Window(8000, 100, 5.0))
-    observe_attempt(tuner, runtime, KEY, spent_tokens, error)
-    assert _limits(runtime) == {"anthropic:rpm": 100.0, "anthropic:tpm": 5000.0, "anthropic:key:K:rpm": 20.0}
-    clock.advance(3.0)
-    observe_attempt(tuner, runtime, KEY, None, error)  # no headers: every limit the call was charged to
-    assert _limits(runtime) == {"anthropic:rpm": 50.0, "anthropic:tpm": 2500.0, "anthropic:key:K:rpm": 10.0}
-    assert tuner.changes()[0]["reason"] == "429 on key 'Primary' (retry-after 2 s)"
-    assert tuner.changes()[-1]["key_label"] == "Primary"
-
-
-def test_low_remaining_headers_take_that_kind_down_by_a_fifth(clock: ManualClock) -> None:
-    tuner = LimitTuner(clock)
-    runtime = _runtime(tuner)
-    observe_attempt(tuner, runtime, KEY, RateLimitHeaders(Window(50, 2, 1.0), Window(8000, 4000, 1.0)), None)
-    assert _limits(runtime) == {"anthropic:rpm": 80.0, "anthropic:tpm": 10_000.0}
-    assert tuner.changes()[0]["reason"] == "provider reports 4 % of requests left on key 'Primary'"
-    other = CallError("overloaded", error_class=ErrorClass.OVERLOADED)
-    clock.advance(60.0)
-    observe_attempt(tuner, runtime, KEY, None, other)  # not a limit signal
-    assert _limits(runtime)["anthropic:rpm"] == 80.0
-    assert tuner.changes()[0]["ts"] == datetime(2026, 1, 1, tzinfo=UTC).isoformat()
+    with pytest.raises(ValueError, match=r"TuningPolicy.provider_key_share must be in \(0, 1\], got 0"):
+        TuningPolicy(provider_key_share=0)
+    with pytest.raises(ValueError, match=r"recover_hold_s <= recover_within_s .* got hold 70.0, every 10.0, within"):
+        TuningPolicy(recover_hold_s=70.0)
+    with pytest.raises(ValueError, match=r"TuningPolicy.provider_window_s must be a number of seconds >= 0"):
+        TuningPolicy(provider_window_s=float("nan"))

@@ -392,3 +392,27 @@ async def test_a_saturating_load_uses_at_least_95_percent_and_never_more_than_th
             assert units <= spec.burst + spec.limit * (when - first) / spec.period_s + 1e-6
     assert queue.clear() == len(tasks)
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_the_estimate_is_the_queue_position_over_the_effective_rate(
+    queue: AdmissionQueue, limiter: MemoryRateLimiter, clock: ManualClock
+) -> None:
+    await limiter.consume(rpm(8))  # the bucket is empty: one request every 0.125 s
+    order: list[str] = []
+    waiting = [enqueue(queue, order, f"p1-{n}", rpm(), priority=1) for n in range(3)]
+    waiting.append(enqueue(queue, order, "p7", rpm(), priority=7))
+    await settle()
+    assert queue.depth == 4
+    assert await queue.estimate(rpm(), priority=1) == 0.125 + 4 * 0.125  # behind all four
+    assert await queue.estimate(rpm(), priority=5) == 0.125 + 1 * 0.125  # behind the priority 7 only
+    assert await queue.estimate(tokens(10), priority=9) == 0.0  # another limit with room: nobody ahead
+    with pytest.raises(QueueTimeoutError) as caught:  # its turn would come at its deadline: too late
+        await queue.admit(rpm(), priority=1, deadline=clock.monotonic() + 0.625, leave_early=True)
+    assert str(caught.value) == "anthropic admission estimated in 0.6 s; this request may wait 0.6 s"
+    assert queue.depth == 4  # it never joined the queue
+    early = asyncio.create_task(queue.admit(rpm(), priority=1, deadline=clock.monotonic() + 0.75, leave_early=True))
+    await settle()
+    assert queue.depth == 5  # estimated before its deadline: it waits
+    await run_clock(clock, 0.625, 0.125)
+    assert order == ["p7", "p1-0", "p1-1", "p1-2"] and await early == 0.625
+    await asyncio.gather(*waiting)

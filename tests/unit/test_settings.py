@@ -184,3 +184,19 @@ def test_per_key_limits_period_and_price_file() -> None:
     assert (settings.rate_limit_period_s, settings.price_table_file) == (2.5, "p.toml")
     with pytest.raises(ConfigError, match=r"RATE_LIMIT_PERIOD_S='0': expected a positive number of seconds"):
         load_settings({"RATE_LIMIT_PERIOD_S": "0"}, env_file=None)
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf", "1e999"])
+def test_a_bad_fallback_reserve_is_named_with_what_is_expected(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"FALLBACK_RESERVE_S": value}, env_file=None)
+    assert caught.value.problems == [
+        f"FALLBACK_RESERVE_S={value!r}: expected a finite number of seconds ≥ 0 (the part of a call's deadline kept "
+        "for its fallback after a queue wait)"
+    ]
+
+
+def test_the_fallback_reserve_defaults_to_10_s_and_takes_fractions_and_zero() -> None:
+    assert load_settings({}, env_file=None).fallback_reserve_s == 10.0
+    assert load_settings({"FALLBACK_RESERVE_S": "2.5"}, env_file=None).fallback_reserve_s == 2.5
+    assert load_settings({"FALLBACK_RESERVE_S": "0"}, env_file=None).fallback_reserve_s == 0.0
