@@ -81,8 +81,8 @@ def compared_reading(
     details: dict[str, Any] | None = None,
 ) -> Reading:
     """A reading of a threshold kind, with its texts: ``{subject} 80.0 % < 95 %{tail}`` while breached,
-    ``{subject} back to 97.2 % (≥ 97 %){tail}`` when clear, ``{subject} 96.0 %{tail}; resolves once ≥ 97 %`` in
-    between. ``calls`` below ``min_sample`` (or no value) is not enough evidence either way."""
+    ``{subject} back to 97.2 % (≥ 97 %){tail}`` when clear, ``{subject} 96.0 %{tail}; fires < 95 %, resolves
+    ≥ 97 %`` in between. ``calls`` below ``min_sample`` (or no value) is not enough evidence either way."""
     compare = rule.spec.compare
     bound = rule.threshold if threshold is None else threshold
     resolve = bound if rule.resolve_threshold is None else rule.resolve_threshold
@@ -101,8 +101,11 @@ def compared_reading(
         summary = f"{subject} {compared(value, FIRING_OPERATOR[compare], bound, quantity)}{tail}"
     else:
         summary = f"{subject} {back_to(value, CLEAR_OPERATOR[compare], resolve, quantity)}{tail}"
-    resolves_once = bound_text(CLEAR_OPERATOR[compare], resolve, quantity)
-    between = f"{subject} {quantity.text(value)}{tail}; resolves once {resolves_once}"
+    fires, resolves = (
+        bound_text(FIRING_OPERATOR[compare], bound, quantity),
+        bound_text(CLEAR_OPERATOR[compare], resolve, quantity),
+    )
+    between = f"{subject} {quantity.text(value)}{tail}; fires {fires}, resolves {resolves}"
     return Reading(labels, value, breached, summary, bound, True, info, holding, between, resolve)
 
 

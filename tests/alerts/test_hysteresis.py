@@ -100,7 +100,7 @@ def test_between_the_thresholds_a_firing_alert_says_when_it_will_resolve(store: 
         run(engine, clock)
     [episode] = episodes(store)
     assert (episode["state"], episode["clear_since"]) == ("firing", None)
-    assert episode["summary"] == "anthropic success rate 96.2 % over 5m (1,000 calls); resolves once ≥ 97 %"
+    assert episode["summary"] == ("anthropic success rate 96.2 % over 5m (1,000 calls); fires < 95 %, resolves ≥ 97 %")
     clock.advance(STEP_S)
     calls.add(clock.now(), ok=975, failed=25)
     run(engine, clock)
