@@ -1,10 +1,11 @@
 """What every rule kind reads through: the per-evaluation :class:`SignalContext` (store, time, cached queries), the
 grouped rollup query, and :class:`Reading` — one label set's value with the texts that state it truly in each state.
 
-Windows are read from the rollup tiers, never from raw attempt rows: whole minutes from the minute tier (whole hours
-from the hour tier for long windows), and the minute the window starts in counted in proportion to the part of it
-inside the window — so a 30 s window covers 30 s, not "30 to 90 s", and an alert resolves when its window has
-really moved past the trouble.
+Windows are read from the rollup tiers — whole minutes from the minute tier, whole hours from the hour tier for
+long windows — except the part of the minute a window starts in: that part is counted from the raw attempt rows
+(at most a minute of them, through the time index), with the same aggregates the rollup writer uses, and only its
+latency histogram is taken from the minute's rollup row in proportion. So a 30 s window covers 30 s, not "30 to
+90 s", and an alert resolves when its window has really moved past the trouble.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import sqlalchemy as sa
 from core.alerts.rules import CLEAR_OPERATOR, FIRING_OPERATOR, Rule, crosses, format_duration
 from core.alerts.wording import USD, WHOLE_PERCENT, Quantity, back_to, bound_text, compared
 from core.queries import _sql
-from core.store.tables import metric_rollups_1h, metric_rollups_1m
+from core.store import latency_buckets
+from core.store.rollups import raw_row_aggregates
+from core.store.tables import api_usage_metrics, metric_rollups_1h, metric_rollups_1m
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -186,57 +189,104 @@ class SignalContext:
 # --- the grouped rollup query -----------------------------------------------------------------------------------
 
 
-def spans(start: datetime, end: datetime) -> list[tuple[sa.Table, datetime, datetime, float]]:
-    """Which tier covers which part of ``[start, end)``, each with the weight of its rows: minutes for short
-    windows; otherwise the whole hours from the hour tier and the partial hours at either end from the minute tier
-    (the writer keeps both in one transaction, so they agree). The minute ``start`` falls in is its own span,
-    weighted by the share of it inside the window."""
+def spans(start: datetime, end: datetime) -> list[tuple[sa.Table, datetime, datetime]]:
+    """Which tier covers which whole minutes or hours of ``[start, end)``: minutes for short windows; otherwise the
+    whole hours from the hour tier and the minutes at either end from the minute tier (the writer keeps both in one
+    transaction, so they agree). The part of a minute before the first whole one is :func:`leading_part`'s."""
     low = _sql.floor_time(start, 60)
-    out: list[tuple[sa.Table, datetime, datetime, float]] = []
     if start > low:
-        first_full = low + timedelta(minutes=1)
-        out.append((metric_rollups_1m, low, first_full, (first_full - start).total_seconds() / 60))
-        low = first_full
+        low += timedelta(minutes=1)
     if low >= end:
-        return out
+        return []
     first_hour = _sql.floor_time(low + timedelta(seconds=3599), 3600)
     last_hour = _sql.floor_time(end, 3600)
     if end - start <= MINUTE_TIER_LONGEST or first_hour >= last_hour:
-        return [*out, (metric_rollups_1m, low, end, 1.0)]
-    out.append((metric_rollups_1h, first_hour, last_hour, 1.0))
-    out += [(metric_rollups_1m, a, b, 1.0) for a, b in ((low, first_hour), (last_hour, end)) if a < b]
+        return [(metric_rollups_1m, low, end)]
+    out = [(metric_rollups_1h, first_hour, last_hour)]
+    return out + [(metric_rollups_1m, a, b) for a, b in ((low, first_hour), (last_hour, end)) if a < b]
+
+
+def leading_part(start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
+    """``[start, next minute)`` when ``start`` falls inside a minute (clipped to ``end``), else None."""
+    low = _sql.floor_time(start, 60)
+    if start <= low:
+        return None
+    return start, min(end, low + timedelta(minutes=1))
+
+
+def _add(found: dict[tuple[str, ...], Totals], key: tuple[str, ...], values: dict[str, Any], weight: float) -> None:
+    have = found.setdefault(key, {})
+    for name, value in values.items():
+        if name == "latency_max_ms":
+            have[name] = max(have.get(name, 0.0), float(value or 0.0))
+        else:
+            have[name] = have.get(name, 0.0) + float(value or 0) * weight
+
+
+def _rollup_rows(
+    engine: sa.Engine, table: sa.Table, ranges: list[tuple[datetime, datetime]], dims: tuple[str, ...], source: str
+) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    where = [sa.or_(*(sa.and_(table.c.bucket >= a, table.c.bucket < b) for a, b in ranges))]
+    if source != "all":
+        where.append(table.c.source == source)
+    columns = [table.c[d] for d in dims]
+    statement = sa.select(*columns, *_sql.summed(table)).where(*where)
+    if columns:
+        statement = statement.group_by(*columns)
+    names, rows = _sql.fetch(engine, statement)
+    out = []
+    for row in rows:
+        values = dict(zip(names[len(dims) :], row[len(dims) :], strict=True))
+        if not dims and not values["calls"] and not values["cost_usd"]:
+            continue  # the ungrouped SUM returns one row of zeros for an empty window
+        out.append((tuple(str(v) for v in row[: len(dims)]), values))
     return out
+
+
+def _raw_rows(
+    engine: sa.Engine, start: datetime, end: datetime, dims: tuple[str, ...], source: str
+) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """The rollup aggregates of the raw rows in ``[start, end)`` (less than a minute), grouped like the rollups."""
+    m = api_usage_metrics
+    columns = [sa.func.coalesce(m.c[d], "") if d == "key_label" else m.c[d] for d in dims]
+    aggregates = [sa.literal_column(expression).label(name) for name, expression in raw_row_aggregates()]
+    where = [m.c.ts >= start, m.c.ts < end]
+    if source != "all":
+        where.append(m.c.source == source)
+    statement = sa.select(*columns, *aggregates).select_from(m).where(*where)
+    if columns:
+        statement = statement.group_by(*columns)
+    names, rows = _sql.fetch(engine, statement)
+    return [
+        (tuple(str(v) for v in row[: len(dims)]), dict(zip(names[len(dims) :], row[len(dims) :], strict=True)))
+        for row in rows
+        if row[len(dims)]  # calls
+    ]
 
 
 def grouped_totals(
     engine: sa.Engine, start: datetime, end: datetime, dims: tuple[str, ...], source: str
 ) -> dict[tuple[str, ...], Totals]:
-    """Per label-set tuple (values of ``dims``), the weighted sums of every additive rollup column plus latency
-    max: one query per tier and weight."""
+    """Per label-set tuple (values of ``dims``), the sums of every additive rollup column plus latency max over
+    ``[start, end)``: one query per tier, and for a start inside a minute, that part of it from the raw rows."""
     found: dict[tuple[str, ...], Totals] = {}
-    groups: dict[tuple[str, float], tuple[sa.Table, list[tuple[datetime, datetime]]]] = {}
-    for table, a, b, weight in spans(start, end):
-        groups.setdefault((table.name, weight), (table, []))[1].append((a, b))
-    for (_, weight), (table, ranges) in groups.items():
-        where = [sa.or_(*(sa.and_(table.c.bucket >= a, table.c.bucket < b) for a, b in ranges))]
-        if source != "all":
-            where.append(table.c.source == source)
-        columns = [table.c[d] for d in dims]
-        statement = sa.select(*columns, *_sql.summed(table)).where(*where)
-        if columns:
-            statement = statement.group_by(*columns)
-        names, rows = _sql.fetch(engine, statement)
-        for row in rows:
-            key = tuple(str(v) for v in row[: len(dims)])
-            values = dict(zip(names[len(dims) :], row[len(dims) :], strict=True))
-            if not dims and not values["calls"] and not values["cost_usd"]:
-                continue  # the ungrouped SUM returns one row of zeros for an empty window
-            have = found.setdefault(key, {})
-            for k, v in values.items():
-                if k == "latency_max_ms":
-                    have[k] = max(have.get(k, 0.0), v or 0.0)
-                else:
-                    have[k] = have.get(k, 0.0) + (v or 0) * weight
+    by_table: dict[str, tuple[sa.Table, list[tuple[datetime, datetime]]]] = {}
+    for table, a, b in spans(start, end):
+        by_table.setdefault(table.name, (table, []))[1].append((a, b))
+    for table, ranges in by_table.values():
+        for key, values in _rollup_rows(engine, table, ranges, dims, source):
+            _add(found, key, values, 1.0)
+    part = leading_part(start, end)
+    if part is not None:
+        for key, values in _raw_rows(engine, *part, dims, source):
+            _add(found, key, values, 1.0)
+        # the latency histogram is not in the raw rows: the minute's, in proportion to the part in the window
+        minute = _sql.floor_time(start, 60)
+        share = (part[1] - part[0]).total_seconds() / 60
+        whole = [(minute, minute + timedelta(minutes=1))]
+        for key, values in _rollup_rows(engine, metric_rollups_1m, whole, dims, source):
+            if key in found:
+                _add(found, key, {name: values[name] for name in latency_buckets.COLUMN_NAMES}, share)
     return found
 
 
