@@ -79,11 +79,11 @@ for = "5s"
 keep_firing_for = "5s"
 min_sample = 5
 
-[[rules]]                   # invalid key: disabled at its first 401, enabled by the next passing probe
-id = "key_unhealthy"
+[[rules]]                   # invalid key: disabled at its first 401, enabled by the next passing probe (a state
+id = "key_unhealthy"        # that cannot flap: nothing to keep firing for)
 statuses = ["disabled"]
 for = "0s"
-keep_firing_for = "5s"
+keep_firing_for = "0s"
 
 [[rules]]                   # a probe every 15 s is too coarse for half-minute phases: whether a streak of 3 fits
 id = "probe_failures"       # in a phase is chance (the keys' own alerts above say it)

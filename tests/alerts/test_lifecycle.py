@@ -16,6 +16,7 @@ from tests.alerts.support import (
     PAGER,
     START,
     Calls,
+    assert_resolved_text,
     beat,
     config,
     episodes,
@@ -151,7 +152,7 @@ def test_an_alert_goes_pending_fires_notifies_once_repeats_and_resolves(store: s
     assert message["title"] == "[RESOLVED] Success rate low · anthropic"
     assert message["alerts"][0]["state"] == "resolved"
     assert message["alerts"][0]["resolved_at"] == _iso(clock.now())
-    assert message["alerts"][0]["summary"] == "anthropic success rate back to 100.0 % (≥ 95 %) over 5m (30 calls)"
+    assert_resolved_text(resolved[0], "anthropic success rate back to 100.0 % (≥ 95 %) over 5m (30 calls)")
     assert message["alerts"][0]["value"] == 100.0
 
     # Resolved stays resolved: no further rows, and a new breach opens a new episode.

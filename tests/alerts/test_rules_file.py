@@ -169,3 +169,34 @@ def test_every_shipped_rule_has_hysteresis_and_the_causes_inhibit() -> None:
         "provider_keys_unavailable",
         "breaker_open",
     ]
+
+
+def test_the_demo_rules_load_and_every_rule_they_use_has_hysteresis(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tomllib
+
+    from core.alerts.config import build_config
+    from jobs.demo.setup import ALERT_RULES, DISCORD_URL_ENV
+
+    monkeypatch.setenv(DISCORD_URL_ENV, "http://127.0.0.1:9/discord")
+    config = build_config(tomllib.loads(ALERT_RULES), Settings())  # type: ignore[call-arg]
+    rules = {r.id: r for r in config.rules}
+    assert config.disabled_rules == ("probe_failures", "slo_burn_fast", "slo_burn_slow")
+    incident_rules = {  # id: (threshold, resolve threshold, window, for, keep firing for)
+        "breaker_open": (1.0, None, None, 0.0, 10.0),
+        "overloaded_share_high": (10.0, 3.0, 30.0, 5.0, 5.0),
+        "success_rate_low": (50.0, 85.0, 30.0, 5.0, 5.0),
+        "fallback_rate_high": (20.0, 5.0, 30.0, 5.0, 5.0),
+        "rate_limited_share_high": (20.0, 5.0, 30.0, 5.0, 5.0),
+        "key_unhealthy": (None, None, None, 0.0, 0.0),
+    }
+    assert {
+        rule_id: (r.threshold, r.resolve_threshold, r.window_s, r.for_s, r.keep_firing_for_s)
+        for rule_id, r in rules.items()
+        if rule_id in incident_rules
+    } == incident_rules
+    assert rules["rate_limited_share_high"].scope == "key" and rules["key_unhealthy"].statuses == ("disabled",)
+    assert [r.id for r in config.rules if r.inhibits] == [
+        "overloaded_share_high",
+        "provider_keys_unavailable",
+        "breaker_open",
+    ]
