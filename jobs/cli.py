@@ -238,8 +238,7 @@ def cmd_alert_rules(args: argparse.Namespace) -> int:
     import json
 
     from core.alerts.config import load_alert_config
-    from core.alerts.engine import describe_rule
-    from core.alerts.rules import format_duration
+    from core.alerts.rules import describe_rule, format_duration
 
     config = load_alert_config(_settings())
     if args.json:
@@ -257,20 +256,23 @@ def cmd_alert_rules(args: argparse.Namespace) -> int:
         print(json.dumps(shown, indent=2))
         return 0
     print(f"alert rules from {config.source}: {len(config.rules)} enabled, {len(config.disabled_rules)} disabled")
-    header = ("rule", "kind", "severity", "threshold", "window", "for", "min", "scope")
+    header = ("rule", "kind", "severity", "threshold", "resolves", "window", "for", "keep", "min", "scope")
     rows = [header]
     for r in config.rules:
         threshold = "-" if r.threshold is None else f"{r.threshold:g} {r.spec.unit}".strip()
+        resolves = "-" if r.resolve_threshold is None else f"{r.resolve_threshold:g} {r.spec.unit}".strip()
         rows.append(
             (
                 r.id,
                 r.kind,
                 r.severity,
                 threshold,
+                resolves,
                 format_duration(r.window_s),
                 format_duration(r.for_s),
+                format_duration(r.keep_firing_for_s),
                 str(r.min_sample),
-                r.scope,
+                r.scope + (" (inhibits per-key)" if r.inhibits else ""),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

@@ -204,7 +204,7 @@ async def evaluate_alerts(ctx: JobContext) -> str:
 
     config = ctx.alert_config()
     report = await asyncio.to_thread(AlertEngine(ctx.engine, config, ctx.clock).evaluate, ctx.clock.now())
-    if report.notifications or report.errors:
+    if report.notifications or report.errors or report.fired or report.resolved:  # what changed, muted or not
         log.info("alerts: %s", report.line())
     delivered = await deliver_alerts(ctx)
     return f"{report.line()}; {delivered}" if delivered else report.line()

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.alerts.rules import DEFAULT_RULES, Rule, RuleProblem, check_rule, parse_duration, rule_from_toml
+from core.alerts import rule_parsing
+from core.alerts.rule_parsing import RuleProblems, did_you_mean, rule_from_toml
+from core.alerts.rules import DEFAULT_RULES, Rule, parse_duration
 from core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -81,12 +83,13 @@ def merge_rules(entries: Sequence[Any], base: Sequence[Rule] = DEFAULT_RULES) ->
         if isinstance(name, str) and name in seen:
             problems.append(f"{where}: id: defined twice in the file")
             continue
+        if isinstance(name, str):
+            seen.add(name)
         try:
             rule = rule_from_toml(entry, defaults)
-        except RuleProblem as exc:
-            problems.append(f"{where}: {exc.field}: {exc.problem}")
+        except RuleProblems as exc:
+            problems += [f"{where}: {p.field}: {p.problem}" for p in exc.problems]
             continue
-        seen.add(rule.id)
         merged[rule.id] = rule
     return list(merged.values()), problems
 
@@ -109,14 +112,13 @@ def build_config(raw: Mapping[str, Any], settings: Settings, *, source: str = "d
     """An :class:`AlertConfig` from a parsed TOML document (``{}`` for the defaults) and the settings."""
     from core.alerts.channels.config import parse_channels
 
-    problems = [f"{key}: unknown top-level field" for key in sorted(set(raw) - _TOP_LEVEL)]
+    problems = [
+        f"{key}: unknown top-level field{did_you_mean(key, _TOP_LEVEL)}" for key in sorted(set(raw) - _TOP_LEVEL)
+    ]
     rules, rule_problems = merge_rules(raw.get("rules", []))
     problems += rule_problems
     for rule in rules:  # defaults are checked too: a shipped mistake must not pass silently
-        try:
-            check_rule(rule)
-        except RuleProblem as exc:
-            problems.append(f"rule {rule.id!r}: {exc.field}: {exc.problem}")
+        problems += [f"rule {rule.id!r}: {p.field}: {p.problem}" for p in rule_parsing.rule_problems(rule)]
     group_wait = _timer(raw, "group_wait", settings.alert_group_wait_s, 0, problems)
     repeat = _timer(raw, "repeat_interval", settings.alert_repeat_interval_s, 60, problems)
     channels: tuple[ChannelConfig, ...] = ()

@@ -4,8 +4,9 @@ Each :meth:`AlertEngine.evaluate` has two phases, each a short transaction per *
 
 1. **Transitions.** Every rule's readings (:mod:`core.alerts.signals`) move episodes inactive → pending → firing
    → resolved (``for``: how long a breach must last before firing; ``min_sample``: too few calls hold the current
-   state). A firing episode that clears is resolved and, if its firing was notified, a *resolved* message is
-   written to the outbox in the same transaction.
+   state). A firing episode resolves once its value is back past the rule's resolve threshold and has stayed
+   there for ``keep_firing_for`` (``clear_since`` remembers since when); if its firing was notified, a
+   *resolved* message stating the value that resolved it is written to the outbox in the same transaction.
 2. **Notifications.** Firing episodes not yet notified go out as one *firing* message per group once the oldest
    has waited ``group_wait`` (alerts that start together arrive together); notified ones get a *repeat* message
    every ``repeat_interval``. ``last_notified_at`` is set in the transaction that writes the outbox rows.
@@ -13,9 +14,9 @@ Each :meth:`AlertEngine.evaluate` has two phases, each a short transaction per *
 Every write is conditional on the state it was decided from (``WHERE state = …``, ``last_notified_at IS NULL``,
 the partial unique index on open fingerprints): when two evaluators race, the second finds nothing to change,
 rolls its group back and writes nothing — a notification is written once, and a crash between phases only delays
-it to the next evaluation. Silenced alerts (:mod:`core.alerts.silences`) and per-key alerts of a provider with a
-provider-wide alert firing (inhibition) change state but are not notified. Messages are routed to the channels
-whose severities include the alert's; ``channel_failing`` alerts go to the *other* channels.
+it to the next evaluation. Silenced alerts (:mod:`core.alerts.silences`) and inhibited per-key alerts
+(:mod:`core.alerts.inhibition`) change state but are not notified. Messages (:mod:`core.alerts.outbox`) are routed
+to the channels whose severities include the alert's; ``channel_failing`` alerts go to the *other* channels.
 """
 
 from __future__ import annotations
@@ -25,28 +26,26 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from core.alerts import signals
+from core.alerts import enforcement, inhibition, outbox, signals
 from core.alerts.config import AlertConfig
-from core.alerts.model import AlertView, Message, Transition
-from core.alerts.rules import Rule, format_duration
+from core.alerts.model import AlertView, Transition
+from core.alerts.reports import AlertStatus, EvaluationReport
+from core.alerts.rules import Rule
 from core.alerts.silences import Silence, active_silences, silenced_by
 from core.clock import SYSTEM_CLOCK, Clock
-from core.control import validate_command
 from core.store.engine import SQLITE_IMMEDIATE
-from core.store.tables import alert_episodes, alert_notifications, control_commands
+from core.store.tables import alert_episodes
 
 log = logging.getLogger(__name__)
 
 OPEN_STATES = ("pending", "firing")
 SUMMARY_MAX = 500
-#: How long an enforcement command stays available to instances (core.control caps it at one day).
-ENFORCE_TTL = timedelta(hours=1)
 
 
 class _Conflict(Exception):
@@ -63,53 +62,6 @@ def group_key(rule_id: str, labels: Mapping[str, str]) -> str:
     """Alerts of one rule on one provider go out together: ``key_unhealthy/provider=anthropic``."""
     provider = labels.get("provider")
     return f"{rule_id}/provider={provider}" if provider else rule_id
-
-
-@dataclass
-class EvaluationReport:
-    """What one evaluation did (fingerprints per transition; outbox rows written)."""
-
-    now: datetime
-    readings: int = 0
-    pending: list[str] = field(default_factory=list)
-    fired: list[str] = field(default_factory=list)
-    resolved: list[str] = field(default_factory=list)
-    notifications: int = 0
-    messages: list[tuple[str, str, str]] = field(default_factory=list)  # (transition, group_key, channel)
-    silenced: list[str] = field(default_factory=list)
-    inhibited: list[str] = field(default_factory=list)
-    conflicts: int = 0
-    commands: list[int] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)
-
-    def line(self) -> str:
-        """One log line."""
-        return (
-            f"alerts at {self.now.isoformat(timespec='seconds')}: {self.readings} readings, "
-            f"{len(self.pending)} pending, {len(self.fired)} fired, {len(self.resolved)} resolved, "
-            f"{self.notifications} notifications, {len(self.silenced)} silenced, {len(self.inhibited)} inhibited"
-            + (f", {len(self.errors)} rule errors" if self.errors else "")
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class AlertStatus:
-    """An open episode as the dashboard and CLI show it, with why it is not being notified, if it is not."""
-
-    episode_id: int
-    rule_id: str
-    fingerprint: str
-    labels: dict[str, str]
-    severity: str
-    state: str
-    summary: str | None
-    value: float | None
-    threshold: float | None
-    pending_since: datetime
-    fired_at: datetime | None
-    last_notified_at: datetime | None
-    silenced_by: tuple[int, ...]
-    inhibited_by: str | None  # fingerprint of the provider-wide alert muting it
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +82,17 @@ class _Change:
     episode: dict[str, Any] | None = None
     reading: signals.Reading | None = None
     notify_resolved: bool = False
+    summary: str | None = None  # the episode's text after the change (None: the reading's)
+    value: float | None = None  # the episode's value after the change when there is no reading (None: kept)
+    clear_since: datetime | None = None  # firing, back past the resolve threshold since (keep_firing_for)
+
+    def text(self) -> str | None:
+        if self.summary is not None:
+            return self.summary[:SUMMARY_MAX]
+        if self.reading is None:
+            return None
+        firing = self.episode is not None and self.episode["state"] == "firing"
+        return self.reading.summary_for(firing)[:SUMMARY_MAX]
 
 
 class AlertEngine:
@@ -177,29 +140,6 @@ class AlertEngine:
                 report.readings += 1
         return found, failed
 
-    def _inhibitors(self, episodes: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-        """provider → fingerprint of a firing provider-wide alert whose rule inhibits per-key alerts."""
-        found: dict[str, str] = {}
-        for fp, ep in sorted(episodes.items(), key=lambda item: item[1]["id"]):
-            rule = self._rules.get(ep["rule_id"])
-            labels = ep["labels"] or {}
-            if (
-                ep["state"] == "firing"
-                and rule is not None
-                and rule.inhibits
-                and labels.get("provider")
-                and not labels.get("key_label")
-            ):
-                found.setdefault(labels["provider"], fp)
-        return found
-
-    @staticmethod
-    def _inhibited_by(labels: Mapping[str, str], inhibitors: Mapping[str, str], fp: str) -> str | None:
-        if not labels.get("key_label"):
-            return None
-        source = inhibitors.get(labels.get("provider", ""))
-        return source if source is not None and source != fp else None
-
     # --- the public entry points ------------------------------------------------------------------------------------
 
     def evaluate(self, now: datetime | None = None) -> EvaluationReport:
@@ -210,7 +150,14 @@ class AlertEngine:
         silences = active_silences(self.engine, now)
         opened = self._open_episodes()
         self._transitions(now, candidates, failed, opened, silences, report)
-        self._reenforce(now, report)
+        report.commands += enforcement.reenforce(
+            self.engine,
+            self._writer,
+            self._open_episodes().values(),
+            self._rules,
+            now,
+            self.config.heartbeat_interval_s,
+        )
         self._notifications(now, silences, report)
         return report
 
@@ -219,7 +166,7 @@ class AlertEngine:
         now = now or self.clock.now()
         episodes = self._open_episodes()
         silences = active_silences(self.engine, now)
-        inhibitors = self._inhibitors(episodes)
+        inhibitors = inhibition.sources(episodes.values(), self._rules, now)
         out = []
         for fp, ep in episodes.items():
             labels = dict(ep["labels"] or {})
@@ -238,7 +185,7 @@ class AlertEngine:
                     fired_at=ep["fired_at"],
                     last_notified_at=ep["last_notified_at"],
                     silenced_by=tuple(silenced_by(silences, ep["rule_id"], labels, ep["severity"])),
-                    inhibited_by=self._inhibited_by(labels, inhibitors, fp),
+                    inhibited_by=inhibition.inhibited_by(labels, inhibitors),
                 )
             )
         return sorted(out, key=lambda a: (a.state != "firing", a.rule_id, a.fingerprint))
@@ -254,38 +201,16 @@ class AlertEngine:
         silences: list[Silence],
         report: EvaluationReport,
     ) -> None:
-        inhibitors = self._inhibitors(opened)
         groups: dict[str, list[_Change]] = defaultdict(list)
         for fp in sorted(set(candidates) | set(opened)):
             cand = candidates.get(fp)
             ep = opened.get(fp)
             if ep is not None and ep["rule_id"] in failed:
                 continue  # no evidence either way
-            rule = cand.rule if cand is not None else self._rules.get(ep["rule_id"]) if ep is not None else None
-            labels = cand.labels if cand is not None else dict(ep["labels"] or {}) if ep is not None else {}
-            key = group_key(rule.id if rule is not None else ep["rule_id"], labels)  # type: ignore[index]
-            if cand is not None and not cand.reading.enough:
-                if ep is not None:
-                    groups[key].append(_Change("update", fp, rule, labels, ep, cand.reading))
-                continue
-            if cand is not None and cand.reading.breached:
-                assert rule is not None
-                if ep is None:
-                    groups[key].append(_Change("open", fp, rule, labels, None, cand.reading))
-                elif ep["state"] == "pending" and now - ep["pending_since"] >= timedelta(seconds=rule.for_s):
-                    groups[key].append(_Change("fire", fp, rule, labels, ep, cand.reading))
-                else:
-                    groups[key].append(_Change("update", fp, rule, labels, ep, cand.reading))
-                continue
-            if ep is None:
-                continue
-            muted = bool(
-                silenced_by(silences, ep["rule_id"], labels, ep["severity"])
-                or self._inhibited_by(labels, inhibitors, fp)
-            )
-            notify = ep["state"] == "firing" and ep["last_notified_at"] is not None and not muted
-            reading = cand.reading if cand is not None else None
-            groups[key].append(_Change("resolve", fp, rule, labels, ep, reading, notify_resolved=notify))
+            change = self._decide(now, fp, cand, ep, silences)
+            if change is not None:
+                rule_id = cand.rule.id if cand is not None else str(ep["rule_id"] if ep is not None else "")
+                groups[group_key(rule_id, change.labels)].append(change)
         for key, changes in sorted(groups.items()):
             if all(c.action == "update" for c in changes) and not any(self._value_changed(c) for c in changes):
                 continue
@@ -304,12 +229,69 @@ class AlertEngine:
             report.messages += done["messages"]
             report.commands += done["commands"]
 
+    def _decide(
+        self,
+        now: datetime,
+        fp: str,
+        cand: _Candidate | None,
+        ep: dict[str, Any] | None,
+        silences: list[Silence],
+    ) -> _Change | None:
+        """What happens to one fingerprint: open, fire, update (values, ``clear_since``) or resolve."""
+        rule = cand.rule if cand is not None else self._rules.get(ep["rule_id"]) if ep is not None else None
+        labels = cand.labels if cand is not None else dict(ep["labels"] or {}) if ep is not None else {}
+        reading = cand.reading if cand is not None else None
+        if ep is None:
+            if reading is not None and reading.enough and reading.breached:
+                assert rule is not None
+                return _Change("open", fp, rule, labels, None, reading)
+            return None
+        if rule is None:  # the rule was removed or turned off
+            return self._resolve(fp, None, labels, ep, None, silences, f"rule {ep['rule_id']!r} is no longer in force")
+        if reading is not None and not reading.enough:  # thin evidence: hold the state
+            return _Change("update", fp, rule, labels, ep, reading, clear_since=ep["clear_since"])
+        if ep["state"] == "pending":
+            if reading is not None and reading.breached:
+                if now - ep["pending_since"] >= timedelta(seconds=rule.for_s):
+                    return _Change("fire", fp, rule, labels, ep, reading)
+                return _Change("update", fp, rule, labels, ep, reading)
+            return self._resolve(fp, rule, labels, ep, reading, silences)
+        if reading is not None and reading.keeps_firing:
+            return _Change("update", fp, rule, labels, ep, reading)  # clear_since back to None
+        clear_since = ep["clear_since"] or now
+        if now - clear_since >= timedelta(seconds=rule.keep_firing_for_s):
+            return self._resolve(fp, rule, labels, ep, reading, silences)
+        text, value = (None, None) if reading is not None else signals.gone(rule, labels)
+        return _Change("update", fp, rule, labels, ep, reading, summary=text, value=value, clear_since=clear_since)
+
+    def _resolve(
+        self,
+        fp: str,
+        rule: Rule | None,
+        labels: dict[str, str],
+        ep: dict[str, Any],
+        reading: signals.Reading | None,
+        silences: list[Silence],
+        summary: str | None = None,
+    ) -> _Change:
+        """Resolve (or close a pending) episode; a resolved message goes to the channels told it fired, unless a
+        silence mutes it (inhibition does not: the receiver was told it fired, it is told it ended)."""
+        muted = bool(silenced_by(silences, ep["rule_id"], labels, ep["severity"]))
+        notify = ep["state"] == "firing" and ep["last_notified_at"] is not None and not muted
+        value = None
+        if summary is None and reading is None and rule is not None:
+            summary, value = signals.gone(rule, labels)
+        return _Change("resolve", fp, rule, labels, ep, reading, notify_resolved=notify, summary=summary, value=value)
+
     @staticmethod
     def _value_changed(change: _Change) -> bool:
         ep, reading = change.episode, change.reading
-        if ep is None or reading is None:
+        if ep is None:
             return True
-        return ep["value"] != reading.value or (ep["summary"] or "") != reading.summary[:SUMMARY_MAX]
+        if ep["clear_since"] != change.clear_since:
+            return True
+        value = reading.value if reading is not None else change.value if change.value is not None else ep["value"]
+        return ep["value"] != value or (ep["summary"] or "") != (change.text() or ep["summary"] or "")
 
     def _apply(self, connection: sa.Connection, key: str, changes: list[_Change], now: datetime) -> dict[str, Any]:
         e = alert_episodes
@@ -331,13 +313,13 @@ class AlertEngine:
                     "fired_at": now if firing else None,
                     "value": reading.value,
                     "threshold": reading.threshold,
-                    "summary": reading.summary[:SUMMARY_MAX],
+                    "summary": change.text(),
                 }
                 connection.execute(e.insert().values(**row))
                 done["transitions"].append(("pending", change.fingerprint))
                 if firing:
                     done["transitions"].append(("firing", change.fingerprint))
-                    done["commands"] += self._enforce_on_fire(connection, rule, change.labels, now)
+                    done["commands"] += enforcement.on_fire(connection, rule, change.labels, now)
                 continue
             assert ep is not None
             if change.action == "fire":
@@ -348,26 +330,30 @@ class AlertEngine:
                     .values(
                         state="firing",
                         fired_at=now,
+                        clear_since=None,
                         value=reading.value,
                         threshold=reading.threshold,
-                        summary=reading.summary[:SUMMARY_MAX],
+                        summary=change.text(),
                     )
                 ).rowcount
                 if updated != 1:
                     raise _Conflict(change.fingerprint)
                 done["transitions"].append(("firing", change.fingerprint))
-                done["commands"] += self._enforce_on_fire(connection, rule, change.labels, now)
+                done["commands"] += enforcement.on_fire(connection, rule, change.labels, now)
             elif change.action == "update":
-                if reading is not None and self._value_changed(change):
-                    connection.execute(
-                        e.update()
-                        .where(e.c.id == ep["id"], e.c.state == ep["state"])
-                        .values(value=reading.value, threshold=reading.threshold, summary=reading.summary[:SUMMARY_MAX])
-                    )
+                if self._value_changed(change):
+                    values: dict[str, Any] = {"clear_since": change.clear_since, "summary": change.text()}
+                    if reading is not None:
+                        values.update(value=reading.value, threshold=reading.threshold)
+                    elif change.value is not None:
+                        values["value"] = change.value
+                    connection.execute(e.update().where(e.c.id == ep["id"], e.c.state == ep["state"]).values(**values))
             else:  # resolve
-                values: dict[str, Any] = {"state": "resolved", "resolved_at": now}
+                values = {"state": "resolved", "resolved_at": now, "summary": change.text() or ep["summary"]}
                 if reading is not None:
-                    values.update(value=reading.value, summary=reading.summary[:SUMMARY_MAX])
+                    values["value"] = reading.value
+                elif change.value is not None:
+                    values["value"] = change.value
                 updated = connection.execute(
                     e.update().where(e.c.id == ep["id"], e.c.state == ep["state"]).values(**values)
                 ).rowcount
@@ -375,120 +361,38 @@ class AlertEngine:
                     raise _Conflict(change.fingerprint)
                 done["transitions"].append(("resolved", change.fingerprint))
                 if ep["state"] == "firing":
-                    done["commands"] += self._enforce_on_resolve(connection, ep, now)
+                    done["commands"] += enforcement.on_resolve(connection, ep, now)
                 if change.notify_resolved:
                     resolved_rule = resolved_rule or rule
-                    summary = reading.summary if reading is not None else (ep["summary"] or "")
                     resolved_views.append(
-                        self._view(ep, "resolved", summary=summary, value=values.get("value", ep["value"]), now=now)
+                        outbox.view(
+                            ep, rule, "resolved", summary=values["summary"] or "", value=values.get("value"), now=now
+                        )
                     )
         if resolved_views:
-            rows, messages = self._write_message(connection, "resolved", key, resolved_rule, resolved_views, now)
+            rows, messages = self._write("resolved", connection, key, resolved_rule, resolved_views, now)
             done["rows"] += rows
             done["messages"] += messages
         return done
 
-    # --- enforcement (key_monthly_spend with enforce = true) ---------------------------------------------------------
-
-    def _enforce_on_fire(
-        self, connection: sa.Connection, rule: Rule, labels: Mapping[str, str], now: datetime
-    ) -> list[int]:
-        if not (rule.kind == "key_monthly_spend" and rule.enforce and labels.get("key_label")):
-            return []
-        return [self._command(connection, "disable_key", rule.id, labels, now)]
-
-    def _enforce_on_resolve(self, connection: sa.Connection, ep: Mapping[str, Any], now: datetime) -> list[int]:
-        """``enable_key`` when an episode that disabled its key resolves (the month rolled over, or the cap was
-        raised) — only if this episode really issued a ``disable_key``."""
-        labels = ep["labels"] or {}
-        if not labels.get("key_label") or ep["fired_at"] is None:
-            return []
-        c = control_commands
-        issued = connection.execute(
-            sa.select(sa.func.count())
-            .select_from(c)
-            .where(
-                c.c.command == "disable_key",
-                c.c.requested_by == f"alert:{ep['rule_id']}",
-                c.c.provider == labels.get("provider"),
-                c.c.key_label == labels["key_label"],
-                c.c.created_at >= ep["fired_at"],
-            )
-        ).scalar_one()
-        if not issued:
-            return []
-        return [self._command(connection, "enable_key", ep["rule_id"], labels, now)]
-
-    def _reenforce(self, now: datetime, report: EvaluationReport) -> None:
-        """While a budget alert with ``enforce`` fires, a live instance that still serves the key (one started after
-        the ``disable_key`` expired) gets a new ``disable_key`` — unless one from this alert is still pending."""
-        enforced = [
-            ep
-            for ep in self._open_episodes().values()
-            if ep["state"] == "firing"
-            and (rule := self._rules.get(ep["rule_id"])) is not None
-            and rule.kind == "key_monthly_spend"
-            and rule.enforce
-            and (ep["labels"] or {}).get("key_label")
-        ]
-        if not enforced:
-            return
-        from core.queries.keys import latest_key_views, stale_before
-
-        live_after = stale_before(now, self.config.heartbeat_interval_s)
-        c = control_commands
-        for ep in enforced:
-            labels = ep["labels"]
-            views = latest_key_views(self.engine, now, provider=labels.get("provider"), key_label=labels["key_label"])
-            serving = [
-                row for row in views.to_dict("records") if row["ts"] >= live_after and row["status"] != "disabled"
-            ]
-            if not serving:
-                continue
-            with self._writer.begin() as connection:
-                pending = connection.execute(
-                    sa.select(sa.func.count())
-                    .select_from(c)
-                    .where(
-                        c.c.command == "disable_key",
-                        c.c.requested_by == f"alert:{ep['rule_id']}",
-                        c.c.provider == labels.get("provider"),
-                        c.c.key_label == labels["key_label"],
-                        c.c.expires_at > now,
-                    )
-                ).scalar_one()
-                if not pending:
-                    report.commands.append(self._command(connection, "disable_key", ep["rule_id"], labels, now))
-
-    @staticmethod
-    def _command(
-        connection: sa.Connection, command: str, rule_id: str, labels: Mapping[str, str], now: datetime
-    ) -> int:
-        row = validate_command(
-            command,
-            provider=labels.get("provider"),
-            key_label=labels.get("key_label"),
-            requested_by=f"alert:{rule_id}",
-            now=now,
-            ttl=ENFORCE_TTL,
+    def _write(
+        self,
+        transition: Transition,
+        connection: sa.Connection,
+        key: str,
+        rule: Rule | None,
+        views: list[AlertView],
+        now: datetime,
+    ) -> tuple[int, list[tuple[str, str, str]]]:
+        return outbox.write_message(
+            connection, self.config.channels, self.config.dashboard_url, transition, key, rule, views, now
         )
-        command_id = connection.execute(control_commands.insert().values(**row).returning(control_commands.c.id))
-        issued = int(command_id.scalar_one())
-        log.warning(
-            "alert %s: %s %s key %r (command %d)",
-            rule_id,
-            command,
-            labels.get("provider"),
-            labels.get("key_label"),
-            issued,
-        )
-        return issued
 
     # --- phase 2: notifications -----------------------------------------------------------------------------------
 
     def _notifications(self, now: datetime, silences: list[Silence], report: EvaluationReport) -> None:
         episodes = self._open_episodes()
-        inhibitors = self._inhibitors(episodes)
+        inhibitors = inhibition.sources(episodes.values(), self._rules, now)
         group_wait = timedelta(seconds=self.config.group_wait_s)
         repeat = timedelta(seconds=self.config.repeat_interval_s)
         fresh: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -500,7 +404,7 @@ class AlertEngine:
             if silenced_by(silences, ep["rule_id"], labels, ep["severity"]):
                 report.silenced.append(fp)
                 continue
-            if self._inhibited_by(labels, inhibitors, fp):
+            if inhibition.inhibited_by(labels, inhibitors):
                 report.inhibited.append(fp)
                 continue
             key = group_key(ep["rule_id"], labels)
@@ -520,7 +424,7 @@ class AlertEngine:
         e = alert_episodes
         members = sorted(members, key=lambda ep: ep["id"])
         rule = self._rules.get(members[0]["rule_id"])
-        views = [self._view(ep, "firing", now=now) for ep in members]
+        views = [outbox.view(ep, rule, "firing", now=now) for ep in members]
         try:
             with self._writer.begin() as connection:
                 for ep in members:
@@ -536,7 +440,7 @@ class AlertEngine:
                     ).rowcount
                     if updated != 1:
                         raise _Conflict(ep["fingerprint"])
-                rows, messages = self._write_message(connection, transition, key, rule, views, now)
+                rows, messages = self._write(transition, connection, key, rule, views, now)
         except (_Conflict, sa.exc.OperationalError) as exc:
             if isinstance(exc, sa.exc.OperationalError) and not _is_contention(exc):
                 raise
@@ -545,104 +449,8 @@ class AlertEngine:
         report.notifications += rows
         report.messages += messages
 
-    # --- messages ---------------------------------------------------------------------------------------------------
-
-    def _view(
-        self,
-        ep: Mapping[str, Any],
-        state: str,
-        *,
-        now: datetime,
-        summary: str | None = None,
-        value: float | None = None,
-    ) -> AlertView:
-        rule = self._rules.get(ep["rule_id"])
-        return AlertView(
-            rule_id=ep["rule_id"],
-            fingerprint=ep["fingerprint"],
-            labels={str(k): str(v) for k, v in dict(ep["labels"] or {}).items()},
-            severity=ep["severity"],
-            state=state,  # type: ignore[arg-type]
-            summary=summary if summary is not None else (ep["summary"] or ""),
-            value=value if value is not None else ep["value"],
-            threshold=ep["threshold"],
-            window_s=rule.window_s if rule is not None else None,
-            started_at=ep["fired_at"] or ep["pending_since"],
-            resolved_at=now if state == "resolved" else None,
-            episode_id=int(ep["id"]),
-        )
-
-    def _title(self, transition: str, key: str, rule: Rule | None, views: list[AlertView]) -> str:
-        word = {"firing": "FIRING", "resolved": "RESOLVED", "repeat": "STILL FIRING", "test": "TEST"}[transition]
-        name = rule.display_title if rule is not None else views[0].rule_id
-        provider = views[0].labels.get("provider")
-        parts = [f"[{word}] {name}"]
-        if provider:
-            parts.append(provider)
-        if len(views) > 1:
-            parts.append(f"{len(views)} alerts")
-        return " · ".join(parts)
-
-    def _write_message(
-        self,
-        connection: sa.Connection,
-        transition: Transition,
-        key: str,
-        rule: Rule | None,
-        views: list[AlertView],
-        now: datetime,
-    ) -> tuple[int, list[tuple[str, str, str]]]:
-        """One outbox row per channel that takes at least one of these alerts (severity routing; a channel is never
-        told about its own failure). Returns (rows, [(transition, group_key, channel)])."""
-        rows = []
-        messages = []
-        for channel in self.config.channels:
-            chosen = [v for v in views if channel.accepts(v.severity) and v.labels.get("channel") != channel.name]
-            if not chosen:
-                continue
-            message = Message(
-                transition=transition,
-                group_key=key,
-                title=self._title(transition, key, rule, chosen),
-                alerts=tuple(chosen),
-                dashboard_url=self.config.dashboard_url,
-                created_at=now,
-            )
-            rows.append(
-                {
-                    "created_at": now,
-                    "channel": channel.name,
-                    "transition": transition,
-                    "group_key": key[:200],
-                    "episode_ids": [v.episode_id for v in chosen],
-                    "message": message.to_json(),
-                    "next_attempt_at": now,
-                }
-            )
-            messages.append((transition, key, channel.name))
-        if rows:
-            connection.execute(alert_notifications.insert(), rows)
-        return len(rows), messages
-
 
 def _is_contention(exc: sa.exc.OperationalError) -> bool:
     """A deadlock / serialization failure / busy database: another evaluator is at it; not a broken store."""
     text = str(exc.orig or exc).lower()
     return any(word in text for word in ("deadlock", "could not serialize", "database is locked"))
-
-
-def describe_rule(rule: Rule) -> dict[str, Any]:
-    """A rule as the CLI and README print it."""
-    return {
-        "id": rule.id,
-        "kind": rule.kind,
-        "threshold": rule.threshold,
-        "unit": rule.spec.unit,
-        "window": format_duration(rule.window_s) if rule.window_s else None,
-        "for": format_duration(rule.for_s) if rule.for_s else "0",
-        "min_sample": rule.min_sample,
-        "severity": rule.severity,
-        "scope": rule.scope,
-        "source": rule.source,
-        "title": rule.display_title,
-    }

@@ -7,7 +7,7 @@ JSON keys are stable (snake_case, times as ISO-8601 with offset) and documented 
 
     message = {"transition", "group_key", "title", "severity", "alerts": [alert, ...], "dashboard_url", "created_at"}
     alert   = {"rule_id", "fingerprint", "labels", "severity", "state", "summary", "value", "threshold",
-               "window_s", "started_at", "resolved_at", "episode_id"}
+               "window_s", "started_at", "resolved_at", "episode_id", "resolve_threshold"}
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class AlertView:
     started_at: datetime
     resolved_at: datetime | None
     episode_id: int
+    resolve_threshold: float | None = None  # the rule's, when it has one apart from its threshold
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +73,7 @@ class AlertView:
             "started_at": _iso(self.started_at),
             "resolved_at": _iso(self.resolved_at),
             "episode_id": self.episode_id,
+            "resolve_threshold": self.resolve_threshold,
         }
 
     @classmethod
@@ -91,6 +93,7 @@ class AlertView:
             started_at=started,
             resolved_at=_parse_time(data.get("resolved_at")),
             episode_id=int(data["episode_id"]),
+            resolve_threshold=_opt_float(data.get("resolve_threshold")),
         )
 
 

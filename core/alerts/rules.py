@@ -1,9 +1,12 @@
-"""Alert rules: what each kind measures, the shipped defaults, and parsing a TOML ``[[rules]]`` entry.
+"""Alert rules: what each kind measures and compares, and the shipped defaults.
 
 A rule is data: the kind names the signal (:mod:`core.alerts.signals` computes it per label set), the threshold
 and window say when it is breached, ``for`` how long it must stay breached before it fires, ``min_sample`` how
-many calls a window needs before a rate is trusted. Ratios are percent (``95`` = 95 %), latencies milliseconds,
-waits and silences seconds, money USD; durations accept seconds or ``"30s"``, ``"5m"``, ``"1h"``, ``"2d"``.
+many calls a window needs before a rate is trusted. Hysteresis keeps a firing alert from flapping: it resolves
+only once the value is back past ``resolve_threshold`` (default: the threshold itself) and has stayed there for
+``keep_firing_for``. Ratios are percent (``95`` = 95 %), latencies milliseconds, waits and silences seconds, money
+USD; durations accept seconds or ``"30s"``, ``"5m"``, ``"1h"``, ``"2d"``. Reading a rules file's ``[[rules]]``
+entries is :mod:`core.alerts.rule_parsing`.
 """
 
 from __future__ import annotations
@@ -11,13 +14,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from core.alerts.model import SEVERITIES, Severity
-from core.errors import ErrorClass
-from core.store.snapshot_rollups import KEY_STATUS_RANK
-from core.store.tables import PROVIDERS
+from core.alerts.model import Severity
 
 SCOPES = ("global", "provider", "key", "model")
 SOURCES = ("live", "probe", "all")
@@ -29,7 +29,7 @@ class KindSpec:
     """What a kind needs: its comparison (``below``, ``above`` or ``at_least``; ``state`` has no threshold), the
     scopes it can be grouped by, the unit of its threshold, and the kind-specific fields it accepts."""
 
-    compare: str
+    compare: str  # below | above | at_least | state
     scopes: tuple[str, ...]
     unit: str
     windowed: bool = False
@@ -98,6 +98,10 @@ class Rule:
     key_caps: Mapping[str, float] = field(default_factory=dict)  # key_monthly_spend: cap per key label
     enforce: bool = False  # key_monthly_spend: disable the key at the cap, enable it when the month rolls over
     instance_kind: str | None = None  # no_heartbeat: "worker" or "client" (None: each kind)
+    # hysteresis and inhibition
+    resolve_threshold: float | None = None  # a firing alert resolves only once the value is back past this
+    keep_firing_for_s: float = 0.0  # ... and has stayed back for this long (Prometheus' keep_firing_for)
+    inhibit: bool | None = None  # TOML ``inhibits``; None: the kind's default (see :attr:`inhibits`)
 
     @property
     def spec(self) -> KindSpec:
@@ -105,7 +109,16 @@ class Rule:
 
     @property
     def inhibits(self) -> bool:
-        return self.spec.inhibits
+        """Whether this rule's provider-wide alerts mute the per-key alerts of their provider (only a
+        provider-scope rule can: its alerts name a provider and no key)."""
+        if self.scope != "provider":
+            return False
+        return self.spec.inhibits if self.inhibit is None else self.inhibit
+
+    @property
+    def resolve_bound(self) -> float | None:
+        """The value a firing alert must get back past to resolve: ``resolve_threshold``, else the threshold."""
+        return self.threshold if self.resolve_threshold is None else self.resolve_threshold
 
     @property
     def display_title(self) -> str:
@@ -113,17 +126,32 @@ class Rule:
 
     def breached(self, value: float | None) -> bool:
         """Whether ``value`` crosses the threshold (state kinds decide in the signal, not here)."""
-        if value is None or math.isnan(value) or self.threshold is None:
-            return False
-        compare = self.spec.compare
-        if compare == "below":
-            return value < self.threshold
-        if compare == "at_least":
-            return value >= self.threshold
-        return value > self.threshold
+        return crosses(self.spec.compare, value, self.threshold)
+
+    def holding(self, value: float | None) -> bool:
+        """Whether a firing alert at ``value`` stays firing: the value has not got back past the resolve bound."""
+        return crosses(self.spec.compare, value, self.resolve_bound)
 
     def cap_for(self, key_label: str) -> float | None:
         return self.key_caps.get(key_label, self.cap_usd)
+
+
+#: The comparison each kind fires on, and its negation (what a resolved message states).
+FIRING_OPERATOR = {"below": "<", "above": ">", "at_least": "≥"}
+CLEAR_OPERATOR = {"below": "≥", "above": "≤", "at_least": "<"}
+
+
+def crosses(compare: str, value: float | None, bound: float | None) -> bool:
+    """``value`` is on the firing side of ``bound`` for a ``compare`` kind (never for a missing value or bound)."""
+    if value is None or math.isnan(value) or bound is None:
+        return False
+    if compare == "below":
+        return value < bound
+    if compare == "at_least":
+        return value >= bound
+    if compare == "above":
+        return value > bound
+    return False
 
 
 # --- durations ----------------------------------------------------------------------------------------------------
@@ -157,6 +185,26 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds:g}s"
 
 
+def describe_rule(rule: Rule) -> dict[str, Any]:
+    """A rule as the CLI and README print it."""
+    return {
+        "id": rule.id,
+        "kind": rule.kind,
+        "threshold": rule.threshold,
+        "resolve_threshold": rule.resolve_threshold,
+        "unit": rule.spec.unit,
+        "window": format_duration(rule.window_s) if rule.window_s else None,
+        "for": format_duration(rule.for_s) if rule.for_s else "0",
+        "keep_firing_for": format_duration(rule.keep_firing_for_s) if rule.keep_firing_for_s else "0",
+        "inhibits": rule.inhibits,
+        "min_sample": rule.min_sample,
+        "severity": rule.severity,
+        "scope": rule.scope,
+        "source": rule.source,
+        "title": rule.display_title,
+    }
+
+
 # --- defaults -----------------------------------------------------------------------------------------------------
 
 
@@ -165,212 +213,57 @@ def _r(rule_id: str, kind: str, **values: Any) -> Rule:
 
 
 #: The rules in force without a rules file (the README's table lists them). Budgets and caps are starting points:
-#: set them to the installation's numbers in ALERT_RULES_FILE.
+#: set them to the installation's numbers in ALERT_RULES_FILE. Every rule has hysteresis: a resolve threshold on
+#: the good side of its threshold (none where the value cannot hover: month-to-date spend only grows) and a
+#: ``keep_firing_for`` about as long as its ``for`` (longer where the signal is coarse: a probe every 5 minutes).
+#: The provider-wide rules that name a cause on the provider's side (overloaded, breaker open, no key available)
+#: inhibit that provider's per-key alerts; symptoms (success rate, error budget) do not — a revoked key lowers the
+#: provider's success rate, and the key's own alert is the one that says why.
 DEFAULT_RULES: tuple[Rule, ...] = (
-    _r("success_rate_low", "success_rate_below", threshold=95.0, window_s=900, for_s=300, min_sample=20,
-       severity="critical", title="Success rate low"),
-    _r("latency_p95_high", "p95_latency_above", threshold=30_000.0, window_s=900, for_s=600, min_sample=20,
-       title="p95 latency high"),
+    _r("success_rate_low", "success_rate_below", threshold=95.0, resolve_threshold=97.0, window_s=900, for_s=300,
+       keep_firing_for_s=300, min_sample=20, severity="critical", title="Success rate low"),
+    _r("latency_p95_high", "p95_latency_above", threshold=30_000.0, resolve_threshold=25_000.0, window_s=900,
+       for_s=600, keep_firing_for_s=300, min_sample=20, title="p95 latency high"),
     _r("rate_limited_share_high", "error_class_share_above", error_class="rate_limited", threshold=5.0,
-       window_s=600, for_s=300, min_sample=20, title="Rate-limited share high"),
+       resolve_threshold=2.0, window_s=600, for_s=300, keep_firing_for_s=300, min_sample=20,
+       title="Rate-limited share high"),
     _r("overloaded_share_high", "error_class_share_above", error_class="overloaded", threshold=10.0,
-       window_s=600, for_s=300, min_sample=20, title="Overloaded share high"),
-    _r("key_unhealthy", "key_unhealthy", statuses=("unhealthy", "disabled"), for_s=120, scope="key",
-       title="Key unhealthy or disabled"),
-    _r("provider_keys_unavailable", "provider_all_keys_unavailable", for_s=60, severity="critical",
-       title="Every key of the provider unavailable"),
-    _r("breaker_open", "breaker_open", threshold=1.0, for_s=60, severity="critical", title="Circuit breaker open"),
-    _r("queue_depth_high", "queue_depth_above", threshold=100.0, for_s=300, title="Queue depth high"),
-    _r("queue_wait_high", "queue_wait_above", threshold=60.0, for_s=300, title="Oldest queued request waiting long"),
-    _r("fallback_rate_high", "fallback_rate_above", threshold=10.0, window_s=900, for_s=300, min_sample=20,
-       title="Fallback rate high"),
-    _r("probe_failures", "consecutive_probe_failures", threshold=3.0, scope="key", severity="critical",
-       title="Key failing its probes"),
-    _r("cost_per_hour_high", "cost_per_hour_above", threshold=10.0, window_s=3600, scope="global", source="all",
-       title="Spend per hour above budget"),
-    _r("cost_per_day_high", "cost_per_day_above", threshold=100.0, window_s=86400, scope="global", source="all",
-       title="Spend per day above budget"),
+       resolve_threshold=5.0, window_s=600, for_s=300, keep_firing_for_s=300, min_sample=20, inhibit=True,
+       title="Overloaded share high"),
+    _r("key_unhealthy", "key_unhealthy", statuses=("unhealthy", "disabled"), for_s=120, keep_firing_for_s=120,
+       scope="key", title="Key unhealthy or disabled"),
+    _r("provider_keys_unavailable", "provider_all_keys_unavailable", for_s=60, keep_firing_for_s=60,
+       severity="critical", title="Every key of the provider unavailable"),
+    _r("breaker_open", "breaker_open", threshold=1.0, for_s=60, keep_firing_for_s=120, severity="critical",
+       title="Circuit breaker open"),
+    _r("queue_depth_high", "queue_depth_above", threshold=100.0, resolve_threshold=50.0, for_s=300,
+       keep_firing_for_s=300, title="Queue depth high"),
+    _r("queue_wait_high", "queue_wait_above", threshold=60.0, resolve_threshold=30.0, for_s=300,
+       keep_firing_for_s=300, title="Oldest queued request waiting long"),
+    _r("fallback_rate_high", "fallback_rate_above", threshold=10.0, resolve_threshold=5.0, window_s=900, for_s=300,
+       keep_firing_for_s=300, min_sample=20, title="Fallback rate high"),
+    _r("probe_failures", "consecutive_probe_failures", threshold=3.0, resolve_threshold=1.0, keep_firing_for_s=600,
+       scope="key", severity="critical", title="Key failing its probes"),
+    _r("cost_per_hour_high", "cost_per_hour_above", threshold=10.0, resolve_threshold=8.0, window_s=3600,
+       keep_firing_for_s=900, scope="global", source="all", title="Spend per hour above budget"),
+    _r("cost_per_day_high", "cost_per_day_above", threshold=100.0, resolve_threshold=90.0, window_s=86400,
+       keep_firing_for_s=3600, scope="global", source="all", title="Spend per day above budget"),
     _r("key_monthly_spend_warning", "key_monthly_spend", threshold=80.0, cap_usd=100.0, scope="key", source="all",
        title="Key month-to-date spend at 80 % of its cap"),
     _r("key_monthly_spend_cap", "key_monthly_spend", threshold=100.0, cap_usd=100.0, scope="key", source="all",
        severity="critical", title="Key month-to-date spend reached its cap"),
-    _r("tokens_per_hour_spike", "tokens_per_hour_above_baseline", threshold=3.0, window_s=3600,
-       baseline_s=7 * 86400, min_sample=20, scope="global", source="all", title="Tokens per hour above baseline"),
-    _r("worker_heartbeat_missing", "no_heartbeat", instance_kind="worker", threshold=90.0, scope="global",
-       severity="critical", title="No heartbeat from any worker"),
-    _r("client_heartbeat_missing", "no_heartbeat", instance_kind="client", threshold=300.0, scope="global",
-       title="No heartbeat from any client"),
-    _r("probes_missing", "no_probes", threshold=None, title="No probe results"),
-    _r("channel_failing", "channel_failing", scope="global", severity="critical",
+    _r("tokens_per_hour_spike", "tokens_per_hour_above_baseline", threshold=3.0, resolve_threshold=2.0,
+       window_s=3600, keep_firing_for_s=900, baseline_s=7 * 86400, min_sample=20, scope="global", source="all",
+       title="Tokens per hour above baseline"),
+    _r("worker_heartbeat_missing", "no_heartbeat", instance_kind="worker", threshold=90.0, resolve_threshold=30.0,
+       keep_firing_for_s=120, scope="global", severity="critical", title="No heartbeat from any worker"),
+    _r("client_heartbeat_missing", "no_heartbeat", instance_kind="client", threshold=300.0, resolve_threshold=60.0,
+       keep_firing_for_s=120, scope="global", title="No heartbeat from any client"),
+    _r("probes_missing", "no_probes", threshold=None, keep_firing_for_s=300, title="No probe results"),
+    _r("channel_failing", "channel_failing", scope="global", keep_firing_for_s=300, severity="critical",
        title="Notification channel failing"),
     _r("slo_burn_fast", "slo_burn_rate", objective=99.0, threshold=14.4, window_s=3600, short_window_s=300,
-       min_sample=20, severity="critical", title="Error budget burning fast (1h/5m)"),
+       keep_firing_for_s=300, min_sample=20, severity="critical", title="Error budget burning fast (1h/5m)"),
     _r("slo_burn_slow", "slo_burn_rate", objective=99.0, threshold=6.0, window_s=6 * 3600, short_window_s=1800,
-       min_sample=20, severity="critical", title="Error budget burning (6h/30m)"),
+       keep_firing_for_s=900, min_sample=20, severity="critical", title="Error budget burning (6h/30m)"),
 )  # fmt: skip
-
-# --- parsing a [[rules]] entry -----------------------------------------------------------------------------------
-
-#: TOML field → Rule attribute (durations are converted); the rest map by name.
-_DURATION_FIELDS = {"window": "window_s", "for": "for_s", "short_window": "short_window_s", "baseline": "baseline_s"}
-_COMMON_FIELDS = frozenset(
-    {
-        "id",
-        "kind",
-        "threshold",
-        "window",
-        "for",
-        "min_sample",
-        "severity",
-        "scope",
-        "provider",
-        "key_label",
-        "source",
-        "labels",
-        "title",
-        "enabled",
-    }
-)
-_RULE_ATTRS = frozenset(f.name for f in fields(Rule))
-
-
-class RuleProblem(ValueError):
-    """One problem in one rule entry: ``field`` names the TOML field."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        super().__init__(f"field {field_name!r}: {problem}")
-        self.field = field_name
-        self.problem = problem
-
-
-def _number(name: str, value: object, *, minimum: float | None = None, above: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RuleProblem(name, f"expected a number, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise RuleProblem(name, f"expected a number ≥ {minimum:g}, got {value!r}")
-    if above is not None and value <= above:
-        raise RuleProblem(name, f"expected a number > {above:g}, got {value!r}")
-    return float(value)
-
-
-def _string(name: str, value: object, allowed: tuple[str, ...] | None = None, max_length: int = 64) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise RuleProblem(name, f"expected a non-empty string, got {value!r}")
-    if allowed is not None and value not in allowed:
-        raise RuleProblem(name, f"expected one of {', '.join(allowed)}, got {value!r}")
-    if len(value) > max_length:
-        raise RuleProblem(name, f"at most {max_length} characters, got {len(value)}")
-    return value
-
-
-def _convert(name: str, value: object) -> tuple[str, Any]:
-    """One TOML field → (Rule attribute, checked value)."""
-    if name in _DURATION_FIELDS:
-        try:
-            return _DURATION_FIELDS[name], parse_duration(value)
-        except ValueError as exc:
-            raise RuleProblem(name, str(exc)) from None
-    if name in ("threshold", "objective", "cap_usd"):
-        return name, _number(name, value)
-    if name == "min_sample":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise RuleProblem(name, f"expected a whole number ≥ 0, got {value!r}")
-        return name, value
-    if name == "severity":
-        return name, _string(name, value, SEVERITIES)
-    if name == "scope":
-        return name, _string(name, value, SCOPES)
-    if name == "source":
-        return name, _string(name, value, SOURCES)
-    if name == "provider":
-        return name, _string(name, value, PROVIDERS)
-    if name in ("key_label", "title"):
-        return name, _string(name, value, max_length=64 if name == "key_label" else 120)
-    if name in ("enabled", "enforce"):
-        if not isinstance(value, bool):
-            raise RuleProblem(name, f"expected true or false, got {value!r}")
-        return name, value
-    if name == "error_class":
-        return name, _string(name, value, tuple(e.value for e in ErrorClass))
-    if name == "instance_kind":
-        return name, _string(name, value, ("worker", "client"))
-    if name == "statuses":
-        if not isinstance(value, list) or not value:
-            raise RuleProblem(name, f"expected a non-empty list of key statuses, got {value!r}")
-        return name, tuple(_string(name, v, tuple(KEY_STATUS_RANK)) for v in value)
-    if name == "labels":
-        if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) and k and len(k) <= 64 and len(v) <= 128 for k, v in value.items()
-        ):
-            raise RuleProblem(name, 'expected a table of short strings, e.g. { team = "platform" }')
-        reserved = sorted(set(value) & {"rule_id", "provider", "key_label", "model", "channel", "instance_kind"})
-        if reserved:
-            raise RuleProblem(name, f"{', '.join(reserved)} is set by the rule's scope; choose another label name")
-        return name, dict(value)
-    if name == "key_caps":
-        if not isinstance(value, Mapping) or not value:
-            raise RuleProblem(name, "expected a table of key label → USD, e.g. { Primary = 50.0 }")
-        return name, {str(k): _number(f"{name}.{k}", v, above=0) for k, v in value.items()}
-    raise RuleProblem(name, "unknown field")
-
-
-def rule_from_toml(entry: Mapping[str, Any], defaults: Mapping[str, Rule]) -> Rule:
-    """A rule from one ``[[rules]]`` table: a default's id overrides that default's given fields, a new id needs
-    ``kind``. Raises :class:`RuleProblem` naming the field."""
-    if "id" not in entry:
-        raise RuleProblem("id", "is required (a default's id to change it, or a new one with a kind)")
-    rule_id = _string("id", entry["id"])
-    if not ID_PATTERN.match(rule_id):
-        raise RuleProblem("id", f"use lower-case letters, digits, '_', '-' and '.', got {rule_id!r}")
-    base = defaults.get(rule_id)
-    if base is None:
-        if "kind" not in entry:
-            raise RuleProblem("kind", f"is required for a new rule; one of {', '.join(KINDS)}")
-        kind = _string("kind", entry["kind"], tuple(KINDS))
-        scopes = KINDS[kind].scopes
-        base = Rule(id=rule_id, kind=kind, scope="provider" if "provider" in scopes else scopes[0])
-    elif "kind" in entry and entry["kind"] != base.kind:
-        raise RuleProblem("kind", f"cannot change a default rule's kind ({base.kind}); give the new rule another id")
-    spec = KINDS[base.kind]
-    allowed = _COMMON_FIELDS | spec.extra
-    changes: dict[str, Any] = {}
-    for name, value in entry.items():
-        if name in ("id", "kind"):
-            continue
-        if name not in allowed:
-            if name in _COMMON_FIELDS | frozenset().union(*(s.extra for s in KINDS.values())):
-                raise RuleProblem(name, f"does not apply to kind {base.kind}")
-            raise RuleProblem(name, "unknown field")
-        attr, converted = _convert(name, value)
-        changes[attr] = converted
-    assert set(changes) <= _RULE_ATTRS
-    rule = replace(base, **changes)
-    check_rule(rule)
-    return rule
-
-
-def check_rule(rule: Rule) -> None:
-    """Cross-field checks (also run on the defaults by the tests)."""
-    spec = rule.spec
-    if rule.scope not in spec.scopes:
-        raise RuleProblem("scope", f"kind {rule.kind} supports {', '.join(spec.scopes)}, got {rule.scope!r}")
-    if spec.compare != "state" and rule.kind != "no_probes" and rule.threshold is None:
-        raise RuleProblem("threshold", f"is required for kind {rule.kind} (in {spec.unit})")
-    if spec.windowed and not rule.window_s:
-        raise RuleProblem("window", f"is required for kind {rule.kind}")
-    percent_kinds = ("success_rate_below", "error_class_share_above", "fallback_rate_above")
-    if rule.kind in percent_kinds and rule.threshold is not None and not 0 <= rule.threshold <= 100:
-        raise RuleProblem("threshold", f"is a percentage 0–100, got {rule.threshold:g}")
-    if rule.kind == "error_class_share_above" and rule.error_class is None:
-        raise RuleProblem("error_class", "is required for kind error_class_share_above")
-    if rule.kind == "slo_burn_rate":
-        if rule.objective is None or not 0 < rule.objective < 100:
-            raise RuleProblem("objective", "is required: the success objective in percent, e.g. 99.9")
-        if rule.short_window_s is not None and rule.window_s and rule.short_window_s >= rule.window_s:
-            raise RuleProblem("short_window", "must be shorter than window")
-    if rule.kind == "key_monthly_spend" and rule.cap_usd is None and not rule.key_caps:
-        raise RuleProblem("cap_usd", "is required (or key_caps): the monthly cap per key in USD")
-    if rule.cap_usd is not None and rule.cap_usd <= 0:
-        raise RuleProblem("cap_usd", f"expected a number > 0, got {rule.cap_usd:g}")
-    if rule.threshold is not None and rule.threshold < 0:
-        raise RuleProblem("threshold", f"expected a number ≥ 0, got {rule.threshold:g}")

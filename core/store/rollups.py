@@ -176,6 +176,13 @@ def _aggregates() -> list[tuple[str, str, str]]:
     return items
 
 
+def raw_row_aggregates() -> list[tuple[str, str]]:
+    """(rollup column, SQL aggregate over raw ``api_usage_metrics`` rows) for every rollup column a raw row holds —
+    all but the latency histogram, whose bucket index is computed in Python at flush time. A reader can count part
+    of a minute exactly as that minute's rollup row counts it."""
+    return [(name, expression) for name, expression, _ in _aggregates() if "lat_bucket" not in expression]
+
+
 def _names() -> str:
     return ", ".join(KEY_COLUMNS + tuple(name for name, _, _ in _aggregates()))
 

@@ -323,6 +323,7 @@ alert_episodes = sa.Table(
     sa.Column("fired_at", Timestamp),
     sa.Column("resolved_at", Timestamp),
     sa.Column("last_notified_at", Timestamp),
+    sa.Column("clear_since", Timestamp, comment="firing, but back past the resolve threshold since (keep_firing_for)"),
     sa.Column("value", sa.Float()),
     sa.Column("threshold", sa.Float()),
     sa.Column("summary", sa.String(500)),

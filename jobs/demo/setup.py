@@ -29,43 +29,65 @@ SCRUBBED_PREFIXES = (
     "RATE_LIMIT_", "PULSEGATE_DEMO_", "RETENTION_DAYS", "LEADER_LEASE_S", "PRICE_TABLE_FILE", "PYTHONPATH",
 )  # fmt: skip
 
-#: The demo's own alert timings: alerts fire within seconds of a fault and resolve within the cycle.
+#: The demo's own alert rules: windows and hysteresis sized for phases of half a minute, so that each incident of
+#: the cycle (jobs/demo/scenario.py) sends each of its rules once firing and once resolved, and the calm sends
+#: nothing. What fires when, with the default cycle: docs/alerts.md#the-demos-rules.
 ALERT_RULES = f"""\
-# Written by `pulsegate demo`: short timings so alerts fire and resolve while you watch.
+# Written by `pulsegate demo`: short windows, and hysteresis, so each incident fires its alerts once and resolves
+# them once while you watch.
 group_wait = "2s"
 repeat_interval = "5m"
 
-[[rules]]
+[[rules]]                   # 529 storm: the breaker opens (half-open trials must not flap it)
 id = "breaker_open"
 for = "0s"
+keep_firing_for = "10s"
 
-[[rules]]
-id = "key_unhealthy"
-for = "0s"
-
-[[rules]]
+[[rules]]                   # 529 storm: overloaded answers; with the breaker, mutes Anthropic's per-key alerts
 id = "overloaded_share_high"
 window = "30s"
-for = "0s"
+for = "5s"
+resolve_threshold = 3
+keep_firing_for = "5s"
 min_sample = 10
 
-[[rules]]
-id = "rate_limited_share_high"
-window = "30s"
-for = "0s"
-min_sample = 10
-
-[[rules]]
-id = "fallback_rate_high"
-window = "30s"
-for = "0s"
-min_sample = 10
-
-[[rules]]
+[[rules]]                   # 529 storm: near 0 %; 429s and the revoked key keep it above 85 %
 id = "success_rate_low"
+threshold = 50
+resolve_threshold = 85
 window = "30s"
-for = "10s"
+for = "5s"
+keep_firing_for = "5s"
 min_sample = 10
+
+[[rules]]                   # 529 storm: OpenAI answers Anthropic's calls
+id = "fallback_rate_high"
+threshold = 20
+resolve_threshold = 5
+window = "30s"
+for = "5s"
+keep_firing_for = "5s"
+min_sample = 10
+
+[[rules]]                   # 429 pressure: one key, so per key
+id = "rate_limited_share_high"
+scope = "key"
+threshold = 20
+resolve_threshold = 5
+window = "30s"
+for = "5s"
+keep_firing_for = "5s"
+min_sample = 5
+
+[[rules]]                   # invalid key: disabled at its first 401, enabled by the next passing probe (a state
+id = "key_unhealthy"        # that cannot flap: nothing to keep firing for)
+statuses = ["disabled"]
+for = "0s"
+keep_firing_for = "0s"
+
+[[rules]]                   # a probe every 15 s is too coarse for half-minute phases: whether a streak of 3 fits
+id = "probe_failures"       # in a phase is chance (the keys' own alerts above say it)
+enabled = false
 
 [[rules]]                   # hour-long error budgets cannot recover within a demo cycle
 id = "slo_burn_fast"

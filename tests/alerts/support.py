@@ -3,6 +3,8 @@ heartbeat) and reading back episodes and outbox rows, for the alert engine tests
 
 from __future__ import annotations
 
+import html
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -11,9 +13,12 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import SecretStr
 
+from core.alerts.channels import make_channel
 from core.alerts.channels.config import ChannelConfig
+from core.alerts.claims import resolved_alert_problems
 from core.alerts.config import AlertConfig
 from core.alerts.engine import AlertEngine
+from core.alerts.model import Message
 from core.alerts.rules import Rule
 from core.clock import ManualClock
 from core.errors import ErrorClass
@@ -27,10 +32,10 @@ START = datetime(2026, 3, 10, 12, 0, 30, tzinfo=UTC)
 MODEL = {"anthropic": "claude-sonnet-4-6", "openai": "gpt-4.1"}
 
 
-def channel(name: str, *severities: str) -> ChannelConfig:
+def channel(name: str, *severities: str, fmt: str = "generic") -> ChannelConfig:
     return ChannelConfig(
         name=name,
-        format="generic",
+        format=fmt,  # type: ignore[arg-type]
         url=SecretStr(f"http://127.0.0.1:9/{name}-hook-secret-path"),
         severities=frozenset(severities or ("info", "warning", "critical")),
     )
@@ -200,6 +205,36 @@ def commands(store: sa.Engine) -> list[tuple[str, str | None, str | None, str]]:
     with store.connect() as connection:
         rows = connection.execute(sa.select(control_commands).order_by(control_commands.c.id)).mappings()
         return [(r["command"], r["provider"], r["key_label"], r["requested_by"]) for r in rows]
+
+
+def rendered_lines(row: dict[str, Any]) -> dict[str, list[str]]:
+    """An outbox row's per-alert lines as each format renders them: Slack's text lines after the title (as Slack
+    shows them, entities decoded), Discord's embed titles, the generic webhook's summaries."""
+    message = Message.from_json(row["message"])
+    lines: dict[str, list[str]] = {}
+    for fmt in ("slack", "discord", "generic"):
+        body, _ = make_channel(channel("render", fmt=fmt)).render(message)
+        payload = json.loads(body)
+        if fmt == "slack":
+            lines[fmt] = html.unescape(payload["text"]).splitlines()[1:]
+        elif fmt == "discord":
+            lines[fmt] = [embed["title"] for embed in payload["embeds"]]
+        else:
+            lines[fmt] = [alert["summary"] for alert in payload["alerts"]]
+    return lines
+
+
+def assert_resolved_text(row: dict[str, Any], *texts: str) -> None:
+    """A resolved outbox row states exactly ``texts`` (one per alert) in every format, and none contradicts its
+    own numbers."""
+    assert row["transition"] == "resolved"
+    assert rendered_lines(row) == {
+        "slack": [f"✅ {t}" for t in texts],
+        "discord": [f"✅ {t}" for t in texts],
+        "generic": list(texts),
+    }
+    for alert in row["message"]["alerts"]:
+        assert resolved_alert_problems(alert) == [], alert["summary"]
 
 
 def run(engine: AlertEngine, clock: ManualClock, seconds: float = 0.0) -> Any:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from core.alerts.config import AlertConfigError, AlertConfigLoader, load_alert_config
-from core.alerts.engine import describe_rule
-from core.alerts.rules import DEFAULT_RULES, KINDS, check_rule, format_duration, parse_duration
+from core.alerts.rule_parsing import check_rule
+from core.alerts.rules import DEFAULT_RULES, KINDS, describe_rule, format_duration, parse_duration
 from core.settings import Settings
 
 
@@ -122,14 +122,14 @@ severity = "critical"
         ('[[rules]]\nid = "success_rate_low"\nthreshold = 120', "rule 'success_rate_low': threshold: is a percentage 0–100, got 120"),
         ('[[rules]]\nid = "success_rate_low"\nwindow = "5 minutes"', "rule 'success_rate_low': window: expected a duration such as 300 or '5m', got '5 minutes'"),
         ('[[rules]]\nid = "success_rate_low"\nseverity = "page"', "rule 'success_rate_low': severity: expected one of info, warning, critical, got 'page'"),
-        ('[[rules]]\nid = "success_rate_low"\nthreshhold = 90', "rule 'success_rate_low': threshhold: unknown field"),
+        ('[[rules]]\nid = "success_rate_low"\nthreshhold = 90', "rule 'success_rate_low': threshhold: unknown field (did you mean 'threshold'?)"),
         ('[[rules]]\nid = "success_rate_low"\nkind = "p95_latency_above"', "rule 'success_rate_low': kind: cannot change a default rule's kind (success_rate_below); give the new rule another id"),
         ('[[rules]]\nid = "success_rate_low"\nenforce = true', "rule 'success_rate_low': enforce: does not apply to kind success_rate_below"),
         ('[[rules]]\nid = "my_rule"\nthreshold = 1', "rule 'my_rule': kind: is required for a new rule; one of " + ", ".join(KINDS)),
-        ('[[rules]]\nid = "my_rule"\nkind = "cost_per_week_above"', "rule 'my_rule': kind: expected one of " + ", ".join(KINDS) + ", got 'cost_per_week_above'"),
+        ('[[rules]]\nid = "my_rule"\nkind = "cost_per_week_above"', "rule 'my_rule': kind: expected one of " + ", ".join(KINDS) + ", got 'cost_per_week_above' (did you mean 'cost_per_day_above'?)"),
         ('[[rules]]\nid = "my_rule"\nkind = "p95_latency_above"\nthreshold = 100', "rule 'my_rule': window: is required for kind p95_latency_above"),
         ('[[rules]]\nid = "my_rule"\nkind = "error_class_share_above"\nthreshold = 5\nwindow = "5m"', "rule 'my_rule': error_class: is required for kind error_class_share_above"),
-        ('[[rules]]\nid = "my_rule"\nkind = "error_class_share_above"\nerror_class = "boom"', "rule 'my_rule': error_class: expected one of " + ", ".join(e.value for e in __import__("core.errors", fromlist=["ErrorClass"]).ErrorClass) + ", got 'boom'"),
+        ('[[rules]]\nid = "my_rule"\nkind = "error_class_share_above"\nerror_class = "boom"\nthreshold = 5\nwindow = "5m"', "rule 'my_rule': error_class: expected one of " + ", ".join(e.value for e in __import__("core.errors", fromlist=["ErrorClass"]).ErrorClass) + ", got 'boom'"),
         ('[[rules]]\nid = "burn"\nkind = "slo_burn_rate"\nthreshold = 6\nwindow = "6h"', "rule 'burn': objective: is required: the success objective in percent, e.g. 99.9"),
         ('[[rules]]\nid = "key_unhealthy"\nscope = "provider"', "rule 'key_unhealthy': scope: kind key_unhealthy supports key, got 'provider'"),
         ('[[rules]]\nid = "key_unhealthy"\nlabels = { provider = "x" }', "rule 'key_unhealthy': labels: provider is set by the rule's scope; choose another label name"),

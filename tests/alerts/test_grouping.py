@@ -15,6 +15,7 @@ from tests.alerts.support import (
     OPS,
     PAGER,
     START,
+    assert_resolved_text,
     beat,
     config,
     key_state,
@@ -135,6 +136,8 @@ def test_a_provider_wide_alert_inhibits_that_providers_key_alerts(store: sa.Engi
         ("resolved", "ops", "provider_keys_unavailable/provider=anthropic", 1),
         ("resolved", "pager", "provider_keys_unavailable/provider=anthropic", 1),
     ]
+    resolved = next(r for r in outbox(store) if r["transition"] == "resolved")
+    assert_resolved_text(resolved, "anthropic: 1 of 3 keys available")
 
 
 def test_silenced_alerts_change_state_but_are_not_notified(store: sa.Engine, clock: ManualClock) -> None:

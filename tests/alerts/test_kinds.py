@@ -1,4 +1,5 @@
-"""Every rule kind fires on the data the product writes, with its exact summary, and resolves when it clears.
+"""Every rule kind fires on the data the product writes, with its exact summary, and resolves when it clears with
+the exact text of the value that resolved it, in every channel format.
 
 (``success_rate_below`` is walked through in test_lifecycle, ``key_unhealthy`` and
 ``provider_all_keys_unavailable`` in test_grouping, ``channel_failing`` with real receivers in test_channel_failing.)
@@ -19,11 +20,13 @@ from core.errors import ErrorClass
 from tests.alerts.support import (
     START,
     Calls,
+    assert_resolved_text,
     beat,
     commands,
     config,
     episodes,
     key_state,
+    outbox,
     provider_state,
     run,
     sent,
@@ -49,6 +52,7 @@ def fire_then_resolve(
     recover: Callable[[], None],
     summary: str | None = None,
     value: float | None = None,
+    resolved: str | None = None,
 ) -> AlertEngine:
     engine = AlertEngine(store, config(rule, group_wait_s=0), clock)
     breach()
@@ -68,6 +72,8 @@ def fire_then_resolve(
     assert report.errors == {}
     assert report.resolved == [fp]
     assert [t for t, *_ in sent(store)] == ["firing", "resolved"]
+    if resolved is not None:
+        assert_resolved_text(outbox(store)[-1], resolved)
     return engine
 
 
@@ -81,7 +87,10 @@ def test_p95_latency_above(store: sa.Engine, clock: ManualClock) -> None:
 
     fire_then_resolve(store, clock, rule, ANTHROPIC, lambda: calls.add(clock.now(), ok=10, latency_ms=45_000), recover)
     [episode] = episodes(store)
-    assert episode["value"] < 30_000 and episode["summary"].startswith("anthropic p95 latency ")
+    assert episode["value"] < 30_000
+    assert_resolved_text(
+        outbox(store)[-1], f"anthropic p95 latency back to {episode['value']:.0f} ms (≤ 30000 ms) over 5m"
+    )
 
 
 def test_error_class_share_above(store: sa.Engine, clock: ManualClock) -> None:
@@ -101,6 +110,7 @@ def test_error_class_share_above(store: sa.Engine, clock: ManualClock) -> None:
     fire_then_resolve(
         store, clock, rule, ANTHROPIC, breach, recover,
         summary="anthropic rate_limited share 18.2 % > 5 % over 5m (2 of 11 calls)",
+        resolved="anthropic rate_limited share back to 0.0 % (≤ 5 %) over 5m (0 of 20 calls)",
     )  # fmt: skip
 
 
@@ -119,6 +129,7 @@ def test_fallback_rate_above(store: sa.Engine, clock: ManualClock) -> None:
     fire_then_resolve(
         store, clock, rule, {"provider": "openai"}, breach, recover,
         summary="openai fallback rate 50.0 % > 10 % over 5m (5 of 10 calls served as a fallback)", value=50.0,
+        resolved="openai fallback rate back to 0.0 % (≤ 10 %) over 5m (0 of 20 calls served as a fallback)",
     )  # fmt: skip
 
 
@@ -132,7 +143,8 @@ def test_breaker_open(store: sa.Engine, clock: ManualClock) -> None:
     fire_then_resolve(
         store, clock, rule, ANTHROPIC,
         lambda: beat(store, clock.now(), {"anthropic": provider_state(breaker="open")}), recover,
-        summary="anthropic circuit breaker open on 1 of 1 live instances", value=1.0,
+        summary="anthropic instances with the circuit breaker open 1 ≥ 1, of 1 live", value=1.0,
+        resolved="anthropic instances with the circuit breaker open back to 0 (< 1), of 1 live",
     )  # fmt: skip
 
 
@@ -151,6 +163,7 @@ def test_queue_depth_above(store: sa.Engine, clock: ManualClock) -> None:
     fire_then_resolve(
         store, clock, rule, ANTHROPIC, breach, recover,
         summary="anthropic queue depth 150 > 100 (summed over live instances)", value=150.0,
+        resolved="anthropic queue depth back to 10 (≤ 100) (summed over live instances)",
     )  # fmt: skip
 
 
@@ -164,7 +177,8 @@ def test_queue_wait_above(store: sa.Engine, clock: ManualClock) -> None:
     fire_then_resolve(
         store, clock, rule, ANTHROPIC,
         lambda: beat(store, clock.now(), {"anthropic": provider_state(depth=3, oldest_wait_s=120.0)}), recover,
-        summary="anthropic oldest queued request waiting 120 s > 60 s", value=120.0,
+        summary="anthropic oldest queued request's wait 120 s > 60 s", value=120.0,
+        resolved="anthropic oldest queued request's wait back to 0 s (≤ 60 s)",
     )  # fmt: skip
 
 
@@ -183,7 +197,8 @@ def test_consecutive_probe_failures(store: sa.Engine, clock: ManualClock) -> Non
 
     fire_then_resolve(
         store, clock, rule, PRIMARY, breach, recover,
-        summary="anthropic key 'Primary' failed its last 3 probes (alert at 3)", value=3.0,
+        summary="anthropic key 'Primary' failed probes in a row 3 ≥ 3", value=3.0,
+        resolved="anthropic key 'Primary' failed probes in a row back to 0 (< 3)",
     )  # fmt: skip
 
 
@@ -197,7 +212,8 @@ def test_cost_per_hour_above(store: sa.Engine, clock: ManualClock) -> None:
 
     fire_then_resolve(
         store, clock, rule, {}, breach, lambda: clock.advance(3700),
-        summary="all providers spent $12.00 in the last 1h (budget $10 per hour)", value=12.0,
+        summary="all providers spend $12.00 > $10 in the last 1h", value=12.0,
+        resolved="all providers spend back to $0.00 (≤ $10): no calls in the last 1h",
     )  # fmt: skip
 
 
@@ -218,7 +234,8 @@ def test_cost_per_day_above_reads_hours_and_minute_edges(store: sa.Engine, clock
 
     fire_then_resolve(
         store, clock, rule, ANTHROPIC, breach, recover,
-        summary="anthropic spent $101.00 in the last 1d (budget $100 per day)", value=101.0,
+        summary="anthropic spend $101.00 > $100 in the last 1d", value=101.0,
+        resolved="anthropic spend back to $51.00 (≤ $100) in the last 1d",
     )  # fmt: skip
 
 
@@ -235,8 +252,8 @@ def test_tokens_per_hour_above_baseline(store: sa.Engine, clock: ManualClock) ->
 
     fire_then_resolve(
         store, clock, rule, {}, breach, lambda: clock.advance(3700),
-        summary="all providers 5,000 tokens/h over 1h = 5.0× the 7d baseline of 1,000 tokens/h (alert above 3×)",
-        value=5.0,
+        summary="all providers tokens per hour 5.0× > 3× over 1h against the 7d baseline (5,000 vs 1,000 tokens/h)",
+        value=5.0, resolved="all providers: no calls in the last 1h",
     )  # fmt: skip
 
 
@@ -252,7 +269,8 @@ def test_no_heartbeat(store: sa.Engine, clock: ManualClock) -> None:
     fire_then_resolve(
         store, clock, rule, {"instance_kind": "worker"}, breach,
         lambda: beat(store, clock.now(), {"anthropic": provider_state()}, instance="worker-2", kind="worker"),
-        summary="no heartbeat from any worker for 100 s (alert above 90 s)", value=100.0,
+        summary="time since the last heartbeat of any worker 100 s > 90 s", value=100.0,
+        resolved="time since the last heartbeat of any worker back to 0 s (≤ 90 s)",
     )  # fmt: skip
 
 
@@ -266,7 +284,8 @@ def test_no_probes(store: sa.Engine, clock: ManualClock) -> None:
 
     fire_then_resolve(
         store, clock, rule, ANTHROPIC, breach, lambda: calls.add(clock.now(), ok=1, source="probe"),
-        summary="no anthropic probe result for 670s (alert above 10m)", value=670.0,
+        summary="time since the last anthropic probe result 670 s > 600 s", value=670.0,
+        resolved="time since the last anthropic probe result back to 0 s (≤ 600 s)",
     )  # fmt: skip
 
 
@@ -291,12 +310,11 @@ def test_slo_burn_rate_needs_both_windows(store: sa.Engine, clock: ManualClock) 
 
     fire_then_resolve(
         store, clock, rule, ANTHROPIC, lambda: calls.add(clock.now(), ok=70, failed=30), recover,
-        summary="anthropic error budget burning 30.0× over 1h and 30.0× over 5m "
-        "(alert above 14.4× for a 99 % objective)",
+        summary="anthropic error budget burn rate 30.0× > 14.4× (the lower of 30.0× over 1h and 30.0× over 5m; "
+        "99 % objective)",
+        resolved="anthropic error budget burn rate back to 0.0× (≤ 14.4×) (the lower of 15.0× over 1h and 0.0× "
+        "over 5m; 99 % objective)",
     )  # fmt: skip
-    assert episodes(store)[0]["summary"] == (
-        "anthropic error budget burning 15.0× over 1h and 0.0× over 5m (alert above 14.4× for a 99 % objective)"
-    )
 
 
 def test_key_monthly_spend_warns_and_resolves_when_the_month_rolls_over(store: sa.Engine, clock: ManualClock) -> None:
@@ -312,8 +330,8 @@ def test_key_monthly_spend_warns_and_resolves_when_the_month_rolls_over(store: s
 
     fire_then_resolve(
         store, clock, rule, PRIMARY, breach, recover,
-        summary="anthropic key 'Primary' month-to-date spend $90.00 = 90 % of its $100 cap (alert at 80 %)",
-        value=90.0,
+        summary="anthropic key 'Primary' month-to-date spend 90 % ≥ 80 % of its $100 cap ($90.00)", value=90.0,
+        resolved="anthropic key 'Primary' month-to-date spend back to 0 % (< 80 %): nothing spent this month yet",
     )  # fmt: skip
     assert commands(store) == []  # enforce is off
 

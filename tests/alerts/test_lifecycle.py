@@ -16,6 +16,7 @@ from tests.alerts.support import (
     PAGER,
     START,
     Calls,
+    assert_resolved_text,
     beat,
     config,
     episodes,
@@ -106,6 +107,7 @@ def test_an_alert_goes_pending_fires_notifies_once_repeats_and_resolves(store: s
                     "started_at": _iso(fired_at),
                     "resolved_at": None,
                     "episode_id": 1,
+                    "resolve_threshold": None,
                 }
             ],
             "dashboard_url": "http://127.0.0.1:8501",
@@ -132,13 +134,13 @@ def test_an_alert_goes_pending_fires_notifies_once_repeats_and_resolves(store: s
         ("repeat", "pager"),
     ]
     repeat = outbox(store)[2]["message"]
-    assert repeat["title"] == "[STILL FIRING] Success rate low · anthropic"
+    assert repeat["title"] == "[REPEAT] Success rate low · anthropic"
     assert repeat["alerts"][0]["state"] == "firing" and repeat["alerts"][0]["started_at"] == _iso(fired_at)
 
     # Recovery: the failures leave the 5-minute window.
-    clock.advance(1)
+    clock.advance(301)
     calls.add(clock.now(), ok=30)
-    report = run(restarted, clock, 301)  # the minute-granular window now starts after the last failures
+    report = run(restarted, clock)  # the window now starts after the last failures
     assert report.resolved == [FP]
     assert states(store) == [("success_rate_low", ANTHROPIC, "resolved")]
     resolved = outbox(store)[4:]
@@ -150,7 +152,7 @@ def test_an_alert_goes_pending_fires_notifies_once_repeats_and_resolves(store: s
     assert message["title"] == "[RESOLVED] Success rate low · anthropic"
     assert message["alerts"][0]["state"] == "resolved"
     assert message["alerts"][0]["resolved_at"] == _iso(clock.now())
-    assert message["alerts"][0]["summary"] == "anthropic success rate 100.0 % < 95 % over 5m (30 calls)"
+    assert_resolved_text(resolved[0], "anthropic success rate back to 100.0 % (≥ 95 %) over 5m (30 calls)")
     assert message["alerts"][0]["value"] == 100.0
 
     # Resolved stays resolved: no further rows, and a new breach opens a new episode.

@@ -31,6 +31,7 @@ COLOURS: dict[str, str] = {
     "test": "#6a737d",
 }
 STATE_MARK = {"firing": "🔴", "resolved": "✅"}
+REPEAT_MARK = "🔁"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +100,15 @@ def dumps(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def mark(alert: AlertView, message: Message) -> str:
+    """The sign before an alert's text: 🔴 firing, ✅ resolved, 🔁 still firing in a repeat message."""
+    if message.transition == "repeat" and alert.state == "firing":
+        return REPEAT_MARK
+    return STATE_MARK[alert.state]
+
+
 def headline(message: Message) -> str:
-    """``[FIRING:2] title`` / ``[RESOLVED] title`` / ``[STILL FIRING:1] title`` / ``[TEST] title``.
+    """``[FIRING:2] title`` / ``[RESOLVED] title`` / ``[REPEAT:1] title`` / ``[TEST] title``.
 
     The engine's titles already start with their tag (``[FIRING] Success rate low · anthropic``): those are used
     as they are, so a message never reads ``[FIRING:1] [FIRING] …``.
@@ -113,7 +121,7 @@ def headline(message: Message) -> str:
     elif message.transition == "resolved" or (message.alerts and firing == 0):
         tag = "RESOLVED"
     elif message.transition == "repeat":
-        tag = f"STILL FIRING:{firing}"
+        tag = f"REPEAT:{firing}"
     else:
         tag = f"FIRING:{firing}"
     return f"[{tag}] {message.title}"
@@ -169,6 +177,8 @@ def alert_fields(alert: AlertView) -> list[tuple[str, str]]:
         fields.append(("Value", format_number(alert.value)))
     if alert.threshold is not None:
         fields.append(("Threshold", format_number(alert.threshold)))
+    if alert.resolve_threshold is not None and alert.resolve_threshold != alert.threshold:
+        fields.append(("Resolves at", format_number(alert.resolve_threshold)))
     if alert.window_s is not None:
         fields.append(("Window", format_duration(alert.window_s)))
     fields.append(("Since", format_time(alert.started_at)))

@@ -18,12 +18,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from core.alerts.channels.base import (
     COLOURS,
-    STATE_MARK,
     DeliveryOutcome,
     alert_fields,
     dumps,
     header,
     headline,
+    mark,
     retry_after_header,
     status_reason,
     truncate,
@@ -96,7 +96,7 @@ class DiscordChannel:
 
     def _embed(self, alert: AlertView, message: Message) -> dict[str, Any]:
         key = "test" if message.transition == "test" else ("resolved" if alert.state == "resolved" else alert.severity)
-        title = f"{STATE_MARK[alert.state]} {alert.summary}"
+        title = f"{mark(alert, message)} {alert.summary}"
         description = f"Rule `{alert.rule_id}`"
         if len(title) > TITLE_LIMIT:
             description += f"\n{alert.summary}"

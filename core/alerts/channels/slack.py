@@ -14,13 +14,13 @@ from typing import Any
 
 from core.alerts.channels.base import (
     COLOURS,
-    STATE_MARK,
     DeliveryOutcome,
     alert_fields,
     colour_key,
     dumps,
     error_word,
     headline,
+    mark,
     retry_after_header,
     status_reason,
     truncate,
@@ -86,7 +86,7 @@ class SlackChannel:
         shown = message.alerts[:MAX_ALERT_SECTIONS]
         hidden = len(message.alerts) - len(shown)
 
-        lines = [title] + [f"{STATE_MARK[a.state]} {a.summary}" for a in shown]
+        lines = [title] + [f"{mark(a, message)} {a.summary}" for a in shown]
         if hidden:
             lines.append(f"…and {hidden} more")
         blocks: list[dict[str, Any]] = [
@@ -97,7 +97,7 @@ class SlackChannel:
                 {"type": "mrkdwn", "text": mrkdwn(f"*{name}*\n{value}", FIELD_LIMIT)}
                 for name, value in alert_fields(alert)[:MAX_FIELDS]
             ]
-            text = mrkdwn(f"{STATE_MARK[alert.state]} *{alert.summary}*\n`{alert.rule_id}`", SECTION_LIMIT)
+            text = mrkdwn(f"{mark(alert, message)} *{alert.summary}*\n`{alert.rule_id}`", SECTION_LIMIT)
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}, "fields": fields})
         if hidden:
             more = f"…and {hidden} more alert{'s' if hidden != 1 else ''} (see the dashboard)"

@@ -129,10 +129,22 @@ def test_alert_test_usage_errors_are_one_line_and_exit_2(workdir: Path, tmp_path
     assert unmigrated.stderr.endswith("has no tables yet: run `pulsegate migrate` first\n")
 
     bad = workdir / "bad.toml"
-    bad.write_text('[[channels]]\nname = "x"\nurl = "ftp://files.example.com/SeCrEt"\n')
+    bad.write_text(
+        '[[rules]]\nid = "sucess_rate_low"\n'
+        '[[rules]]\nid = "success_rate_low"\nthreshold = "high"\nresolve_threshold = 90\nwindow = "soon"\n'
+        '[[channels]]\nname = "x"\nurl = "ftp://files.example.com/SeCrEt"\n'
+    )
     invalid = run_cli(["alert", "rules"], cwd=workdir, env={"ALERT_RULES_FILE": str(bad)})
-    assert invalid.returncode == 2
-    assert "channel 'x': url: 'ftp://files.example.com/…' is not an http(s) URL" in invalid.stderr
+    assert (invalid.returncode, invalid.stdout) == (2, "")
+    assert invalid.stderr.splitlines()[1:] == [
+        "  - rule 'sucess_rate_low': id: unknown rule id 'sucess_rate_low' (did you mean 'success_rate_low'?)",
+        "  - rule 'success_rate_low': threshold: expected a number, got 'high'",
+        "  - rule 'success_rate_low': window: expected a duration such as 300 or '5m', got 'soon'",
+        "  - rule 'success_rate_low': resolve_threshold: must be at or above the threshold (95), got 90: it fires "
+        "when the value is < 95 and resolves when it is back ≥ the resolve threshold",
+        "  - channel 'x': url: 'ftp://files.example.com/…' is not an http(s) URL",
+    ]
+    assert invalid.stderr.splitlines()[0].endswith(f"invalid alert configuration (5 problems in {bad}):")
     assert "SeCrEt" not in invalid.stderr and "Traceback" not in invalid.stderr
 
 
@@ -149,9 +161,16 @@ def test_alert_rules_prints_the_rules_and_channels_in_force(workdir: Path) -> No
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"alert rules from {rules}: ")
-    assert lines[1].split() == ["rule", "kind", "severity", "threshold", "window", "for", "min", "scope"]
+    assert lines[1].split() == [
+        *("rule", "kind", "severity", "threshold", "resolves", "window", "for", "keep", "min", "scope")
+    ]
+    # a new threshold alone resolves at itself; the shipped keep_firing_for stays
     assert lines[2].split() == [
-        *("success_rate_low", "success_rate_below", "critical", "99", "%", "15m", "5m", "20", "provider")
+        *("success_rate_low", "success_rate_below", "critical", "99", "%", "-", "15m", "5m", "5m", "20", "provider")
+    ]
+    overloaded = next(line for line in lines if line.startswith("overloaded_share_high "))
+    assert overloaded.split()[3:] == [
+        *("10", "%", "5", "%", "10m", "5m", "5m", "20", "provider", "(inhibits", "per-key)")
     ]
     assert "disabled: latency_p95_high" in lines
     assert "channel pager: slack https://hooks.slack.com/… severities=critical" in lines

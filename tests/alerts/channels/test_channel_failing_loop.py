@@ -50,6 +50,10 @@ async def test_a_broken_channel_alerts_on_the_other_channel_and_clears(store: sa
     clock.advance(30)
     AlertEngine(store, config, clock).evaluate()
     await dispatcher.run_once(clock.now())
+    assert len([r for r in outbox(store) if r["message"]["alerts"][0]["rule_id"] == "channel_failing"]) == 1
+    clock.advance(rule.keep_firing_for_s)  # ok for keep_firing_for: resolved
+    AlertEngine(store, config, clock).evaluate()
+    await dispatcher.run_once(clock.now())
     alerts_out = [r for r in outbox(store) if r["message"]["alerts"][0]["rule_id"] == "channel_failing"]
     assert [(r["channel"], r["transition"], r["status"]) for r in alerts_out] == [
         ("ops-discord", "firing", "delivered"),
@@ -57,3 +61,4 @@ async def test_a_broken_channel_alerts_on_the_other_channel_and_clears(store: sa
     ]
     resolved = [r.json() for r in receiver.requests if r.query][-1]
     assert resolved["embeds"][0]["color"] == 0x28A745
+    assert resolved["embeds"][0]["title"] == "✅ notification channel 'ops-slack' is ok"

@@ -91,7 +91,88 @@ def test_slack_colours_follow_state_and_severity_and_resolved_shows_when() -> No
     warning, _ = _render("slack", message([alert(severity="warning")]))
     assert warning["attachments"][0]["color"] == "#dbab09"
     repeat, _ = _render("slack", message(transition="repeat"))
-    assert repeat["text"].startswith("[STILL FIRING:1] Success rate low")
+    assert repeat["text"].startswith("[REPEAT:1] Success rate low\n🔁 ")
+
+
+REPEAT_TITLE = "[REPEAT] Success rate low · anthropic"  # as the engine titles a repeat
+
+
+def test_a_repeat_is_labelled_as_a_repeat_in_every_format() -> None:
+    repeat = message(transition="repeat", title=REPEAT_TITLE)
+
+    slack, _ = _render("slack", repeat)
+    assert slack == {
+        "text": "[REPEAT] Success rate low · anthropic\n🔁 anthropic success rate 71.2 % &lt; 95 % over 15m",
+        "attachments": [
+            {
+                "color": "#d73a49",
+                "blocks": [
+                    {"type": "header", "text": {"type": "plain_text", "text": REPEAT_TITLE, "emoji": True}},
+                    {
+                        "type": "section",
+                        "text": {
+                            "type": "mrkdwn",
+                            "text": "🔁 *anthropic success rate 71.2 % &lt; 95 % over 15m*\n`success_rate_low`",
+                        },
+                        "fields": [
+                            {"type": "mrkdwn", "text": "*Severity*\ncritical"},
+                            {"type": "mrkdwn", "text": "*Scope*\nprovider=anthropic"},
+                            {"type": "mrkdwn", "text": "*Value*\n71.2"},
+                            {"type": "mrkdwn", "text": "*Threshold*\n95"},
+                            {"type": "mrkdwn", "text": "*Window*\n15m"},
+                            SINCE,
+                        ],
+                    },
+                    {
+                        "type": "actions",
+                        "elements": [
+                            {
+                                "type": "button",
+                                "text": {"type": "plain_text", "text": "Open dashboard"},
+                                "url": "https://pulse.example.com",
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+
+    discord, _ = _render("discord", repeat)
+    assert discord == {
+        "username": "Pulsegate",
+        "content": "[REPEAT] Success rate low · anthropic\n<https://pulse.example.com>",
+        "embeds": [
+            {
+                "title": "🔁 anthropic success rate 71.2 % < 95 % over 15m",
+                "description": "Rule `success_rate_low`",
+                "color": 0xD73A49,
+                "timestamp": "2026-01-01T00:00:00+00:00",
+                "fields": [
+                    {"name": "Severity", "value": "critical", "inline": True},
+                    {"name": "Scope", "value": "provider=anthropic", "inline": True},
+                    {"name": "Value", "value": "71.2", "inline": True},
+                    {"name": "Threshold", "value": "95", "inline": True},
+                    {"name": "Window", "value": "15m", "inline": True},
+                    {"name": "Since", "value": "2026-01-01 00:00:00 UTC", "inline": True},
+                ],
+                "url": "https://pulse.example.com",
+            }
+        ],
+        "allowed_mentions": {"parse": []},
+    }
+
+    generic, _ = _render("generic", repeat)
+    assert (generic["transition"], generic["status"], generic["title"]) == ("repeat", "firing", REPEAT_TITLE)
+    assert [a["state"] for a in generic["alerts"]] == ["firing"]
+
+    # what a receiver keying on the title's tag (the demo's inbox does) reads: a repeat, not a new firing
+    from jobs.demo.sink import summarise
+
+    assert [summarise(fmt, payload)["transition"] for fmt, payload in (("slack", slack), ("discord", discord))] == [
+        "repeat",
+        "repeat",
+    ]
 
 
 def test_slack_limits_are_kept_by_truncation() -> None:
@@ -222,6 +303,7 @@ def test_generic_payload_schema_and_signature() -> None:
                 "started_at": "2026-01-01T00:00:00+00:00",
                 "resolved_at": None,
                 "episode_id": 1,
+                "resolve_threshold": None,
             }
         ],
     }

@@ -1,0 +1,100 @@
+"""Turning episodes into outbox rows: one :class:`~core.alerts.model.Message` per group and channel, titled by its
+transition (``[FIRING]``, ``[RESOLVED]``, ``[REPEAT]``), written in the engine's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.alerts.channels.config import ChannelConfig
+from core.alerts.model import AlertView, Message, Transition
+from core.alerts.rules import Rule
+from core.store.tables import alert_notifications
+
+#: The tag each transition's title starts with (one word: receivers and the demo's inbox read it back).
+TITLE_TAGS: dict[str, str] = {"firing": "FIRING", "resolved": "RESOLVED", "repeat": "REPEAT", "test": "TEST"}
+
+
+def view(
+    ep: Mapping[str, Any],
+    rule: Rule | None,
+    state: str,
+    *,
+    now: datetime,
+    summary: str | None = None,
+    value: float | None = None,
+) -> AlertView:
+    """An episode as a message shows it (``state`` firing or resolved; a resolved one carries its new text)."""
+    return AlertView(
+        rule_id=ep["rule_id"],
+        fingerprint=ep["fingerprint"],
+        labels={str(k): str(v) for k, v in dict(ep["labels"] or {}).items()},
+        severity=ep["severity"],
+        state=state,  # type: ignore[arg-type]
+        summary=summary if summary is not None else (ep["summary"] or ""),
+        value=value if value is not None else ep["value"],
+        threshold=ep["threshold"],
+        window_s=rule.window_s if rule is not None else None,
+        started_at=ep["fired_at"] or ep["pending_since"],
+        resolved_at=now if state == "resolved" else None,
+        episode_id=int(ep["id"]),
+        resolve_threshold=rule.resolve_threshold if rule is not None else None,
+    )
+
+
+def title(transition: str, rule: Rule | None, views: list[AlertView]) -> str:
+    """``[FIRING] Success rate low · anthropic``, ``[REPEAT] Key unhealthy · anthropic · 3 alerts``."""
+    name = rule.display_title if rule is not None else views[0].rule_id
+    parts = [f"[{TITLE_TAGS[transition]}] {name}"]
+    provider = views[0].labels.get("provider")
+    if provider:
+        parts.append(provider)
+    if len(views) > 1:
+        parts.append(f"{len(views)} alerts")
+    return " · ".join(parts)
+
+
+def write_message(
+    connection: sa.Connection,
+    channels: tuple[ChannelConfig, ...],
+    dashboard_url: str | None,
+    transition: Transition,
+    key: str,
+    rule: Rule | None,
+    views: list[AlertView],
+    now: datetime,
+) -> tuple[int, list[tuple[str, str, str]]]:
+    """One outbox row per channel that takes at least one of these alerts (severity routing; a channel is never
+    told about its own failure). Returns (rows, [(transition, group_key, channel)])."""
+    rows = []
+    messages = []
+    for channel in channels:
+        chosen = [v for v in views if channel.accepts(v.severity) and v.labels.get("channel") != channel.name]
+        if not chosen:
+            continue
+        message = Message(
+            transition=transition,
+            group_key=key,
+            title=title(transition, rule, chosen),
+            alerts=tuple(chosen),
+            dashboard_url=dashboard_url,
+            created_at=now,
+        )
+        rows.append(
+            {
+                "created_at": now,
+                "channel": channel.name,
+                "transition": transition,
+                "group_key": key[:200],
+                "episode_ids": [v.episode_id for v in chosen],
+                "message": message.to_json(),
+                "next_attempt_at": now,
+            }
+        )
+        messages.append((transition, key, channel.name))
+    if rows:
+        connection.execute(alert_notifications.insert(), rows)
+    return len(rows), messages
