@@ -1,13 +1,91 @@
-"""Calls: recent attempts, filterable and paginated, with a CSV download. User ids only for a signed-in operator."""
+"""Calls: recent attempts, filterable and paginated; a row's full details on selection; a CSV of the whole filtered
+set (every page, not the one shown). User ids only for a signed-in operator."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import pandas as pd
 import streamlit as st
 
 from core.errors import ErrorClass
-from dashboard import data, ui
+from core.queries.attempt_export import MAX_EXPORT_ROWS
+from dashboard import data, export, tables, ui
+from dashboard.filters import Filters
+from dashboard.tables import Col
 
 PAGE_SIZES = (25, 50, 100, 250)
+#: The table: what an operator scans. The rest of a row (full ids, request id, instance…) is in its details
+#: and in the CSV.
+COLUMNS: dict[str, Col] = {
+    "ts": Col("Time (UTC)", "time"),
+    "call_id": Col("Call", "id", help="The call id's last 8 hex digits: select the row for the full ids."),
+    "attempt": Col("Try", "count", help="Attempt number within the call (retries and fallback add attempts)."),
+    "provider": Col("Provider"),
+    "model": Col("Model"),
+    "key_label": Col("Key"),
+    "outcome": Col("Outcome"),
+    "error_class": Col("Error"),
+    "http_status": Col("HTTP", "count"),
+    "latency_ms": Col("Latency (ms)", "ms"),
+    "queue_wait_ms": Col("Queue (ms)", "ms", help="Time waiting for the rate limiter before sending."),
+    "input_tokens": Col("In tokens", "count"),
+    "output_tokens": Col("Out tokens", "count"),
+    "cost_usd": Col("Cost (USD)", "usd"),
+    "fell_back_from": Col("Fell back from"),
+    "feature": Col("Feature"),
+}
+USER_COLUMN = {"user_id": Col("User", help="As stored: hashed when HASH_USER_IDS is set.")}
+#: A selected row's details: every stored field, ids in full.
+DETAILS: dict[str, str] = {
+    "ts": "Time (UTC)",
+    "id": "Attempt id",
+    "call_id": "Call id",
+    "attempt": "Attempt",
+    "is_final": "Final attempt of the call",
+    "source": "Source",
+    "provider": "Provider",
+    "model": "Model",
+    "key_label": "Key",
+    "outcome": "Outcome",
+    "error_class": "Error class",
+    "http_status": "HTTP status",
+    "request_id": "Provider request id",
+    "latency_ms": "Latency (ms)",
+    "ttft_ms": "First token (ms)",
+    "queue_wait_ms": "Queue wait (ms)",
+    "input_tokens": "Input tokens",
+    "output_tokens": "Output tokens",
+    "cost_usd": "Cost (USD)",
+    "priority": "Priority",
+    "streamed": "Streamed",
+    "fell_back_from": "Fell back from",
+    "feature": "Feature",
+    "user_id": "User",
+    "instance_id": "Instance",
+}
+
+
+def _shown(value: object, name: str) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return tables.MISSING
+    if name in ("id", "call_id"):
+        return tables.full_id(value) or tables.MISSING
+    if name == "ts":
+        return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S.%f")
+    if name in ("latency_ms", "ttft_ms", "queue_wait_ms"):
+        return f"{float(value):,.1f}"
+    if name == "cost_usd":
+        return f"${float(value):.6f}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def call_details(row: pd.Series) -> pd.DataFrame:
+    """One stored attempt as (field, value) rows, ids in full (``user_id`` only when the row carries it)."""
+    fields = [(label, _shown(row[name], name)) for name, label in DETAILS.items() if name in row.index]
+    return pd.DataFrame(fields, columns=["field", "value"])
 
 
 def render(ctx: ui.Context) -> None:
@@ -15,31 +93,90 @@ def render(ctx: ui.Context) -> None:
     ui.caption_range(ctx)
     size = int(ss.get("calls_size", 50))
     page = int(ss.get("calls_page", 1))
-    outcome = ss.get("calls_outcome", "all")
-    error_class = ss.get("calls_error", "all")
-    frame = data.attempts(
-        ctx.url,
-        ctx.key,
-        size,
-        (page - 1) * size,
-        None if outcome == "all" else outcome,
-        None if error_class == "all" else error_class,
-    )
+    outcome, error_class = _outcome_filters()
+    frame = data.attempts(ctx.url, ctx.key, size, (page - 1) * size, outcome, error_class)
     if "user_id" in frame.columns and not ctx.authenticated:
         frame = frame.drop(columns=["user_id"])
     if frame.empty:
         st.info("No call matches these filters on this page." if page > 1 else "No call in this range.")
         return
-    st.caption(f"Page {page}: rows {(page - 1) * size + 1}–{(page - 1) * size + len(frame)}, newest first")
-    st.dataframe(frame, hide_index=True)
-    st.download_button(
-        "Download CSV",
-        frame.to_csv(index=False).encode("utf-8"),
-        file_name=f"pulsegate-calls-page{page}.csv",
-        mime="text/csv",
-        key="calls_csv",
-        on_click="ignore",
+    st.caption(
+        f"Page {page}: rows {(page - 1) * size + 1}–{(page - 1) * size + len(frame)}, newest first · "
+        "select a row for its full details"
     )
+    columns = COLUMNS | (USER_COLUMN if ctx.authenticated else {})
+    event = tables.show(frame, columns, on_select="rerun", selection_mode="single-row")
+    chosen = list(event.selection.rows) if event is not None else []
+    if chosen and chosen[0] < len(frame):
+        ss["calls_selected"] = call_details(frame.iloc[chosen[0]])
+    details = ss.get("calls_selected")
+    if details is not None:
+        with st.expander("Selected call", expanded=True, icon=":material/info:"):
+            tables.show(details, {"field": Col("Field"), "value": Col("Value")})
+
+
+def _outcome_filters() -> tuple[str | None, str | None]:
+    ss = st.session_state
+    outcome, error_class = ss.get("calls_outcome", "all"), ss.get("calls_error", "all")
+    return (None if outcome == "all" else outcome), (None if error_class == "all" else error_class)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """The outcome of the last Export click, kept while the view it counted is the one shown."""
+
+    view: tuple[Filters, str | None, str | None, bool]
+    rows: int
+    token: str | None
+    covers: str
+
+
+def export_panel(ctx: ui.Context) -> None:
+    """Export CSV: count on click, refuse past :data:`MAX_EXPORT_ROWS`, else a one-time link to the streamed file."""
+    ss = st.session_state
+    if not export.served():
+        st.caption(
+            "CSV export is served by the dashboard's own server: start the dashboard with `pulsegate dashboard`."
+        )
+        return
+    outcome, error_class = _outcome_filters()
+    view = (ctx.filters, outcome, error_class, ctx.authenticated)
+    if st.button("Export CSV", key="calls_export", icon=":material/download:", help="Every call of this view."):
+        flt = ctx.refreshed().flt
+        try:
+            rows = data.calls_count(ctx.url, data.key_of(flt), outcome, error_class)
+        except data.StoreDown as exc:
+            st.error(str(exc))
+            return
+        token = None
+        if 0 < rows <= MAX_EXPORT_ROWS:
+            request = export.ExportRequest(
+                ctx.url, flt, outcome, error_class, ctx.authenticated, rows, export.file_name(flt)
+            )
+            token = export.register(request)
+        covers = f"{flt.start:%Y-%m-%d %H:%M:%S} → {flt.end:%Y-%m-%d %H:%M:%S} UTC"
+        ss["calls_export_prepared"] = Prepared(view, rows, token, covers)
+    prepared: Prepared | None = ss.get("calls_export_prepared")
+    if prepared is None or prepared.view != view:
+        st.caption(f"Exports every call of this view (all pages), up to {MAX_EXPORT_ROWS:,} rows, as CSV.")
+        return
+    if prepared.rows > MAX_EXPORT_ROWS:
+        st.error(
+            f"{prepared.rows:,} calls match this view ({prepared.covers}); an export holds at most "
+            f"{MAX_EXPORT_ROWS:,}. Narrow the filter — a shorter time range, or a provider, model, key, source, "
+            "outcome or error class — and export again."
+        )
+    elif prepared.rows == 0:
+        st.info(f"No call matches this view ({prepared.covers}): nothing to export.")
+    else:
+        assert prepared.token is not None
+        st.link_button(
+            f"Download {prepared.rows:,} calls (CSV)", export.link(prepared.token), icon=":material/file_download:"
+        )
+        st.caption(
+            f"Calls {prepared.covers}, newest first. The file is built as it downloads; the link works once, "
+            f"within {export.TOKEN_TTL_S / 60:.0f} minutes."
+        )
 
 
 st.title("Calls")
@@ -51,3 +188,4 @@ cols[3].number_input("Page", min_value=1, step=1, key="calls_page")
 if not ui.context().authenticated:
     st.caption("User ids are shown only to an operator signed in with DASHBOARD_PASSWORD.")
 ui.live(render, key="calls")
+export_panel(ui.context())
