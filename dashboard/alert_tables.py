@@ -9,19 +9,16 @@ _EPISODE = {
     "severity": Col("Severity"),
     "rule_id": Col("Rule"),
     "labels": Col("Labels"),
-    "summary": Col("Summary", width="large"),
-    "value": Col("Value", "number", help="The rule's measurement when the episode last changed (unit: see rules)."),
-    "threshold": Col("Threshold", "number"),
-    "pending_since": Col("Pending since (UTC)", "time"),
-    "fired_at": Col("Fired (UTC)", "time"),
+    "summary": Col("Summary", help="What was measured, against the rule's threshold."),
 }
-#: Firing and pending episodes on the Overview ("Active alerts"): their state, without the measurements.
-ACTIVE: dict[str, Col] = {
-    "state": Col("State"),
-    **{name: col for name, col in _EPISODE.items() if name not in ("value", "threshold")},
-}
-FIRING: dict[str, Col] = {"id": Col("#", "count"), **_EPISODE, "last_notified_at": Col("Last notified (UTC)", "time")}
-RESOLVED: dict[str, Col] = {"id": Col("#", "count"), **_EPISODE, "resolved_at": Col("Resolved (UTC)", "time")}
+_ID = {"id": Col("#", "count", help="The episode's number (the delivery log refers to it).")}
+_PENDING_SINCE = {"pending_since": Col("Pending since (UTC)", "time")}
+_FIRED = {"fired_at": Col("Fired (UTC)", "time")}
+#: Firing and pending episodes on the Overview ("Active alerts"), with their state.
+ACTIVE: dict[str, Col] = {"state": Col("State"), **_EPISODE, **_PENDING_SINCE, **_FIRED}
+FIRING: dict[str, Col] = {**_ID, **_EPISODE, **_FIRED, "last_notified_at": Col("Last notified (UTC)", "time")}
+PENDING: dict[str, Col] = {**_ID, **_EPISODE, **_PENDING_SINCE}
+RESOLVED: dict[str, Col] = {**_ID, **_EPISODE, **_FIRED, "resolved_at": Col("Resolved (UTC)", "time")}
 DELIVERIES: dict[str, Col] = {
     "ts": Col("Time (UTC)", "time"),
     "channel": Col("Channel"),

@@ -6,7 +6,7 @@ auth and quota refusals, server errors, timeouts and broken connections. An over
 key alike and a bad request is the caller's, so neither touches the key — during a 529 storm a key is ``healthy``
 while half its calls fail. That is right for choosing keys, but a table showing only "healthy" beside a 50 %
 success rate and a failed probe would read as a contradiction. So the table splits the range's failures into the
-key's own and the others, shows the last probe with its error class, and says in ``note`` why the status stands.
+key's own and the others, shows the last probe with its error class, and notes under the table why a status stands.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from core.queries.kpis import kpis_from_totals
 from core.store.tables import error_count_column
 from dashboard.tables import Col
 
-STATUS_MARK = {"healthy": "🟢", "degraded": "🟡", "unhealthy": "🔴", "cooldown": "🟠", "disabled": "⛔"}
 _POLICY = HealthPolicy()
 #: The health bar's scale: green above its middle, red at or below. The middle sits just under the "unhealthy"
 #: threshold (scores have one decimal), so a bar is red exactly when the score makes the key unhealthy.
@@ -56,7 +55,6 @@ COLUMNS: dict[str, Col] = {
     "p95_ms": Col("p95 (ms)", "ms"),
     "requests": Col("Calls", "count", help="Calls through this key in the range."),
     "last_probe": Col("Last probe (UTC)"),
-    "note": Col("Note", width="large"),
 }
 
 
@@ -124,7 +122,7 @@ def key_rows(
                 "provider": row.provider,
                 "key": row.key_label,
                 "masked": row.key_masked,
-                "status": f"{STATUS_MARK.get(status, '⚪')} {status}",
+                "status": status,
                 "health": float(row.score),
                 "cooldown": until(row.cooldown_until, now) or None,
                 "success_rate": stats["success_rate"],
@@ -136,4 +134,9 @@ def key_rows(
                 "note": note(status, own, other, probe, row.disabled_reason),
             }
         )
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    return pd.DataFrame(rows, columns=[*COLUMNS, "note"])
+
+
+def notes(rows: pd.DataFrame) -> list[str]:
+    """``provider · key: note`` for each row of :func:`key_rows` with something to say, in table order."""
+    return [f"{r.provider} · {r.key}: {r.note}" for r in rows.itertuples(index=False) if isinstance(r.note, str)]

@@ -40,9 +40,9 @@ def limit_history(steps: pd.DataFrame, kind: str, period_s: float = 60.0) -> go.
     fig = _frame(f"Effective vs configured limit · {unit} ({kind})", unit)
     fig.update_layout(
         hovermode="closest",
-        height=320,
-        legend={"orientation": "h", "y": -0.18, "x": 0, "xanchor": "left", "yanchor": "top", "font_size": 10},
-        margin={"l": 50, "r": 10, "t": 36, "b": 30},
+        height=340,
+        legend={"orientation": "h", "y": -0.3, "x": 0, "xanchor": "left", "yanchor": "top", "font_size": 10},
+        margin={"l": 50, "r": 10, "t": 36, "b": 40},
     )
     fig.update_yaxes(rangemode="tozero")
     frame = steps[steps["kind"] == kind] if not steps.empty else steps
@@ -93,6 +93,8 @@ def limit_history(steps: pd.DataFrame, kind: str, period_s: float = 60.0) -> go.
 def user_rate_limited(traffic: pd.DataFrame) -> go.Figure:
     """Calls refused by a per-user (or per-feature) limit, per step."""
     fig = _frame("User-rate-limited calls", "calls")
+    if traffic.empty or not traffic["err_user_rate_limited"].any():
+        fig.update_yaxes(range=[0, 1], dtick=1)  # none refused: an axis at 0, not −1…1 around nothing
     fig.add_trace(
         go.Bar(
             x=traffic["bucket"], y=traffic["err_user_rate_limited"], name="user_rate_limited", marker_color="#b279a2"

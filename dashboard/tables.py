@@ -29,7 +29,10 @@ MISSING = "–"
 #: first digits are the same for every row of the same minute, while the last ones are random.
 SHORT_ID_DIGITS = 8
 TIME_FORMAT = "YYYY-MM-DD HH:mm:ss"
-#: Bar colours of a ``score`` column: "auto" is green above the middle of the scale and red at or below it.
+#: Dollars to five decimals: one call on a small model costs tens of micro-dollars, which four would show as $0.
+USD_DIGITS = 5
+#: Bar colours of ``score`` and ``share`` columns: "auto" is green above the middle of the scale and red at or below
+#: it (Streamlit's default, the theme's primary colour, is red: every bar looked like an alarm).
 SCORE_COLOR = "auto"
 
 
@@ -41,6 +44,8 @@ class Col:
     kind: Kind = "text"
     help: str | None = None
     width: Literal["small", "medium", "large"] | int | None = None
+    #: Kept in view while the table scrolls sideways.
+    pinned: bool = False
     #: ``score`` columns: the scale (the bar is green above its middle, red at or below it).
     scale: tuple[float, float] = (0.0, 100.0)
 
@@ -108,7 +113,7 @@ def prepare_column(series: pd.Series, kind: Kind) -> pd.Series:
     if kind == "percent":  # a 0–1 share shown as a percentage with one decimal
         return _rounded(pd.to_numeric(series, errors="coerce").astype("float64") * 100.0, 1)
     if kind == "usd":
-        return _rounded(series, 4)
+        return _rounded(series, USD_DIGITS)
     if kind in ("score", "share"):
         return _rounded(series, 3 if kind == "share" else 1)
     if kind == "time":
@@ -129,18 +134,18 @@ def prepare(frame: pd.DataFrame, columns: Mapping[str, Col]) -> pd.DataFrame:
 
 
 def _config(col: Col) -> dict[str, Any]:
-    common: dict[str, Any] = {"help": col.help, "width": col.width}
+    common: dict[str, Any] = {"help": col.help, "width": col.width, "pinned": col.pinned or None}
     kind = col.kind
     if kind in ("text", "id"):
         return st.column_config.TextColumn(col.label, **common)
     if kind in ("count", "ms"):
         return st.column_config.NumberColumn(col.label, format="localized", **common)
-    if kind == "number":
-        return st.column_config.NumberColumn(col.label, format="%.2f", **common)
+    if kind == "number":  # rounded to 2 decimals in prepare(): 300, 37.5, 18.75, 30,000
+        return st.column_config.NumberColumn(col.label, format="localized", **common)
     if kind == "percent":
         return st.column_config.NumberColumn(col.label, format="%.1f %%", **common)
     if kind == "usd":
-        return st.column_config.NumberColumn(col.label, format="$%.4f", **common)
+        return st.column_config.NumberColumn(col.label, format=f"$%.{USD_DIGITS}f", **common)
     if kind == "time":
         return st.column_config.DatetimeColumn(col.label, format=TIME_FORMAT, timezone="UTC", **common)
     if kind == "score":
@@ -149,7 +154,9 @@ def _config(col: Col) -> dict[str, Any]:
             col.label, min_value=low, max_value=high, format="%.0f", color=SCORE_COLOR, **common
         )
     if kind == "share":
-        return st.column_config.ProgressColumn(col.label, min_value=0, max_value=1, format="percent", **common)
+        return st.column_config.ProgressColumn(
+            col.label, min_value=0, max_value=1, format="percent", color=SCORE_COLOR, **common
+        )
     if kind == "flag":
         return st.column_config.CheckboxColumn(col.label, **common)
     raise ValueError(f"unknown column kind {kind!r}")

@@ -45,7 +45,7 @@ def render(ctx: ui.Context) -> None:
     flt = ctx.flt
     episodes = data.episodes(ctx.url, flt.start, flt.end)
     tabs = st.tabs(["Firing", "Pending", "Resolved", "Delivery log"])
-    specs = (alert_tables.FIRING, alert_tables.FIRING, alert_tables.RESOLVED)
+    specs = (alert_tables.FIRING, alert_tables.PENDING, alert_tables.RESOLVED)
     for tab, state, columns in zip(tabs[:3], ("firing", "pending", "resolved"), specs, strict=True):
         with tab:
             rows = episodes[episodes["state"] == state]

@@ -5,87 +5,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pandas as pd
 import streamlit as st
 
 from core.errors import ErrorClass
 from core.queries.attempt_export import MAX_EXPORT_ROWS
 from dashboard import data, export, tables, ui
+from dashboard.call_details import call_details
 from dashboard.filters import Filters
 from dashboard.tables import Col
 
 PAGE_SIZES = (25, 50, 100, 250)
-#: The table: what an operator scans. The rest of a row (full ids, request id, instance…) is in its details
-#: and in the CSV.
+#: The table: what an operator scans, narrow enough for the page. The rest of a row (attempt number, full ids,
+#: provider, HTTP status, feature, request id, instance…) is in its details and in the CSV.
 COLUMNS: dict[str, Col] = {
     "ts": Col("Time (UTC)", "time"),
-    "call_id": Col("Call", "id", help="The call id's last 8 hex digits: select the row for the full ids."),
-    "attempt": Col("Try", "count", help="Attempt number within the call (retries and fallback add attempts)."),
-    "provider": Col("Provider"),
+    "call_id": Col("Call", "id", help="The call id's last 8 hex digits (a call's attempts share it): select the row."),
     "model": Col("Model"),
-    "key_label": Col("Key"),
-    "outcome": Col("Outcome"),
-    "error_class": Col("Error"),
-    "http_status": Col("HTTP", "count"),
+    "key_label": Col("Key", width=80),
+    "result": Col("Result", help="ok, or the error class (HTTP status and provider in the row's details)."),
     "latency_ms": Col("Latency (ms)", "ms"),
     "queue_wait_ms": Col("Queue (ms)", "ms", help="Time waiting for the rate limiter before sending."),
-    "input_tokens": Col("In tokens", "count"),
-    "output_tokens": Col("Out tokens", "count"),
+    "input_tokens": Col("Tokens in", "count"),
+    "output_tokens": Col("Tokens out", "count"),
     "cost_usd": Col("Cost (USD)", "usd"),
-    "fell_back_from": Col("Fell back from"),
-    "feature": Col("Feature"),
+    "fell_back_from": Col("Fallback from", help="The provider this call fell back from."),
 }
 USER_COLUMN = {"user_id": Col("User", help="As stored: hashed when HASH_USER_IDS is set.")}
-#: A selected row's details: every stored field, ids in full.
-DETAILS: dict[str, str] = {
-    "ts": "Time (UTC)",
-    "id": "Attempt id",
-    "call_id": "Call id",
-    "attempt": "Attempt",
-    "is_final": "Final attempt of the call",
-    "source": "Source",
-    "provider": "Provider",
-    "model": "Model",
-    "key_label": "Key",
-    "outcome": "Outcome",
-    "error_class": "Error class",
-    "http_status": "HTTP status",
-    "request_id": "Provider request id",
-    "latency_ms": "Latency (ms)",
-    "ttft_ms": "First token (ms)",
-    "queue_wait_ms": "Queue wait (ms)",
-    "input_tokens": "Input tokens",
-    "output_tokens": "Output tokens",
-    "cost_usd": "Cost (USD)",
-    "priority": "Priority",
-    "streamed": "Streamed",
-    "fell_back_from": "Fell back from",
-    "feature": "Feature",
-    "user_id": "User",
-    "instance_id": "Instance",
-}
+FEATURE_COLUMN = {"feature": Col("Feature")}
 
 
-def _shown(value: object, name: str) -> str:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return tables.MISSING
-    if name in ("id", "call_id"):
-        return tables.full_id(value) or tables.MISSING
-    if name == "ts":
-        return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S.%f")
-    if name in ("latency_ms", "ttft_ms", "queue_wait_ms"):
-        return f"{float(value):,.1f}"
-    if name == "cost_usd":
-        return f"${float(value):.6f}"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-def call_details(row: pd.Series) -> pd.DataFrame:
-    """One stored attempt as (field, value) rows, ids in full (``user_id`` only when the row carries it)."""
-    fields = [(label, _shown(row[name], name)) for name, label in DETAILS.items() if name in row.index]
-    return pd.DataFrame(fields, columns=["field", "value"])
+def _select(key: str) -> None:
+    """On a new selection: keep the picked row's details (from the rows the person saw when picking)."""
+    ss = st.session_state
+    state, shown = ss.get(key), ss.get("calls_shown")
+    rows = list(state.selection.rows) if state is not None else []
+    if rows and shown is not None and rows[0] < len(shown):
+        ss["calls_selected"] = call_details(shown.iloc[rows[0]])
 
 
 def render(ctx: ui.Context) -> None:
@@ -104,15 +59,19 @@ def render(ctx: ui.Context) -> None:
         f"Page {page}: rows {(page - 1) * size + 1}–{(page - 1) * size + len(frame)}, newest first · "
         "select a row for its full details"
     )
-    columns = COLUMNS | (USER_COLUMN if ctx.authenticated else {})
-    event = tables.show(frame, columns, on_select="rerun", selection_mode="single-row")
-    chosen = list(event.selection.rows) if event is not None else []
-    if chosen and chosen[0] < len(frame):
-        ss["calls_selected"] = call_details(frame.iloc[chosen[0]])
+    columns = COLUMNS | (USER_COLUMN if ctx.authenticated else FEATURE_COLUMN)
+    results = [e if o == "error" else "ok" for o, e in zip(frame["outcome"], frame["error_class"], strict=True)]
+    # The grid's key follows its rows: new rows (an auto-refresh) make a new grid, so a selection never points at
+    # a row that moved; the details of the row picked stay below until another is picked.
+    key = f"calls_grid_{page}_{frame['id'].iloc[0]}"
+    ss["calls_shown"] = frame
+    tables.show(
+        frame.assign(result=results), columns, key=key, on_select=lambda: _select(key), selection_mode="single-row"
+    )
     details = ss.get("calls_selected")
     if details is not None:
         with st.expander("Selected call", expanded=True, icon=":material/info:"):
-            tables.show(details, {"field": Col("Field"), "value": Col("Value")})
+            tables.show(details, {"field": Col("Field"), "value": Col("Value")}, height=35 * (len(details) + 1) + 3)
 
 
 def _outcome_filters() -> tuple[str | None, str | None]:
@@ -129,6 +88,7 @@ class Prepared:
     rows: int
     token: str | None
     covers: str
+    counted_at: str
 
 
 def export_panel(ctx: ui.Context) -> None:
@@ -155,7 +115,8 @@ def export_panel(ctx: ui.Context) -> None:
             )
             token = export.register(request)
         covers = f"{flt.start:%Y-%m-%d %H:%M:%S} → {flt.end:%Y-%m-%d %H:%M:%S} UTC"
-        ss["calls_export_prepared"] = Prepared(view, rows, token, covers)
+        counted_at = f"{ctx.refreshed().now:%H:%M:%S} UTC"
+        ss["calls_export_prepared"] = Prepared(view, rows, token, covers, counted_at)
     prepared: Prepared | None = ss.get("calls_export_prepared")
     if prepared is None or prepared.view != view:
         st.caption(f"Exports every call of this view (all pages), up to {MAX_EXPORT_ROWS:,} rows, as CSV.")
@@ -171,11 +132,12 @@ def export_panel(ctx: ui.Context) -> None:
     else:
         assert prepared.token is not None
         st.link_button(
-            f"Download {prepared.rows:,} calls (CSV)", export.link(prepared.token), icon=":material/file_download:"
+            f"Download CSV ({prepared.rows:,} calls)", export.link(prepared.token), icon=":material/file_download:"
         )
         st.caption(
-            f"Calls {prepared.covers}, newest first. The file is built as it downloads; the link works once, "
-            f"within {export.TOKEN_TTL_S / 60:.0f} minutes."
+            f"Calls {prepared.covers}, newest first; {prepared.rows:,} when counted at {prepared.counted_at}, and any "
+            "recorded in that time since (attempts are written a few seconds after they start). The file is built "
+            f"as it downloads; the link works once, within {export.TOKEN_TTL_S / 60:.0f} minutes."
         )
 
 
@@ -187,5 +149,5 @@ cols[2].selectbox("Rows per page", PAGE_SIZES, index=1, key="calls_size")
 cols[3].number_input("Page", min_value=1, step=1, key="calls_page")
 if not ui.context().authenticated:
     st.caption("User ids are shown only to an operator signed in with DASHBOARD_PASSWORD.")
-ui.live(render, key="calls")
 export_panel(ui.context())
+ui.live(render, key="calls")

@@ -35,6 +35,9 @@ def render(ctx: ui.Context) -> None:
         st.info("No live instance reports any key yet. " + ui.EMPTY_NOTICE)
     else:
         tables.show(table, key_table.COLUMNS)
+        explained = key_table.notes(table)
+        if explained:
+            st.markdown("\n".join(f"- {line}" for line in explained))
         st.caption(
             "Status and health count only the key's own failures (429, auth, quota, server errors, timeouts): an "
             "overloaded provider fails every key alike, so its 529s are counted under *Other failures*. Success, "

@@ -20,7 +20,7 @@ NOW_COLUMNS = {
     "effective": Col("Effective", "number"),
     "configured": Col("Configured", "number"),
     "share": Col("Of configured", "share"),
-    "reason": Col("Why (last change)", width="large"),
+    "reason": Col("Why (last change)"),
     "changed_at": Col("Changed (UTC)", "time"),
 }
 CHANGE_COLUMNS = {
@@ -32,7 +32,7 @@ CHANGE_COLUMNS = {
     "effective_before": Col("Before", "number"),
     "effective_after": Col("After", "number"),
     "configured": Col("Configured", "number", help="Empty: a key limit learned from the provider's headers."),
-    "reason": Col("Reason", width="large"),
+    "reason": Col("Reason"),
 }
 USER_COLUMNS = {
     "user_id": Col("User"),

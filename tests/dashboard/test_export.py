@@ -127,7 +127,7 @@ def test_calls_page_exports_every_page_of_the_view_not_only_the_one_shown(dash_s
     at.button(key="calls_export").click().run()
     assert not at.exception
     [button] = at.get("link_button")
-    assert button.proto.label == "Download 120 calls (CSV)"
+    assert button.proto.label == "Download CSV (120 calls)"
     response = client().get(button.proto.url)
     found = read_csv(response.text)
     assert len(found) == 120

@@ -8,7 +8,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from dashboard.key_table import note
-from tests.dashboard.conftest import app
+from tests.dashboard.conftest import app, texts
 from tests.queries.data import (
     NOW,
     attempt_row,
@@ -61,16 +61,17 @@ def test_a_key_failing_only_with_its_provider_is_healthy_and_the_page_says_why(d
     assert not at.exception
     table = at.dataframe[0].value.set_index("key")
     primary = table.loc["Primary"]
-    assert (primary["status"], primary["health"], primary["success_rate"]) == ("🟢 healthy", 100.0, 50.0)
+    assert (primary["status"], primary["health"], primary["success_rate"]) == ("healthy", 100.0, 50.0)
     assert (primary["key_failures"], primary["other_failures"]) == (0, 5)
     assert primary["last_probe"] == "✗ overloaded 11:58:45"
-    assert primary["note"] == (
-        "5 failure(s) in range were not the key's (provider overloaded, bad requests…); "
+    expected = (
+        "anthropic · Primary: 5 failure(s) in range were not the key's (provider overloaded, bad requests…); "
         "last probe failed overloaded: not the key's, not counted against it"
     )
+    assert expected in texts(at)
     backup = table.loc["Backup"]
-    assert (backup["status"], backup["key_failures"], backup["last_probe"]) == ("⛔ disabled", 2, "✗ auth 11:59:00")
-    assert backup["note"] == "out of service: auth: the provider refused this key"
+    assert (backup["status"], backup["key_failures"], backup["last_probe"]) == ("disabled", 2, "✗ auth 11:59:00")
+    assert "anthropic · Backup: out of service: auth: the provider refused this key" in texts(at)
 
 
 def test_notes_only_speak_when_the_numbers_seem_to_disagree() -> None:

@@ -217,7 +217,7 @@ def test_keys_page_lists_each_keys_health(dash_store: sa.Engine) -> None:
     table = at.dataframe[0].value
     assert sorted(table["key"]) == ["Backup", "Main", "Primary"]
     backup = table[table["key"] == "Backup"].iloc[0]
-    assert (backup["status"], backup["health"], backup["cooldown"]) == ("🟠 cooldown", 40.0, "3 m 00 s")
+    assert (backup["status"], backup["health"], backup["cooldown"]) == ("cooldown", 40.0, "3 m 00 s")
     primary = table[table["key"] == "Primary"].iloc[0]
     assert primary["requests"] == 300
     assert primary["success_rate"] == 90.0  # percent, one decimal
@@ -323,7 +323,7 @@ def test_calls_page_paginates_filters_and_offers_csv(dash_store: sa.Engine, monk
     at.number_input(key="calls_page").set_value(1).run()
     at.selectbox(key="calls_outcome").select("error").run()
     frame = at.dataframe[0].value
-    assert list(frame["error_class"]) == ["timeout"]
+    assert list(frame["result"]) == ["timeout"]
     assert not at.get("download_button")  # no longer the one page shown: an export of the whole view
     assert "start the dashboard with `pulsegate dashboard`" in texts(at)  # AppTest serves no export route
 

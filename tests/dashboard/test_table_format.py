@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -41,7 +42,7 @@ def test_prepare_shortens_ids_rounds_numbers_flattens_labels_and_keeps_missing_v
     assert shown["call_id"].tolist() == ["…c0ffee42", None]  # the random end of a time-ordered id
     assert shown["latency_ms"].tolist() == [172, pd.NA]
     assert shown["share"].tolist()[0] == 98.8 and pd.isna(shown["share"].tolist()[1])
-    assert shown["cost_usd"].tolist()[0] == 0.0001
+    assert shown["cost_usd"].tolist()[0] == 0.00012
     assert shown["labels"].tolist() == ["provider=anthropic, key=Primary", None]
     assert str(shown["ts"].dtype) == "datetime64[us, UTC]" or str(shown["ts"].dtype).endswith(", UTC]")
     assert shown["note"].tolist() == [None, "text"]  # an empty text is missing too: one dash, not a blank
@@ -50,3 +51,33 @@ def test_prepare_shortens_ids_rounds_numbers_flattens_labels_and_keeps_missing_v
 def test_a_table_names_a_column_it_cannot_find() -> None:
     with pytest.raises(KeyError, match=r"table columns \['latency_ms'\] are not in the frame"):
         tables.prepare(pd.DataFrame({"ts": []}), {"latency_ms": Col("Latency (ms)", "ms")})
+
+
+def test_a_calls_row_in_full_has_every_field_and_full_ids() -> None:
+    from dashboard.call_details import call_details
+
+    row = pd.Series(
+        {
+            "ts": pd.Timestamp("2026-03-10 12:00:01.5", tz="UTC"),
+            "id": CALL,
+            "call_id": CALL,
+            "attempt": 2,
+            "is_final": np.True_,
+            "latency_ms": 1234.56,
+            "cost_usd": 0.0000421,
+            "http_status": None,
+            "streamed": False,
+        }
+    )
+    details = dict(call_details(row).itertuples(index=False))
+    assert details == {
+        "Time (UTC)": "2026-03-10 12:00:01.500000",
+        "Attempt id": "01a24d20-7f3c-7000-8000-0000c0ffee42",
+        "Call id": "01a24d20-7f3c-7000-8000-0000c0ffee42",
+        "Attempt": "2",
+        "Final attempt of the call": "yes",
+        "HTTP status": "–",
+        "Latency (ms)": "1,234.6",
+        "Cost (USD)": "$0.000042",
+        "Streamed": "no",
+    }
