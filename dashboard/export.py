@@ -2,7 +2,7 @@
 
 Why not ``st.download_button``: Streamlit keeps a download's bytes in its in-memory media store — even with a
 callable ``data`` (deferred generation), whose result is converted to one ``bytes`` object and stored — and hands
-them out from there. A million rows are about 250 MB of CSV (still tens of MB gzipped: the ids are random), held
+them out from there. A million rows are about 250 MB of CSV (about 63 MB gzipped: the ids are random), held
 at least once and copied on the way out. So the export is an HTTP route of the dashboard's own server
 (:mod:`dashboard.server`, which ``pulsegate dashboard`` runs): the rows come from a server-side cursor a chunk at a
 time (:mod:`core.queries.attempt_export`) and each chunk is sent before the next is read — memory stays at a chunk.
@@ -34,8 +34,8 @@ PATH = "/export/calls.csv"
 TOKEN_TTL_S = 600.0
 MAX_PENDING = 64
 MAX_RUNNING = 2
-#: gzip level of the transfer when the browser accepts it: 1 compresses CSV about 5× at a small CPU cost (level 9,
-#: the default of a generic gzip middleware, costs several times more CPU for a few percent less).
+#: gzip level of the transfer when the browser accepts it. Measured on the demo's calls: level 1 shrinks this CSV
+#: 3.3× at 130 MB/s of one CPU; level 9 (a generic gzip middleware's default) 4.0× at 27 MB/s.
 GZIP_LEVEL = 1
 
 

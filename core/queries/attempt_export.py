@@ -24,7 +24,7 @@ from core.store.tables import api_usage_metrics
 
 MAX_EXPORT_ROWS = 1_000_000
 #: Rows read from the cursor and encoded per chunk: big enough that the per-chunk overhead vanishes, small enough
-#: that a chunk is about 1 MB of CSV.
+#: that a chunk is about 1.3 MB of CSV (the demo's calls: 253 bytes a row).
 CHUNK_ROWS = 5_000
 EXPORT_COLUMNS: tuple[str, ...] = ATTEMPT_COLUMNS
 

@@ -153,3 +153,18 @@ def test_calls_page_refuses_an_export_over_the_cap_with_the_count(
     at.selectbox(key="calls_outcome").select("error").run()  # another view: the refusal was about the last one
     assert not at.error
     assert "up to 10 rows, as CSV" in texts(at)
+
+
+def test_at_most_two_exports_run_at_once_and_each_frees_its_slot(
+    store: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_mixed(store)
+    request = export.ExportRequest(
+        url_of(store), QueryFilter(NOW - timedelta(hours=1), NOW), None, None, False, 40, "c"
+    )
+    monkeypatch.setattr(export, "_running", export.MAX_RUNNING)
+    busy = client().get(export.link(export.register(request)))
+    assert (busy.status_code, busy.text) == (429, "2 exports are running already: try again when one has finished.")
+    monkeypatch.setattr(export, "_running", 0)
+    assert len(read_csv(client().get(export.link(export.register(request))).text)) == 40
+    assert export._running == 0
