@@ -28,6 +28,8 @@ _POLICY = HealthPolicy()
 #: threshold (scores have one decimal), so a bar is red exactly when the score makes the key unhealthy.
 SCORE_SCALE = (2 * _POLICY.unhealthy_below - 100.0 - 0.1, 100.0)
 _KEY_FAILURE_VALUES = frozenset(ec.value for ec in KEY_FAILURES)
+#: A success rate under this beside a working status gets a note saying why.
+LOW_SUCCESS = 0.9
 OTHER_FAILURES: tuple[ErrorClass, ...] = tuple(
     ec for ec in ErrorClass if ec not in KEY_FAILURES and ec is not ErrorClass.CANCELLED
 )
@@ -44,7 +46,7 @@ COLUMNS: dict[str, Col] = {
         f"{_POLICY.degraded_below:.0f}, unhealthy (red) under {_POLICY.unhealthy_below:.0f}.",
         scale=SCORE_SCALE,
     ),
-    "cooldown": Col("Cooldown left"),
+    "cooldown": Col("Cooldown", help="Time left before the key is used again."),
     "success_rate": Col("Success (%)", "percent", help="Share of this key's calls that succeeded in the range."),
     "key_failures": Col(
         "Own failures", "count", help="Failures that count against the key: 429, auth, quota, 5xx, timeouts."
@@ -82,22 +84,33 @@ def probe_text(probe: Mapping[str, Any] | None) -> str | None:
     return f"✗ {probe.get('error_class') or 'failed'} {at}"
 
 
-def note(status: str, own: int, other: int, probe: Mapping[str, Any] | None, disabled_reason: str | None) -> str | None:
-    """Why the status stands when the numbers beside it might seem to say otherwise (``None``: nothing to say)."""
+def note(
+    status: str,
+    own: int,
+    other: int,
+    success_rate: float,
+    probe: Mapping[str, Any] | None,
+    disabled_reason: str | None,
+) -> str | None:
+    """Why the status stands when the numbers beside it seem to say otherwise — a working status beside a low
+    success rate or a failed probe — and why a key is out of service (``None``: nothing to explain)."""
     if status == "disabled":
         return f"out of service: {disabled_reason}" if disabled_reason else "out of service"
     parts = []
-    probe_class = None
+    working = status in ("healthy", "degraded")
+    if working and success_rate < LOW_SUCCESS:
+        if other:
+            parts.append(
+                f"{other:,} of its {own + other:,} failures in range were not the key's (provider overloaded…)"
+            )
+        if own:
+            parts.append(f"its own {own:,} count less as they age (half-life {_POLICY.half_life_s:.0f} s)")
     if probe is not None and probe["outcome"] != "success":
         probe_class = str(probe.get("error_class") or "failed")
-    if other and status in ("healthy", "degraded"):
-        parts.append(f"{other:,} failure(s) in range were not the key's (provider overloaded, bad requests…)")
-    if probe_class is not None and probe_class not in _KEY_FAILURE_VALUES:
-        parts.append(f"last probe failed {probe_class}: not the key's, not counted against it")
-    elif probe_class is not None and status == "healthy":
-        parts.append(f"last probe failed {probe_class}: counted, the score stays ≥ {_POLICY.degraded_below:.0f}")
-    if own and status == "healthy":
-        parts.append(f"{own:,} own failure(s) in range; the score weighs recent outcomes most")
+        if probe_class not in _KEY_FAILURE_VALUES:
+            parts.append(f"last probe failed {probe_class}: not the key's, not counted against it")
+        elif working:
+            parts.append(f"last probe failed {probe_class}: counted, and outweighed by recent successes")
     return "; ".join(parts) or None
 
 
@@ -131,7 +144,7 @@ def key_rows(
                 "p95_ms": stats["p95_ms"],
                 "requests": stats["requests"],
                 "last_probe": probe_text(probe),
-                "note": note(status, own, other, probe, row.disabled_reason),
+                "note": note(status, own, other, stats["success_rate"], probe, row.disabled_reason),
             }
         )
     return pd.DataFrame(rows, columns=[*COLUMNS, "note"])

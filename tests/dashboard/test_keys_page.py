@@ -65,7 +65,7 @@ def test_a_key_failing_only_with_its_provider_is_healthy_and_the_page_says_why(d
     assert (primary["key_failures"], primary["other_failures"]) == (0, 5)
     assert primary["last_probe"] == "✗ overloaded 11:58:45"
     expected = (
-        "anthropic · Primary: 5 failure(s) in range were not the key's (provider overloaded, bad requests…); "
+        "anthropic · Primary: 5 of its 5 failures in range were not the key's (provider overloaded…); "
         "last probe failed overloaded: not the key's, not counted against it"
     )
     assert expected in texts(at)
@@ -77,12 +77,15 @@ def test_a_key_failing_only_with_its_provider_is_healthy_and_the_page_says_why(d
 def test_notes_only_speak_when_the_numbers_seem_to_disagree() -> None:
     passed = {"outcome": "success", "error_class": None}
     timed_out = {"outcome": "error", "error_class": "timeout"}
-    assert note("healthy", 0, 0, passed, None) is None
-    assert note("unhealthy", 7, 0, timed_out, None) is None  # the status says it already
-    assert note("healthy", 1, 0, timed_out, None) == (
-        "last probe failed timeout: counted, the score stays ≥ 80; "
-        "1 own failure(s) in range; the score weighs recent outcomes most"
+    assert note("healthy", 2, 1, 0.98, passed, None) is None  # a few failures, a high success rate: nothing to say
+    assert note("unhealthy", 7, 0, 0.3, timed_out, None) is None  # the status says it already
+    assert note("healthy", 1, 0, 0.99, timed_out, None) == (
+        "last probe failed timeout: counted, and outweighed by recent successes"
     )
-    assert note("degraded", 3, 2, None, None) == (
-        "2 failure(s) in range were not the key's (provider overloaded, bad requests…)"
+    assert note("degraded", 3, 2, 0.5, None, None) == (
+        "2 of its 5 failures in range were not the key's (provider overloaded…); "
+        "its own 3 count less as they age (half-life 60 s)"
+    )
+    assert (
+        note("disabled", 1, 0, 0.5, timed_out, "disabled by an operator") == "out of service: disabled by an operator"
     )
