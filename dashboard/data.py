@@ -162,6 +162,14 @@ def attempts(
 
 
 @guarded
+def calls_count(url: str, key: FilterKey, outcome: str | None, error_class: str | None) -> int:
+    """How many attempts a CSV export of this view holds (not cached: asked once per click, and must be exact)."""
+    from core.queries.attempt_export import count_attempts
+
+    return count_attempts(engine(url), _flt(key), outcome=outcome, error_class=error_class)
+
+
+@guarded
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def episodes(url: str, start: datetime, end: datetime, states: tuple[str, ...] | None = None) -> pd.DataFrame:
     from core.queries.alerts import alert_episodes_frame
@@ -191,6 +199,14 @@ def limit_history(url: str, key: FilterKey) -> pd.DataFrame:
     from core.queries.limits import limit_change_history
 
     return limit_change_history(engine(url), _flt(key))
+
+
+@guarded
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def instance_lifetimes(url: str, instance_ids: tuple[str, ...]) -> dict[str, tuple[datetime, datetime]]:
+    from core.queries.limits import instance_lifetimes as lifetimes
+
+    return lifetimes(engine(url), instance_ids)
 
 
 @guarded

@@ -11,12 +11,23 @@ import pandas as pd
 import streamlit as st
 
 from core.probe import ProbeError, probe_model
-from dashboard import data
+from dashboard import data, tables
+from dashboard.tables import Col
 from dashboard.ui import Context
 
 POLL_S = 1
 #: A request no worker has claimed after this long gets a hint on the page.
 UNCLAIMED_HINT_S = 10
+RESULT_COLUMNS = {
+    "provider": Col("Provider"),
+    "key_label": Col("Key"),
+    "model": Col("Model"),
+    "ok": Col("Passed", "flag"),
+    "http_status": Col("HTTP", "count"),
+    "latency_ms": Col("Latency (ms)", "ms"),
+    "output_tokens": Col("Out tokens", "count"),
+    "message": Col("Message", width="large"),
+}
 
 
 def _choices(ctx: Context) -> dict[str, list[str]]:
@@ -113,5 +124,4 @@ def show(status: dict, ctx: Context) -> None:
         st.error(text, icon=":material/error:")
     if results:
         frame = pd.DataFrame(results)
-        columns = ["provider", "key_label", "model", "ok", "http_status", "latency_ms", "output_tokens", "message"]
-        st.dataframe(frame[[c for c in columns if c in frame]], hide_index=True)
+        tables.show(frame, {name: col for name, col in RESULT_COLUMNS.items() if name in frame})

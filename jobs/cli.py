@@ -148,7 +148,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
             f"refusing to serve the dashboard on {args.host} without a password: set DASHBOARD_PASSWORD "
             "(8+ characters), or bind to 127.0.0.1"
         )
-    app = Path(dashboard.__file__).resolve().parent / "app.py"
+    app = Path(dashboard.__file__).resolve().parent / "server.py"  # the app plus its export route
     command = [
         sys.executable,
         "-m",

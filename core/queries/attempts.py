@@ -78,6 +78,22 @@ def _newest_first(
     return _sql.fetch(engine, statement)
 
 
+def attempt_conditions(flt: QueryFilter, outcome: str | None, error_class: str | None) -> list[sa.ColumnElement]:
+    """The WHERE clauses of ``flt`` plus an outcome and an error class (checked: a bad one is a
+    :class:`QueryFilterError` naming it) — shared by the Calls page's rows, its count and its CSV export."""
+    if outcome is not None and outcome not in OUTCOMES:
+        raise QueryFilterError(f"outcome={outcome!r} is not one of {', '.join(OUTCOMES)}")
+    if error_class is not None and error_class not in {ec.value for ec in ErrorClass}:
+        raise QueryFilterError(f"error_class={error_class!r} is not a known error class")
+    t = api_usage_metrics
+    where = flt.conditions(t)
+    if outcome is not None:
+        where.append(t.c.outcome == outcome)
+    if error_class is not None:
+        where.append(t.c.error_class == error_class)
+    return where
+
+
 def recent_attempts(
     engine: sa.Engine,
     flt: QueryFilter,
@@ -95,16 +111,8 @@ def recent_attempts(
         raise QueryFilterError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise QueryFilterError(f"offset must be a non-negative integer, got {offset!r}")
-    if outcome is not None and outcome not in OUTCOMES:
-        raise QueryFilterError(f"outcome={outcome!r} is not one of {', '.join(OUTCOMES)}")
-    if error_class is not None and error_class not in {ec.value for ec in ErrorClass}:
-        raise QueryFilterError(f"error_class={error_class!r} is not a known error class")
     t = api_usage_metrics
-    where = flt.conditions(t)
-    if outcome is not None:
-        where.append(t.c.outcome == outcome)
-    if error_class is not None:
-        where.append(t.c.error_class == error_class)
+    where = attempt_conditions(flt, outcome, error_class)
     if before is not None:
         ts, row_id = before
         if not isinstance(row_id, uuid.UUID):

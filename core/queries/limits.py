@@ -11,6 +11,7 @@ returns the top users only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 from core.errors import ErrorClass
 from core.queries import _sql
 from core.queries.filters import QueryFilter
-from core.store.tables import api_usage_metrics, limit_changes
+from core.store.tables import api_usage_metrics, instances, limit_changes
 
 CHANGE_COLUMNS: tuple[str, ...] = (
     "ts",
@@ -86,11 +87,33 @@ def series_name(provider: str, key_label: str | None, kind: str) -> str:
     return f"{provider} · {key_label or 'provider'} · {kind}"
 
 
-def limit_steps(changes: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
-    """Step points per series (instance × provider × key × kind) for a chart: the value before the first change at
-    ``start``, one point per change, and the last value carried to ``end``."""
+def instance_lifetimes(engine: sa.Engine, instance_ids: Sequence[str]) -> dict[str, tuple[datetime, datetime]]:
+    """``instance_id`` → (first heartbeat, latest heartbeat) from the instance registry, for the ids it knows."""
+    ids = sorted({str(i) for i in instance_ids})
+    if not ids:
+        return {}
+    t = instances
+    statement = sa.select(t.c.instance_id, t.c.first_seen, t.c.last_seen).where(t.c.instance_id.in_(ids))
+    _, rows = _sql.fetch(engine, statement)
+    return {str(instance): (first, last) for instance, first, last in rows}
+
+
+def limit_steps(
+    changes: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    lifetimes: Mapping[str, tuple[datetime, datetime]] | None = None,
+) -> pd.DataFrame:
+    """Step points per series (instance × provider × key × kind) for a chart: the value before the first change,
+    one point per change, and the last value carried on.
+
+    A series covers its instance's life within the range, never more: it starts at the later of ``start`` and the
+    instance's first heartbeat (or its first change, if that came before the first heartbeat), and ends at the
+    earlier of ``end`` and its latest heartbeat (never before its last change). An instance missing from
+    ``lifetimes`` (forgotten by retention: an old one) spans the whole range."""
     if changes.empty:
         return _empty(STEP_COLUMNS)
+    lifetimes = lifetimes or {}
     points: list[dict[str, Any]] = []
     several = changes["instance_id"].nunique() > 1
     for (instance, provider, key_label, kind), group in changes.groupby(
@@ -99,20 +122,25 @@ def limit_steps(changes: pd.DataFrame, start: datetime, end: datetime) -> pd.Dat
         name = series_name(provider, key_label or None, kind) + (f" ({instance})" if several else "")
         base = {"series": name, "instance_id": instance, "provider": provider, "key_label": key_label or None}
         base["kind"] = kind
-        first = group.iloc[0]
+        first, last = group.iloc[0], group.iloc[-1]
+        born, seen = lifetimes.get(str(instance), (None, None))
+        opens = pd.Timestamp(start) if born is None else max(pd.Timestamp(start), min(pd.Timestamp(born), first["ts"]))
+        closes = pd.Timestamp(end) if seen is None else min(pd.Timestamp(end), max(pd.Timestamp(seen), last["ts"]))
         points.append(
-            {**base, "ts": pd.Timestamp(start), "effective": first["effective_before"]}
-            | {"configured": first["configured"], "reason": "before this range"}
+            {**base, "ts": opens, "effective": first["effective_before"]}
+            | {
+                "configured": first["configured"],
+                "reason": "before this range" if opens == start else "instance started",
+            }
         )
         for row in group.itertuples(index=False):
             points.append(
                 {**base, "ts": row.ts, "effective": row.effective_after, "configured": row.configured}
                 | {"reason": row.reason}
             )
-        last = group.iloc[-1]
         points.append(
-            {**base, "ts": pd.Timestamp(end), "effective": last["effective_after"]}
-            | {"configured": last["configured"], "reason": "now"}
+            {**base, "ts": closes, "effective": last["effective_after"]}
+            | {"configured": last["configured"], "reason": "now" if closes == end else "latest heartbeat"}
         )
     frame = pd.DataFrame(points, columns=list(STEP_COLUMNS))
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import alert_tables, data, tables, ui
 
 SILENCE_FOR = {"30 min": 30, "1 h": 60, "2 h": 120, "4 h": 240, "1 day": 1440, "7 days": 10080}
 
@@ -23,10 +23,6 @@ def _alerting():
     except ImportError:
         return None
     return config, silences, test_alert
-
-
-def _labels(value: object) -> str:
-    return ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else ""
 
 
 def parse_matchers(text: str) -> dict[str, str]:
@@ -49,22 +45,20 @@ def render(ctx: ui.Context) -> None:
     flt = ctx.flt
     episodes = data.episodes(ctx.url, flt.start, flt.end)
     tabs = st.tabs(["Firing", "Pending", "Resolved", "Delivery log"])
-    columns = ["id", "severity", "rule_id", "labels", "summary", "value", "threshold", "pending_since", "fired_at"]
-    for tab, state in zip(tabs[:3], ("firing", "pending", "resolved"), strict=True):
+    specs = (alert_tables.FIRING, alert_tables.PENDING, alert_tables.RESOLVED)
+    for tab, state, columns in zip(tabs[:3], ("firing", "pending", "resolved"), specs, strict=True):
         with tab:
             rows = episodes[episodes["state"] == state]
             if rows.empty:
                 st.caption(f"No {state} alert in this range.")
                 continue
-            shown = rows.assign(labels=rows["labels"].map(_labels))
-            extra = ["resolved_at"] if state == "resolved" else ["last_notified_at"]
-            st.dataframe(shown[columns + extra], hide_index=True)
+            tables.show(rows, columns)
     with tabs[3]:
         log = data.deliveries(ctx.url, flt.start, flt.end)
         if log.empty:
             st.caption("No notification was sent in this range.")
         else:
-            st.dataframe(log, hide_index=True)
+            tables.show(log, alert_tables.DELIVERIES)
 
 
 def silences_panel(ctx: ui.Context, silences) -> None:
@@ -107,17 +101,17 @@ def silences_panel(ctx: ui.Context, silences) -> None:
             {
                 "id": s.id,
                 "state": s.state(now),
-                "matchers": _labels(s.matchers),
+                "matchers": dict(s.matchers),
                 "starts": s.starts_at,
                 "ends": s.ends_at,
                 "expired": s.expired_at,
                 "by": s.created_by,
-                "comment": s.comment or "",
+                "comment": s.comment,
             }
             for s in listed
         ]
     )
-    st.dataframe(frame, hide_index=True)
+    tables.show(frame, alert_tables.SILENCES)
     live = [s.id for s in listed if s.state(now) != "expired"]
     if live:
         cols = st.columns([1, 1, 4])
@@ -191,7 +185,7 @@ def rules_panel(config) -> None:
         f"{len(rows)} rules in force from {config.source}"
         + (f"; turned off: {', '.join(config.disabled_rules)}" if config.disabled_rules else "")
     )
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    tables.show(pd.DataFrame(rows, columns=list(alert_tables.RULES)), alert_tables.RULES)
 
 
 st.title("Alerts")

@@ -7,60 +7,41 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from core.queries.kpis import kpis_from_totals
-from dashboard import actions, charts, data, ui
+from dashboard import actions, charts, data, key_table, tables, ui
+
+#: Recent probe rows read for each key's last probe (the same query as the Probes page's history: one cache entry).
+PROBE_ROWS = 300
 
 
-def key_table(ctx: ui.Context) -> pd.DataFrame:
+def key_frame(ctx: ui.Context) -> pd.DataFrame:
     keys = data.keys_now(ctx.url, ctx.at, ctx.heartbeat_s)
     flt = ctx.flt
     if flt.provider:
         keys = keys[keys["provider"] == flt.provider]
     if flt.key_label:
         keys = keys[keys["key_label"] == flt.key_label]
-    window = max(900, min(int(flt.duration.total_seconds()), 86400))
-    report = data.health(ctx.url, ctx.at, window, ctx.heartbeat_s)
-    probes = {
-        (provider, k["key"]): k.get("lastProbe") for provider, rows in report["details"]["keys"].items() for k in rows
-    }
-    rows = []
-    for row in keys.itertuples(index=False):
-        per_key = replace(flt, provider=row.provider, key_label=row.key_label)
-        stats = kpis_from_totals(data.totals(ctx.url, data.key_of(per_key)))
-        probe = probes.get((row.provider, row.key_label))
-        rows.append(
-            {
-                "provider": row.provider,
-                "key": row.key_label,
-                "masked": row.key_masked,
-                "status": row.status,
-                "health": float(row.score),
-                "cooldown": ui.until(row.cooldown_until, ctx.now),
-                "success rate": stats["success_rate"],
-                "p95 ms": stats["p95_ms"],
-                "requests": stats["requests"],
-                "last probe": "" if not probe else f"{'ok' if probe['ok'] else 'FAILED'} {probe['at'][11:16]}",
-                "disabled reason": row.disabled_reason or "",
-                "instances": int(row.instances),
-            }
-        )
-    return pd.DataFrame(rows)
+    probes = data.attempts(ctx.url, data.key_of(replace(flt, source="probe")), PROBE_ROWS, 0, None, None)
+
+    def totals_of(provider: str, key_label: str) -> dict[str, float]:
+        return data.totals(ctx.url, data.key_of(replace(flt, provider=provider, key_label=key_label)))
+
+    return key_table.key_rows(keys, totals_of, probes, ctx.now, ui.until)
 
 
 def render(ctx: ui.Context) -> None:
     ui.caption_range(ctx)
-    table = key_table(ctx)
+    table = key_frame(ctx)
     if table.empty:
         st.info("No live instance reports any key yet. " + ui.EMPTY_NOTICE)
     else:
-        st.dataframe(
-            table,
-            hide_index=True,
-            column_config={
-                "health": st.column_config.ProgressColumn("health", min_value=0, max_value=100, format="%.0f"),
-                "success rate": st.column_config.NumberColumn("success rate", format="percent"),
-                "p95 ms": st.column_config.NumberColumn("p95 ms", format="%.0f"),
-            },
+        tables.show(table, key_table.COLUMNS)
+        explained = key_table.notes(table)
+        if explained:
+            st.markdown("\n".join(f"- {line}" for line in explained))
+        st.caption(
+            "Status and health count only the key's own failures (429, auth, quota, server errors, timeouts): an "
+            "overloaded provider fails every key alike, so its 529s are counted under *Other failures*. Success, "
+            "failures, p95 and calls are over the selected range; health weighs the last few minutes."
         )
     st.plotly_chart(charts.key_health_strip(data.key_health_timeline(ctx.url, ctx.key)), config={"displaylogo": False})
 

@@ -7,14 +7,49 @@ import pandas as pd
 import streamlit as st
 
 from core.queries.limits import USER_RANGE_MAX, limit_steps, limits_now
-from dashboard import data, limit_charts, ui
+from dashboard import data, limit_charts, tables, ui
+from dashboard.tables import Col
 
 RECENT = 50
-CHANGE_TABLE = ("ts", "instance_id", "provider", "key_label", "kind", "before", "after", "configured", "reason")
 TOP_USERS = 20
+KIND_LABEL = {"rpm": "requests", "tpm": "tokens"}
+NOW_COLUMNS = {
+    "instance_id": Col("Instance"),
+    "provider": Col("Provider"),
+    "kind": Col("Limit"),
+    "effective": Col("Effective", "number"),
+    "configured": Col("Configured", "number"),
+    "share": Col("Of configured", "share"),
+    "reason": Col("Why (last change)"),
+    "changed_at": Col("Changed (UTC)", "time"),
+}
+CHANGE_COLUMNS = {
+    "ts": Col("Time (UTC)", "time"),
+    "instance_id": Col("Instance"),
+    "provider": Col("Provider"),
+    "key_label": Col("Key"),
+    "kind": Col("Limit"),
+    "effective_before": Col("Before", "number"),
+    "effective_after": Col("After", "number"),
+    "configured": Col("Configured", "number", help="Empty: a key limit learned from the provider's headers."),
+    "reason": Col("Reason"),
+}
+USER_COLUMNS = {
+    "user_id": Col("User"),
+    "calls": Col("Calls", "count"),
+    "errors": Col("Errors", "count"),
+    "user_rate_limited": Col("Refused by user limits", "count"),
+    "input_tokens": Col("In tokens", "count"),
+    "output_tokens": Col("Out tokens", "count"),
+    "cost_usd": Col("Cost (USD)", "usd"),
+}
 
 
-def _now_table(ctx: ui.Context) -> None:
+def _kind(kind: object, window: str) -> str:
+    return f"{KIND_LABEL.get(str(kind), kind)} per {window} ({kind})"
+
+
+def _now_table(ctx: ui.Context, window: str) -> None:
     current = limits_now(data.instances(ctx.url, ctx.at, ctx.heartbeat_s))
     if ctx.flt.provider:
         current = current[current["provider"] == ctx.flt.provider]
@@ -28,33 +63,39 @@ def _now_table(ctx: ui.Context) -> None:
             for e, c in zip(current["effective"], current["configured"], strict=True)
         ],
         reason=current["reason"].fillna("at the configured ceiling"),
+        kind=[_kind(k, window) for k in current["kind"]],
     )
-    st.dataframe(
-        current[["instance_id", "provider", "kind", "effective", "configured", "share", "reason", "changed_at"]],
-        hide_index=True,
-        column_config={
-            "effective": st.column_config.NumberColumn("effective", format="%.4g"),
-            "configured": st.column_config.NumberColumn("configured", format="%.4g"),
-            "share": st.column_config.ProgressColumn("of configured", min_value=0, max_value=1, format="percent"),
-        },
-    )
+    tables.show(current, NOW_COLUMNS)
 
 
-def _history(ctx: ui.Context) -> None:
+def _history(ctx: ui.Context, window: str) -> None:
     st.subheader("Effective vs configured over time")
     changes = data.limit_history(ctx.url, ctx.key)
     if changes.empty:
         st.info("No limit changed in this range: every effective limit stayed where it was.")
         return
-    steps = limit_steps(changes, ctx.flt.start, ctx.flt.end)
+    lifetimes = data.instance_lifetimes(ctx.url, tuple(sorted(changes["instance_id"].unique())))
+    steps, learned = limit_charts.drawable(limit_steps(changes, ctx.flt.start, ctx.flt.end, lifetimes))
     for kind in ("rpm", "tpm"):
         if (steps["kind"] == kind).any():
-            st.plotly_chart(limit_charts.limit_history(steps, kind), config={"displaylogo": False}, key=f"lim_{kind}")
+            figure = limit_charts.limit_history(steps, kind, ctx.settings.rate_limit_period_s)
+            st.plotly_chart(figure, config={"displaylogo": False}, key=f"lim_{kind}")
+    st.caption(
+        "Each line covers its instance's life in the range (first to latest heartbeat); the dashed line is the "
+        f"configured ceiling. Limits are counted per {window}."
+        + (
+            f" Not drawn — key limits learned from the provider's headers, with no configured ceiling: "
+            f"{', '.join(learned)} (their changes are listed below)."
+            if learned
+            else ""
+        )
+    )
     recent = changes.iloc[::-1].head(RECENT)
-    recent = recent.assign(key_label=recent["key_label"].fillna("(provider)"))
-    recent = recent.rename(columns={"effective_before": "before", "effective_after": "after"})
+    recent = recent.assign(
+        key_label=recent["key_label"].fillna("(provider)"), kind=[_kind(k, window) for k in recent["kind"]]
+    )
     st.caption(f"Recent changes (newest first, up to {RECENT})")
-    st.dataframe(recent[list(CHANGE_TABLE)], hide_index=True)
+    tables.show(recent, CHANGE_COLUMNS)
 
 
 def _users(ctx: ui.Context) -> None:
@@ -71,7 +112,7 @@ def _users(ctx: ui.Context) -> None:
         if not ctx.authenticated:
             users = users.assign(user_id=[f"user #{i}" for i in range(1, len(users) + 1)])
             st.caption("User ids are shown only to an operator signed in with DASHBOARD_PASSWORD.")
-        st.dataframe(users, hide_index=True, column_config={"cost_usd": st.column_config.NumberColumn(format="$%.4f")})
+        tables.show(users, USER_COLUMNS)
     traffic = data.traffic(ctx.url, ctx.key)
     refused = int(traffic["err_user_rate_limited"].sum()) if not traffic.empty else 0
     st.caption(f"{refused} call(s) refused by per-user or per-feature limits in this range")
@@ -80,8 +121,9 @@ def _users(ctx: ui.Context) -> None:
 
 def render(ctx: ui.Context) -> None:
     ui.caption_range(ctx)
-    _now_table(ctx)
-    _history(ctx)
+    window = limit_charts.window_label(ctx.settings.rate_limit_period_s)
+    _now_table(ctx, window)
+    _history(ctx, window)
     _users(ctx)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data, probe_panel, ui
+from dashboard import alert_tables, charts, data, probe_panel, tables, ui
 
 #: The status banner is about now: the last hour's success rate, whatever range the charts show.
 STATUS_WINDOW_S = 3600
@@ -109,13 +109,7 @@ def render(ctx: ui.Context) -> None:
     if active.empty:
         st.caption("No alert is firing or pending.")
     else:
-        shown = active.assign(
-            labels=active["labels"].map(lambda v: ", ".join(f"{k}={x}" for k, x in (v or {}).items()))
-        )
-        st.dataframe(
-            shown[["state", "severity", "rule_id", "labels", "summary", "pending_since", "fired_at"]],
-            hide_index=True,
-        )
+        tables.show(active, alert_tables.ACTIVE)
 
 
 st.title("Overview")

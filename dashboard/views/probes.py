@@ -6,9 +6,20 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import charts, data, probe_panel, ui
+from dashboard import charts, data, probe_panel, tables, ui
+from dashboard.tables import Col
 
 HISTORY = 300
+COLUMNS = {
+    "ts": Col("Time (UTC)", "time"),
+    "provider": Col("Provider"),
+    "key_label": Col("Key"),
+    "model": Col("Model"),
+    "outcome": Col("Outcome"),
+    "error_class": Col("Error"),
+    "http_status": Col("HTTP", "count"),
+    "latency_ms": Col("Latency (ms)", "ms"),
+}
 
 
 def render(ctx: ui.Context) -> None:
@@ -19,8 +30,7 @@ def render(ctx: ui.Context) -> None:
         st.info("No probe in this range. Probes run on the worker's schedule (PROBE_INTERVAL_S) and on demand above.")
     st.plotly_chart(charts.heartbeat_bar(probes), config={"displaylogo": False})
     if not probes.empty:
-        columns = ["ts", "provider", "key_label", "model", "outcome", "error_class", "http_status", "latency_ms"]
-        st.dataframe(probes[columns], hide_index=True)
+        tables.show(probes, COLUMNS)
 
 
 st.title("Probes")

@@ -79,13 +79,13 @@ def test_limits_page_shows_limits_in_force_their_history_and_users(dash_store: s
     assert not at.exception
     now, changes, users = (frame.value for frame in at.dataframe)
     assert now[["provider", "kind", "effective", "configured"]].values.tolist() == [
-        ["anthropic", "rpm", 50.0, 100.0],
-        ["openai", "rpm", 100.0, 100.0],
+        ["anthropic", "requests per minute (rpm)", 50.0, 100.0],
+        ["openai", "requests per minute (rpm)", 100.0, 100.0],
     ]
     assert list(now["reason"]) == [REASON, "at the configured ceiling"]
     assert list(now["share"]) == [0.5, 1.0]
 
-    assert list(changes["after"]) == [50.0, 75.0, 500.0, 50.0]  # newest first
+    assert list(changes["effective_after"]) == [50.0, 75.0, 500.0, 50.0]  # newest first
     assert list(changes["key_label"]) == ["(provider)", "(provider)", "Primary", "(provider)"]
     assert changes["reason"].iloc[0] == "provider reports 4 % of requests left on key 'Primary'"
 
@@ -119,3 +119,38 @@ def test_a_degraded_redis_shows_a_banner_on_every_page(dash_store: sa.Engine) ->
             "**Redis is degraded.** These instances run on local state until Redis answers again:\n"
             "- `app-1`: rate limits are local since 2026-03-10 11:58:00 UTC, each limit scaled to 50% locally"
         ], page
+
+
+def _values(encoded: object) -> list:
+    """A trace's x or y: a list, or Plotly's typed array (``{"dtype", "bdata"}``, base64)."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(encoded, dict):
+        return np.frombuffer(base64.b64decode(encoded["bdata"]), dtype=encoded["dtype"]).tolist()
+    return list(encoded)
+
+
+def _traces(chart) -> dict[str, dict]:
+    import json
+
+    return {trace["name"]: trace for trace in json.loads(chart.proto.spec)["data"]}
+
+
+def test_the_history_chart_draws_known_limits_only_each_from_its_instance_start(dash_store: sa.Engine) -> None:
+    seed(dash_store)
+    insert_instances(dash_store, [instance_row(NOW - timedelta(minutes=30), "app-1")])  # its first heartbeat
+    at = app("limits").run()
+    assert not at.exception
+    traces = _traces(plotly_charts(at)[0])
+    # the key limit learned from headers (1000 → 500) is not drawn beside a provider limit of 100
+    assert sorted(traces) == [f"anthropic · provider · rpm {part}" for part in ("changes", "configured", "effective")]
+    effective = traces["anthropic · provider · rpm effective"]
+    assert _values(effective["y"]) == [100.0, 50.0, 75.0, 50.0, 50.0]
+    assert effective["x"][0].startswith("2026-03-10T11:30:00")  # the instance's first heartbeat, not the range start
+    assert max(_values(effective["y"]) + _values(traces["anthropic · provider · rpm configured"]["y"])) == 100.0
+    body = texts(at)
+    assert "Not drawn — key limits learned from the provider's headers, with no configured ceiling: " in body
+    assert "anthropic · Primary · rpm (their changes are listed below)" in body
+    assert "Limits are counted per minute." in body

@@ -220,7 +220,8 @@ def test_keys_page_lists_each_keys_health(dash_store: sa.Engine) -> None:
     assert (backup["status"], backup["health"], backup["cooldown"]) == ("cooldown", 40.0, "3 m 00 s")
     primary = table[table["key"] == "Primary"].iloc[0]
     assert primary["requests"] == 300
-    assert round(primary["success rate"], 3) == 0.9
+    assert primary["success_rate"] == 90.0  # percent, one decimal
+    assert (primary["key_failures"], primary["other_failures"]) == (30, 0)  # the 429s are the key's own
     assert len(plotly_charts(at)) == 1  # the health strip
 
 
@@ -304,7 +305,10 @@ def test_probe_page_requests_the_chosen_key_and_shows_the_result(dash_store: sa.
 # --- Calls ------------------------------------------------------------------------------------------------------------
 
 
-def test_calls_page_paginates_filters_and_offers_csv(dash_store: sa.Engine) -> None:
+def test_calls_page_paginates_filters_and_offers_csv(dash_store: sa.Engine, monkeypatch) -> None:
+    from dashboard import export
+
+    monkeypatch.setattr(export, "_served", False)
     insert_attempts(
         dash_store,
         [attempt_row(NOW - timedelta(seconds=10 * i), latency_ms=float(i)) for i in range(60)]
@@ -319,8 +323,9 @@ def test_calls_page_paginates_filters_and_offers_csv(dash_store: sa.Engine) -> N
     at.number_input(key="calls_page").set_value(1).run()
     at.selectbox(key="calls_outcome").select("error").run()
     frame = at.dataframe[0].value
-    assert list(frame["error_class"]) == ["timeout"]
-    assert at.get("download_button")
+    assert list(frame["result"]) == ["timeout"]
+    assert not at.get("download_button")  # no longer the one page shown: an export of the whole view
+    assert "start the dashboard with `pulsegate dashboard`" in texts(at)  # AppTest serves no export route
 
 
 def test_calls_page_shows_user_ids_only_to_a_signed_in_operator(dash_store: sa.Engine, monkeypatch) -> None:

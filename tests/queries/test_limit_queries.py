@@ -8,7 +8,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core.queries import QueryFilter, latest_instances
-from core.queries.limits import limit_change_history, limit_steps, redis_degraded, user_usage
+from core.queries.limits import instance_lifetimes, limit_change_history, limit_steps, redis_degraded, user_usage
 from core.store.tables import limit_changes
 from tests.queries.data import (
     NOW,
@@ -57,6 +57,23 @@ def test_history_filters_and_steps(store: sa.Engine) -> None:
         pd.Timestamp(NOW - timedelta(minutes=30)),
         pd.Timestamp(NOW - timedelta(minutes=20)),
         pd.Timestamp(HOUR.end),
+    ]
+
+
+def test_a_series_spans_its_instance_life_within_the_range(store: sa.Engine) -> None:
+    """Started 40 min ago, last heard of 15 min ago: its line runs from the one to the other, not over the hour."""
+    insert_instances(
+        store, [instance_row(NOW - timedelta(minutes=40), "app-1"), instance_row(NOW - timedelta(minutes=15), "app-1")]
+    )
+    insert(store, limit_changes, [limit_change_row(30, 1, 50.0), limit_change_row(20, 2, 75.0, before=50.0)])
+    lifetimes = instance_lifetimes(store, ["app-1", "gone"])
+    assert lifetimes == {"app-1": (NOW - timedelta(minutes=40), NOW - timedelta(minutes=15))}
+    steps = limit_steps(limit_change_history(store, HOUR), HOUR.start, HOUR.end, lifetimes)
+    assert steps[["ts", "effective", "reason"]].values.tolist() == [
+        [pd.Timestamp(NOW - timedelta(minutes=40)), 100.0, "instance started"],
+        [pd.Timestamp(NOW - timedelta(minutes=30)), 50.0, "r1"],
+        [pd.Timestamp(NOW - timedelta(minutes=20)), 75.0, "r2"],
+        [pd.Timestamp(NOW - timedelta(minutes=15)), 75.0, "latest heartbeat"],
     ]
 
 
