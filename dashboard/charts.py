@@ -25,6 +25,7 @@ COLORS = {
     "resolved": "#2eb886",
     "breaker": "rgba(224, 30, 90, 0.12)",
 }
+ERROR_COLORS = ("#e45756", "#f58518", "#b279a2", "#4c78a8", "#54a24b", "#9d755d", "#eeca3b", "#bab0ac", "#72b7b2")
 
 
 def _frame(title: str, y_title: str, *, percent: bool = False) -> go.Figure:

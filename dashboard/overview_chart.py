@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.errors import ErrorClass
-from dashboard.charts import COLORS
+from dashboard.charts import COLORS, ERROR_COLORS
 from dashboard.incidents import Incidents
 
 PANELS: tuple[str, ...] = (
@@ -54,9 +54,10 @@ NO_DATA = {
 #: visible); denser ones are plain lines — thousands of SVG markers would slow the page down for nothing.
 SPARSE_POINTS = 60
 #: One colour per error class, fixed by the class (not by its rank), so a class keeps its colour across refreshes.
-ERROR_COLORS = (
-    "#e45756", "#f58518", "#b279a2", "#4c78a8", "#54a24b", "#9d755d", "#eeca3b", "#bab0ac", "#72b7b2", "#ff9da6",
-    "#79706e", "#d67195", "#8cd17d", "#b6992d", "#499894", "#86bcb6", "#e15759", "#f1ce63", "#a0cbe8", "#fabfd2",
+CLASS_COLORS = (
+    *ERROR_COLORS,
+    "#ff9da6", "#79706e", "#d67195", "#8cd17d", "#b6992d", "#499894", "#86bcb6", "#e15759", "#f1ce63", "#a0cbe8",
+    "#fabfd2",
 )  # fmt: skip
 LANE_COLORS = {"firing": COLORS["alert"], "pending": "#f2a541", "breaker": "#7a0b2e"}
 SHADE = "rgba(224, 30, 90, 0.08)"
@@ -121,7 +122,7 @@ def _errors(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
                     y=traffic[column],
                     name=error_class.value,
                     stackgroup="errors",
-                    line_color=ERROR_COLORS[index % len(ERROR_COLORS)],
+                    line_color=CLASS_COLORS[index % len(CLASS_COLORS)],
                 )
             )
     return traces
