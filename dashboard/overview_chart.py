@@ -8,9 +8,15 @@ Incidents (:mod:`dashboard.incidents`) are drawn in one go whatever their number
 trace, the panels' shading one list of shapes assigned once — never a shape or annotation added per alert, which
 Plotly validates against all earlier ones (quadratic: 60 alert lines took 94 s). Each column of panels has its
 lane right above it on the same time axis, and hovering draws a dotted line across the panels at that moment.
+
+Traces and the figure are built without Plotly's per-property validation, which was most of the build time (the
+tests validate whole figures), and the subplot grid is made once per lane count.
 """
 
 from __future__ import annotations
+
+import copy
+import functools
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -72,39 +78,39 @@ def _points(values: pd.Series) -> dict:
     return {"mode": "lines"}
 
 
+def _line(x: pd.Series, y: pd.Series, name: str, color: str | None, **extra: object) -> go.Scatter:
+    """A series, built without Plotly's per-property validation (about 100× faster for a 1,440-point series; the
+    tests validate whole figures instead)."""
+    line = {"color": color, **extra.pop("line", {})}  # type: ignore[dict-item]
+    return go.Scatter(x=x, y=y, name=name, line=line, **extra, _validate=False)
+
+
 def _success(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
     values = traffic["success_rate"]
-    return [go.Scatter(x=traffic["bucket"], y=values, name="success rate", line_color=COLORS["ok"], **_points(values))]
+    return [_line(traffic["bucket"], values, "success rate", COLORS["ok"], **_points(values))]
 
 
 def _latency(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
     return [
-        go.Scatter(
-            x=traffic["bucket"], y=traffic[column], name=name, line_color=COLORS[name], **_points(traffic[column])
-        )
+        _line(traffic["bucket"], traffic[column], name, COLORS[name], **_points(traffic[column]))
         for column, name in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99"))
     ]
 
 
 def _tokens(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
     return [
-        go.Scatter(x=traffic["bucket"], y=traffic[column], name=name, stackgroup="tokens", line_color=color)
+        _line(traffic["bucket"], traffic[column], name, color, stackgroup="tokens")
         for column, name, color in (("input_tokens", "input", "#4c78a8"), ("output_tokens", "output", "#72b7b2"))
     ]
 
 
 def _cost(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
-    return [go.Scatter(x=traffic["bucket"], y=traffic["cost_usd"], name="cost", line_color="#72b7b2", fill="tozeroy")]
+    return [_line(traffic["bucket"], traffic["cost_usd"], "cost", "#72b7b2", fill="tozeroy")]
 
 
 def _queues(queues: pd.DataFrame, column: str, scale: float = 1.0) -> list[go.BaseTraceType]:
     return [
-        go.Scatter(
-            x=rows["bucket"],
-            y=rows[column] * scale,
-            name=str(provider),
-            line={"color": COLORS.get(str(provider)), "shape": "hv"},
-        )
+        _line(rows["bucket"], rows[column] * scale, str(provider), COLORS.get(str(provider)), line={"shape": "hv"})
         for provider, rows in queues.groupby("provider", sort=True)
     ]
 
@@ -112,20 +118,17 @@ def _queues(queues: pd.DataFrame, column: str, scale: float = 1.0) -> list[go.Ba
 def _errors(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
     """Stacked areas (one SVG path per class, not one bar per step), stacked in a fixed class order; only
     classes seen in the range get a trace."""
-    traces: list[go.BaseTraceType] = []
-    for index, error_class in enumerate(ErrorClass):
-        column = f"err_{error_class.value}"
-        if column in traffic and traffic[column].sum() > 0:
-            traces.append(
-                go.Scatter(
-                    x=traffic["bucket"],
-                    y=traffic[column],
-                    name=error_class.value,
-                    stackgroup="errors",
-                    line_color=CLASS_COLORS[index % len(CLASS_COLORS)],
-                )
-            )
-    return traces
+    return [
+        _line(
+            traffic["bucket"],
+            traffic[f"err_{error_class.value}"],
+            error_class.value,
+            CLASS_COLORS[index % len(CLASS_COLORS)],
+            stackgroup="errors",
+        )
+        for index, error_class in enumerate(ErrorClass)
+        if f"err_{error_class.value}" in traffic and traffic[f"err_{error_class.value}"].sum() > 0
+    ]
 
 
 def _sources(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
@@ -133,21 +136,25 @@ def _sources(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
     dotted line over them."""
     x = traffic["bucket"]
     priorities = [
-        go.Scatter(x=x, y=traffic[f"calls_{name}"], name=name.replace("_", "-"), line={"color": color, "dash": "dot"})
+        _line(x, traffic[f"calls_{name}"], name.replace("_", "-"), color, line={"dash": "dot"})
         for name, color in PRIORITY_COLORS.items()
         if f"calls_{name}" in traffic
     ]
     return [
-        go.Scatter(x=x, y=traffic["live_calls"], name="live", line_color=COLORS["live"], stackgroup="calls"),
-        go.Scatter(x=x, y=traffic["probe_calls"], name="probe", line_color=COLORS["probe"], stackgroup="calls"),
+        _line(x, traffic["live_calls"], "live", COLORS["live"], stackgroup="calls"),
+        _line(x, traffic["probe_calls"], "probe", COLORS["probe"], stackgroup="calls"),
         *priorities,
-        go.Scatter(x=x, y=traffic["fallbacks"], name="fallbacks", line_color=COLORS["fail"]),
+        _line(x, traffic["fallbacks"], "fallbacks", COLORS["fail"]),
     ]
 
 
+def _values(trace: go.BaseTraceType) -> pd.Series:
+    """A trace's y values as numbers (missing ones NaN)."""
+    return pd.to_numeric(pd.Series(trace.y if trace.y is not None else [], dtype="float64"), errors="coerce")
+
+
 def _total(trace: go.BaseTraceType) -> float:
-    values = pd.to_numeric(pd.Series(trace.y if trace.y is not None else [], dtype=object), errors="coerce")
-    return float(values.sum())
+    return float(_values(trace).sum())
 
 
 def panel_title(name: str, traces: list[go.BaseTraceType]) -> str:
@@ -178,10 +185,10 @@ def panel_title(name: str, traces: list[go.BaseTraceType]) -> str:
 def _y_range(traces: list[go.BaseTraceType]) -> tuple[dict, bool]:
     """A count axis starts at 0 (never a negative count, never 9.97–9.99 s for a nearly constant series); a
     panel with nothing to draw, or only zeros, gets 0…1. Also whether the panel has no data at all."""
-    finite = [v for t in traces for v in pd.to_numeric(pd.Series(t.y, dtype=object), errors="coerce").dropna()]
-    if not finite:
+    highest = [_values(t).max() for t in traces if _values(t).notna().any()]
+    if not highest:
         return {"range": [0, 1], "autorange": False}, True
-    if max(finite) <= 0:
+    if max(highest) <= 0:
         return {"range": [0, 1], "autorange": False}, False
     return {"rangemode": "tozero", "autorange": True}, False
 
@@ -190,23 +197,32 @@ def _lane_height(incidents: Incidents) -> int:
     return LANE_ROW_PX * max(1, len(incidents.lanes)) + 6
 
 
-def _grid(titles: list[str], lane_px: int, panel_rows: int) -> dict:
-    """The subplot grid as a plain layout dict: a lane over each column, then the panels. Built by
-    ``make_subplots`` once and edited as a dict, so the finished figure is validated once, not call by call."""
+@functools.lru_cache(maxsize=32)
+def _grid_template(lane_px: int, panel_rows: int) -> dict:
+    """The subplot grid as a plain layout dict (titles numbered as placeholders): a lane over each column, then
+    the panels. ``make_subplots`` is slow (~0.1–0.3 s), and the grid only changes with the number of lanes."""
     from plotly.subplots import make_subplots
 
     area = lane_px + panel_rows * (PANEL_HEIGHT + GAP_PX)
     grid = make_subplots(
         rows=panel_rows + 1,
         cols=2,
-        subplot_titles=titles,
+        subplot_titles=[str(i) for i in range(2 * (panel_rows + 1))],
         row_heights=[lane_px, *([PANEL_HEIGHT] * panel_rows)],
         vertical_spacing=GAP_PX / area,
         horizontal_spacing=0.07,
     )
     layout = grid.layout.to_plotly_json()
-    layout["annotations"] = [title for title in layout["annotations"] if title["text"]]
     layout["height"] = area + MARGIN["t"] + MARGIN["b"]
+    return layout
+
+
+def _grid(titles: list[str], lane_px: int, panel_rows: int) -> dict:
+    """A fresh copy of the grid with its titles (an empty title is left out)."""
+    layout = copy.deepcopy(_grid_template(lane_px, panel_rows))
+    layout["annotations"] = [
+        {**title, "text": titles[int(title["text"])]} for title in layout["annotations"] if titles[int(title["text"])]
+    ]
     return layout
 
 
@@ -261,8 +277,9 @@ def overview(traffic: pd.DataFrame, queues: pd.DataFrame, incidents: Incidents |
     for axis in range(1, LANES + 1):
         layout["yaxis" if axis == 1 else f"yaxis{axis}"].update(lane_layout["yaxis"])
     layout["annotations"] += lane_layout["annotations"] + notes
-    layout["shapes"] = lane_layout["shapes"]
-    return go.Figure(data=[*lane, *data], layout=layout)
+    if lane_layout["shapes"]:
+        layout["shapes"] = lane_layout["shapes"]
+    return go.Figure(data=[*lane, *data], layout=layout, _validate=False)
 
 
 def _left_of(domains: list[list[float]], x: float) -> float:
@@ -291,6 +308,7 @@ def incident_lane(incidents: Incidents, *, panel_axes: range) -> tuple[list[go.B
             customdata=[b.hover() for b in bars],
             hovertemplate="%{customdata}<extra></extra>",
             name="incidents",
+            _validate=False,
             xaxis="x" if axis == 1 else f"x{axis}",
             yaxis="y" if axis == 1 else f"y{axis}",
         )

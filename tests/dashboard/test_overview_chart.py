@@ -4,6 +4,7 @@ axes that start at zero, titles that fit — and a build time that does not grow
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import signal
 import time
@@ -12,6 +13,8 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
 import sqlalchemy as sa
 
 from core.errors import ErrorClass
@@ -41,6 +44,12 @@ def empty_traffic(range_name: str = "15m") -> pd.DataFrame:
         **{c: 0.0 for c in ("input_tokens", "output_tokens", "cost_usd", "live_calls", "probe_calls", "fallbacks")},
         **{c: float("nan") for c in ("success_rate", "p50_ms", "p95_ms", "p99_ms")},
     )
+
+
+def assert_valid(fig: go.Figure) -> None:
+    """The figure (built without Plotly's validation) passes it, and validation changes nothing that is sent."""
+    sent = json.loads(pio.to_json(fig, validate=False))
+    assert json.loads(pio.to_json(go.Figure(fig.to_dict()), validate=False)) == sent
 
 
 NO_QUEUES = pd.DataFrame(columns=["bucket", "provider", "queue_depth", "oldest_wait_ms", "instances"])
@@ -74,6 +83,7 @@ def test_overview_figure_has_a_lane_over_each_column_and_every_panel_on_one_time
     assert len(axes) == LANES + len(PANELS) - 1 and all(layout[name]["matches"] == "x" for name in axes)
     assert [pd.Timestamp(v) for v in layout["xaxis"]["range"]] == [flt.start, flt.end]  # exactly the range
     assert not fig.layout.shapes  # no breaker opening: nothing shaded
+    assert_valid(fig)
 
 
 def test_incidents_are_one_trace_per_lane_and_one_list_of_shapes() -> None:
@@ -104,6 +114,7 @@ def test_incidents_are_one_trace_per_lane_and_one_list_of_shapes() -> None:
     labels = [a.text for a in fig.layout.annotations if a.yref in ("y", "y2")]
     assert labels == [*found.lanes, *found.lanes]  # each lane named once per column, never per episode
     assert titles(fig)[0] == "<b>Incidents</b>   5 in range"
+    assert_valid(fig)
 
 
 def test_the_marks_are_capped_with_a_visible_more() -> None:
@@ -182,6 +193,7 @@ def test_count_axes_start_at_zero_and_empty_panels_say_why() -> None:
         "x4 domain": "no calls in this range",
         "x8 domain": "no errors in this range",
     }
+    assert_valid(fig)
 
 
 def test_panel_titles_fit_their_panel() -> None:
