@@ -41,7 +41,7 @@ import migrations  # noqa: E402
 from core.queries.alerts import alert_episode_count  # noqa: E402
 from core.store import create_store_engine  # noqa: E402
 from tests.support.browser import BROWSER_ARGS, CHROMIUM  # noqa: E402 — the tests' browser, same flags
-from tests.support.incidents import episode_rows, insert_episodes  # noqa: E402
+from tests.support.overview_store import episode_rows, insert_episodes  # noqa: E402
 
 DEFAULT_URL = os.environ.get(
     "PULSEGATE_BENCH_DASHBOARD_URL",

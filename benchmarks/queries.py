@@ -7,7 +7,7 @@
   tiers are then built from them in SQL with the very aggregate expressions ``core/store/rollups.py`` uses (the
   latency bucket index computed in SQL as ``ceil(2·log2(ms))``, i.e. ``latency_buckets.bucket_index``); instance
   and key-health snapshots every 5 s from 3 instances (the heartbeat default). Then ``VACUUM ANALYZE``.
-- 1,000 alert episodes over the data's last 24 hours (``tests/support/incidents.py``: nine rules on both providers
+- 1,000 alert episodes over the data's last 24 hours (``tests/support/overview_store.py``: nine rules on both providers
   and on keys, overlapping, some never fired, some still firing) — the Overview's incident lane reads them.
 - Each query: one warm-up call, then the median of 5 calls (wall time, Python side included). The raw comparison is
   the 24 h traffic series' aggregate (same sums, error classes and latency histogram per step × source) computed
@@ -53,7 +53,7 @@ from core.store.rollups import (  # noqa: E402
 )
 from core.store.snapshot_rollups import KEY_STATUS_RANK  # noqa: E402
 from core.store.tables import alert_episodes, metric_rollups_1h, metric_rollups_1m, metric_rollups_10m  # noqa: E402
-from tests.support.incidents import episode_rows  # noqa: E402
+from tests.support.overview_store import episode_rows  # noqa: E402
 
 PG_SERVER = os.environ.get("PULSEGATE_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 GOAL_MS = 50.0

@@ -9,7 +9,6 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -17,12 +16,9 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-import migrations
-from core.store import create_store_engine
 from dashboard.overview_chart import LANE_TITLE, PANELS
-from tests.queries.data import insert_instances, insert_tiers, instance_row, rollup_row
 from tests.support.browser import BROWSER_ARGS, require_chromium
-from tests.support.incidents import episode_rows, insert_episodes
+from tests.support.overview_store import seed_store
 from tests.support.processes import BackgroundProcess, free_port, wait_http
 
 if TYPE_CHECKING:
@@ -35,31 +31,11 @@ PAGES = ("", "keys", "probes", "alerts", "calls", "limits")
 CHART = ".js-plotly-plot .main-svg"
 AS_OF = re.compile(r"as of (\d\d:\d\d:\d\d) UTC")
 ROLLUPS = "metric_rollups_1m, metric_rollups_10m, metric_rollups_1h"
-ERRORS = {"rate_limited": 2, "overloaded": 3, "server_error": 1, "timeout": 1, "queue_timeout": 2, "auth": 1}
 
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
     return require_chromium()
-
-
-def seed(url: str, *, episodes: int) -> None:
-    """An hour of traffic ending now on both providers (six error classes, fallbacks, probes), one live
-    instance with a nearly constant oldest wait, and ``episodes`` alert episodes over the last 24 hours."""
-    migrations.upgrade(url)
-    engine = create_store_engine(url)
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    rows = []
-    for minute in range(1, 61):
-        bucket = now - timedelta(minutes=minute)
-        rows.append(rollup_row(bucket, [300.0] * 30, errors=ERRORS, fallbacks=2, input_tokens=900, output_tokens=90))
-        rows.append(rollup_row(bucket, [200.0] * 8, provider="openai", model="gpt-x", key_label="Main"))
-        rows.append(rollup_row(bucket, [250.0], source="probe"))
-    insert_tiers(engine, rows)
-    insert_instances(engine, [instance_row(now, "w1", queue_depth=3, oldest_wait_ms=9980.0)])
-    if episodes:
-        insert_episodes(engine, episode_rows(now - timedelta(hours=24), now, episodes))
-    engine.dispose()
 
 
 @contextmanager
@@ -97,7 +73,7 @@ def test_pages_reach_only_loopback_and_the_overview_lays_out_without_overlap(chr
     from playwright.sync_api import expect, sync_playwright
 
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    seed(url, episodes=40)
+    seed_store(url, episodes=40)
     requests: list[str] = []
     with dashboard(url, tmp_path) as (base, _), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=BROWSER_ARGS)
@@ -133,7 +109,7 @@ def test_with_no_browser_connected_the_dashboard_goes_quiet(chromium: str, tmp_p
     from playwright.sync_api import sync_playwright
 
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    seed(url, episodes=1000)
+    seed_store(url, episodes=1000)
     with dashboard(url, tmp_path) as (base, pid), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=BROWSER_ARGS)
         try:
@@ -158,7 +134,7 @@ def test_a_refresh_that_queued_behind_a_slow_render_starts_no_new_one(
     from playwright.sync_api import sync_playwright
 
     url = scratch_postgres.create()
-    seed(url, episodes=0)
+    seed_store(url, episodes=0)
     locker = sa.create_engine(url)
     seen: list[tuple[float, str]] = []  # (when, the "as of" of the render on the page) at each change
 
