@@ -326,10 +326,10 @@ def caption_range(ctx: Context) -> None:
 
 
 def compact(value: float) -> str:
-    """1234 → '1,234'; 1428000 → '1.43 M' (KPI tiles are narrow)."""
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e4, "k")):
-        if abs(value) >= size:
-            return f"{value / size:.3g} {suffix}"
+    """1234 → '1,234'; 25521 → '25.5 k'; 1428000 → '1.43 M' (KPI tiles are narrow)."""
+    for threshold, unit, suffix in ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if abs(value) >= threshold:
+            return f"{value / unit:.3g} {suffix}"
     return f"{value:,.0f}"
 
 

@@ -16,7 +16,7 @@ from core.queries.alerts import (
     breaker_open_spans,
 )
 from core.store.tables import alert_deliveries, alert_episodes
-from dashboard import charts, filters
+from dashboard import charts, filters, ui
 from tests.queries.data import NOW, insert, insert_instances, instance_row
 
 
@@ -87,6 +87,18 @@ def test_sparkline_svg_scales_into_its_box() -> None:
     svg = charts.sparkline_svg([0.0, 5.0, float("nan"), 10.0], width=30, height=12)
     assert 'points="0.0,10.0 10.0,6.0 20.0,10.0 30.0,2.0"' in svg
     assert "no data" in charts.sparkline_svg([float("nan"), 1.0])
+
+
+def test_kpi_numbers_are_shortened_without_changing_their_value() -> None:
+    assert [ui.compact(v) for v in (1234, 9999, 25521, 999_499, 1_428_000, 2.5e9, -25521)] == [
+        "1,234",
+        "9,999",
+        "25.5 k",  # was "2.55 k": ten times too small
+        "999 k",
+        "1.43 M",
+        "2.5 B",
+        "-25.5 k",
+    ]
 
 
 def test_filters_round_trip_through_the_query_string() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +46,8 @@ def dashboard(url: str, cwd: Path) -> Iterator[tuple[str, int]]:
     with BackgroundProcess(["dashboard", "--port", str(port)], cwd=cwd, env={"DATABASE_URL": url}) as web:
         assert web.process is not None
         wait_http(f"http://127.0.0.1:{port}/_stcore/health", timeout=60, process=web.process)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=10) as health:
+            assert (health.status, health.read()) == (200, b"ok")  # as the README's health check says
         yield f"http://127.0.0.1:{port}", web.process.pid
 
 
