@@ -7,6 +7,8 @@
   tiers are then built from them in SQL with the very aggregate expressions ``core/store/rollups.py`` uses (the
   latency bucket index computed in SQL as ``ceil(2·log2(ms))``, i.e. ``latency_buckets.bucket_index``); instance
   and key-health snapshots every 5 s from 3 instances (the heartbeat default). Then ``VACUUM ANALYZE``.
+- 1,000 alert episodes over the data's last 24 hours (``tests/support/overview_store.py``: nine rules on both providers
+  and on keys, overlapping, some never fired, some still firing) — the Overview's incident lane reads them.
 - Each query: one warm-up call, then the median of 5 calls (wall time, Python side included). The raw comparison is
   the 24 h traffic series' aggregate (same sums, error classes and latency histogram per step × source) computed
   from ``api_usage_metrics`` instead of the rollups.
@@ -50,7 +52,8 @@ from core.store.rollups import (  # noqa: E402
     ten_minute_expression,
 )
 from core.store.snapshot_rollups import KEY_STATUS_RANK  # noqa: E402
-from core.store.tables import metric_rollups_1h, metric_rollups_1m, metric_rollups_10m  # noqa: E402
+from core.store.tables import alert_episodes, metric_rollups_1h, metric_rollups_1m, metric_rollups_10m  # noqa: E402
+from tests.support.overview_store import episode_rows  # noqa: E402
 
 PG_SERVER = os.environ.get("PULSEGATE_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 GOAL_MS = 50.0
@@ -61,6 +64,9 @@ INSTANCES = 3
 HEARTBEAT_S = 5
 #: The data ends here (a fixed, minute-aligned moment so runs are comparable).
 END = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
+#: Alert episodes over the data's last day (the dashboard load benchmark's range).
+EPISODES = 1000
+EPISODE_SPAN = timedelta(hours=24)
 
 # Latency bucket of a row, as latency_buckets.bucket_index: the smallest i with 2**(i/2) >= ms, clamped to 0..40.
 LAT_BUCKET_SQL = (
@@ -220,6 +226,9 @@ def populate(engine: sa.Engine, rows: int) -> dict[str, float]:
             connection.execute(sa.text(sql), {k: v for k, v in bound.items() if f":{k}" in sql})
             timings[label] = time.perf_counter() - began
             print(f"  {label}: {timings[label]:.1f} s", flush=True)
+        began = time.perf_counter()
+        connection.execute(alert_episodes.insert(), episode_rows(END - EPISODE_SPAN, END, EPISODES))
+        timings["alert episodes"] = time.perf_counter() - began
     began = time.perf_counter()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(sa.text("VACUUM ANALYZE"))

@@ -1,19 +1,14 @@
 """Plotly figures from ``core`` query frames: pure functions, so their data is unit-tested without a browser.
 
-Every time chart takes the same :class:`Annotations` — alert episodes (start and end lines) and breaker-open
-spans (shaded) — so an incident lines up across charts. Empty frames still give a chart with its axes and title
-(an empty store draws frames, not blanks).
+The colours every chart shares, the Keys and Probes pages' figures and the KPI tiles' sparklines; the Overview's
+figure is :mod:`dashboard.overview_chart`. Empty frames still give a chart with its axes and title (an empty store
+draws frames, not blanks).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-
 import pandas as pd
 import plotly.graph_objects as go
-
-from core.errors import ErrorClass
 
 HEIGHT = 260
 COLORS = {
@@ -31,39 +26,6 @@ COLORS = {
     "breaker": "rgba(224, 30, 90, 0.12)",
 }
 ERROR_COLORS = ("#e45756", "#f58518", "#b279a2", "#4c78a8", "#54a24b", "#9d755d", "#eeca3b", "#bab0ac", "#72b7b2")
-#: Series with fewer points than this get markers too (a lone minute of traffic between empty steps stays
-#: visible); denser ones are plain lines — thousands of SVG markers would slow the page down for nothing.
-SPARSE_POINTS = 60
-
-
-def _points(values: pd.Series) -> dict:
-    if int(values.notna().sum()) < SPARSE_POINTS:
-        return {"mode": "lines+markers", "marker": {"size": 4}}
-    return {"mode": "lines"}
-
-
-@dataclass(frozen=True, slots=True)
-class Annotations:
-    """Alert starts/ends (time, text, kind "start" | "end") and breaker spans (start, end, text)."""
-
-    marks: tuple[tuple[datetime, str, str], ...] = ()
-    spans: tuple[tuple[datetime, datetime, str], ...] = field(default_factory=tuple)
-
-    @classmethod
-    def build(cls, episodes: pd.DataFrame | None, breakers: pd.DataFrame | None, start: datetime) -> Annotations:
-        marks: list[tuple[datetime, str, str]] = []
-        if episodes is not None and not episodes.empty:
-            for row in episodes.itertuples(index=False):
-                begun = row.fired_at if pd.notna(row.fired_at) else row.pending_since
-                if pd.notna(begun) and begun >= start:
-                    marks.append((begun, f"▲ {row.rule_id}", "start"))
-                if pd.notna(row.resolved_at) and row.resolved_at >= start:
-                    marks.append((row.resolved_at, f"✓ {row.rule_id}", "end"))
-        spans: list[tuple[datetime, datetime, str]] = []
-        if breakers is not None and not breakers.empty:
-            for row in breakers.itertuples(index=False):
-                spans.append((row.start, row.end, f"{row.provider} breaker open"))
-        return cls(tuple(marks), tuple(spans))
 
 
 def _frame(title: str, y_title: str, *, percent: bool = False) -> go.Figure:
@@ -79,186 +41,6 @@ def _frame(title: str, y_title: str, *, percent: bool = False) -> go.Figure:
     )
     if percent:
         fig.update_yaxes(tickformat=".0%", rangemode="tozero")
-    return fig
-
-
-def _x(traffic: pd.DataFrame) -> pd.Series:
-    return traffic["bucket"]
-
-
-# --- the Overview: one figure, eight panels on one shared time axis ------------------------------------------------
-#
-# One Plotly figure with subplots, not eight charts: the browser lays out one plot instead of eight (measured: the
-# Overview's load time is dominated by Plotly's work in the page), and zooming or panning one panel moves them all,
-# so an incident lines up across success rate, latency, queues and errors.
-
-PANELS: tuple[str, ...] = (
-    "Success rate",
-    "Latency (ms)",
-    "Tokens",
-    "Cost (USD)",
-    "Queue depth per provider",
-    "Errors by class",
-    "Calls: source, priority, fallbacks",
-    "Oldest queued wait (s)",
-)
-PANEL_HEIGHT = 230
-#: Panels whose series are named even when there is only one (which error class, which provider).
-KEYED = frozenset({"Queue depth per provider", "Errors by class", "Oldest queued wait (s)"})
-
-
-def _success(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
-    values = traffic["success_rate"]
-    return [go.Scatter(x=_x(traffic), y=values, name="success rate", line_color=COLORS["ok"], **_points(values))]
-
-
-def _latency(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
-    return [
-        go.Scatter(x=_x(traffic), y=traffic[column], name=name, line_color=COLORS[name], **_points(traffic[column]))
-        for column, name in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99"))
-    ]
-
-
-def _tokens(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
-    return [
-        go.Scatter(x=_x(traffic), y=traffic[column], name=name, stackgroup="tokens", line_color=color)
-        for column, name, color in (("input_tokens", "input", "#4c78a8"), ("output_tokens", "output", "#72b7b2"))
-    ]
-
-
-def _cost(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
-    return [go.Scatter(x=_x(traffic), y=traffic["cost_usd"], name="cost", line_color="#72b7b2", fill="tozeroy")]
-
-
-def _queues(queues: pd.DataFrame, column: str, scale: float = 1.0) -> list[go.BaseTraceType]:
-    traces: list[go.BaseTraceType] = [
-        go.Scatter(
-            x=rows["bucket"],
-            y=rows[column] * scale,
-            name=str(provider),
-            line={"color": COLORS.get(str(provider)), "shape": "hv"},
-        )
-        for provider, rows in queues.groupby("provider", sort=True)
-    ]
-    return traces or [go.Scatter(x=[], y=[], name="none", showlegend=False)]
-
-
-def _errors(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
-    """Stacked areas (one SVG path per class, not one bar per step); only classes seen in the range get a trace
-    (none → an empty frame)."""
-    traces: list[go.BaseTraceType] = []
-    for error_class in ErrorClass:
-        column = f"err_{error_class.value}"
-        if column in traffic and traffic[column].sum() > 0:
-            color = ERROR_COLORS[len(traces) % len(ERROR_COLORS)]
-            traces.append(
-                go.Scatter(
-                    x=_x(traffic), y=traffic[column], name=error_class.value, stackgroup="errors", line_color=color
-                )
-            )
-    return traces or [go.Scatter(x=_x(traffic), y=[0] * len(traffic), name="none", showlegend=False)]
-
-
-PRIORITY_COLORS = {"user_facing": "#54a24b", "admin": "#b279a2", "background": "#bab0ac"}
-
-
-def _sources(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
-    """Live and probe calls stacked; each priority class (user-facing, admin, background) and fallbacks as a
-    dotted line over them."""
-    x = _x(traffic)
-    priorities = [
-        go.Scatter(
-            x=x,
-            y=traffic[f"calls_{name}"],
-            name=name.replace("_", "-"),
-            line={"color": color, "dash": "dot"},
-        )
-        for name, color in PRIORITY_COLORS.items()
-        if f"calls_{name}" in traffic
-    ]
-    return [
-        go.Scatter(x=x, y=traffic["live_calls"], name="live", line_color=COLORS["live"], stackgroup="calls"),
-        go.Scatter(x=x, y=traffic["probe_calls"], name="probe", line_color=COLORS["probe"], stackgroup="calls"),
-        *priorities,
-        go.Scatter(x=x, y=traffic["fallbacks"], name="fallbacks", line_color=COLORS["fail"]),
-    ]
-
-
-def _color(trace: go.BaseTraceType) -> str | None:
-    line = getattr(trace, "line", None)
-    return getattr(line, "color", None) if line is not None else None
-
-
-def _title(name: str, traces: list[go.BaseTraceType]) -> str:
-    """A panel title that is also its legend: each series' name in its colour (no Plotly legend to lay out)."""
-    keys = [f'<span style="color:{_color(t) or "#888"}">■ {t.name}</span>' for t in traces if t.showlegend is not False]
-    if len(keys) < 2 and name not in KEYED:
-        return f"<b>{name}</b>"
-    return f"<b>{name}</b>   " + "  ".join(keys)
-
-
-def overview(traffic: pd.DataFrame, queues: pd.DataFrame, notes: Annotations = Annotations()) -> go.Figure:
-    """The Overview's time series (:data:`PANELS`, two per row) on one shared time axis, with alert and breaker
-    annotations on every panel. Each panel's title names its series in their colours."""
-    from plotly.subplots import make_subplots
-
-    panels = [
-        _success(traffic),
-        _latency(traffic),
-        _tokens(traffic),
-        _cost(traffic),
-        _queues(queues, "queue_depth"),
-        _errors(traffic),
-        _sources(traffic),
-        _queues(queues, "oldest_wait_ms", 0.001),
-    ]
-    rows = (len(PANELS) + 1) // 2
-    fig = make_subplots(
-        rows=rows,
-        cols=2,
-        shared_xaxes=True,
-        subplot_titles=[_title(name, traces) for name, traces in zip(PANELS, panels, strict=True)],
-        vertical_spacing=0.08,
-        horizontal_spacing=0.07,
-    )
-    for index, traces in enumerate(panels):
-        for trace in traces:
-            fig.add_trace(trace, row=index // 2 + 1, col=index % 2 + 1)
-    fig.update_layout(
-        height=PANEL_HEIGHT * rows,
-        margin={"l": 50, "r": 10, "t": 30, "b": 30},
-        showlegend=False,
-        hovermode="x unified",
-        uirevision="keep",  # auto-refresh keeps the user's zoom
-    )
-    fig.update_xaxes(matches="x", showticklabels=False)
-    fig.update_xaxes(showticklabels=True, row=rows)  # time labels once, under the bottom row
-    fig.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=1)
-    for annotation in fig.layout.annotations:  # the subplot titles: left-aligned over their panel
-        annotation.update(x=annotation.x - 0.2325, xanchor="left", font={"size": 12})
-    return annotate_all(fig, notes)
-
-
-def annotate_all(fig: go.Figure, notes: Annotations) -> go.Figure:
-    """Breaker spans shaded and alert lines on every panel; their labels once, on the first panel."""
-    for start, end, text in notes.spans:
-        fig.add_vrect(x0=start, x1=end, row="all", col="all", fillcolor=COLORS["breaker"], line_width=0)
-        fig.add_annotation(
-            x=start, y=1, xref="x", yref="y domain", text=text, showarrow=False, xanchor="left", font_size=9
-        )
-    for moment, text, kind in notes.marks:
-        color = COLORS["alert"] if kind == "start" else COLORS["resolved"]
-        fig.add_vline(x=moment, row="all", col="all", line={"color": color, "dash": "dot", "width": 1})
-        fig.add_annotation(
-            x=moment,
-            y=1,
-            xref="x",
-            yref="y domain",
-            text=text,
-            showarrow=False,
-            yanchor="bottom",
-            font={"size": 9, "color": color},
-        )
     return fig
 
 

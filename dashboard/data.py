@@ -171,10 +171,20 @@ def calls_count(url: str, key: FilterKey, outcome: str | None, error_class: str 
 
 @guarded
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def episodes(url: str, start: datetime, end: datetime, states: tuple[str, ...] | None = None) -> pd.DataFrame:
+def episodes(
+    url: str, start: datetime, end: datetime, states: tuple[str, ...] | None = None, limit: int = 200
+) -> pd.DataFrame:
     from core.queries.alerts import alert_episodes_frame
 
-    return alert_episodes_frame(engine(url), start, end, states=states)
+    return alert_episodes_frame(engine(url), start, end, states=states, limit=limit)
+
+
+@guarded
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def episode_count(url: str, start: datetime, end: datetime) -> int:
+    from core.queries.alerts import alert_episode_count
+
+    return alert_episode_count(engine(url), start, end)
 
 
 @guarded

@@ -19,7 +19,7 @@ import streamlit as st
 from core.errors import PulsegateError
 from core.queries import QueryFilter
 from core.settings import Settings, load_settings
-from dashboard import auth, data
+from dashboard import auth, data, pacing
 from dashboard import filters as flt_mod
 
 HERE = Path(__file__).resolve().parent
@@ -269,12 +269,15 @@ def redis_banner(ctx: Context) -> None:
 
 def live(render: Callable[[Context], None], *, key: str) -> None:
     """Draw ``render`` in a fragment rerun every refresh interval (and every few seconds while the store is down,
-    even when auto-refresh is paused). Database failures become a banner."""
+    even when auto-refresh is paused). Database failures become a banner. A refresh that comes too soon after the
+    last fresh render (it queued behind it) redraws that render's view from the cache (:mod:`dashboard.pacing`)."""
     base = context()
     down = bool(st.session_state.get(_DOWN))
     every: int | None = base.refresh_s
     if down:
         every = min(every or DOWN_RETRY_S, DOWN_RETRY_S)
+    paced = pacing.pace(st.session_state, key)
+    first_call = [True]  # the call below, in this full run; the fragment's own reruns come later
 
     def mark(is_down: bool) -> None:
         if is_down != down:
@@ -284,7 +287,10 @@ def live(render: Callable[[Context], None], *, key: str) -> None:
 
     @st.fragment(run_every=every)
     def body() -> None:
+        full_run, first_call[0] = first_call[0], False
         ctx = base.refreshed()
+        view, redraw = paced.choose(ctx.now, base.refresh_s, full_run=full_run)
+        ctx = replace(ctx, now=view)
         reachable, revision, description, problem = data.status(ctx.url)
         if not reachable:
             store_banner(problem or description)
@@ -293,6 +299,7 @@ def live(render: Callable[[Context], None], *, key: str) -> None:
         if revision is None:
             st.warning(f"The store ({description}) has no tables yet: run `pulsegate migrate`.")
             return
+        started = paced.begin()
         try:
             redis_banner(ctx)
             render(ctx)
@@ -300,6 +307,8 @@ def live(render: Callable[[Context], None], *, key: str) -> None:
             store_banner(str(exc))
             mark(True)
             return
+        if not redraw:
+            paced.rendered(view, started)
         mark(False)
 
     body()
@@ -312,14 +321,15 @@ def caption_range(ctx: Context) -> None:
         if value:
             parts.append(f"{name} {value}")
     parts.append(f"refresh {'paused' if ctx.refresh_s is None else f'every {ctx.refresh_s} s'}")
+    parts.append(f"as of {ctx.now:%H:%M:%S} UTC")
     st.caption(" · ".join(parts))
 
 
 def compact(value: float) -> str:
-    """1234 → '1,234'; 1428000 → '1.43 M' (KPI tiles are narrow)."""
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e4, "k")):
-        if abs(value) >= size:
-            return f"{value / size:.3g} {suffix}"
+    """1234 → '1,234'; 25521 → '25.5 k'; 1428000 → '1.43 M' (KPI tiles are narrow)."""
+    for threshold, unit, suffix in ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if abs(value) >= threshold:
+            return f"{value / unit:.3g} {suffix}"
     return f"{value:,.0f}"
 
 

@@ -64,25 +64,36 @@ def _limit(limit: int) -> int:
 def alert_episodes_frame(
     engine: sa.Engine, start: datetime, end: datetime, *, states: tuple[str, ...] | None = None, limit: int = 200
 ) -> pd.DataFrame:
-    """Episodes open at ``end`` (pending or firing) plus those that began or resolved in ``[start, end)``,
-    newest first; ``states`` keeps only those states."""
+    """Episodes overlapping ``[start, end)`` (open at ``end``, or begun or resolved in the range, or spanning
+    it), newest first; ``states`` keeps only those states."""
     e = alert_episodes
-    touched = sa.or_(
-        e.c.state.in_(("pending", "firing")),
-        sa.and_(e.c.pending_since >= start, e.c.pending_since < end),
-        sa.and_(e.c.resolved_at >= start, e.c.resolved_at < end),
-    )
-    where = [touched, e.c.pending_since < end]
-    if states:
-        where.append(e.c.state.in_(states))
     statement = (
         sa.select(*(e.c[name] for name in EPISODE_COLUMNS))
-        .where(*where)
+        .where(*_episodes_in(start, end, states))
         .order_by(e.c.pending_since.desc(), e.c.id.desc())
         .limit(_limit(limit))
     )
     _, rows = _sql.fetch(engine, statement)
     return _frame(list(rows), EPISODE_COLUMNS)
+
+
+def alert_episode_count(engine: sa.Engine, start: datetime, end: datetime) -> int:
+    """How many episodes :func:`alert_episodes_frame` would list without a row limit (so a page that shows the
+    newest ones can say how many it left out)."""
+    statement = sa.select(sa.func.count()).select_from(alert_episodes).where(*_episodes_in(start, end, None))
+    _, rows = _sql.fetch(engine, statement)
+    return int(rows[0][0])
+
+
+def _episodes_in(start: datetime, end: datetime, states: tuple[str, ...] | None) -> list[sa.ColumnElement[bool]]:
+    """Episodes overlapping ``[start, end)``: begun before ``end`` and not resolved before ``start`` (still open,
+    or resolved in or after the range — one that outlasts a past range on both sides is in it too); only
+    ``states`` if given."""
+    e = alert_episodes
+    where = [e.c.pending_since < end, sa.or_(e.c.resolved_at.is_(None), e.c.resolved_at >= start)]
+    if states:
+        where.append(e.c.state.in_(states))
+    return where
 
 
 def alert_deliveries_frame(

@@ -1,5 +1,5 @@
-"""The data behind the charts: the Overview figure built from query frames, annotations, and the incident reads
-(``core.queries.alerts``) on both databases."""
+"""The incident reads behind the Overview and Alerts pages (``core.queries.alerts``) on both databases, the KPI
+sparklines and the filters' query string."""
 
 from __future__ import annotations
 
@@ -8,11 +8,16 @@ from datetime import timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from core.queries import QueryFilter, queue_depth_series, traffic_series
-from core.queries.alerts import alert_deliveries_frame, alert_episodes_frame, breaker_open_spans
+from core.queries import QueryFilter
+from core.queries.alerts import (
+    alert_deliveries_frame,
+    alert_episode_count,
+    alert_episodes_frame,
+    breaker_open_spans,
+)
 from core.store.tables import alert_deliveries, alert_episodes
-from dashboard import charts, filters
-from tests.queries.data import NOW, insert, insert_instances, insert_tiers, instance_row, rollup_row
+from dashboard import charts, filters, ui
+from tests.queries.data import NOW, insert, insert_instances, instance_row
 
 
 def episode(rule: str, state: str, pending: timedelta, **values) -> dict:
@@ -78,80 +83,22 @@ def test_deliveries_in_range_newest_first(store: sa.Engine) -> None:
     assert list(frame["error"]) == [None, "rate_limited: retry after 2 s"]
 
 
-def test_overview_figure_has_every_panel_on_one_time_axis(store: sa.Engine) -> None:
-    insert_tiers(
-        store,
-        [rollup_row(NOW - timedelta(minutes=m), [100.0, 300.0], errors={"timeout": 1}) for m in range(1, 4)],
-    )
-    flt = QueryFilter(NOW - timedelta(hours=1), NOW)
-    traffic, queues = traffic_series(store, flt), queue_depth_series(store, flt)
-    notes = charts.Annotations(
-        marks=((NOW - timedelta(minutes=30), "▲ breaker_open", "start"), (NOW - timedelta(minutes=10), "✓ x", "end")),
-        spans=((NOW - timedelta(minutes=40), NOW - timedelta(minutes=35), "anthropic breaker open"),),
-    )
-    fig = charts.overview(traffic, queues, notes)
-    titles = [a.text for a in fig.layout.annotations if a.yref == "paper"]
-    assert [t.split("</b>")[0].removeprefix("<b>") for t in titles] == list(charts.PANELS)
-    assert "■ p95" in titles[1] and "■ timeout" in titles[5]
-    by_axis: dict[str, list[str]] = {}
-    for trace in fig.data:
-        by_axis.setdefault(trace.xaxis, []).append(trace.name)
-    assert by_axis["x"] == ["success rate"]
-    assert by_axis["x2"] == ["p50", "p95", "p99"]
-    assert by_axis["x6"] == ["timeout"]  # only classes seen
-    assert by_axis["x7"] == ["live", "probe", "user-facing", "admin", "background", "fallbacks"]
-    user_facing = next(trace for trace in fig.data if trace.name == "user-facing")
-    assert list(user_facing.y[-3:]) == [2, 2, 2]  # every call user-facing
-    success = fig.data[0]
-    assert list(success.y[-3:]) == [0.5, 0.5, 0.5]  # 1 of 2 calls failed in each of the last three minutes
-    axes = [name for name in fig.layout.to_plotly_json() if name.startswith("xaxis") and name != "xaxis"]
-    assert len(axes) == len(charts.PANELS) - 1 and all(fig.layout[name].matches == "x" for name in axes)
-    kinds = [(shape.type, shape.x0) for shape in fig.layout.shapes]
-    assert kinds.count(("rect", NOW - timedelta(minutes=40))) == len(charts.PANELS)  # on every panel
-    assert kinds.count(("line", NOW - timedelta(minutes=30))) == len(charts.PANELS)
-    labels = [a.text for a in fig.layout.annotations if a.yref == "y domain"]
-    assert labels == ["anthropic breaker open", "▲ breaker_open", "✓ x"]
-
-
-def test_an_empty_store_still_gives_every_panel() -> None:
-    flt = filters.Filters(range="15m").query_filter(NOW)
-    grid = pd.date_range(flt.start, flt.end, freq="1min", inclusive="left", tz="UTC")
-    empty = pd.DataFrame({"bucket": grid}).assign(
-        **{c: 0.0 for c in ("input_tokens", "output_tokens", "cost_usd", "live_calls", "probe_calls", "fallbacks")},
-        **{c: float("nan") for c in ("success_rate", "p50_ms", "p95_ms", "p99_ms")},
-    )
-    queues = pd.DataFrame(columns=["bucket", "provider", "queue_depth", "oldest_wait_ms", "instances"])
-    fig = charts.overview(empty, queues)
-    assert len({trace.xaxis for trace in fig.data}) == len(charts.PANELS)
-
-
-def test_annotations_from_episodes_and_breakers() -> None:
-    episodes = pd.DataFrame(
-        [
-            {"rule_id": "a", "pending_since": NOW - timedelta(hours=3), "fired_at": pd.NaT, "resolved_at": pd.NaT},
-            {
-                "rule_id": "b",
-                "pending_since": NOW - timedelta(minutes=20),
-                "fired_at": NOW - timedelta(minutes=15),
-                "resolved_at": NOW - timedelta(minutes=5),
-            },
-        ]
-    ).astype({"pending_since": "datetime64[ns, UTC]", "fired_at": "datetime64[ns, UTC]"})
-    breakers = pd.DataFrame(
-        [{"provider": "openai", "start": NOW - timedelta(minutes=9), "end": NOW - timedelta(minutes=8), "instances": 1}]
-    )
-    notes = charts.Annotations.build(episodes, breakers, NOW - timedelta(hours=1))
-    assert notes.marks == (
-        (NOW - timedelta(minutes=15), "▲ b", "start"),
-        (NOW - timedelta(minutes=5), "✓ b", "end"),
-    )  # "a" began before the range
-    assert notes.spans == ((NOW - timedelta(minutes=9), NOW - timedelta(minutes=8), "openai breaker open"),)
-
-
 def test_sparkline_svg_scales_into_its_box() -> None:
     svg = charts.sparkline_svg([0.0, 5.0, float("nan"), 10.0], width=30, height=12)
     assert 'points="0.0,10.0 10.0,6.0 20.0,10.0 30.0,2.0"' in svg
     assert "no data" in charts.sparkline_svg([float("nan"), 1.0])
+
+
+def test_kpi_numbers_are_shortened_without_changing_their_value() -> None:
+    assert [ui.compact(v) for v in (1234, 9999, 25521, 999_499, 1_428_000, 2.5e9, -25521)] == [
+        "1,234",
+        "9,999",
+        "25.5 k",  # was "2.55 k": ten times too small
+        "999 k",
+        "1.43 M",
+        "2.5 B",
+        "-25.5 k",
+    ]
 
 
 def test_filters_round_trip_through_the_query_string() -> None:
@@ -165,3 +112,19 @@ def test_filters_round_trip_through_the_query_string() -> None:
     assert backwards.range == filters.DEFAULT_RANGE
     assert filters.current_now({"now": "2025-06-02T12:00:00Z"}, {}).isoformat() == "2025-06-02T12:00:00+00:00"
     assert filters.quantised_end(NOW + timedelta(seconds=7)) == NOW + timedelta(seconds=10)
+
+
+def test_an_episode_outlasting_a_past_range_is_in_it_and_counted(store: sa.Engine) -> None:
+    insert(
+        store,
+        alert_episodes,
+        [
+            episode("spans_it", "resolved", timedelta(hours=3), fired_at=NOW - timedelta(hours=3), resolved_at=NOW),
+            episode("before_it", "resolved", timedelta(hours=5), resolved_at=NOW - timedelta(hours=4)),
+            episode("after_it", "firing", timedelta(minutes=30), fired_at=NOW - timedelta(minutes=29)),
+        ],
+    )
+    start, end = NOW - timedelta(hours=2), NOW - timedelta(hours=1)
+    assert list(alert_episodes_frame(store, start, end)["rule_id"]) == ["spans_it"]
+    assert alert_episode_count(store, start, end) == 1
+    assert alert_episode_count(store, start, NOW) == 2

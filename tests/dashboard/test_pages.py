@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
+from streamlit.proto.Metric_pb2 import Metric as MetricProto
 
 from core.probe import ProbeResult
 from core.probe_requests import claim_probe_requests, finish_probe_request
@@ -30,6 +31,7 @@ from tests.queries.data import (
 )
 
 OVERVIEW_CHARTS = 1
+GRAY, UP, NO_ARROW = MetricProto.MetricColor.GRAY, MetricProto.MetricDirection.UP, MetricProto.MetricDirection.NONE
 
 
 def seed(engine: sa.Engine) -> None:
@@ -87,6 +89,37 @@ def test_overview_shows_kpis_status_and_charts_from_the_store(dash_store: sa.Eng
     statuses = [e.value for e in at.success] + [e.value for e in at.warning]
     assert "**anthropic**: degraded" in statuses  # one key cooling down
     assert "**openai**: ok" in statuses
+
+
+def test_overview_names_the_window_of_its_status_and_of_its_tiles(dash_store: sa.Engine) -> None:
+    seed(dash_store)
+    at = app()
+    at.query_params["range"] = "24h"
+    at.run()
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert (
+        "**Provider status, last hour** (whatever the range below): 420 live calls, 92.9 % succeeded · "
+        "overall degraded: anthropic is degraded; success rate 92.9% is below 95.0%"
+    ) in captions
+    assert (
+        "**Selected range, last 24 h** (2026-03-09 12:00 → 2026-03-10 12:00 UTC) · "
+        "each change is against the 1,440 minutes before"
+    ) in captions
+
+
+def test_a_change_that_shows_as_zero_has_no_colour_and_volume_none_either(dash_store: sa.Engine) -> None:
+    seed(dash_store)  # nothing in the hour before: every change is from zero
+    at = app().run()
+    metrics = {m.label: m.proto for m in at.metric}
+    fallbacks, requests, success = metrics["Fallbacks"], metrics["Requests"], metrics["Success rate"]
+    assert (fallbacks.delta, fallbacks.color, fallbacks.direction) == ("±0", GRAY, NO_ARROW)  # was a red "↑ +0"
+    assert (requests.delta, requests.color, requests.direction) == (
+        "+420",
+        GRAY,
+        UP,
+    )  # more calls: neither good nor bad
+    assert (success.delta, success.color) == ("", GRAY)  # no calls before: no rate to compare with
 
 
 def test_filters_are_read_from_and_written_to_the_query_string(dash_store: sa.Engine) -> None:
