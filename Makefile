@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench install clean
+.PHONY: demo test soak-test lint format bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+# `make soak-test`: the whole product for 5 minutes (2 failure cycles of 150 s) with the Overview open in headless
+# Chromium, judged at the end (benchmarks/soak.py; the 30-minute run: .venv/bin/python benchmarks/soak.py).
+# Needs /usr/bin/chromium; CI runs it after `make test`.
+soak-test: $(STAMP)
+	$(BIN)/python benchmarks/soak.py --minutes 5 --cycle-s 150
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
