@@ -265,6 +265,7 @@ def browser_sample(instruments: Instruments, minute: Minute, screenshot: bool, f
     minute.overview_s = browser.draw_s(instruments.overview_url)
     minute.js_heap = browser.js_heap_bytes()
     minute.watcher_drawn = browser.watcher_drawn()
+    minute.watcher_age_s = browser.watcher_data_age_s()
     if screenshot and folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         browser.screenshot(folder / f"overview-minute-{minute.index:02d}.png")

@@ -19,8 +19,10 @@ Every request of every tab is logged twice — Playwright's ``request`` event an
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +35,7 @@ SETTLED = (  # Streamlit greys out elements of a run in progress and shows its s
     "!document.querySelector('[data-stale=\"true\"]') && !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 )
 DRAWN = "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1"
+RANGE_END = re.compile(r"→ (\d{4}-\d\d-\d\d \d\d:\d\d) UTC")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 NETWORK_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})
 
@@ -147,6 +150,20 @@ class SoakBrowser:
             return bool(self.watcher.evaluate(DRAWN))
         except Exception:
             return False
+
+    def watcher_data_age_s(self) -> float | None:
+        """How old the watcher tab's data is: now minus the end of the range its caption shows (``… → 2026-12-06
+        21:30 UTC``, to the minute). An auto-refresh that never completes leaves the page drawn but stale; None when
+        no caption of that form is shown."""
+        try:
+            text = self.watcher.evaluate("document.body.innerText")
+        except Exception:
+            return None
+        found = RANGE_END.findall(text or "")
+        if not found:
+            return None
+        end = datetime.strptime(found[0], "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+        return max(0.0, (datetime.now(UTC) - end).total_seconds())
 
     def close(self) -> None:
         try:

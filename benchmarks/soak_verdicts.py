@@ -39,6 +39,8 @@ ANSWERED_GOAL = 0.99
 ANSWERED_PHASES = ("calm", "recovery")
 COMPONENTS = ("emulator", "worker", "traffic", "sink", "dashboard")
 SHOWN_PROBLEMS = 25
+#: The watcher tab's data counts as stale beyond this age (its caption is to the minute; it refreshes every 10 s).
+STALE_S = 150.0
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Minute:
     overview_s: float | None = None
     js_heap: int | None = None
     watcher_drawn: bool = False
+    watcher_age_s: float | None = None  # how old the data the watcher tab shows is (to the minute)
     skipped: bool = False  # the browser's measurements were skipped: an earlier draw overran
 
     def line(self) -> str:
@@ -112,15 +115,11 @@ def _judge_draws(result: SoakResult) -> Verdict:
     skipped = [m.index for m in minutes if m.skipped]
     minutes = [m for m in minutes if not m.skipped]
     slow = [m for m in minutes if m.overview_s is None or m.overview_s > limit]
-    details = [
-        f"minute {m.index}: "
-        + (
-            "not drawn within the timeout"
-            if m.overview_s is None
-            else f"{m.overview_s:.2f} s = {m.overview_s / toy:.1f} × toy"
-        )
-        for m in slow
-    ]
+    details = [f"minute {m.index}: {m.overview_s:.2f} s = {m.overview_s / toy:.1f} × toy" for m in slow if m.overview_s]
+    never = [m.index for m in slow if m.overview_s is None]
+    if never:
+        timeout = result.args.draw_timeout_s
+        details.append(f"not drawn within {timeout:g} s (or showing an exception) at minutes {never}")
     drawn = [m.overview_s for m in minutes if m.overview_s is not None]
     worst = f"worst {max(drawn):.2f} s" if drawn else "never drawn"
     summary = (
@@ -129,6 +128,11 @@ def _judge_draws(result: SoakResult) -> Verdict:
     )
     if skipped:
         details.append(f"not measured at minutes {skipped}: an earlier draw overran the minute")
+    stale = [f"{m.index} ({m.watcher_age_s / 60:.0f} min)" for m in minutes if (m.watcher_age_s or 0) > STALE_S]
+    if stale:
+        details.append(
+            f"the watcher tab (open all along) showed data over {STALE_S / 60:.0f} min old at minutes {stale}"
+        )
     if not all(m.watcher_drawn for m in minutes):
         blank = [m.index for m in minutes if not m.watcher_drawn]
         details.append(f"the watcher tab (open all along) showed no figure at minutes {blank}")

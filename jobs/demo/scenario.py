@@ -27,7 +27,7 @@ PHASE_PLAN: tuple[tuple[str, float, str], ...] = (
     ("anthropic_529_storm", 0.25, "Anthropic answers 529 overloaded: the breaker opens, calls fall back to OpenAI"),
     ("key_429_pressure", 0.20, "one Anthropic key gets 429s: it cools down and traffic moves to the other keys"),
     ("invalid_key", 0.20, "one Anthropic key is revoked (401): it is disabled until a probe finds it working"),
-    ("recovery", 0.27, "all is well again: the breaker closes, probes restore the key, alerts resolve"),
+    ("recovery", 0.27, "all is well again: a probe restores the revoked key, the last alerts resolve"),
 )
 
 
