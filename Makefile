@@ -19,7 +19,7 @@ LOCK_VENV   := .venv-lock
 UV_VERSION  := 0.13.9
 LATEST_VENV := .venv-latest
 
-.PHONY: demo test test-latest lock lint format bench install clean
+.PHONY: demo test test-latest lock soak-test lint format bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,12 @@ lock: $(LOCK_VENV)/bin/uv
 	$(LOCK_VENV)/bin/python .ci/lockfile.py floor-pins | $(LOCK_VENV)/bin/uv pip compile --quiet --upgrade \
 		--no-deps --generate-hashes --python $(PYTHON) --custom-compile-command 'make lock' -o $(FLOOR_LOCK) -
 	$(LOCK_VENV)/bin/python .ci/lockfile.py raise-lower-bounds $(LOCK)
+
+# `make soak-test`: the whole product for 5 minutes (2 failure cycles of 150 s) with the Overview open in headless
+# Chromium, judged at the end (benchmarks/soak.py; the 30-minute run: .venv/bin/python benchmarks/soak.py).
+# Needs /usr/bin/chromium; CI runs it after `make test`.
+soak-test: $(STAMP)
+	$(BIN)/python benchmarks/soak.py --minutes 5 --cycle-s 150
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

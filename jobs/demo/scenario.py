@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +27,50 @@ PHASE_PLAN: tuple[tuple[str, float, str], ...] = (
     ("anthropic_529_storm", 0.25, "Anthropic answers 529 overloaded: the breaker opens, calls fall back to OpenAI"),
     ("key_429_pressure", 0.20, "one Anthropic key gets 429s: it cools down and traffic moves to the other keys"),
     ("invalid_key", 0.20, "one Anthropic key is revoked (401): it is disabled until a probe finds it working"),
-    ("recovery", 0.27, "all is well again: the breaker closes, probes restore the key, alerts resolve"),
+    ("recovery", 0.27, "all is well again: a probe restores the revoked key, the last alerts resolve"),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedAlert:
+    """An alert a fault phase should raise: its rule, and labels the alert must carry (others may be present).
+
+    ``needs_s``: how long the phase must last for the rule to fire for certain (a probe-streak rule needs several
+    probe intervals); in a shorter phase the alert may or may not come, but if it comes it comes once and resolves.
+    """
+
+    rule_id: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    needs_s: float = 0.0
+
+    def matches(self, rule_id: str, labels: Mapping[str, str]) -> bool:
+        return rule_id == self.rule_id and all(labels.get(k) == v for k, v in self.labels.items())
+
+
+_ANTHROPIC = {"provider": "anthropic"}
+#: The incident each fault phase is, as alerts: what should notify (firing once, resolved once, per channel) from
+#: the phase's start to the end of the cycle's recovery. Any other rule notifying, or anything sent in the calm
+#: phase, is noise. Written from what each rule measures (core/alerts/rules.py) under the demo's alert timings
+#: (setup.ALERT_RULES; probes every 15 s); ``benchmarks/soak.py`` checks them. Keys: Backup 1 gets the 429s,
+#: Backup 2 is revoked (see phase_scenarios).
+EXPECTED_ALERTS: dict[str, tuple[ExpectedAlert, ...]] = {
+    "calm": (),
+    "anthropic_529_storm": (
+        # provider-wide: 90 % of Anthropic attempts answer 529; per-key alerts are inhibited by the open breaker
+        ExpectedAlert("breaker_open", _ANTHROPIC),
+        ExpectedAlert("overloaded_share_high", _ANTHROPIC),
+        ExpectedAlert("success_rate_low", _ANTHROPIC),
+        # fallback attempts are OpenAI's rows (fell_back_from = anthropic)
+        ExpectedAlert("fallback_rate_high", {"provider": "openai"}),
+    ),
+    "key_429_pressure": (ExpectedAlert("rate_limited_share_high", _ANTHROPIC),),
+    "invalid_key": (
+        ExpectedAlert("key_unhealthy", {**_ANTHROPIC, "key_label": "Backup 2"}),
+        # three failed probes at 15 s intervals, plus recording, evaluation and group wait
+        ExpectedAlert("probe_failures", {**_ANTHROPIC, "key_label": "Backup 2"}, needs_s=55.0),
+    ),
+    "recovery": (),
+}
 
 
 @dataclass(frozen=True, slots=True)
