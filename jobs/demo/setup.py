@@ -20,13 +20,15 @@ DEFAULT_PORTS = {"dashboard": 8501, "worker": 8600, "emulator": 8700, "sink": 87
 HEARTBEAT_INTERVAL_S = 2.0
 PROBE_INTERVAL_S = 15.0
 ALERT_INTERVAL_S = 3.0
+FALLBACK_RESERVE_S = 4.0
 SINK_URL_ENV = "PULSEGATE_DEMO_SINK_URL"
 DISCORD_URL_ENV = "PULSEGATE_DEMO_DISCORD_URL"
 #: Settings a developer may have in the shell that must not leak into the demo (it is all fake and loopback).
 SCRUBBED_PREFIXES = (
-    "ANTHROPIC_", "OPENAI_", "DATABASE_URL", "REDIS_URL", "UPSTASH_", "MONITORING_", "ADMIN_TOKEN", "ALERT_",
-    "DASHBOARD_", "WORKER_", "PROBE_", "HEARTBEAT_", "SPOOL_DIR", "USER_RPM", "USER_TPM", "HASH_USER_IDS",
-    "RATE_LIMIT_", "PULSEGATE_DEMO_", "RETENTION_DAYS", "LEADER_LEASE_S", "PRICE_TABLE_FILE", "PYTHONPATH",
+    "ANTHROPIC_", "OPENAI_", "DATABASE_URL", "REDIS_", "UPSTASH_", "MONITORING_", "ADMIN_TOKEN", "ALERT_",
+    "DASHBOARD_", "WORKER_", "PROBE_", "HEARTBEAT_", "SPOOL_DIR", "USER_RPM", "USER_TPM", "FEATURE_RPM",
+    "FEATURE_TPM", "HASH_USER_IDS", "RATE_LIMIT_", "LIMIT_TUNING", "FALLBACK_", "PULSEGATE_DEMO_", "RETENTION_DAYS",
+    "LEADER_LEASE_S", "PRICE_TABLE_FILE", "PYTHONPATH",
 )  # fmt: skip
 
 #: The demo's own alert rules: windows and hysteresis sized for phases of half a minute, so that each incident of
@@ -167,6 +169,8 @@ class DemoPlan:
                 "OPENAI_BASE_URL": f"{emulator}/v1",
                 "ANTHROPIC_RPM": "300",
                 "OPENAI_RPM": "600",
+                # the traffic's calls have a 10 s deadline: one queued 6 s leaves for OpenAI with 4 s kept
+                "FALLBACK_RESERVE_S": f"{FALLBACK_RESERVE_S:g}",
                 "ADMIN_TOKEN": self.admin_token,
                 "HEARTBEAT_INTERVAL_S": f"{HEARTBEAT_INTERVAL_S:g}",
                 "PROBE_INTERVAL_S": f"{PROBE_INTERVAL_S:g}",

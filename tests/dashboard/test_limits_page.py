@@ -59,7 +59,7 @@ def seed(engine: sa.Engine, *, degraded: bool = False) -> None:
         [
             limit_change_row(20, 1, 50.0, before=100.0, reason=REASON),
             limit_change_row(20, 2, 500.0, before=1000.0, reason=REASON, key_label="Primary", configured=None),
-            limit_change_row(10, 3, 75.0, before=50.0, reason="recovering: 20 successes without a 429"),
+            limit_change_row(10, 3, 75.0, before=50.0, reason="recovering: 30 s since the last pushback"),
             limit_change_row(5, 4, 50.0, before=75.0, reason="provider reports 4 % of requests left on key 'Primary'"),
         ],
     )
@@ -106,7 +106,7 @@ def test_the_history_chart_steps_through_each_change_with_its_reason(dash_store:
     at = app("limits").run()
     figure = plotly_charts(at)[0].proto.spec
     assert '"shape":"hv"' in figure.replace(" ", "")
-    assert REASON in figure and "recovering: 20 successes without a 429" in figure
+    assert REASON in figure and "recovering: 30 s since the last pushback" in figure
 
 
 def test_a_degraded_redis_shows_a_banner_on_every_page(dash_store: sa.Engine) -> None:

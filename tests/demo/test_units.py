@@ -15,12 +15,13 @@ import pytest
 
 from core.clock import ManualClock
 from core.request import Priority
+from core.settings import Settings
 from emulator import Scenario
 from jobs.demo.orchestrator import children_for
 from jobs.demo.scenario import DemoKeys, Phase, ScenarioCycle, ScenarioDriver, build_phases, phase_scenarios
 from jobs.demo.setup import DEFAULT_PORTS, SOURCE_ROOT, choose_port, make_plan, port_is_free
 from jobs.demo.sink import WebhookSink
-from jobs.demo.traffic import USERS, TrafficMix, TrafficStats, plan_call
+from jobs.demo.traffic import CALL_TIMEOUT_S, USERS, TrafficMix, TrafficStats, plan_call
 
 KEYS = DemoKeys(anthropic=("a-1", "a-2", "a-3"), openai=("o-1", "o-2", "o-3"))
 ORDER = ["calm", "anthropic_529_storm", "key_429_pressure", "invalid_key", "recovery"]
@@ -127,6 +128,7 @@ def test_children_get_the_demo_settings_and_none_of_the_users(tmp_path: Path) ->
     assert env["DATABASE_URL"] == f"sqlite:///{tmp_path / 'demo' / 'pulsegate.db'}"
     assert env["ANTHROPIC_BASE_URL"] == plan.url("emulator") and env["OPENAI_BASE_URL"] == plan.url("emulator") + "/v1"
     assert env["PULSEGATE_DEMO_SINK_URL"] == plan.url("sink")
+    assert float(env["FALLBACK_RESERVE_S"]) < CALL_TIMEOUT_S  # a queued demo call can fall back
     assert env["MONITORING_WEBHOOK_URL"] == plan.url("sink") + "/slack"
     assert all(url.startswith("http://127.0.0.1:") for url in (plan.url(n) for n in DEFAULT_PORTS))
     assert len(set(plan.ports.values())) == 4
@@ -135,6 +137,16 @@ def test_children_get_the_demo_settings_and_none_of_the_users(tmp_path: Path) ->
     children = children_for(plan, console=io.StringIO())
     assert set(children) == {"emulator", "sink", "worker", "traffic", "dashboard"}
     assert {c.cwd for c in children.values()} == {plan.directory}  # a `.env` where the user ran it is not read
+
+
+def test_no_setting_of_the_users_shell_reaches_a_child(tmp_path: Path) -> None:
+    """Every setting Pulsegate reads is either scrubbed or set by the demo itself: a LIMIT_TUNING=off or a
+    FALLBACK_RESERVE_S in the shell would silently change what the demo shows."""
+    plan = make_plan(tmp_path / "demo", cycle_s=40, rate=2, ports={name: 0 for name in DEFAULT_PORTS})
+    names = sorted(name.upper() for name in Settings.model_fields)
+    env = plan.environ({name: "from-the-shell" for name in names})
+    leaked = [name for name in names if env.get(name) == "from-the-shell"]
+    assert leaked == []
 
 
 def test_ports_default_when_free_else_any_free_port() -> None:
