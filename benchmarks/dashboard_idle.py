@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 
 from results import machine, write_section
-from support import free_port
+from support import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -101,11 +101,7 @@ def measure(code: Path, args: argparse.Namespace) -> dict[str, float]:
             print(f"  {code}: {connected:.1%} of a core connected, {idle:.1%} idle", flush=True)
             return {"connected": connected, "idle": idle}
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
 
 
 def render(results: dict[str, dict[str, float]], args: argparse.Namespace) -> str:

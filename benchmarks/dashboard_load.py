@@ -32,7 +32,7 @@ from pathlib import Path
 
 from queries import EPISODE_SPAN, EPISODES
 from results import machine, write_section
-from support import free_port
+from support import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -169,11 +169,7 @@ def run(url: str, range_name: str, repeats: int, screenshot: Path | None) -> dic
                     browser.close()
         finally:
             for server in servers:
-                server.terminate()
-                try:
-                    server.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    server.kill()
+                stop(server)
     return times
 
 

@@ -47,7 +47,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from results import machine, write_section
-from support import ScratchPostgres, can_pin, free_port, start_emulator
+from support import ScratchPostgres, can_pin, free_port, start_emulator, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -464,12 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         engine.dispose()
         direct.dispose()
         proxy.close()
-        emulator.terminate()
-        try:
-            emulator.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            emulator.kill()
-            emulator.wait()
+        stop(emulator, 10)
         scratch.drop()
 
 

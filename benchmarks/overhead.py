@@ -34,7 +34,6 @@ import os
 import pstats
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +50,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from results import machine, write_section  # noqa: E402
-from support import can_pin, free_port, start_emulator  # noqa: E402
+from support import can_pin, free_port, start_emulator, stop  # noqa: E402
 
 from core import AIClient, ModelConfig  # noqa: E402
 from core.recording import SqlRecorder  # noqa: E402
@@ -473,12 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(profile(args, url, f"sqlite:///{tmp}/profile.db", out_dir))
             return status
         finally:
-            emulator.terminate()
-            try:
-                emulator.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                emulator.kill()
-                emulator.wait()
+            stop(emulator, 10)
 
 
 def write_results(

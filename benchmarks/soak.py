@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from results import write_section
-from support import free_port
+from support import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -197,11 +197,7 @@ class Instruments:
             record.requests_seen = self.browser.network.seen
             self.browser.close()
         if self.toy is not None:
-            self.toy.terminate()
-            try:
-                self.toy.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.toy.kill()
+            stop(self.toy)
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 

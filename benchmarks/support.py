@@ -46,6 +46,16 @@ def wait_for_port(process: subprocess.Popen[Any], port: int, name: str) -> None:
     raise SystemExit(f"the {name} did not start within 20 s")
 
 
+def stop(process: subprocess.Popen[Any], timeout_s: float = 20.0) -> None:
+    """Ask a child to end (SIGTERM), give it ``timeout_s``, then kill it; always reaped."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def start_emulator(
     port: int, *, pin: bool, scenario: Mapping[str, Any] | None = None, scenario_file: Path | None = None
 ) -> subprocess.Popen[bytes]:

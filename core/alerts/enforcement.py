@@ -37,19 +37,7 @@ def on_resolve(connection: sa.Connection, episode: Mapping[str, Any], now: datet
     labels = episode["labels"] or {}
     if not labels.get("key_label") or episode["fired_at"] is None:
         return []
-    c = control_commands
-    issued = connection.execute(
-        sa.select(sa.func.count())
-        .select_from(c)
-        .where(
-            c.c.command == "disable_key",
-            c.c.requested_by == f"alert:{episode['rule_id']}",
-            c.c.provider == labels.get("provider"),
-            c.c.key_label == labels["key_label"],
-            c.c.created_at >= episode["fired_at"],
-        )
-    ).scalar_one()
-    if not issued:
+    if not disables_by(connection, episode["rule_id"], labels, control_commands.c.created_at >= episode["fired_at"]):
         return []
     return [command(connection, "enable_key", episode["rule_id"], labels, now)]
 
@@ -72,7 +60,6 @@ def reenforce(
     from core.queries.keys import latest_key_views, stale_before
 
     live_after = stale_before(now, heartbeat_interval_s)
-    c = control_commands
     issued = []
     for ep in enforced:
         labels = ep["labels"]
@@ -81,20 +68,27 @@ def reenforce(
         if not serving:
             continue
         with writer.begin() as connection:
-            pending = connection.execute(
-                sa.select(sa.func.count())
-                .select_from(c)
-                .where(
-                    c.c.command == "disable_key",
-                    c.c.requested_by == f"alert:{ep['rule_id']}",
-                    c.c.provider == labels.get("provider"),
-                    c.c.key_label == labels["key_label"],
-                    c.c.expires_at > now,
-                )
-            ).scalar_one()
-            if not pending:
+            if not disables_by(connection, ep["rule_id"], labels, control_commands.c.expires_at > now):
                 issued.append(command(connection, "disable_key", ep["rule_id"], labels, now))
     return issued
+
+
+def disables_by(
+    connection: sa.Connection, rule_id: str, labels: Mapping[str, str], when: sa.ColumnElement[bool]
+) -> int:
+    """How many ``disable_key`` commands this rule wrote for the key in ``labels`` that also match ``when``."""
+    c = control_commands
+    return connection.execute(
+        sa.select(sa.func.count())
+        .select_from(c)
+        .where(
+            c.c.command == "disable_key",
+            c.c.requested_by == f"alert:{rule_id}",
+            c.c.provider == labels.get("provider"),
+            c.c.key_label == labels["key_label"],
+            when,
+        )
+    ).scalar_one()
 
 
 def command(connection: sa.Connection, name: str, rule_id: str, labels: Mapping[str, str], now: datetime) -> int:

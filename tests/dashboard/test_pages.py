@@ -20,6 +20,7 @@ from tests.dashboard.conftest import app, plotly_charts, texts
 from tests.queries.data import (
     NOW,
     attempt_row,
+    episode_row,
     insert,
     insert_attempts,
     insert_instances,
@@ -380,16 +381,7 @@ def test_alerts_page_lists_episodes_and_manages_silences(dash_store: sa.Engine) 
         dash_store,
         alert_episodes,
         [
-            {
-                "rule_id": "breaker_open",
-                "fingerprint": "f1",
-                "labels": {"provider": "anthropic"},
-                "severity": "critical",
-                "state": "firing",
-                "pending_since": NOW - timedelta(minutes=10),
-                "fired_at": NOW - timedelta(minutes=9),
-                "summary": "anthropic breaker open on 1 instance",
-            },
+            episode_row("breaker_open", "anthropic", fingerprint="f1", summary="anthropic breaker open on 1 instance"),
             {
                 "rule_id": "success_rate_low",
                 "fingerprint": "f2",
@@ -427,18 +419,7 @@ def test_overview_lists_active_alerts(dash_store: sa.Engine) -> None:
     insert(
         dash_store,
         alert_episodes,
-        [
-            {
-                "rule_id": "breaker_open",
-                "fingerprint": "f1",
-                "labels": {"provider": "openai"},
-                "severity": "critical",
-                "state": "firing",
-                "pending_since": NOW - timedelta(minutes=10),
-                "fired_at": NOW - timedelta(minutes=9),
-                "summary": "openai breaker open",
-            }
-        ],
+        [episode_row("breaker_open", "openai", fingerprint="f1", summary="openai breaker open")],
     )
     at = app().run()
     assert not at.exception

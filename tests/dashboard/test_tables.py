@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from core.store.tables import alert_episodes, limit_changes
 from tests.dashboard.conftest import app
 from tests.dashboard.test_pages import seed
-from tests.queries.data import NOW, attempt_row, insert, insert_attempts, limit_change_row
+from tests.queries.data import NOW, attempt_row, episode_row, insert, insert_attempts, limit_change_row
 
 CALL = uuid.UUID("01a24d20-7f3c-7000-8000-0000c0ffee42")
 
@@ -53,18 +53,7 @@ def seed_every_table(engine: sa.Engine) -> None:
     insert(
         engine,
         alert_episodes,
-        [
-            {
-                "rule_id": "breaker_open",
-                "fingerprint": "f1",
-                "labels": {"provider": "openai"},
-                "severity": "critical",
-                "state": "firing",
-                "pending_since": NOW - timedelta(minutes=10),
-                "fired_at": NOW - timedelta(minutes=9),
-                "summary": "openai breaker open",
-            }
-        ],
+        [episode_row("breaker_open", "openai", fingerprint="f1", summary="openai breaker open")],
     )
     insert(engine, limit_changes, [limit_change_row(10, 1, 50.0, reason="429 on key 'Primary'")])
 

@@ -208,5 +208,21 @@ def attempt_row(ts: datetime, **values: Any) -> dict[str, Any]:
     return row
 
 
+def episode_row(rule_id: str, provider: str, **values: Any) -> dict[str, Any]:
+    """An alert episode firing for 9 minutes (pending a minute before), as the engine writes it."""
+    row: dict[str, Any] = {
+        "rule_id": rule_id,
+        "fingerprint": f"{rule_id}:{provider}",
+        "labels": {"provider": provider},
+        "severity": "critical",
+        "state": "firing",
+        "pending_since": NOW - timedelta(minutes=10),
+        "fired_at": NOW - timedelta(minutes=9),
+        "summary": f"{provider} {rule_id}",
+    }
+    row.update(values)
+    return row
+
+
 def insert_attempts(engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
     insert(engine, api_usage_metrics, rows)

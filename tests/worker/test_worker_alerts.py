@@ -17,9 +17,10 @@ from tests.worker.test_worker_process import wait_for, worker_env
 RULES = """
 group_wait = "0s"
 
-[[rules]]
+[[rules]]                   # at once both ways (the shipped rule waits 2 minutes each way)
 id = "key_unhealthy"
 for = "0s"
+keep_firing_for = "0s"
 """
 
 
