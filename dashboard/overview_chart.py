@@ -111,8 +111,17 @@ def _cost(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
 
 
 def _queues(queues: pd.DataFrame, column: str, scale: float = 1.0) -> list[go.BaseTraceType]:
+    """One step line per provider. A step in which live instances reported an empty queue has no oldest wait (the
+    store holds none): it is drawn as 0 s — nothing was waiting — not left out, which would make a quiet queue look
+    like no instance reporting at all."""
     return [
-        _line(rows["bucket"], rows[column] * scale, str(provider), COLORS.get(str(provider)), line={"shape": "hv"})
+        _line(
+            rows["bucket"],
+            rows[column].fillna(0.0).where(rows["instances"] > 0) * scale,
+            str(provider),
+            COLORS.get(str(provider)),
+            line={"shape": "hv"},
+        )
         for provider, rows in queues.groupby("provider", sort=True)
     ]
 

@@ -196,6 +196,27 @@ def test_count_axes_start_at_zero_and_empty_panels_say_why() -> None:
     assert_valid(fig)
 
 
+def test_an_empty_queue_of_live_instances_is_a_zero_wait_not_a_missing_instance() -> None:
+    """Live instances report an empty queue with no oldest wait (null in the store): the wait panel draws 0 s for
+    those steps and says nothing about missing instances; a step with no instance stays a gap."""
+    queues = pd.DataFrame(
+        {
+            "bucket": pd.date_range(NOW - timedelta(minutes=3), periods=3, freq="1min", tz="UTC"),
+            "provider": "openai",
+            "queue_depth": [0.0, 0.0, 0.0],
+            "oldest_wait_ms": [float("nan"), 1500.0, float("nan")],
+            "instances": [2, 2, 0],
+        }
+    )
+    fig = overview_chart.overview(empty_traffic(), queues)
+    wait_axis = f"x{LANES + PANELS.index('Oldest queued wait (s)') + 1}"
+    (trace,) = [t for t in fig.data if t.xaxis == wait_axis]
+    assert list(trace.y[:2]) == [0.0, 1.5] and np.isnan(trace.y[2])
+    notes = {a.xref: a.text for a in fig.layout.annotations if a.xref and a.xref.endswith(" domain")}
+    assert f"{wait_axis} domain" not in notes
+    assert_valid(fig)
+
+
 def test_panel_titles_fit_their_panel() -> None:
     traffic = empty_traffic().assign(
         **{f"err_{c.value}": 5.0 if c.value == "timeout" else 1.0 for c in ErrorClass},
