@@ -13,9 +13,17 @@ import urllib.request
 import pandas as pd
 import streamlit as st
 
-from dashboard import ui
+from dashboard import tables, ui
+from dashboard.tables import Col
 
 SINK_URL_ENV = "PULSEGATE_DEMO_SINK_URL"
+MESSAGES: dict[str, Col] = {
+    "received_at": Col("Received (UTC)", "time"),
+    "format": Col("Format"),
+    "transition": Col("Message"),
+    "title": Col("Title", width="medium"),
+    "alerts": Col("Alerts", width="large"),
+}
 
 
 def fetch_messages(sink_url: str, timeout_s: float = 3.0) -> list[dict[str, object]]:
@@ -40,7 +48,7 @@ def render(ctx: ui.Context) -> None:
     cols[1].metric("Slack format", int(counts.get("slack", 0)))
     cols[2].metric("Discord format", int(counts.get("discord", 0)))
     frame["alerts"] = frame["alerts"].map(lambda lines: "\n".join(lines) if isinstance(lines, list) else "")
-    st.dataframe(frame[["received_at", "format", "transition", "title", "alerts"]], hide_index=True)
+    tables.show(frame, MESSAGES)
 
 
 st.title("Inbox")

@@ -86,3 +86,34 @@ def test_health_bars_are_green_when_healthy_and_red_only_when_unhealthy(dash_sto
     low, high = options["min_value"], options["max_value"]
     middle = (low + high) / 2
     assert 49.9 < middle < 50.0  # unhealthy under 50: 50.0 is green, 49.9 red
+
+
+def test_the_inbox_shows_the_sinks_messages_newest_first_with_human_headers(
+    dash_store: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's Inbox reads the real webhook sink (loopback) and draws its messages like every other table."""
+    import urllib.request
+
+    from jobs.demo.sink import WebhookSink
+
+    sink = WebhookSink()
+    try:
+        for path, body in (
+            ("/slack", {"text": "[FIRING] Circuit breaker open · anthropic\n🔴 anthropic breaker open"}),
+            ("/discord?wait=true", {"content": "[RESOLVED] Circuit breaker open · anthropic", "embeds": []}),
+        ):
+            request = urllib.request.Request(sink.url(path), data=json.dumps(body).encode(), method="POST")
+            urllib.request.urlopen(request, timeout=5).close()
+        monkeypatch.setenv("PULSEGATE_DEMO_SINK_URL", sink.url(""))
+        at = app("inbox").run()
+    finally:
+        sink.stop()
+    assert not at.exception
+    [grid] = at.dataframe
+    assert list(grid.value["transition"]) == ["resolved", "firing"]
+    alerts = list(grid.value["alerts"])
+    assert pd.isna(alerts[0]) and alerts[1] == "🔴 anthropic breaker open"  # no alert line: an en dash
+    assert isinstance(grid.value["received_at"].dtype, pd.DatetimeTZDtype)
+    headers = [entry.get("label") for entry in config(grid).values()]
+    assert headers == ["Received (UTC)", "Format", "Message", "Title", "Alerts"]
+    assert grid.proto.placeholder == "–"
