@@ -114,6 +114,7 @@ def test_the_inbox_shows_the_sinks_messages_newest_first_with_human_headers(
     alerts = list(grid.value["alerts"])
     assert pd.isna(alerts[0]) and alerts[1] == "🔴 anthropic breaker open"  # no alert line: an en dash
     assert isinstance(grid.value["received_at"].dtype, pd.DatetimeTZDtype)
-    headers = [entry.get("label") for entry in config(grid).values()]
-    assert headers == ["Received (UTC)", "Format", "Message", "Title", "Alerts"]
+    assert list(grid.value.columns) == ["received_at", "format", "transition", "title", "alerts"]
+    headers = {name: entry.get("label") for name, entry in config(grid).items()}
+    assert [headers[name] for name in grid.value.columns] == ["Received (UTC)", "Format", "Message", "Title", "Alerts"]
     assert grid.proto.placeholder == "–"
