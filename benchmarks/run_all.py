@@ -35,6 +35,7 @@ QUICK = {
     "outage": ["--rounds", "1", "--calls-c1", "50", "--calls-high", "100", "--warmup", "20"],
     "uuid_order": ["--rows", "20000"],
     "dashboard_load": ["--repeats", "1"],
+    "dashboard_idle": ["--connected", "15", "--settle", "10", "--window", "20"],
     "limit_tuning": ["--calls", "65", "--pressure-s", "5"],
 }
 
@@ -53,6 +54,7 @@ def commands(rows: int, db: str, quick: bool = False) -> list[tuple[str, list[st
         ("uuid_order", ["uuid_order.py"]),
         ("queries", ["queries.py", "--rows", str(rows), "--keep", "--name", db]),
         ("dashboard_load", ["dashboard_load.py", "--url", url]),
+        ("dashboard_idle", ["dashboard_idle.py"]),
     ]
     return [(name, [*args, *(QUICK.get(name, []) if quick else [])]) for name, args in listed]
 

@@ -350,10 +350,8 @@ class AlertEngine:
                     connection.execute(e.update().where(e.c.id == ep["id"], e.c.state == ep["state"]).values(**values))
             else:  # resolve
                 values = {"state": "resolved", "resolved_at": now, "summary": change.text() or ep["summary"]}
-                if reading is not None:
-                    values["value"] = reading.value
-                elif change.value is not None:
-                    values["value"] = change.value
+                # the value that resolved it; None when the label set is gone and nothing is left to measure
+                values["value"] = reading.value if reading is not None else change.value
                 updated = connection.execute(
                     e.update().where(e.c.id == ep["id"], e.c.state == ep["state"]).values(**values)
                 ).rowcount
@@ -366,7 +364,7 @@ class AlertEngine:
                     resolved_rule = resolved_rule or rule
                     resolved_views.append(
                         outbox.view(
-                            ep, rule, "resolved", summary=values["summary"] or "", value=values.get("value"), now=now
+                            ep, rule, "resolved", summary=values["summary"] or "", value=values["value"], now=now
                         )
                     )
         if resolved_views:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from types import EllipsisType
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,9 +26,10 @@ def view(
     *,
     now: datetime,
     summary: str | None = None,
-    value: float | None = None,
+    value: float | EllipsisType | None = ...,
 ) -> AlertView:
-    """An episode as a message shows it (``state`` firing or resolved; a resolved one carries its new text)."""
+    """An episode as a message shows it (``state`` firing or resolved; a resolved one carries its new text and
+    value — ``None`` when nothing was left to measure, never the last firing value beside a "no calls" text)."""
     return AlertView(
         rule_id=ep["rule_id"],
         fingerprint=ep["fingerprint"],
@@ -35,7 +37,7 @@ def view(
         severity=ep["severity"],
         state=state,  # type: ignore[arg-type]
         summary=summary if summary is not None else (ep["summary"] or ""),
-        value=value if value is not None else ep["value"],
+        value=ep["value"] if value is ... else value,
         threshold=ep["threshold"],
         window_s=rule.window_s if rule is not None else None,
         started_at=ep["fired_at"] or ep["pending_since"],

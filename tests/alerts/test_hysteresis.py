@@ -154,6 +154,9 @@ def test_a_label_set_gone_still_waits_keep_firing_for(store: sa.Engine, clock: M
     assert run(engine, clock, 599).resolved == []
     assert run(engine, clock, 1).resolved == [fingerprint("success_rate_low", ANTHROPIC)]
     assert_resolved_text(outbox(store)[-1], "anthropic: no calls in the last 5m")
+    # nothing was measured: the message and the episode carry no value (not the 90 % it fired at)
+    [alert] = outbox(store)[-1]["message"]["alerts"]
+    assert (alert["state"], alert["value"], episodes(store)[0]["value"]) == ("resolved", None, None)
 
 
 def test_a_pending_alert_that_clears_is_closed_whatever_its_hysteresis(store: sa.Engine, clock: ManualClock) -> None:
