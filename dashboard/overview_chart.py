@@ -67,8 +67,9 @@ CLASS_COLORS = (
 )  # fmt: skip
 LANE_COLORS = {"firing": COLORS["alert"], "pending": "#f2a541", "breaker": "#7a0b2e"}
 SHADE = "rgba(224, 30, 90, 0.08)"
-#: Lane names sit over the bars: a white halo keeps them readable (cheaper to lay out than a background box).
-LABEL_SHADOW = "1px 1px 2px white, -1px -1px 2px white, 1px -1px 2px white, -1px 1px 2px white"
+#: Lane names sit over the start of the left lane: a nearly opaque white box keeps them readable over a bar that
+#: begins there (a text halo alone left the name smeared over dark breaker bars; the bar still shows through).
+LABEL_BOX = "rgba(255, 255, 255, 0.82)"
 PRIORITY_COLORS = {"user_facing": "#54a24b", "admin": "#b279a2", "background": "#bab0ac"}
 #: Hovering anywhere draws a dotted line across every panel at that moment.
 SPIKES = {"showspikes": True, "spikemode": "across", "spikesnap": "cursor", "spikethickness": 1, "spikedash": "dot"}
@@ -346,7 +347,9 @@ def incident_lane(incidents: Incidents, *, panel_axes: range) -> tuple[list[go.B
             "y": lane,
             "xanchor": "left",
             "showarrow": False,
-            "font": {"size": 10, "shadow": LABEL_SHADOW},
+            "font": {"size": 10},
+            "bgcolor": LABEL_BOX,
+            "borderpad": 1,
         }
         for lane in lanes
     ]

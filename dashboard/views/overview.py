@@ -42,7 +42,10 @@ def status_banner(ctx: ui.Context, firing: pd.DataFrame) -> None:
         with col:
             STATUS_STYLE.get(state, st.info)(f"**{provider}**: {state}{note}")
     stats = report["statistics"]
-    window = f"**Provider status, last hour** (whatever the range below): {stats['totalRequests']:,} live calls"
+    window = (
+        "**Provider status now** (from keys, breakers and firing alerts) · **last hour** (whatever the range "
+        f"below): {stats['totalRequests']:,} live calls"
+    )
     if stats["successRate"] is not None:
         window += f", {stats['successRate']:.1f} % succeeded"
     reasons = report["details"]["statusReasons"]

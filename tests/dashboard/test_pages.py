@@ -100,7 +100,8 @@ def test_overview_names_the_window_of_its_status_and_of_its_tiles(dash_store: sa
     assert not at.exception
     captions = [c.value for c in at.caption]
     assert (
-        "**Provider status, last hour** (whatever the range below): 420 live calls, 92.9 % succeeded · "
+        "**Provider status now** (from keys, breakers and firing alerts) · **last hour** (whatever the range "
+        "below): 420 live calls, 92.9 % succeeded · "
         "overall degraded: anthropic is degraded; success rate 92.9% is below 95.0%"
     ) in captions
     assert (
