@@ -13,6 +13,8 @@ STATUS_WINDOW_S = 3600
 STATUS_STYLE = {"ok": st.success, "degraded": st.warning, "down": st.error}
 #: The incident lane reads the newest this many episodes of the range (the query's most); older ones are counted.
 LANE_EPISODES = 1000
+#: Active alerts listed here (the newest); the Alerts page has them all. Each row costs the page's draw time.
+ACTIVE_SHOWN = 10
 RANGE_NAMES = {"15m": "15 min", "1h": "hour", "6h": "6 h", "24h": "24 h", "7d": "7 days", "30d": "30 days"}
 
 
@@ -145,7 +147,9 @@ def render(ctx: ui.Context) -> None:
     if active.empty:
         st.caption("No alert is firing or pending.")
     else:
-        tables.show(active, alert_tables.ACTIVE)
+        tables.show_static(active.head(ACTIVE_SHOWN), alert_tables.ACTIVE)
+        if len(active) > ACTIVE_SHOWN:
+            st.caption(f"{len(active) - ACTIVE_SHOWN} more firing or pending: see the Alerts page.")
 
 
 st.title("Overview")

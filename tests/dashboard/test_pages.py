@@ -425,4 +425,31 @@ def test_overview_lists_active_alerts(dash_store: sa.Engine) -> None:
     at = app().run()
     assert not at.exception
     assert "**openai**: degraded · 1 alert(s) firing" in [w.value for w in at.warning]
-    assert list(at.dataframe[-1].value["rule_id"]) == ["breaker_open"]
+    [table] = at.table  # static: the grid's script would cost the page's draw time
+    assert table.value.to_dict("records") == [
+        {
+            "State": "firing",
+            "Severity": "critical",
+            "Rule": "breaker\\_open",
+            "Labels": "provider=openai",
+            "Summary": "openai breaker open",
+            "Pending since (UTC)": "2026-03-10 11:50:00",
+            "Fired (UTC)": "2026-03-10 11:51:00",
+        }
+    ]
+
+
+def test_overview_lists_the_ten_newest_active_alerts_and_counts_the_rest(dash_store: sa.Engine) -> None:
+    seed(dash_store)
+    rows = [
+        episode_row("key_unhealthy", "openai", fingerprint=f"f{i}", pending_since=NOW - timedelta(minutes=30 - i))
+        for i in range(12)
+    ]
+    insert(dash_store, alert_episodes, rows)
+    at = app().run()
+    assert not at.exception
+    [table] = at.table
+    assert list(table.value["Pending since (UTC)"]) == [
+        f"{NOW - timedelta(minutes=30 - i):%Y-%m-%d %H:%M:%S}" for i in range(11, 1, -1)
+    ]
+    assert "2 more firing or pending: see the Alerts page." in [c.value for c in at.caption]
