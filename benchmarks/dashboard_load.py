@@ -236,7 +236,9 @@ def render(rows: int, episodes: int, range_name: str, times: dict[str, list[floa
         "SVG bars; markers only on sparse series; KPI sparklines as inline SVG instead of `st.metric(chart_data=…)`, "
         "which loads Vega as well. Alert episodes cost nothing per episode in the figure: they are merged into "
         "at most 150 bars, one trace per lane and one list of shapes (before, one line and one label added per "
-        "alert start or end made the build quadratic: 10 episodes took minutes, 1,000 never finished).",
+        "alert start or end made the build quadratic: 10 episodes took minutes, 1,000 never finished). The "
+        "Overview's active alerts are a static table of the ten newest: the interactive grid's script cost the "
+        "page ~0.35 s (measured by leaving the table out: 1.43 × against 1.65 ×).",
     ]
     return "\n".join(lines)
 
