@@ -8,6 +8,7 @@ Each states its value beside its bound in the shared form (:func:`~core.alerts.s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from core.alerts.rules import Rule, format_duration
@@ -28,15 +29,23 @@ def _calls_text(calls: float) -> str:
     return f"{round(calls):,}"
 
 
-def success_rate_below(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def _shares(
+    rule: Rule, ctx: SignalContext, column: str, name: str, counted: Callable[[float, float], str]
+) -> list[Reading]:
+    """``column`` as a percentage of the calls of each label set over the window (unknown with no calls), stated
+    as ``<scope> <name>`` with ``counted(part, calls)`` after the window: the three share kinds below."""
     out = []
     for labels, t in traffic(rule, ctx, *window(rule, ctx)):
         calls = t["calls"]
-        value = t["successes"] / calls * 100 if calls else None
-        tail = f" over {format_duration(rule.window_s)} ({_calls_text(calls)} calls)"
-        subject = f"{scope_text(labels)} success rate"
+        value = t[column] / calls * 100 if calls else None
+        tail = f" over {format_duration(rule.window_s)} ({counted(t[column], calls)})"
+        subject = f"{scope_text(labels)} {name}"
         out.append(compared_reading(rule, labels, value, subject=subject, quantity=PERCENT, tail=tail, calls=calls))
     return out
+
+
+def success_rate_below(rule: Rule, ctx: SignalContext) -> list[Reading]:
+    return _shares(rule, ctx, "successes", "success rate", lambda _, calls: f"{_calls_text(calls)} calls")
 
 
 def p95_latency_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
@@ -52,29 +61,23 @@ def p95_latency_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
 
 
 def error_class_share_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
-    column = f"err_{rule.error_class}"
-    out = []
-    for labels, t in traffic(rule, ctx, *window(rule, ctx)):
-        calls = t["calls"]
-        value = t[column] / calls * 100 if calls else None
-        tail = f" over {format_duration(rule.window_s)} ({_calls_text(t[column])} of {_calls_text(calls)} calls)"
-        subject = f"{scope_text(labels)} {rule.error_class} share"
-        out.append(compared_reading(rule, labels, value, subject=subject, quantity=PERCENT, tail=tail, calls=calls))
-    return out
+    return _shares(
+        rule,
+        ctx,
+        f"err_{rule.error_class}",
+        f"{rule.error_class} share",
+        lambda part, calls: f"{_calls_text(part)} of {_calls_text(calls)} calls",
+    )
 
 
 def fallback_rate_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
-    out = []
-    for labels, t in traffic(rule, ctx, *window(rule, ctx)):
-        calls = t["calls"]
-        value = t["fallbacks"] / calls * 100 if calls else None
-        tail = (
-            f" over {format_duration(rule.window_s)} ({_calls_text(t['fallbacks'])} of {_calls_text(calls)} calls"
-            " served as a fallback)"
-        )
-        subject = f"{scope_text(labels)} fallback rate"
-        out.append(compared_reading(rule, labels, value, subject=subject, quantity=PERCENT, tail=tail, calls=calls))
-    return out
+    return _shares(
+        rule,
+        ctx,
+        "fallbacks",
+        "fallback rate",
+        lambda part, calls: f"{_calls_text(part)} of {_calls_text(calls)} calls served as a fallback",
+    )
 
 
 def _cost(rule: Rule, ctx: SignalContext) -> list[Reading]:
