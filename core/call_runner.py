@@ -25,6 +25,7 @@ from core.errors import (
     CircuitOpenError,
     DeadlineExceededError,
     ErrorClass,
+    KeysCoolingDownError,
     NoUsableKeyError,
     ProviderError,
     RequestValidationError,
@@ -43,9 +44,11 @@ from core.recording import AttemptRecord, Recorder
 from core.request import CallOptions, ModelConfig, Priority
 from core.retry import RETRYABLE, RetryPolicy, RetryState
 from core.shared_state import LocalSharedState, SharedState
-from core.token_estimate import estimate_input_tokens
+from core.token_estimate import estimate_input_tokens, estimate_output_tokens
 from core.translate.model_map import ModelMap
 from core.translate.result import NormalizedResponse
+from core.translate.usage import Usage
+from core.user_ids import hash_user_id
 from core.user_limits import UserLimits
 
 T = TypeVar("T")
@@ -67,7 +70,10 @@ PROVIDER_HEALTH = frozenset(
 )
 #: A call that ends on one of these may go on on the other provider, when the caller allows it (and so does a call
 #: that left a queue for its fallback: :class:`~core.queue_wait.LeftQueueForFallback`).
-FALLBACK_ON = RETRYABLE | {ErrorClass.CIRCUIT_OPEN, ErrorClass.NO_USABLE_KEY}
+FALLBACK_ON = RETRYABLE | {ErrorClass.CIRCUIT_OPEN, ErrorClass.NO_USABLE_KEY, ErrorClass.KEYS_COOLING_DOWN}
+#: How long the SDK's own (per-read) timeout outlasts the call's deadline, so the deadline — a total bound enforced
+#: here around the whole attempt — always fires first and a slowly-arriving body cannot stretch the call.
+SDK_TIMEOUT_GRACE_S = 1.0
 
 
 @dataclass(slots=True)
@@ -102,6 +108,7 @@ class _NoVerdict:
 
 
 NO_VERDICT = _NoVerdict()
+NO_USAGE = Usage()
 
 
 @dataclass(slots=True)
@@ -155,6 +162,7 @@ class CallRunner:
         feature_limits: UserLimits | None = None,
         shared_state: SharedState | None = None,
         fallback_reserve_s: float = DEFAULT_FALLBACK_RESERVE_S,
+        user_id_key: bytes | None = None,
     ) -> None:
         self.runtimes = runtimes
         self.limiter = limiter
@@ -168,6 +176,8 @@ class CallRunner:
         self.feature_limits = feature_limits if feature_limits is not None else UserLimits(scope="feature")
         self.shared_state: SharedState = shared_state if shared_state is not None else LocalSharedState()
         self.fallback_reserve_s = fallback_reserve_s
+        self.user_id_key = user_id_key
+        self._settling: set[asyncio.Task[None]] = set()  # settlements of cancelled calls, finished off the call
 
     # --- the plan ------------------------------------------------------------------------------------------
 
@@ -211,6 +221,9 @@ class CallRunner:
                     raise
             assert last_error is not None
             raise last_error
+        except asyncio.CancelledError:
+            self.later(self.settle_user(ctx, 0))  # the cancellation goes on at once (a no-op once already settled)
+            raise
         except BaseException:
             await self.settle_user(ctx, 0)
             raise
@@ -263,6 +276,26 @@ class CallRunner:
             elif difference < 0:
                 await self.limiter.consume([Demand(demand.key, demand.spec, float(-difference))])
 
+    def provider_user_id(self, user_id: str | None) -> str | None:
+        """What the provider is told about the end user: with ``HASH_USER_IDS``, the keyed hash the store holds."""
+        if user_id is None or self.user_id_key is None:
+            return user_id
+        return hash_user_id(user_id, self.user_id_key)
+
+    def later(self, settling: Awaitable[None]) -> None:
+        """Finish a cancelled call's settlement (limiter refunds) off the call, so the cancellation is not held up;
+        failures are logged, never raised."""
+
+        async def run() -> None:
+            try:
+                await settling
+            except Exception:
+                log.exception("settling a cancelled call failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
     def _prepare(self, ctx: CallContext, runtime: ProviderRuntime, model: str) -> PreparedRequest:
         config = ctx.config
         spec = RequestSpec(
@@ -274,7 +307,7 @@ class CallRunner:
             stop_sequences=list(config.stop_sequences) if config.stop_sequences else None,
             tools=config.tools,
             tool_choice=config.tool_choice,
-            user_id=ctx.options.user_id,
+            user_id=self.provider_user_id(ctx.options.user_id),
             estimated_input_tokens=estimate_input_tokens(ctx.system, ctx.messages, config.tools),
         )
         return runtime.adapter.prepare(spec)
@@ -409,28 +442,49 @@ class CallRunner:
 
     async def _send(self, ctx: CallContext, lease: Lease, send: Send[T] | None) -> tuple[T | None, CallError | None]:
         """Send the leased attempt: ``(result, None)``, or ``(None, error)`` with the failure already settled
-        (key health, breaker, the row). Cancelled → the lease is given back unrecorded and the cancel goes on."""
+        (key health, breaker, the row). The deadline bounds the whole attempt, body included: past it, the attempt is a
+        ``deadline_exceeded`` failure. Cancelled → a ``cancelled`` row, and the cancellation goes on at once."""
+        runtime, key, clock = lease.runtime, lease.key, self.clock
+        remaining = max(0.001, ctx.deadline - clock.monotonic())
+        sdk_timeout_s = remaining + SDK_TIMEOUT_GRACE_S
+        try:
+            async with asyncio.timeout(remaining) as bound:
+                if send is None:
+                    return await runtime.adapter.complete(key, lease.prepared, sdk_timeout_s), None
+                return await send(runtime, key, lease.prepared, sdk_timeout_s), None
+        except asyncio.CancelledError:
+            self.settle_cancelled(ctx, lease)
+            raise
+        except TimeoutError as exc:
+            if not bound.expired():
+                return None, await self._failed(ctx, lease, exc)
+            # The attempt timed out (the row says so, and the breaker hears it, as for any slow provider); the call
+            # is over, because its deadline is.
+            slow = ProviderError(
+                f"{runtime.provider.value} key {key.label!r}: no complete answer within the call's deadline",
+                provider=runtime.provider.value,
+                error_class=ErrorClass.TIMEOUT,
+                key_label=key.label,
+            )
+            await self.settle_failure(ctx, lease, slow)
+            error = self._deadline_error(ctx, runtime)
+            error.key_label = key.label
+            return None, error
+        except Exception as exc:
+            return None, await self._failed(ctx, lease, exc)
+
+    async def _failed(self, ctx: CallContext, lease: Lease, exc: Exception) -> CallError:
+        """Classify the exception a send raised and settle the attempt as that failure."""
         runtime, key, clock = lease.runtime, lease.key, self.clock
         try:
-            timeout_s = max(0.001, ctx.deadline - clock.monotonic())
-            if send is None:
-                return await runtime.adapter.complete(key, lease.prepared, timeout_s), None
-            return await send(runtime, key, lease.prepared, timeout_s), None
-        except asyncio.CancelledError:
-            await self.abandon(lease)
+            error = (
+                exc if isinstance(exc, CallError) else classify_exception(exc, runtime.provider, clock.now(), key.label)
+            )
+        except BaseException:
+            await self.abandon(lease)  # not a provider failure (a bug): free the key, record nothing
             raise
-        except Exception as exc:
-            try:
-                error = (
-                    exc
-                    if isinstance(exc, CallError)
-                    else classify_exception(exc, runtime.provider, clock.now(), key.label)
-                )
-            except BaseException:
-                await self.abandon(lease)  # not a provider failure (a bug): free the key, record nothing
-                raise
-            await self.settle_failure(ctx, lease, error, getattr(getattr(exc, "response", None), "headers", None))
-            return None, error
+        await self.settle_failure(ctx, lease, error, getattr(getattr(exc, "response", None), "headers", None))
+        return error
 
     def _circuit_open(self, ctx: CallContext, runtime: ProviderRuntime) -> CircuitOpenError:
         return CircuitOpenError(
@@ -509,10 +563,9 @@ class CallRunner:
 
     async def _wait_within_deadline(self, ctx: CallContext, runtime: ProviderRuntime, wait_s: float, why: str) -> None:
         if self.clock.monotonic() + wait_s >= ctx.deadline:
-            raise ProviderError(
-                f"{runtime.provider.value}: {why} for {wait_s:.1f} s, past the call's deadline",
+            raise KeysCoolingDownError(
+                f"{runtime.provider.value}: {why} for {wait_s:.1f} s, past the call's deadline (nothing was sent)",
                 provider=runtime.provider.value,
-                error_class=ErrorClass.RATE_LIMITED,
                 attempts=ctx.attempts,
                 retry_after=wait_s,
             )
@@ -595,7 +648,8 @@ class CallRunner:
         headers: Mapping[str, str] | None,
         ttft_ms: float | None = None,
     ) -> float | None:
-        """Credit key and breaker, settle limits, record the row; returns the attempt's cost (None = unpriced)."""
+        """Credit key and breaker, record the row, settle limits; returns the attempt's cost (None = unpriced). The
+        row is written before the first ``await``, so a cancellation landing mid-settlement cannot lose it."""
         if lease.settled:
             return None
         lease.settled = True
@@ -604,30 +658,8 @@ class CallRunner:
         health.in_flight -= 1
         health.record_success(now)
         lease.permit.record(True)
-        await self.shared_state.flush(lease.runtime.provider.value)
         usage = response.usage
-        used = usage.input_tokens + usage.cache_write_tokens + usage.output_tokens
-        self._tune(lease, await self._observe_headers(lease, headers), None, used)
-        await self._settle_tokens(lease, used)
-        await self.settle_user(ctx, used)
-        provider = lease.runtime.provider.value
-        cost = self.prices.cost(
-            provider,
-            response.model or lease.prepared.model,
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cache_read_tokens,
-            usage.cache_write_tokens,
-        )
-        if cost is None and response.model != lease.prepared.model:
-            cost = self.prices.cost(
-                provider,
-                lease.prepared.model,
-                usage.input_tokens,
-                usage.output_tokens,
-                usage.cache_read_tokens,
-                usage.cache_write_tokens,
-            )
+        cost = self._price(lease, usage, response.model)
         self._row(
             ctx,
             lease,
@@ -636,10 +668,66 @@ class CallRunner:
             request_id=response.request_id,
             http_status=200,
             ttft_ms=ttft_ms,
-            usage=(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens),
+            usage=usage,
             cost=cost,
         )
+        used = usage.input_tokens + usage.cache_write_tokens + usage.output_tokens
+        await self.shared_state.flush(lease.runtime.provider.value)
+        self._tune(lease, await self._observe_headers(lease, headers), None, used)
+        await self._settle_tokens(lease, used)
+        await self.settle_user(ctx, used)
         return cost
+
+    def _price(self, lease: Lease, usage: Usage, answered_model: str | None = None) -> float | None:
+        """The attempt's cost: at the answer's model id's price, else the requested model's; None when unpriced."""
+        asked = lease.prepared.model
+        models = (answered_model, asked) if answered_model and answered_model != asked else (asked,)
+        return self.prices.cost_of(lease.runtime.provider.value, models, usage)
+
+    def estimated_usage(self, lease: Lease, reported: Usage | None = None, partial_text: str = "") -> Usage:
+        """The tokens of an attempt that ended before the provider reported them all: what it did report (an
+        Anthropic stream's ``message_start`` gives the exact input and cache counts), the input estimated from the
+        request otherwise, and the output estimated from the text seen so far."""
+        seen_output = estimate_output_tokens(partial_text)
+        if reported is not None and reported.input_tokens + reported.cache_read_tokens + reported.cache_write_tokens:
+            return replace(reported, output_tokens=max(reported.output_tokens, seen_output))
+        return Usage(input_tokens=lease.prepared.estimated_input_tokens, output_tokens=seen_output)
+
+    def settle_cancelled(
+        self,
+        ctx: CallContext,
+        lease: Lease,
+        usage: Usage | None = None,
+        ttft_ms: float | None = None,
+    ) -> None:
+        """The caller went away while the request was at the provider — billed, so it is a row: outcome
+        ``cancelled``, its latency up to now, its usage estimated (:meth:`estimated_usage`) and priced. Neither a
+        success nor an error: key health and the breaker learn nothing. Synchronous, so the cancellation is not
+        held up; the limits are settled off the call (:meth:`later`)."""
+        if lease.settled:
+            return
+        lease.settled = True
+        now = self.clock.monotonic()
+        lease.runtime.pool.state(lease.key).in_flight -= 1
+        lease.permit.release()
+        spent = usage if usage is not None else self.estimated_usage(lease)
+        self._row(
+            ctx,
+            lease,
+            outcome="cancelled",
+            latency_ms=(now - lease.sent_at) * 1000.0,
+            request_id=None,
+            http_status=None,
+            error_class=ErrorClass.CANCELLED,
+            ttft_ms=ttft_ms,
+            usage=spent,
+            cost=self._price(lease, spent),
+            usage_estimated=True,
+        )
+        used = spent.input_tokens + spent.cache_write_tokens + spent.output_tokens
+        self._tune(lease, None, None, used)
+        self.later(self._settle_tokens(lease, used))
+        self.later(self.settle_user(ctx, used))
 
     async def settle_failure(
         self,
@@ -648,7 +736,11 @@ class CallRunner:
         error: CallError,
         headers: Mapping[str, str] | None = None,
         ttft_ms: float | None = None,
+        usage: Usage | None = None,
     ) -> None:
+        """Blame key and breaker as the error class says, record the row (before the first ``await``), settle
+        limits. ``usage``: the estimated tokens of an attempt that failed after the provider began to bill it (a
+        stream that broke mid-way); the row is then priced and flagged ``usage_estimated``."""
         if lease.settled:
             return
         lease.settled = True
@@ -660,12 +752,9 @@ class CallRunner:
             lease.permit.record(False)
         else:
             lease.permit.release()  # the provider answered; this says nothing about its health
-        await self.shared_state.flush(lease.runtime.provider.value)  # a cooldown or an open breaker, for all at once
         error.attempts = ctx.attempts
         if error.key_label is None:
             error.key_label = lease.key.label
-        self._tune(lease, await self._observe_headers(lease, headers), error)
-        await self._settle_tokens(lease, 0)
         self._row(
             ctx,
             lease,
@@ -675,7 +764,14 @@ class CallRunner:
             http_status=error.http_status,
             error_class=error.error_class,
             ttft_ms=ttft_ms,
+            usage=usage,
+            cost=self._price(lease, usage) if usage is not None else 0.0,
+            usage_estimated=usage is not None,
         )
+        used = usage.input_tokens + usage.cache_write_tokens + usage.output_tokens if usage is not None else 0
+        await self.shared_state.flush(lease.runtime.provider.value)  # a cooldown or an open breaker, for all at once
+        self._tune(lease, await self._observe_headers(lease, headers), error)
+        await self._settle_tokens(lease, used)
 
     async def abandon(self, lease: Lease) -> None:
         """The caller went away mid-attempt: free the breaker trial and the reservation, record nothing."""
@@ -700,10 +796,12 @@ class CallRunner:
         http_status: int | None,
         error_class: ErrorClass | None = None,
         ttft_ms: float | None = None,
-        usage: tuple[int, int, int, int] = (0, 0, 0, 0),
+        usage: Usage | None = None,
         cost: float | None = 0.0,
+        usage_estimated: bool = False,
     ) -> None:
         options = ctx.options
+        tokens = usage if usage is not None else NO_USAGE
         ctx.rows.append(
             AttemptRecord(
                 ts=lease.sent_at_wall,
@@ -722,12 +820,13 @@ class CallRunner:
                 request_id=request_id,
                 ttft_ms=ttft_ms,
                 queue_wait_ms=lease.queue_wait_s * 1000.0,
-                input_tokens=usage[0],
-                output_tokens=usage[1],
-                cache_read_tokens=usage[2],
-                cache_write_tokens=usage[3],
+                input_tokens=tokens.input_tokens,
+                output_tokens=tokens.output_tokens,
+                cache_read_tokens=tokens.cache_read_tokens,
+                cache_write_tokens=tokens.cache_write_tokens,
                 cost_usd=cost,
                 unpriced=cost is None,
+                usage_estimated=usage_estimated,
                 priority=lease.priority,
                 streamed=ctx.streamed,
                 user_id=options.user_id,

@@ -98,6 +98,7 @@ class AIClient:
         self.tuner = LimitTuner(clock, enabled=settings.limit_tuning)  # self-tuning limits (LIMIT_TUNING)
         # what this client sent per key lately: kept across event loops, like the tuner it serves
         self._own_use = {p: OwnUse(self.period_s) for p in Provider}
+        user_id_key = settings.hash_user_ids.get_secret_value().encode() if settings.hash_user_ids else None
         self._runner_args = {
             "limiter": self.limiter,
             "clock": clock,
@@ -108,10 +109,11 @@ class AIClient:
             "instance_id": self.instance_id,
             "shared_state": self.shared_state,
             "fallback_reserve_s": settings.fallback_reserve_s,
+            "user_id_key": user_id_key,
             "user_limits": UserLimits(
                 rpm=LimitSpec(float(settings.user_rpm), self.period_s) if settings.user_rpm else None,
                 tpm=LimitSpec(float(settings.user_tpm), self.period_s) if settings.user_tpm else None,
-                hash_key=settings.hash_user_ids.get_secret_value().encode() if settings.hash_user_ids else None,
+                hash_key=user_id_key,
             ),
             "feature_limits": UserLimits(
                 rpm=LimitSpec(float(settings.feature_rpm), self.period_s) if settings.feature_rpm else None,

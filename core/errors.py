@@ -18,6 +18,7 @@ Exception tree::
         │   ├── QueueClearedError   cancelled
         │   └── UserRateLimitedError user_rate_limited
         ├── NoUsableKeyError        no_usable_key
+        ├── KeysCoolingDownError    keys_cooling_down   (every key waits out a 429 past the deadline; nothing sent)
         ├── CircuitOpenError        circuit_open
         ├── DeadlineExceededError   deadline_exceeded
         └── ProviderError           rate_limited, overloaded, server_error, timeout, connection,
@@ -52,6 +53,7 @@ class ErrorClass(StrEnum):
     QUEUE_TIMEOUT = "queue_timeout"
     QUEUE_FULL = "queue_full"
     CANCELLED = "cancelled"
+    KEYS_COOLING_DOWN = "keys_cooling_down"
     USER_RATE_LIMITED = "user_rate_limited"
     DEADLINE_EXCEEDED = "deadline_exceeded"
 
@@ -143,6 +145,15 @@ class UserRateLimitedError(AdmissionError):
 
 class NoUsableKeyError(CallError):
     error_class = ErrorClass.NO_USABLE_KEY
+
+
+class KeysCoolingDownError(CallError):
+    """Every usable key is cooling down after a 429 until past the call's deadline: refused here, nothing was sent.
+
+    Not ``rate_limited`` (that class means the provider answered 429), so local refusals never inflate the 429 share.
+    ``retry_after`` is when the earliest key is usable again."""
+
+    error_class = ErrorClass.KEYS_COOLING_DOWN
 
 
 class CircuitOpenError(CallError):

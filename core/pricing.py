@@ -13,31 +13,45 @@ from importlib import resources
 from pathlib import Path
 
 from core.errors import ConfigError
+from core.translate.usage import Usage
 
 PER_MILLION = 1_000_000
-_FIELDS = ("input", "output", "cache_write", "cache_read")
+_FIELDS = ("input", "output", "cache_write", "cache_read", "cache_write_1h")
+#: Anthropic's 1-hour cache write costs twice the input price (the 5-minute write 1.25×): used when a table omits it.
+CACHE_WRITE_1H_TIMES_INPUT = 2.0
 #: A dated or aliased id of a listed model: claude-sonnet-4-6-20260217, gpt-4.1-2025-04-14, claude-opus-4-6-latest.
 _VERSION_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
 
 
 @dataclass(frozen=True, slots=True)
 class ModelPrice:
-    """USD per million tokens; a missing cache price falls back to the input price."""
+    """USD per million tokens. A missing 5-minute cache write or cache read price falls back to the input price; a
+    missing 1-hour cache write price to twice the input price (never to the cheaper 5-minute rate)."""
 
     input: float
     output: float
     cache_write: float | None = None
     cache_read: float | None = None
+    cache_write_1h: float | None = None
 
     def cost(
-        self, input_tokens: int, output_tokens: int, cache_read_tokens: int = 0, cache_write_tokens: int = 0
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        cache_write_1h_tokens: int = 0,
     ) -> float:
+        """``cache_write_1h_tokens`` is the part of ``cache_write_tokens`` written to the 1-hour cache."""
         cache_write = self.input if self.cache_write is None else self.cache_write
         cache_read = self.input if self.cache_read is None else self.cache_read
+        one_hour = self.input * CACHE_WRITE_1H_TIMES_INPUT if self.cache_write_1h is None else self.cache_write_1h
+        long_writes = min(cache_write_1h_tokens, cache_write_tokens)
         total = (
             input_tokens * self.input
             + output_tokens * self.output
-            + cache_write_tokens * cache_write
+            + (cache_write_tokens - long_writes) * cache_write
+            + long_writes * one_hour
             + cache_read_tokens * cache_read
         )
         return total / PER_MILLION
@@ -83,12 +97,30 @@ class PriceTable:
         output_tokens: int,
         cache_read_tokens: int = 0,
         cache_write_tokens: int = 0,
+        cache_write_1h_tokens: int = 0,
     ) -> float | None:
         """USD, or ``None`` when the model is unpriced."""
         price = self.price(provider, model)
         if price is None:
             return None
-        return price.cost(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+        return price.cost(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens)
+
+    def cost_of(self, provider: str, models: tuple[str, ...], usage: Usage) -> float | None:
+        """The cost of ``usage`` at the first of ``models`` that has a price (the answer's model id, then the one
+        asked for), or ``None`` when none has."""
+        for model in models:
+            cost = self.cost(
+                provider,
+                model,
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cache_read_tokens,
+                usage.cache_write_tokens,
+                usage.cache_write_1h_tokens,
+            )
+            if cost is not None:
+                return cost
+        return None
 
 
 def _parse(document: Mapping[str, object], source: str) -> dict[str, dict[str, ModelPrice]]:

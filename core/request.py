@@ -61,8 +61,10 @@ class CallOptions:
     skip_rate_limit: bool = False
     user_id: str | None = None
     feature: str | None = None
-    timeout_s: float = 60.0
+    timeout_s: float = 60.0  # the whole call; for a stream, until its first delta
     queue_timeout_s: float | None = None
+    stream_idle_timeout_s: float = 60.0  # a stream: the longest gap between two deltas
+    stream_total_timeout_s: float | None = None  # a stream: from the call's start to its last delta (None: no bound)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -74,4 +76,6 @@ OPTION_ALIASES = {
     "userId": "user_id",
     "timeoutS": "timeout_s",
     "queueTimeoutS": "queue_timeout_s",
+    "streamIdleTimeoutS": "stream_idle_timeout_s",
+    "streamTotalTimeoutS": "stream_total_timeout_s",
 }

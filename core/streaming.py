@@ -3,10 +3,19 @@
 A failure before the first delta is retried or falls back like any call (nothing reached the caller yet). After
 the first delta a failure raises :class:`StreamInterruptedError` holding the partial text, and a stream that ends
 without a stop reason is such a failure too — never a silently truncated success.
+
+Three bounds, because a stream that trickles must not hold a caller forever: ``CallOptions.timeout_s`` until the
+first delta (from the call's start, queue and retries included), ``stream_idle_timeout_s`` between two deltas and
+``stream_total_timeout_s`` (optional) from the call's start to the last delta. An idle or total expiry is a
+``stream_interrupted`` failure holding the partial text.
+
+A stream that breaks or that the caller abandons was billed: its row carries the usage the provider reported so far
+plus an estimate of the rest, priced and flagged ``usage_estimated`` — never a silent $0.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -19,9 +28,14 @@ from core.provider_runtime import ProviderRuntime
 from core.providers.base import PreparedRequest, ProviderStream
 from core.providers.classify import classify_exception
 from core.response import AIResponse
+from core.translate.usage import Usage
 
 if TYPE_CHECKING:
     from core.client import AIClient
+
+
+class _Stalled(Exception):
+    """No delta within the stream's idle bound, or past its total bound."""
 
 
 @dataclass(slots=True)
@@ -41,6 +55,7 @@ class ResponseStream:
         self._opened: _Opened | None = None
         self._lease: Lease | None = None
         self._done = False
+        self._parts: list[str] = []
         self.response: AIResponse | None = None
 
     async def _open(
@@ -48,7 +63,9 @@ class ResponseStream:
     ) -> _Opened:
         clock = self._client.clock
         sent = clock.monotonic()
-        stream = await runtime.adapter.stream(key, prepared, timeout_s)
+        # the SDK's per-read timeout must not cut a gap the idle bound allows; the first delta is bounded by the call
+        read_timeout_s = max(timeout_s, self._ctx.options.stream_idle_timeout_s + 1.0)
+        stream = await runtime.adapter.stream(key, prepared, read_timeout_s)
         deltas = aiter(stream)
         try:
             first: str | None = await anext(deltas)
@@ -76,60 +93,98 @@ class ResponseStream:
         if self._opened is None or self._lease is None:
             raise RuntimeError("use the stream inside 'async with client.stream_response(...) as stream'")
         opened, lease, runner = self._opened, self._lease, self._client._runner
-        parts: list[str] = []
+        parts = self._parts
         try:
             if opened.first is not None:
                 parts.append(opened.first)
                 yield opened.first
-            async for delta in opened.deltas:
+            while True:
+                try:
+                    async with asyncio.timeout(self._next_delta_bound()) as bound:
+                        delta = await anext(opened.deltas)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError as exc:
+                    if not bound.expired():
+                        raise
+                    raise self._stalled() from exc
                 parts.append(delta)
                 yield delta
             result = opened.stream.result()
         except CallError:
             raise
+        except _Stalled as stalled:
+            await self._interrupted(stalled, ErrorClass.TIMEOUT, opened.ttft_ms)
         except Exception as exc:
-            await self._interrupted(exc, "".join(parts), opened.ttft_ms)
+            await self._interrupted(exc, None, opened.ttft_ms)
         else:
             cost = await runner.settle_success(self._ctx, lease, result, opened.stream.headers, opened.ttft_ms)
             self.response = self._client._response(self._ctx, lease, result, cost, opened.ttft_ms)
             self._done = True
             runner.finish(self._ctx)
 
-    async def _interrupted(self, exc: Exception, partial: str, ttft_ms: float) -> None:
+    def _next_delta_bound(self) -> float:
+        """Seconds the next delta may take: the idle bound, or what is left of the total bound if that is less."""
+        options = self._ctx.options
+        bound = options.stream_idle_timeout_s
+        if options.stream_total_timeout_s is not None:
+            left = self._ctx.started + options.stream_total_timeout_s - self._client.clock.monotonic()
+            bound = min(bound, max(left, 0.0))
+        return bound
+
+    def _stalled(self) -> _Stalled:
+        options = self._ctx.options
+        total = options.stream_total_timeout_s
+        if total is not None and self._client.clock.monotonic() - self._ctx.started >= total - 0.001:
+            return _Stalled(f"the stream ran past its total timeout of {total:g} s")
+        return _Stalled(f"no delta for {options.stream_idle_timeout_s:g} s (stream_idle_timeout_s)")
+
+    def _spent(self) -> Usage:
+        """What the attempt cost so far: the provider's reported usage plus an estimate of the rest."""
+        assert self._opened is not None and self._lease is not None
+        reported = self._opened.stream.reported_usage
+        return self._client._runner.estimated_usage(self._lease, reported, "".join(self._parts))
+
+    async def _interrupted(self, exc: Exception, error_class: ErrorClass | None, ttft_ms: float) -> None:
         assert self._lease is not None
         lease = self._lease
         provider = lease.runtime.provider
-        cause = classify_exception(exc, provider, self._client.clock.now(), lease.key.label)
+        partial = "".join(self._parts)
+        if error_class is None:
+            cause = classify_exception(exc, provider, self._client.clock.now(), lease.key.label)
+            why, status, request_id = f"{cause.error_class.value}: {cause}", cause.http_status, cause.request_id
+        else:
+            why, status, request_id = f"{error_class.value}: {exc}", None, None
         error = StreamInterruptedError(
-            f"{provider.value} stream broke after {len(partial)} characters ({cause.error_class.value}: {cause})",
+            f"{provider.value} stream broke after {len(partial)} characters ({why})",
             partial_text=partial,
             provider=provider.value,
             key_label=lease.key.label,
-            http_status=cause.http_status,
-            request_id=cause.request_id,
+            http_status=status,
+            request_id=request_id,
         )
-        await self._client._runner.settle_failure(self._ctx, lease, error, None, ttft_ms)
-        await self._client._runner.settle_user(self._ctx, 0)
+        runner = self._client._runner
+        await runner.settle_failure(self._ctx, lease, error, None, ttft_ms, usage=self._spent())
+        await runner.settle_user(self._ctx, 0)
         self._done = True
-        self._client._runner.finish(self._ctx)
+        runner.finish(self._ctx)
+        if self._opened is not None:
+            await self._opened.stream.aclose()  # a stalled stream still holds its connection
         raise error from exc
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if not self._done and self._lease is not None:
+            # The caller stopped reading (or raised, or was cancelled) before the end: a billed attempt, recorded
+            # at once — before any await, so a second cancellation cannot lose it — without blaming the key.
+            runner = self._client._runner
+            ttft_ms = self._opened.ttft_ms if self._opened else None
+            runner.settle_cancelled(self._ctx, self._lease, self._spent(), ttft_ms)
+            self._done = True
+            runner.finish(self._ctx)
         if self._opened is not None:
             await self._opened.stream.aclose()
-        if not self._done and self._lease is not None:
-            # The caller stopped reading (or raised) before the end: record it, without blaming the key.
-            stopped = CallError(
-                "the caller stopped reading the stream",
-                error_class=ErrorClass.CANCELLED,
-                provider=self._lease.runtime.provider.value,
-            )
-            await self._client._runner.settle_failure(self._ctx, self._lease, stopped)
-            await self._client._runner.settle_user(self._ctx, 0)
-            self._done = True
-            self._client._runner.finish(self._ctx)
 
     def __repr__(self) -> str:
         state: Any = "done" if self._done else ("open" if self._opened else "not started")

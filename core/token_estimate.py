@@ -64,3 +64,9 @@ def estimate_input_tokens(
     if tools:
         chars += len(json.dumps(list(tools)))
     return chars // CHARS_PER_TOKEN + flat + 1
+
+
+def estimate_output_tokens(text: str) -> int:
+    """The output tokens a partial answer of ``text`` cost, at the same ~4 characters per token (0 for no text):
+    what a stream that broke or was abandoned is charged for beyond what the provider reported."""
+    return -(-len(text) // CHARS_PER_TOKEN)

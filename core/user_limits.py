@@ -14,16 +14,10 @@ provider's — and a message naming the feature.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass, field
 
 from core.limits.base import Demand, LimitSpec, RateLimiter
-
-
-def _hash(user_id: str, key: bytes) -> str:
-    """The same keyed hash the recorder stores (HMAC-SHA256, 32 hex digits)."""
-    return hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()[:32]
+from core.user_ids import hash_user_id
 
 
 @dataclass(slots=True)
@@ -43,7 +37,7 @@ class UserLimits:
 
     def demands(self, user_id: str, tokens: int) -> list[Demand]:
         """The charges one call of ``user_id`` reserving ``tokens`` makes (empty when no limit is configured)."""
-        name = _hash(user_id, self.hash_key) if self.hash_key is not None else user_id
+        name = hash_user_id(user_id, self.hash_key) if self.hash_key is not None else user_id
         demands = []
         if self.rpm is not None:
             demands.append(Demand(f"{self.scope}:{name}:rpm", self.rpm, 1.0))

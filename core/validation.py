@@ -118,6 +118,10 @@ def validate_options(raw: object | None) -> CallOptions:
         raise _fail(
             "options.queue_timeout_s", f"expected a non-negative number of seconds, got {options.queue_timeout_s!r}"
         )
+    for name in ("stream_idle_timeout_s", "stream_total_timeout_s"):
+        value = getattr(options, name)
+        if (value is not None or name == "stream_idle_timeout_s") and (not _is_number(value) or value <= 0):
+            raise _fail(f"options.{name}", f"expected a positive number of seconds, got {value!r}")
     for name, limit in (("user_id", MAX_USER_ID), ("feature", MAX_FEATURE)):
         value = getattr(options, name)
         if value is not None and not _clean_text(value, limit):

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from core.api_keys import ApiKey, Provider
 from core.translate.result import NormalizedResponse
+from core.translate.usage import Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +50,11 @@ class Completion:
 
 
 class ProviderStream(Protocol):
-    """An open stream: iterate for text deltas; ``result()`` once it is exhausted."""
+    """An open stream: iterate for text deltas; ``result()`` once it is exhausted. ``reported_usage``: what the
+    provider has reported of the usage so far (None when nothing yet), for a stream that ends early."""
 
     headers: Mapping[str, str]
+    reported_usage: Usage | None
 
     def __aiter__(self) -> AsyncIterator[str]: ...
 

@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from core.translate.result import NormalizedResponse
+from core.translate.usage import Usage
 
 
 class StreamAccumulator(Protocol):
     text: str
+    reported_usage: Usage | None
 
     def feed(self, event: Mapping[str, Any]) -> str: ...
 
@@ -37,6 +39,10 @@ class SdkStream:
     @property
     def partial_text(self) -> str:
         return self._accumulator.text
+
+    @property
+    def reported_usage(self) -> Usage | None:
+        return self._accumulator.reported_usage
 
     async def aclose(self) -> None:
         await self._stream.close()

@@ -21,6 +21,7 @@ INT_SUMS: tuple[str, ...] = (
     "calls",
     "successes",
     "errors",
+    "cancelled",
     *ERROR_COLUMNS,
     "fallbacks",
     "streamed",
@@ -30,6 +31,7 @@ INT_SUMS: tuple[str, ...] = (
     "cache_read_tokens",
     "cache_write_tokens",
     "unpriced",
+    "usage_estimated",
     "ttft_count",
     *latency_buckets.COLUMN_NAMES,
 )

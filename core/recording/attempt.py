@@ -24,7 +24,7 @@ class AttemptRecord:
     attempt: int
     provider: str
     model: str
-    outcome: str  # "success" | "error"
+    outcome: str  # "success" | "error" | "cancelled"
     latency_ms: float
     instance_id: str
     is_final: bool = False
@@ -42,6 +42,7 @@ class AttemptRecord:
     cache_write_tokens: int = 0
     cost_usd: float | None = None
     unpriced: bool = False
+    usage_estimated: bool = False
     priority: int = 5
     streamed: bool = False
     user_id: str | None = None

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import hashlib
-import hmac
 import logging
 import os
 import sqlite3
@@ -39,6 +37,7 @@ from core.recording.attempt import AttemptRecord
 from core.recording.spool import Spool
 from core.store import latency_buckets, rollups
 from core.store.engine import SQLITE_IMMEDIATE
+from core.user_ids import hash_user_id
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +45,12 @@ DEFAULT_SPOOL_DIR = "./data/spool"
 _bucket_index = latency_buckets.bucket_index
 
 
-def hash_user_id(user_id: str, key: bytes) -> str:
-    """The keyed hash stored instead of a user id when ``HASH_USER_IDS`` is set (HMAC-SHA256, 32 hex digits)."""
-    return hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()[:32]
-
-
 #: The raw table's columns in the order the fast staging functions below emit them.
 _STAGED_RAW = (
     "id", "ts", "call_id", "attempt", "is_final", "source", "provider", "model", "key_label", "key_fingerprint",
     "outcome", "error_class", "http_status", "request_id", "latency_ms", "ttft_ms", "queue_wait_ms", "input_tokens",
-    "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "unpriced", "priority", "streamed",
-    "user_id", "feature", "fell_back_from", "instance_id",
+    "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "unpriced", "usage_estimated", "priority",
+    "streamed", "user_id", "feature", "fell_back_from", "instance_id",
 )  # fmt: skip
 
 
@@ -66,8 +60,9 @@ _PG_TYPES = {
     "provider": "text", "model": "text", "key_label": "text", "key_fingerprint": "text", "outcome": "text",
     "error_class": "text", "http_status": "int2", "request_id": "text", "latency_ms": "float8", "ttft_ms": "float8",
     "queue_wait_ms": "float8", "input_tokens": "int4", "output_tokens": "int4", "cache_read_tokens": "int4",
-    "cache_write_tokens": "int4", "cost_usd": "float8", "unpriced": "bool", "priority": "int2", "streamed": "bool",
-    "user_id": "text", "feature": "text", "fell_back_from": "text", "instance_id": "text", "lat_bucket": "int2",
+    "cache_write_tokens": "int4", "cost_usd": "float8", "unpriced": "bool", "usage_estimated": "bool",
+    "priority": "int2", "streamed": "bool", "user_id": "text", "feature": "text", "fell_back_from": "text",
+    "instance_id": "text", "lat_bucket": "int2",
 }  # fmt: skip
 
 
@@ -109,8 +104,8 @@ def _stage_sqlite(attempts: list[AttemptRecord]) -> list[tuple[object, ...]]:
             text, a.call_id.hex, a.attempt, 1 if a.is_final else 0, a.source, a.provider, a.model, a.key_label,
             a.key_fingerprint, a.outcome, _error_class(a.error_class), a.http_status, a.request_id, a.latency_ms,
             a.ttft_ms, a.queue_wait_ms, a.input_tokens, a.output_tokens, a.cache_read_tokens, a.cache_write_tokens,
-            a.cost_usd, 1 if a.unpriced else 0, a.priority, 1 if a.streamed else 0, a.user_id, a.feature,
-            a.fell_back_from, a.instance_id,
+            a.cost_usd, 1 if a.unpriced else 0, 1 if a.usage_estimated else 0, a.priority, 1 if a.streamed else 0,
+            a.user_id, a.feature, a.fell_back_from, a.instance_id,
             text[:17] + "00.000000", bucket(a.latency_ms),
         ))  # fmt: skip
     return staged
@@ -127,8 +122,8 @@ def _stage_postgres(attempts: list[AttemptRecord]) -> list[tuple[object, ...]]:
             a.id, ts if ts.tzinfo is UTC else _utc(ts), a.call_id, a.attempt, bool(a.is_final), a.source,
             a.provider, a.model, a.key_label, a.key_fingerprint, a.outcome, _error_class(a.error_class),
             a.http_status, a.request_id, a.latency_ms, a.ttft_ms, a.queue_wait_ms, a.input_tokens, a.output_tokens,
-            a.cache_read_tokens, a.cache_write_tokens, a.cost_usd, bool(a.unpriced), a.priority, bool(a.streamed),
-            a.user_id, a.feature, a.fell_back_from, a.instance_id, bucket(a.latency_ms),
+            a.cache_read_tokens, a.cache_write_tokens, a.cost_usd, bool(a.unpriced), bool(a.usage_estimated),
+            a.priority, bool(a.streamed), a.user_id, a.feature, a.fell_back_from, a.instance_id, bucket(a.latency_ms),
         ))  # fmt: skip
     return staged
 

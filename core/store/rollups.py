@@ -148,6 +148,7 @@ def _aggregates() -> list[tuple[str, str, str]]:
         ("calls", "COUNT(*)", "SUM"),
         ("successes", "SUM(CASE WHEN outcome = 'success' THEN 1 ELSE 0 END)", "SUM"),
         ("errors", "SUM(CASE WHEN outcome = 'error' THEN 1 ELSE 0 END)", "SUM"),
+        ("cancelled", "SUM(CASE WHEN outcome = 'cancelled' THEN 1 ELSE 0 END)", "SUM"),
     ]
     for error_class in ErrorClass:
         counted = f"SUM(CASE WHEN error_class = '{error_class.value}' THEN 1 ELSE 0 END)"
@@ -162,6 +163,7 @@ def _aggregates() -> list[tuple[str, str, str]]:
         ("cache_write_tokens", "SUM(cache_write_tokens)", "SUM"),
         ("cost_usd", "COALESCE(SUM(cost_usd), 0)", "SUM"),
         ("unpriced", "SUM(CASE WHEN unpriced THEN 1 ELSE 0 END)", "SUM"),
+        ("usage_estimated", "SUM(CASE WHEN usage_estimated THEN 1 ELSE 0 END)", "SUM"),
         ("latency_sum_ms", "SUM(latency_ms)", "SUM"),
         ("latency_max_ms", "MAX(latency_ms)", "MAX"),
         ("ttft_sum_ms", "COALESCE(SUM(ttft_ms), 0)", "SUM"),

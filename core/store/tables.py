@@ -52,7 +52,8 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 Timestamp = UTCDateTime()
 
 SOURCES = ("live", "probe")
-OUTCOMES = ("success", "error")
+#: ``cancelled``: the caller went away while the request was at the provider (neither a success nor an error).
+OUTCOMES = ("success", "error", "cancelled")
 PROVIDERS = tuple(p.value for p in Provider)
 
 
@@ -83,7 +84,7 @@ api_usage_metrics = sa.Table(
     sa.Column("model", sa.String(128), nullable=False),
     sa.Column("key_label", sa.String(64)),
     sa.Column("key_fingerprint", sa.String(16)),
-    sa.Column("outcome", sa.String(8), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("error_class", sa.String(32)),
     sa.Column("http_status", sa.SmallInteger()),
     sa.Column("request_id", sa.String(128), comment="the provider's request id, for support tickets"),
@@ -96,6 +97,13 @@ api_usage_metrics = sa.Table(
     sa.Column("cache_write_tokens", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("cost_usd", sa.Float(), comment="NULL when the model has no price (see unpriced)"),
     sa.Column("unpriced", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column(
+        "usage_estimated",
+        sa.Boolean(),
+        nullable=False,
+        server_default=sa.false(),
+        comment="tokens (and so cost) partly estimated: the attempt ended before the provider reported its usage",
+    ),
     sa.Column("priority", sa.SmallInteger(), nullable=False, server_default="5"),
     sa.Column("streamed", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("user_id", sa.String(128)),
@@ -116,6 +124,7 @@ def _rollup_table(name: str) -> sa.Table:
         sa.Column("calls", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("successes", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("errors", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("cancelled", sa.Integer(), nullable=False, server_default="0"),
         *(sa.Column(error_count_column(ec), sa.Integer(), nullable=False, server_default="0") for ec in ErrorClass),
         sa.Column("fallbacks", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("streamed", sa.Integer(), nullable=False, server_default="0"),
@@ -129,6 +138,7 @@ def _rollup_table(name: str) -> sa.Table:
         sa.Column("cache_write_tokens", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("cost_usd", sa.Float(), nullable=False, server_default="0"),
         sa.Column("unpriced", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("usage_estimated", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("latency_sum_ms", sa.Float(), nullable=False, server_default="0"),
         sa.Column("latency_max_ms", sa.Float(), nullable=False, server_default="0"),
         sa.Column("ttft_sum_ms", sa.Float(), nullable=False, server_default="0"),

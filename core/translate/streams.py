@@ -15,7 +15,7 @@ from core.translate.responses import openai_tool_use_block
 from core.translate.result import IncompleteResponseError, NormalizedResponse, StreamErrorEvent
 from core.translate.stop_reasons import openai_finish_to_stop_reason
 from core.translate.tool_input import parse_tool_arguments
-from core.translate.usage import usage_from_anthropic, usage_from_openai
+from core.translate.usage import Usage, usage_from_anthropic, usage_from_openai
 
 
 @dataclass
@@ -54,6 +54,11 @@ class OpenAIStreamAccumulator:
     @property
     def usage_received(self) -> bool:
         return self._usage is not None
+
+    @property
+    def reported_usage(self) -> Usage | None:
+        """The usage the stream has reported so far (OpenAI: only in its last chunk), or None."""
+        return usage_from_openai(self._usage) if self._usage is not None else None
 
     def feed(self, chunk: Mapping[str, Any]) -> str:
         """Return its text (content or refusal) delta; an ``error`` chunk raises ``StreamErrorEvent``."""
@@ -128,6 +133,12 @@ class AnthropicStreamAccumulator:
     @property
     def text(self) -> str:
         return "".join(block["text"] for _, block in sorted(self._blocks.items()) if block.get("type") == "text")
+
+    @property
+    def reported_usage(self) -> Usage | None:
+        """The usage reported so far: ``message_start`` gives the exact input and cache counts, ``message_delta``
+        the output; None before ``message_start``."""
+        return usage_from_anthropic(self._usage) if self._usage else None
 
     @property
     def finished(self) -> bool:

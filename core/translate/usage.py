@@ -28,6 +28,7 @@ class Usage:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # the part of cache_write_tokens written to the 1-hour cache (priced higher)
 
     @property
     def total(self) -> int:
@@ -63,4 +64,5 @@ def usage_from_anthropic(usage: Mapping[str, Any] | None) -> Usage:
         output_tokens=_int(usage.get("output_tokens")),
         cache_read_tokens=_int(usage.get("cache_read_input_tokens")),
         cache_write_tokens=_int(usage.get("cache_creation_input_tokens")),
+        cache_write_1h_tokens=_int((usage.get("cache_creation") or {}).get("ephemeral_1h_input_tokens")),
     )

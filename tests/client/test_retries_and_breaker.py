@@ -17,7 +17,7 @@ from core import (
     ProviderError,
 )
 from core.api_keys import Provider
-from core.errors import CallError, ErrorClass
+from core.errors import CallError, ErrorClass, KeysCoolingDownError
 from core.keys import HealthPolicy
 from core.retry import RetryPolicy, stop_after_attempt, stop_before_deadline
 from tests.client.conftest import ANTHROPIC_KEYS, drive, requests_by_key, rows, total_requests
@@ -147,8 +147,11 @@ async def test_deadline_exceeded_while_waiting_for_a_cooling_key(make_client, em
     assert await drive(clock, task) == [3.0]
     assert task.result().key_label == "Primary"
     pool.state(pool.keys[0]).cooldown_until = clock.monotonic() + 30
-    with pytest.raises(ProviderError, match=r"every key is cooling down for 30\.0 s, past the call.s deadline"):
+    with pytest.raises(
+        KeysCoolingDownError, match=r"every key is cooling down for 30\.0 s, past the call.s deadline"
+    ) as caught:
         await client.generate_response(SONNET, HELLO, options=CallOptions(timeout_s=10))
+    assert (caught.value.error_class, caught.value.retry_after) == (ErrorClass.KEYS_COOLING_DOWN, 30.0)
     assert DeadlineExceededError.error_class is ErrorClass.DEADLINE_EXCEEDED
 
 

@@ -203,8 +203,17 @@ async def test_breaking_out_early_records_cancelled_and_spares_the_key(
     assert received == pieces(EXPECTED_TEXT)[:2]
     assert stream.response is None
     (row,) = sorted_rows(store, client)
-    assert (row["outcome"], row["error_class"], row["is_final"], row["streamed"]) == ("error", "cancelled", True, True)
+    assert (row["outcome"], row["error_class"], row["is_final"], row["streamed"]) == (
+        "cancelled",
+        "cancelled",
+        True,
+        True,
+    )
     assert row["key_label"] == "Primary"
+    # billed, so never a silent $0: what the provider reported (or the request's estimate) plus the text seen so far
+    assert row["usage_estimated"] is True
+    assert row["input_tokens"] > 0 and row["output_tokens"] == -(-len("".join(received)) // 4)
+    assert row["cost_usd"] > 0 and row["unpriced"] is False
     (key,) = client.snapshot()["providers"][provider]["keys"]
     assert key["score"] == 100.0
     assert key["status"] == "healthy"

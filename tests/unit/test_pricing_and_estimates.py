@@ -56,7 +56,8 @@ def test_a_bad_override_names_the_model_and_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         PriceTable.load(override)
     assert caught.value.problems == [
-        "openai.'gpt-x': unknown field(s) ['cachd']; expected ['input', 'output', 'cache_write', 'cache_read']",
+        "openai.'gpt-x': unknown field(s) ['cachd']; "
+        "expected ['input', 'output', 'cache_write', 'cache_read', 'cache_write_1h']",
         "openai.'gpt-x': input must be a non-negative number (USD per million tokens)",
         "[gemini]: expected a table named [anthropic] or [openai]",
     ]
