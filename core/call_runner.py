@@ -39,6 +39,7 @@ from core.provider_runtime import KeyLimits, ProviderRuntime, learned_spec
 from core.providers.base import PreparedRequest, RequestSpec
 from core.providers.classify import classify_exception
 from core.providers.rate_limit_headers import RateLimitHeaders, Window, parse_rate_limit_headers
+from core.providers.sent_mark import sending
 from core.queue_wait import DEFAULT_FALLBACK_RESERVE_S, LeftQueueForFallback, wait_in_queue
 from core.recording import AttemptRecord, Recorder
 from core.request import CallOptions, ModelConfig, Priority
@@ -447,13 +448,18 @@ class CallRunner:
         runtime, key, clock = lease.runtime, lease.key, self.clock
         remaining = max(0.001, ctx.deadline - clock.monotonic())
         sdk_timeout_s = remaining + SDK_TIMEOUT_GRACE_S
+        mark = None
         try:
             async with asyncio.timeout(remaining) as bound:
-                if send is None:
-                    return await runtime.adapter.complete(key, lease.prepared, sdk_timeout_s), None
-                return await send(runtime, key, lease.prepared, sdk_timeout_s), None
+                with sending() as mark:
+                    if send is None:
+                        return await runtime.adapter.complete(key, lease.prepared, sdk_timeout_s), None
+                    return await send(runtime, key, lease.prepared, sdk_timeout_s), None
         except asyncio.CancelledError:
-            self.settle_cancelled(ctx, lease)
+            if mark is not None and mark.left:
+                self.settle_cancelled(ctx, lease)
+            else:
+                self._unsent(lease)  # cancelled before its request left: nothing to record, nothing was used
             raise
         except TimeoutError as exc:
             if not bound.expired():
@@ -772,6 +778,17 @@ class CallRunner:
         await self.shared_state.flush(lease.runtime.provider.value)  # a cooldown or an open breaker, for all at once
         self._tune(lease, await self._observe_headers(lease, headers), error)
         await self._settle_tokens(lease, used)
+
+    def _unsent(self, lease: Lease) -> None:
+        """An attempt cancelled before its request left: free the key and the breaker slot now, give its share of
+        the limits back off the call."""
+        if lease.settled:
+            return
+        lease.settled = True
+        lease.runtime.pool.state(lease.key).in_flight -= 1
+        lease.permit.release()
+        self._tune(lease, None, None, 0)
+        self.later(self._refund_admission(lease.runtime, lease.reserved_tokens, lease.key_demands))
 
     async def abandon(self, lease: Lease) -> None:
         """The caller went away mid-attempt: free the breaker trial and the reservation, record nothing."""

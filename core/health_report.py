@@ -93,7 +93,7 @@ def health_report(
     probe_totals = range_totals(engine, replace(flt, source="probe"))
     stats = kpis_from_totals(live_totals)
     calls = int(live_totals["calls"])
-    success_rate = round(stats["success_rate"] * 100, 1) if calls else None
+    success_rate = round(stats["success_rate"] * 100, 1) if _sql.answered(live_totals) else None
     avg_ms = round(stats["avg_latency_ms"]) if calls else None
 
     providers = sorted(set(keys["provider"]) | set(live["provider"]))
@@ -176,6 +176,7 @@ def health_report(
                 "maxMs": _round(float(live_totals["latency_max_ms"])) if calls else None,
             },
             "errors": int(live_totals["errors"]),
+            "cancelled": int(live_totals["cancelled"]),
             "errorClasses": {
                 name.removeprefix("err_"): int(live_totals[name]) for name in _sql.ERROR_COLUMNS if live_totals[name]
             },

@@ -21,6 +21,7 @@ COLORS = {
     "p99": "#e45756",
     "live": "#4c78a8",
     "probe": "#9d755d",
+    "cancelled": "#8c8c8c",
     "alert": "#e01e5a",
     "resolved": "#2eb886",
     "breaker": "rgba(224, 30, 90, 0.12)",

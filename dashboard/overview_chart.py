@@ -32,7 +32,7 @@ PANELS: tuple[str, ...] = (
     "Cost (USD)",
     "Queue depth per provider",
     "Errors by class",
-    "Calls: source, priority, fallbacks",
+    "Calls: source, priority, fallbacks, cancelled",
     "Oldest queued wait (s)",
 )
 LANE_TITLE = "Incidents"
@@ -129,7 +129,7 @@ def _queues(queues: pd.DataFrame, column: str, scale: float = 1.0) -> list[go.Ba
 
 def _errors(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
     """Stacked areas (one SVG path per class, not one bar per step), stacked in a fixed class order; only
-    classes seen in the range get a trace."""
+    classes seen in the range get a trace. Cancelled calls are not errors: they are a series of the calls panel."""
     return [
         _line(
             traffic["bucket"],
@@ -139,13 +139,15 @@ def _errors(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
             stackgroup="errors",
         )
         for index, error_class in enumerate(ErrorClass)
-        if f"err_{error_class.value}" in traffic and traffic[f"err_{error_class.value}"].sum() > 0
+        if error_class is not ErrorClass.CANCELLED
+        and f"err_{error_class.value}" in traffic
+        and traffic[f"err_{error_class.value}"].sum() > 0
     ]
 
 
 def _sources(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
-    """Live and probe calls stacked; each priority class (user-facing, admin, background) and fallbacks as a
-    dotted line over them."""
+    """Live and probe calls stacked; each priority class (user-facing, admin, background) as a dotted line over
+    them, fallbacks and cancelled calls (the caller went away: neither a success nor an error) as lines."""
     x = traffic["bucket"]
     priorities = [
         _line(x, traffic[f"calls_{name}"], name.replace("_", "-"), color, line={"dash": "dot"})
@@ -157,6 +159,7 @@ def _sources(traffic: pd.DataFrame) -> list[go.BaseTraceType]:
         _line(x, traffic["probe_calls"], "probe", COLORS["probe"], stackgroup="calls"),
         *priorities,
         _line(x, traffic["fallbacks"], "fallbacks", COLORS["fail"]),
+        _line(x, traffic["cancelled"], "cancelled", COLORS["cancelled"], line={"dash": "dash"}),
     ]
 
 

@@ -18,7 +18,7 @@ from emulator import openai_request as orq
 from emulator import openai_wire as ow
 from emulator.budget import BudgetBook, KeyBudget
 from emulator.clock import Clock, ManualClock, MonotonicClock
-from emulator.faults import FaultBook, Target, reshape_stream
+from emulator.faults import FaultBook, Target, drip, reshape_stream
 from emulator.formats import retry_after_seconds
 from emulator.plan import Reply, Request
 from emulator.providers import ANTHROPIC, OPENAI, Provider
@@ -315,6 +315,8 @@ class Emulator:
         body = aw.message_body(ask, ans, usage) if p is ANTHROPIC else ow.completion_body(ask, ans)
         if fault is not None and fault.kind == "malformed_json":
             body = body[: max(1, len(body) // 2)]
+        if fault is not None and fault.kind == "drip_body":
+            return Reply(200, [JSON], chunks=drip(body, fault.seconds))
         return Reply(200, [JSON], body)
 
     def _stream(

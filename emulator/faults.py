@@ -34,6 +34,8 @@ def matches(rule: Fault, t: Target) -> bool:
         return False
     if rule.stream is not None and rule.stream != t.stream:
         return False
+    if rule.kind == "drip_body" and t.stream:
+        return False  # a whole body only; a stream drips with the scenario's per-token latency
     return not (rule.kind in STREAM_FAULTS and not t.stream)
 
 
@@ -88,3 +90,14 @@ def reshape_stream(
     if rule.kind == "malformed_json":
         return [*events[:n], (False, broken_event), *events[n + 1 :]], {}, True
     return events, {}, True
+
+
+#: How many pieces a ``drip_body`` fault cuts a whole body into.
+DRIP_PIECES = 10
+
+
+def drip(body: bytes, seconds: float) -> list[tuple[float, bytes]]:
+    """A whole body as :data:`DRIP_PIECES` chunks, ``seconds`` apart (the first at once): a server that answers
+    promptly but sends its body slowly, which a per-read timeout never catches."""
+    size = -(-len(body) // DRIP_PIECES)
+    return [(seconds if i else 0.0, body[at : at + size]) for i, at in enumerate(range(0, len(body), size))]

@@ -30,6 +30,7 @@ FAULT_KINDS = (
     "unavailable",
     "gateway_timeout",
     "stall",
+    "drip_body",
     "reset",
     "malformed_json",
     *STREAM_FAULTS,

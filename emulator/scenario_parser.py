@@ -274,7 +274,7 @@ class _Parser:
             kw["after_events"] = self.integer(t["after_events"], f"{path}.after_events", 0)
         if kw["kind"] == "error" and "status" not in kw:
             raise self.fail(f"{path}.status", "an HTTP status for kind 'error' (required)")
-        if kw["kind"] in ("stall", "stall_stream") and kw.get("seconds", 0.0) <= 0:
+        if kw["kind"] in ("stall", "stall_stream", "drip_body") and kw.get("seconds", 0.0) <= 0:
             raise self.fail(f"{path}.seconds", f"a number > 0 for kind {kw['kind']!r}", t.get("seconds", 0))
         return Fault(**kw)
 

@@ -157,6 +157,7 @@ class StoreCollector(Collector):
             labels = [values["provider"], values["model"], values["key_label"], values["source"]]
             calls.add_metric([*labels, "success"], values["successes"])
             calls.add_metric([*labels, "error"], values["errors"])
+            calls.add_metric([*labels, "cancelled"], values["cancelled"])
             for name in _sql.ERROR_COLUMNS:
                 if values[name]:
                     errors.add_metric([*labels, name.removeprefix("err_")], values[name])

@@ -32,11 +32,12 @@ def _calls_text(calls: float) -> str:
 def _shares(
     rule: Rule, ctx: SignalContext, column: str, name: str, counted: Callable[[float, float], str]
 ) -> list[Reading]:
-    """``column`` as a percentage of the calls of each label set over the window (unknown with no calls), stated
-    as ``<scope> <name>`` with ``counted(part, calls)`` after the window: the three share kinds below."""
+    """``column`` as a percentage of the answered calls of each label set over the window (unknown with none; a
+    cancelled call is neither a success nor an error), stated as ``<scope> <name>`` with ``counted(part, calls)``
+    after the window: the three share kinds below."""
     out = []
     for labels, t in traffic(rule, ctx, *window(rule, ctx)):
-        calls = t["calls"]
+        calls = _sql.answered(t)
         value = t[column] / calls * 100 if calls else None
         tail = f" over {format_duration(rule.window_s)} ({counted(t[column], calls)})"
         subject = f"{scope_text(labels)} {name}"
@@ -164,10 +165,10 @@ def slo_burn_rate(rule: Rule, ctx: SignalContext) -> list[Reading]:
     short = {tuple(lb.values()): t for lb, t in traffic(rule, ctx, ctx.now - timedelta(seconds=short_s), ctx.now)}
     out = []
     for labels, t in long_rows:
-        calls = t["calls"]
+        calls = _sql.answered(t)  # a cancelled call spends no error budget
         long_burn = (1 - t["successes"] / calls) / budget if calls else 0.0
         s = short.get(tuple(labels.values()))
-        short_calls = s["calls"] if s else 0
+        short_calls = _sql.answered(s) if s else 0
         short_burn = (1 - s["successes"] / short_calls) / budget if s and short_calls else 0.0
         subject = f"{scope_text(labels)} error budget burn rate"
         tail = (

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from core.api_keys import ApiKey
+from core.providers.sent_mark import watch
 
 C = TypeVar("C")
 
@@ -13,7 +14,7 @@ C = TypeVar("C")
 class SdkClients(Generic[C]):
     def __init__(self, build: Callable[[str, Any], C], http_client: Any) -> None:
         self._build = build
-        self.http_client = http_client
+        self.http_client = watch(http_client)  # so a cancelled attempt knows whether its request left
         self._clients: dict[str, C] = {}
 
     def __len__(self) -> int:

@@ -38,6 +38,12 @@ INT_SUMS: tuple[str, ...] = (
 FLOAT_SUMS: tuple[str, ...] = ("cost_usd", "latency_sum_ms", "ttft_sum_ms", "queue_wait_sum_ms")
 
 
+def answered(totals: Any) -> Any:
+    """The attempts that got an answer — all but the ``cancelled`` ones, which are neither a success nor an error:
+    every success rate, error share and burn rate divides by this (works on numbers and numpy columns alike)."""
+    return totals["calls"] - totals["cancelled"]
+
+
 def epoch_seconds(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
     """Whole seconds since 1970 for a timestamp column (truncated)."""
     if dialect == "postgresql":

@@ -24,6 +24,7 @@ KPI_NAMES: tuple[str, ...] = (
     "cost_usd",
     "fallbacks",
     "errors",
+    "cancelled",
 )
 KPI_COLUMNS: tuple[str, ...] = ("current", "previous", "delta", "delta_pct")
 
@@ -63,11 +64,12 @@ def _tier_totals(
 
 def kpis_from_totals(totals: dict[str, float]) -> dict[str, float]:
     calls = int(totals["calls"])
+    answered = int(_sql.answered(totals))
     buckets = [int(totals[name]) for name in latency_buckets.COLUMN_NAMES]
     p95 = latency_buckets.quantile(buckets, 0.95)
     return {
         "requests": calls,
-        "success_rate": totals["successes"] / calls if calls else math.nan,
+        "success_rate": totals["successes"] / answered if answered else math.nan,
         "p95_ms": math.nan if p95 is None else p95,
         "avg_latency_ms": totals["latency_sum_ms"] / calls if calls else math.nan,
         "input_tokens": int(totals["input_tokens"]),
@@ -76,13 +78,15 @@ def kpis_from_totals(totals: dict[str, float]) -> dict[str, float]:
         "cost_usd": float(totals["cost_usd"]),
         "fallbacks": int(totals["fallbacks"]),
         "errors": int(totals["errors"]),
+        "cancelled": int(totals["cancelled"]),
     }
 
 
 def kpi_summary(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
     """One row per KPI (index :data:`KPI_NAMES`): ``current``, ``previous`` (the same-length period just before
     ``flt.start``), ``delta`` = current − previous and ``delta_pct`` = delta / previous × 100 (NaN when previous is
-    0 or NaN). ``requests`` counts attempts; ``success_rate`` is 0–1; latencies in ms; ``tokens`` = in + out."""
+    0 or NaN). ``requests`` counts attempts; ``success_rate`` is 0–1, of the attempts
+    that were not cancelled; latencies in ms; ``tokens`` = in + out."""
     current = kpis_from_totals(range_totals(engine, flt))
     previous = kpis_from_totals(range_totals(engine, flt.previous()))
     rows = []

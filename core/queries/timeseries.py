@@ -22,6 +22,7 @@ TRAFFIC_COLUMNS: tuple[str, ...] = (
     "calls",
     "successes",
     "errors",
+    "cancelled",
     "success_rate",
     "p50_ms",
     "p95_ms",
@@ -86,7 +87,8 @@ def traffic_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
     calls = totals[:, sums.index("calls")]
     has_calls = calls > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        data["success_rate"] = np.where(has_calls, totals[:, sums.index("successes")] / calls, np.nan)
+        answered = calls - totals[:, sums.index("cancelled")]
+        data["success_rate"] = np.where(answered > 0, totals[:, sums.index("successes")] / answered, np.nan)
         data["avg_latency_ms"] = np.where(has_calls, totals[:, sums.index("latency_sum_ms")] / calls, np.nan)
     data["max_latency_ms"] = np.where(has_calls, latency_max, np.nan)
     first_bucket = sums.index(latency_buckets.COLUMN_NAMES[0])

@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.errors import ErrorClass
 from core.queries.attempt_export import MAX_EXPORT_ROWS
+from core.store.tables import OUTCOMES
 from dashboard import data, export, tables, ui
 from dashboard.call_details import call_details
 from dashboard.filters import Filters
@@ -60,7 +61,7 @@ def render(ctx: ui.Context) -> None:
         "select a row for its full details"
     )
     columns = COLUMNS | (USER_COLUMN if ctx.authenticated else FEATURE_COLUMN)
-    results = [e if o == "error" else "ok" for o, e in zip(frame["outcome"], frame["error_class"], strict=True)]
+    results = ["ok" if o == "success" else e for o, e in zip(frame["outcome"], frame["error_class"], strict=True)]
     # The grid's key follows its rows: new rows (an auto-refresh) make a new grid, so a selection never points at
     # a row that moved; the details of the row picked stay below until another is picked.
     key = f"calls_grid_{page}_{frame['id'].iloc[0]}"
@@ -143,7 +144,7 @@ def export_panel(ctx: ui.Context) -> None:
 
 st.title("Calls")
 cols = st.columns(4)
-cols[0].selectbox("Outcome", ["all", "success", "error"], key="calls_outcome")
+cols[0].selectbox("Outcome", ["all", *OUTCOMES], key="calls_outcome")
 cols[1].selectbox("Error class", ["all", *(e.value for e in ErrorClass)], key="calls_error")
 cols[2].selectbox("Rows per page", PAGE_SIZES, index=1, key="calls_size")
 cols[3].number_input("Page", min_value=1, step=1, key="calls_page")

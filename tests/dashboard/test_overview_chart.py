@@ -41,7 +41,18 @@ def empty_traffic(range_name: str = "15m") -> pd.DataFrame:
     flt = filters.Filters(range=range_name).query_filter(NOW)
     grid = pd.date_range(flt.start, flt.end, freq="1min", inclusive="left", tz="UTC")
     return pd.DataFrame({"bucket": grid}).assign(
-        **{c: 0.0 for c in ("input_tokens", "output_tokens", "cost_usd", "live_calls", "probe_calls", "fallbacks")},
+        **{
+            c: 0.0
+            for c in (
+                "input_tokens",
+                "output_tokens",
+                "cost_usd",
+                "live_calls",
+                "probe_calls",
+                "fallbacks",
+                "cancelled",
+            )
+        },
         **{c: float("nan") for c in ("success_rate", "p50_ms", "p95_ms", "p99_ms")},
     )
 
@@ -73,7 +84,7 @@ def test_overview_figure_has_a_lane_over_each_column_and_every_panel_on_one_time
     assert by_axis["x3"] == ["success rate"]
     assert by_axis["x4"] == ["p50", "p95", "p99"]
     assert by_axis["x8"] == ["timeout"]  # only classes seen
-    assert by_axis["x9"] == ["live", "probe", "user-facing", "admin", "background", "fallbacks"]
+    assert by_axis["x9"] == ["live", "probe", "user-facing", "admin", "background", "fallbacks", "cancelled"]
     user_facing = next(trace for trace in fig.data if trace.name == "user-facing")
     assert list(user_facing.y[-3:]) == [2, 2, 2]  # every call user-facing
     success = fig.data[0]
@@ -230,8 +241,8 @@ def test_panel_titles_fit_their_panel() -> None:
     errors = plain(titles(fig)[PANELS.index("Errors by class") + 1])
     assert errors[1].startswith("■ timeout")  # the largest class first
     shown = sum(line.count("■") for line in errors)
-    assert errors[-1].endswith(f"+{len(ErrorClass) - shown} more")
-    calls = plain(titles(fig)[PANELS.index("Calls: source, priority, fallbacks") + 1])
+    assert errors[-1].endswith(f"+{len(ErrorClass) - 1 - shown} more")  # cancelled is not an error class here
+    calls = plain(titles(fig)[PANELS.index("Calls: source, priority, fallbacks, cancelled") + 1])
     assert [key for line in calls[1:] for key in line.split("  ")] == [
         "■ live",
         "■ probe",
@@ -239,4 +250,5 @@ def test_panel_titles_fit_their_panel() -> None:
         "■ admin",
         "■ background",
         "■ fallbacks",
+        "■ cancelled",
     ]
