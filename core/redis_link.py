@@ -22,6 +22,7 @@ check for this. After an outage the server is asked again, so a Redis replaced b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import threading
@@ -194,9 +195,16 @@ class RedisLink:
                 self._sync_cluster = blocking_cluster_client(self.url, self.timeout_s)
             client = self._sync_cluster
         try:
-            result = client.evalsha(script.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            result = client.eval(script.lua, len(keys), *keys, *args)
+            try:
+                result = client.evalsha(script.sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                result = client.eval(script.lua, len(keys), *keys, *args)
+        except FAILURES:
+            if client is self._sync_cluster:  # as in _run_detected: no stale node connections after an outage
+                self._sync_cluster = None
+                with contextlib.suppress(*FAILURES):
+                    client.close()
+            raise
         if self.degraded:
             self.recovered()
         return result
@@ -221,10 +229,19 @@ class RedisLink:
         if cluster is None:
             cluster = connections.cluster = async_cluster_client(self.url, self.timeout_s)
         try:
-            result = await cluster.evalsha(script.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            # scripts are cached per node: this slot's node has not seen it yet (or restarted); EVAL runs and caches it
-            result = await cluster.eval(script.lua, len(keys), *keys, *args)
+            try:
+                result = await cluster.evalsha(script.sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                # scripts are cached per node: this slot's node never saw it (or restarted); EVAL runs and caches it
+                result = await cluster.eval(script.lua, len(keys), *keys, *args)
+        except FAILURES:
+            # the client keeps idle connections to every node: after nodes restarted, each would fail once more and
+            # start an outage of its own; the next probe starts from a fresh client (and a fresh topology)
+            if connections.cluster is cluster:
+                connections.cluster = None
+                with contextlib.suppress(*FAILURES):
+                    await cluster.aclose()
+            raise
         if self.degraded:
             self.recovered()
         return result
