@@ -12,11 +12,17 @@ attempt), skip the client's command machinery — pool lock, retry wrapper, obse
 run on redis-py connections kept in a small idle stack per loop (:class:`_LoopConnections`): redis-py still connects,
 authenticates, selects the database, speaks TLS and parses replies (with ``hiredis``, which also packs our commands:
 redis-py's asyncio packer takes 11 µs for a three-limit acquire, hiredis 2 µs).
+
+Redis Cluster: the first call asks the server which kind it is (``INFO cluster``, :mod:`core.redis_cluster`); a
+cluster's scripts then go through redis-py's cluster client, which routes each script to the node owning its keys'
+slot (every script's keys share one hash tag, :func:`hash_tagged`). The single-node path above pays one attribute
+check for this. After an outage the server is asked again, so a Redis replaced by a cluster (or back) is followed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import threading
@@ -28,15 +34,33 @@ from typing import Any
 import hiredis
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 
 from core.clock import SYSTEM_CLOCK, Clock
+from core.redis_cluster import (
+    CLUSTER,
+    SINGLE,
+    Mode,
+    RedisUrlError,
+    async_cluster_client,
+    blocking_cluster_client,
+    detect_blocking,
+    detect_on,
+)
 
 log = logging.getLogger(__name__)
 
-#: What a failed Redis call raises (connection refused, reset, timeout, script errors).
-FAILURES: tuple[type[BaseException], ...] = (redis.RedisError, OSError, asyncio.TimeoutError)
+#: What a failed Redis call raises (connection refused, reset, timeout, script errors; a cluster client that reaches
+#: no node raises ``RedisClusterException``, which is not a ``RedisError``).
+FAILURES: tuple[type[BaseException], ...] = (
+    redis.RedisError,
+    redis.exceptions.RedisClusterException,
+    OSError,
+    asyncio.TimeoutError,
+)
 
 EPOCH_S = 1_700_000_000
 """Redis ``TIME`` seconds are counted from here (2023-11-14) so a double resolves time well below 1 µs."""
@@ -62,7 +86,8 @@ class Script:
 
 
 class _LoopConnections:
-    """One event loop's client and the script connections idle between calls.
+    """One event loop's client and the script connections idle between calls (and, for a cluster, its cluster
+    client: made on first use, kept across outages — it re-reads the topology itself when nodes return).
 
     A connection is taken for exactly one request and reply, so concurrent calls never share one; a call that raises
     or is cancelled mid-way drops its connection (it may hold half a reply) instead of returning it. At most
@@ -71,10 +96,11 @@ class _LoopConnections:
 
     MAX_IDLE = 16
 
-    __slots__ = ("client", "idle")
+    __slots__ = ("client", "cluster", "idle")
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
+        self.cluster: AsyncRedisCluster | None = None
         self.idle: deque[AbstractConnection] = deque()
 
     def take(self) -> AbstractConnection:
@@ -90,6 +116,8 @@ class _LoopConnections:
         while self.idle:
             await self.idle.pop().disconnect()
         await self.client.aclose()
+        if self.cluster is not None:
+            await self.cluster.aclose()
 
 
 class RedisLink:
@@ -106,6 +134,9 @@ class RedisLink:
             weakref.WeakKeyDictionary()
         )
         self._sync: redis.Redis | None = None
+        self._sync_cluster: RedisCluster | None = None
+        #: ``single`` / ``cluster`` once the server has said which it is; ``None`` until then and after a failure.
+        self.mode: Mode | None = None
         self._lock = threading.Lock()
         self.degraded = False
         self.degraded_since: datetime | None = None
@@ -133,6 +164,8 @@ class RedisLink:
         is loaded and the call repeated once. Raises one of :data:`FAILURES`; the caller reports it with
         :meth:`failed`."""
         connections = self._loop_connections()
+        if self.mode is not SINGLE:
+            return await self._run_detected(connections, script, keys, args)
         conn = connections.take()
         try:
             packed = hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))  # 2 µs; redis-py's: 11
@@ -154,17 +187,67 @@ class RedisLink:
 
     def run_blocking(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         """:meth:`run` for synchronous callers, over a blocking client with the same short timeout."""
-        client = self.blocking_client()
+        client: redis.Redis | RedisCluster = self.blocking_client()
+        if self.mode is None:
+            self.mode = detect_blocking(self.url, self.timeout_s)
+        if self.mode == CLUSTER:
+            if self._sync_cluster is None:
+                self._sync_cluster = blocking_cluster_client(self.url, self.timeout_s)
+            client = self._sync_cluster
         try:
-            result = client.evalsha(script.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            result = client.eval(script.lua, len(keys), *keys, *args)
+            try:
+                result = client.evalsha(script.sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                result = client.eval(script.lua, len(keys), *keys, *args)
+        except FAILURES:
+            if client is self._sync_cluster:  # as in _run_detected: no stale node connections after an outage
+                self._sync_cluster = None
+                with contextlib.suppress(*FAILURES):
+                    client.close()
+            raise
+        if self.degraded:
+            self.recovered()
+        return result
+
+    async def _run_detected(
+        self, connections: _LoopConnections, script: Script, keys: list[str], args: list[Any]
+    ) -> Any:
+        """:meth:`run` when the server's kind is not known to be single: ask it first, then either go on as a
+        single Redis or run the script through this loop's cluster client."""
+        if self.mode is None:
+            conn = connections.take()
+            try:
+                self.mode = await detect_on(conn, self.url, self.timeout_s)
+            except BaseException:
+                await conn.disconnect(nowait=True)
+                raise
+            if self.mode == SINGLE:
+                await connections.give_back(conn)  # the script goes out on it next
+                return await self.run(script, keys, args)
+            await conn.disconnect()  # a cluster's scripts go through the cluster client's own connections
+        cluster = connections.cluster
+        if cluster is None:
+            cluster = connections.cluster = async_cluster_client(self.url, self.timeout_s)
+        try:
+            try:
+                result = await cluster.evalsha(script.sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                # scripts are cached per node: this slot's node never saw it (or restarted); EVAL runs and caches it
+                result = await cluster.eval(script.lua, len(keys), *keys, *args)
+        except FAILURES:
+            # the client keeps idle connections to every node: after nodes restarted, each would fail once more and
+            # start an outage of its own; the next probe starts from a fresh client (and a fresh topology)
+            if connections.cluster is cluster:
+                connections.cluster = None
+                with contextlib.suppress(*FAILURES):
+                    await cluster.aclose()
+            raise
         if self.degraded:
             self.recovered()
         return result
 
     def client(self) -> aioredis.Redis:
-        """This loop's redis-py client, for anything other than scripts."""
+        """This loop's redis-py client, for anything other than scripts (on a cluster: the URL's node only)."""
         return self._loop_connections().client
 
     def _loop_connections(self) -> _LoopConnections:
@@ -195,15 +278,18 @@ class RedisLink:
     def failed(self, exc: BaseException) -> None:
         with self._lock:
             self._next_probe = self.clock.monotonic() + self.probe_interval_s
+            self.mode = None  # the first answer after an outage says again which kind of server it is
             if self.degraded:
                 return
             self.degraded = True
             self.degraded_since = self.clock.now()
             self.outages += 1
+        what = "cannot be used" if isinstance(exc, RedisUrlError) else "did not answer"
         log.warning(
-            "%s: Redis at %s did not answer (%s: %s). %s until Redis answers again (checked every %.3g s).",
+            "%s: Redis at %s %s (%s: %s). %s until Redis answers again (checked every %.3g s).",
             self.headline,
             redacted(self.url),
+            what,
             type(exc).__name__,
             exc,
             self.fallback_note,
@@ -243,6 +329,9 @@ class RedisLink:
         if self._sync is not None:
             self._sync.close()
             self._sync = None
+        if self._sync_cluster is not None:
+            self._sync_cluster.close()
+            self._sync_cluster = None
 
 
 def redacted(url: str) -> str:

@@ -230,6 +230,11 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             parts = urlsplit(value.get_secret_value())
+            if "sentinel" in parts.scheme:
+                raise ValueError(
+                    "Redis Sentinel URLs are not supported: set REDIS_URL to the primary's redis:// or rediss:// "
+                    "URL, or use Redis Cluster (any one node's redis://host:port/0)"
+                )
             if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
                 raise ValueError("not a Redis URL")
         return value

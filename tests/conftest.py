@@ -1,8 +1,9 @@
 """Shared fixtures: real SQLite and PostgreSQL stores, Redis, and a manual clock.
 
-PostgreSQL and Redis are the real servers named by ``PULSEGATE_TEST_DATABASE_URL`` and ``PULSEGATE_TEST_REDIS_URL``.
-When one is unreachable its tests skip with the reason — except with ``CI`` set, where they fail: CI must never
-go green by skipping what it was meant to check.
+PostgreSQL and Redis are the real servers named by ``PULSEGATE_TEST_DATABASE_URL`` and ``PULSEGATE_TEST_REDIS_URL``;
+the Redis Cluster is three ``redis-server`` processes the session starts on loopback itself
+(:mod:`tests.support.redis_cluster`). When one is unreachable its tests skip with the reason — except with ``CI``
+set, where they fail: CI must never go green by skipping what it was meant to check.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import migrations
 from core.clock import ManualClock
 from core.store.engine import create_store_engine
 from core.store.tables import ALL_TABLES
+from tests.support.redis_cluster import RedisClusterProcesses
 from tests.support.sdk_versions import floor_problem, report_header
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -101,6 +103,33 @@ def redis_url() -> str:
     finally:
         client.close()
     return url
+
+
+def start_redis_cluster(directory: Path) -> RedisClusterProcesses:
+    """A started three-master cluster in ``directory``, or the test skips (fails with ``CI`` set) saying why."""
+    problem = RedisClusterProcesses.missing_tools()
+    if problem:
+        _unavailable("a Redis Cluster on loopback", problem)
+    cluster = RedisClusterProcesses(directory)
+    try:
+        cluster.start()
+    except Exception as exc:  # whatever stopped it (a port taken meanwhile, a node that exited) is the reason
+        cluster.stop()
+        _unavailable("a Redis Cluster on loopback", f"{type(exc).__name__}: {exc}")
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
+    """Three masters on free loopback ports for the whole session, stopped at its end."""
+    cluster = start_redis_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(redis_cluster: RedisClusterProcesses) -> str:
+    return redis_cluster.url
 
 
 @pytest.fixture(scope="session")

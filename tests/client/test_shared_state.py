@@ -1,6 +1,7 @@
 """Two app servers (two ``AIClient``\\ s) share key health, cooldowns, disabled keys and the breaker through real
 Redis, with the real SDKs against the emulator. Both servers' state scripts take the test's manual clock, so
-cooldowns and open periods end when the test says."""
+cooldowns and open periods end when the test says. The sharing tests run on a single Redis and on the session's
+Redis Cluster (``servers`` parametrized ``single`` / ``cluster``)."""
 
 from __future__ import annotations
 
@@ -35,12 +36,20 @@ BREAKER = {"min_calls": 2, "failure_rate": 0.5, "open_s": 30.0}
 Servers = Callable[..., list[AIClient]]
 
 
+#: ``servers`` on the single Redis, then on the Redis Cluster (indirect parametrization of the sharing tests).
+ON_BOTH = pytest.mark.parametrize(
+    "servers", ["single", pytest.param("cluster", marks=pytest.mark.redis_cluster)], indirect=True
+)
+
+
 @pytest.fixture
 async def servers(
-    make_client: Callable[..., AIClient], redis_url: str, clock: ManualClock
+    request: pytest.FixtureRequest, make_client: Callable[..., AIClient], clock: ManualClock
 ) -> AsyncIterator[Callable[..., list[AIClient]]]:
     """``servers(n, anthropic=2, urls=None)``: n clients sharing state under one fresh prefix (``urls`` gives each its
-    own Redis URL, e.g. a proxy)."""
+    own Redis URL, e.g. a proxy), on the single Redis unless parametrized ``cluster``."""
+    kind = getattr(request, "param", "single")
+    redis_url: str = request.getfixturevalue("redis_url" if kind == "single" else "redis_cluster_url")
     prefix = unique_prefix().replace("limit", "state")
 
     def build(count: int = 2, anthropic: int = 2, urls: list[str] | None = None) -> list[AIClient]:
@@ -68,6 +77,7 @@ def command(name: str, label: str) -> ControlCommand:
     return ControlCommand(1, name, "anthropic", label, None, "test", now, now + timedelta(minutes=5))
 
 
+@ON_BOTH
 async def test_a_cooldown_set_by_one_server_is_obeyed_by_the_other_on_its_next_call(
     servers: Servers, emu: EmulatorServer
 ) -> None:
@@ -87,6 +97,7 @@ async def test_a_cooldown_set_by_one_server_is_obeyed_by_the_other_on_its_next_c
     }
 
 
+@ON_BOTH
 async def test_a_key_refused_on_one_server_is_disabled_on_both_until_enabled_on_either(
     servers: Servers, emu: EmulatorServer
 ) -> None:
@@ -109,6 +120,7 @@ async def test_a_key_refused_on_one_server_is_disabled_on_both_until_enabled_on_
     assert requests_by_key(emu)[ANTHROPIC_KEYS[0]] == {200: 2}  # one rotates through Primary again
 
 
+@ON_BOTH
 async def test_a_breaker_tripped_on_one_server_fails_fast_on_the_other(
     servers: Servers, emu: EmulatorServer, clock: ManualClock
 ) -> None:

@@ -2,7 +2,8 @@
 
 From ``start`` (wall time) for ``duration_s`` it acquires ``[Demand(key, spec, cost)]`` on its own
 :class:`RedisRateLimiter` as fast as the limiter lets it (sleeping exactly the wait it is told), cycling through
-``costs``; it prints one JSON object: every admission as ``[before, after, cost]`` (wall time around the call).
+``costs``; it prints one JSON object: every admission as ``[before, after, cost]`` (wall time around the call), and
+whether it degraded and which kind of Redis it found (single / cluster).
 With ``"queue": true`` each request goes through an :class:`~core.admission.AdmissionQueue` instead (as ``AIClient``
 does), one at a time.
 """
@@ -51,9 +52,9 @@ async def flood(config: dict[str, object]) -> dict[str, object]:
             turn += 1
         else:
             await asyncio.sleep(min(wait, max(0.0, end - after)))
-    degraded = limiter.degraded
+    degraded, mode = limiter.degraded, limiter.link.mode
     await limiter.aclose()
-    return {"admitted": admitted, "attempts": attempts, "degraded": degraded}
+    return {"admitted": admitted, "attempts": attempts, "degraded": degraded, "mode": mode}
 
 
 if __name__ == "__main__":

@@ -174,7 +174,14 @@ arrivals = st.lists(
 )
 
 
-@pytest.mark.parametrize("backend", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.redis_cluster),
+    ],
+)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=specs, pattern=arrivals)
 def test_admitted_never_exceeds_capacity_plus_refill_over_any_interval(
@@ -182,12 +189,16 @@ def test_admitted_never_exceeds_capacity_plus_refill_over_any_interval(
 ) -> None:
     clock = ManualClock()
     admitted: list[tuple[float, float]] = []
-    url = request.getfixturevalue("redis_url") if backend == "redis" else ""
+    url = (
+        ""
+        if backend == "memory"
+        else request.getfixturevalue("redis_url" if backend == "redis" else "redis_cluster_url")
+    )
     prefix = f"pulsegate:limit:test-{uuid.uuid4().hex[:12]}:"
 
     async def drive() -> None:
         limiter: RateLimiter
-        if backend == "redis":
+        if backend != "memory":
             from core.limits import RedisRateLimiter
 
             limiter = RedisRateLimiter(url, prefix=prefix, clock=clock)
@@ -203,14 +214,14 @@ def test_admitted_never_exceeds_capacity_plus_refill_over_any_interval(
                 assert wait == 0.0, "the wait it returned was not enough"
             if wait == 0.0:
                 admitted.append((clock.monotonic(), demand.cost))
-        if backend == "redis":
+        if backend != "memory":
             assert not limiter.degraded  # type: ignore[attr-defined]
             await limiter.aclose()  # type: ignore[attr-defined]
 
     try:
         asyncio.run(drive())
     finally:
-        if backend == "redis":
+        if backend != "memory":
             delete_prefix(url, prefix)
     for i, (start, _) in enumerate(admitted):
         total = 0.0

@@ -1,4 +1,5 @@
-"""Four real processes, each with its own RedisRateLimiter, flood one limit: exact across processes.
+"""Four real processes, each with its own RedisRateLimiter, flood one limit: exact across processes — on a single
+Redis and on a Redis Cluster (``any_redis_url``).
 
 Over every interval T between two admissions the admitted total stays ≤ L + L × T / period (capacity L: zero
 over-admission), and the processes together use ≥ 95 % of what the limit allowed from the flood's start to its last
@@ -15,6 +16,7 @@ import time
 
 import pytest
 
+from core.redis_cluster import detect_blocking
 from tests.limits.conftest import delete_prefix, unique_prefix
 from tests.support.processes import ROOT, clean_env
 
@@ -37,6 +39,7 @@ def run_flood(
     """Admissions as (midpoint, cost), sorted; the largest half-width of a call; and the flood's start.
     ``per_process`` gives each process its own costs; ``queue`` sends them through an admission queue."""
     prefix = unique_prefix()
+    expected_mode = detect_blocking(redis_url, 2.0)
     start = time.time() + 1.5
     config = {
         "url": redis_url,
@@ -78,6 +81,7 @@ def run_flood(
         assert worker.returncode == 0, err
         report = json.loads(out.strip().splitlines()[-1])
         assert not report["degraded"], "a worker fell back to local limits"
+        assert report["mode"] == expected_mode, f"a worker took the server for {report['mode']}"
         assert report["admitted"], "a worker was starved completely"
         for before, after, cost in report["admitted"]:
             admitted.append(((before + after) / 2, cost))
@@ -108,15 +112,15 @@ def check_bounds(admitted: list[tuple[float, float]], half_width: float, start: 
     )
 
 
-def test_four_processes_flooding_one_request_limit_admit_exactly_the_limit(redis_url: str) -> None:
+def test_four_processes_flooding_one_request_limit_admit_exactly_the_limit(any_redis_url: str) -> None:
     limit = 40.0
-    admitted, half_width, start = run_flood(redis_url, limit, [1.0])
+    admitted, half_width, start = run_flood(any_redis_url, limit, [1.0])
     check_bounds(admitted, half_width, start, limit)
 
 
-def test_four_processes_flooding_one_token_limit_with_mixed_sizes(redis_url: str) -> None:
+def test_four_processes_flooding_one_token_limit_with_mixed_sizes(any_redis_url: str) -> None:
     limit = 4_000.0
-    admitted, half_width, start = run_flood(redis_url, limit, [50.0, 400.0, 50.0, 1_500.0, 120.0])
+    admitted, half_width, start = run_flood(any_redis_url, limit, [50.0, 400.0, 50.0, 1_500.0, 120.0])
     check_bounds(admitted, half_width, start, limit)
     assert sum(1 for _, cost in admitted if cost == 1_500.0) >= 3, "the large requests were starved"
 

@@ -126,6 +126,21 @@ def test_upstash_variables_without_redis_url_say_what_to_set() -> None:
 
 
 @pytest.mark.parametrize(
+    "url", ["redis+sentinel://:sentinel-secret@s1:26379/mymaster/0", "rediss+sentinel://:sentinel-secret@s1:26379/m"]
+)
+def test_a_sentinel_url_is_refused_by_name_with_what_to_set_instead(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"REDIS_URL": url}, env_file=None)
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"REDIS_URL='{url.split(':')[0]}://:***@s1:26379/")
+    assert problem.endswith(
+        "(Redis Sentinel URLs are not supported: set REDIS_URL to the primary's redis:// or rediss:// URL, or use "
+        "Redis Cluster (any one node's redis://host:port/0))"
+    )
+    assert "sentinel-secret" not in problem
+
+
+@pytest.mark.parametrize(
     ("given", "normalised"),
     [
         ("postgres://app@db:5432/pulse", "postgresql+psycopg://app@db:5432/pulse"),
