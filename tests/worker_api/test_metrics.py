@@ -63,9 +63,9 @@ def expected_traffic(attempts: list[AttemptRecord], since: datetime) -> Samples:
         if a.ts < since:
             continue
         series = {"provider": a.provider, "model": a.model, "key": a.key_label or "", "source": a.source}
-        out[s("pulsegate_calls_total", **series, outcome=a.outcome)] += 1
+        for outcome in ("success", "error", "cancelled"):
+            out[s("pulsegate_calls_total", **series, outcome=outcome)] += 1 if a.outcome == outcome else 0
         other = "error" if a.outcome == "success" else "success"
-        out[s("pulsegate_calls_total", **series, outcome=other)] += 0
         if a.error_class is not None:
             out[s("pulsegate_call_errors_total", **series, error_class=a.error_class.value)] += 1
         out[s("pulsegate_fallbacks_total", **series)] += 1 if a.fell_back_from else 0

@@ -71,7 +71,7 @@ def test_every_kind_of_route_over_real_http(store: sa.Engine, server: str) -> No
     assert status == 200
     families = {family.name: family for family in text_string_to_metric_families(text)}
     calls = {(s.labels["outcome"], s.labels["key"]): s.value for s in families["pulsegate_calls"].samples}
-    assert calls == {("success", "Primary"): 1.0, ("error", "Primary"): 0.0}
+    assert calls == {("success", "Primary"): 1.0, ("error", "Primary"): 0.0, ("cancelled", "Primary"): 0.0}
     assert [s.value for s in families["pulsegate_queue_depth"].samples] == [2.0]
 
     status, headers, text = call(f"{server}/api/admin/ai-health")
