@@ -7,8 +7,9 @@ traffic (it is still charged to the limits), and is never retried or moved to an
 recorded as one attempt with ``source='probe'``.
 
 :func:`restore_recovered_keys` turns successful probes into control commands for every live instance: ``reset_key``
-for a key they report cooling down, ``enable_key`` for one the provider had refused (auth, quota). A key an operator
-disabled stays disabled: only an operator enables it.
+for a key they report cooling down, ``enable_key`` for one the provider had refused (auth, quota). Each instance
+applies them on its next heartbeat, so a key is back within one heartbeat interval (5 s by default), not at once.
+A key an operator disabled stays disabled: only an operator enables it.
 """
 
 from __future__ import annotations
