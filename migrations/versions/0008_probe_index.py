@@ -1,7 +1,7 @@
 """api_usage_metrics: a partial index on probe rows (the probe_failures rule's streak query)
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-20
 
 Partial (``WHERE source = 'probe'``) so live attempts — nearly every row — add no index work at ingest; covering
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
