@@ -7,6 +7,7 @@
   tiers are then built from them in SQL with the very aggregate expressions ``core/store/rollups.py`` uses (the
   latency bucket index computed in SQL as ``ceil(2·log2(ms))``, i.e. ``latency_buckets.bucket_index``); instance
   and key-health snapshots every 5 s from 3 instances (the heartbeat default). Then ``VACUUM ANALYZE``.
+- A revoked key probed every 5 min for the whole span, failing each time (the ``probe_failures`` rule's worst case).
 - 1,000 alert episodes over the data's last 24 hours (``tests/support/overview_store.py``: nine rules on both providers
   and on keys, overlapping, some never fired, some still firing) — the Overview's incident lane reads them.
 - Each query: one warm-up call, then the median of 5 calls (wall time, Python side included). The raw comparison is
@@ -42,7 +43,9 @@ sys.path.insert(0, str(ROOT))
 
 import migrations  # noqa: E402
 from core import queries  # noqa: E402
+from core.probe import consecutive_probe_failures  # noqa: E402
 from core.queries import _sql  # noqa: E402
+from core.queries.limits import user_usage  # noqa: E402
 from core.store import create_store_engine, latency_buckets  # noqa: E402
 from core.store.rollups import (  # noqa: E402
     KEY_COLUMNS,
@@ -118,6 +121,17 @@ FROM (
         FROM generate_series(0, :rows - 1) AS g
     ) r
 ) s
+"""
+
+# A revoked key probed every 5 minutes across the whole span, failing every time: the probe_failures rule's worst
+# case (no success in its day of lookback, so every probe row of the day is read). Inserted before the rollups.
+GENERATE_DEAD_KEY = """
+INSERT INTO api_usage_metrics (id, ts, call_id, attempt, is_final, source, provider, model, key_label,
+    key_fingerprint, outcome, error_class, http_status, latency_ms, instance_id)
+SELECT ('22222222-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, :end - g * interval '5 minutes',
+    ('33333333-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 1, true, 'probe', 'anthropic',
+    'claude-haiku-4-5', 'Revoked', 'revokedrevo', 'error', 'auth', 401, 120.0, 'bench-worker'
+FROM generate_series(1, :span_s / 300) AS g
 """
 
 GENERATE_INSTANCES = """
@@ -208,6 +222,7 @@ def populate(engine: sa.Engine, rows: int) -> dict[str, float]:
     timings: dict[str, float] = {}
     steps = [
         ("raw rows", GENERATE_RAW, {"rows": rows, "span_s": SPAN.total_seconds(), "instances": INSTANCES}),
+        ("revoked key's probes", GENERATE_DEAD_KEY, {"span_s": int(SPAN.total_seconds())}),
         ("rollups 1m", build_minutes_sql(), {}),
         ("rollups 10m", build_coarser_sql(metric_rollups_10m, ten_minute_expression("postgresql")), {}),
         ("rollups 1h", build_coarser_sql(metric_rollups_1h, hour_expression("postgresql")), {}),
@@ -255,6 +270,8 @@ def cases(engine: sa.Engine) -> dict[str, Callable[[queries.QueryFilter], object
         "queue_depth_series": lambda f: queries.queue_depth_series(engine, f),
         "key_health_series": lambda f: queries.key_health_series(engine, f),
         "recent_attempts": lambda f: queries.recent_attempts(engine, f),
+        "consecutive_probe_failures": lambda f: consecutive_probe_failures(engine, f.end),
+        "user_usage": lambda f: user_usage(engine, f, top=20),
     }
 
 
@@ -297,7 +314,10 @@ def render(rows: int, table: dict[str, dict[str, float]], raw_ms: float, timings
         f"| raw-table aggregate of the 24 h traffic series | | {raw_ms:.0f} ms | | (comparison) |",
         "",
         "`latest_key_health` takes no range (the latest snapshot within its default 24 h lookback): "
-        "the same call in every column.",
+        "the same call in every column. So does `consecutive_probe_failures` (the `probe_failures` rule's query, "
+        "every 30 s: a day of lookback, with one revoked key probed every 5 min and failing all 7 days — its "
+        "worst case); `user_usage` (the Limits page's top 20 users) reads at most the range's last 24 h of raw "
+        "rows, so its 7 d column reads as much as its 24 h one.",
         "",
         "Load: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + ".",
         "",

@@ -7,8 +7,9 @@ traffic (it is still charged to the limits), and is never retried or moved to an
 recorded as one attempt with ``source='probe'``.
 
 :func:`restore_recovered_keys` turns successful probes into control commands for every live instance: ``reset_key``
-for a key they report cooling down, ``enable_key`` for one the provider had refused (auth, quota). A key an operator
-disabled stays disabled: only an operator enables it.
+for a key they report cooling down, ``enable_key`` for one the provider had refused (auth, quota). Each instance
+applies them on its next heartbeat, so a key is back within one heartbeat interval (5 s by default), not at once.
+A key an operator disabled stays disabled: only an operator enables it.
 """
 
 from __future__ import annotations
@@ -296,12 +297,18 @@ def _recent_commands(
 # --- consecutive failures, for alert rules and the API ------------------------------------------------------------
 
 
+#: ``source = 'probe'`` written into the SQL, not bound: only a literal lets the planners (PostgreSQL's generic plans,
+#: SQLite) prove the query matches the partial index ``ix_api_usage_metrics_probe_ts``.
+PROBE_SOURCE = sa.literal_column("'probe'")
+
+
 def consecutive_probe_failures(
     engine: sa.Engine, now: datetime, *, lookback: timedelta = DEFAULT_FAILURE_LOOKBACK
 ) -> dict[tuple[str, str], int]:
     """Per (provider, key label) probed within ``lookback``: failed probes since its last successful one (0 when
     the latest probe passed). The minute rollups narrow the raw rows read to those after each key's last
-    successful minute, so a healthy store reads a few rows, not a day of traffic."""
+    successful minute; a key failing all day still reads only its probe rows, through the partial index on probe
+    rows (never the day's live traffic)."""
     from core.store.tables import api_usage_metrics, metric_rollups_1m
 
     since = now - lookback
@@ -320,9 +327,17 @@ def consecutive_probe_failures(
         if not keys:
             return {}
         starts = {(k.provider, k.key_label): max(since, _aware(k.last_ok)) if k.last_ok else since for k in keys}
+        # each key's own probes from its own start: a key failing all day reads its day of probes, never the
+        # other keys' (nor any live row) — one index range per key
+        since_start = sa.or_(
+            *(
+                sa.and_(m.c.provider == provider, m.c.key_label == label, m.c.ts >= start)
+                for (provider, label), start in sorted(starts.items())
+            )
+        )
         raw = connection.execute(
             sa.select(m.c.provider, m.c.key_label, m.c.ts, m.c.outcome)
-            .where(m.c.source == "probe", m.c.ts >= min(starts.values()), m.c.ts <= now)
+            .where(m.c.source == PROBE_SOURCE, since_start, m.c.ts <= now)
             .order_by(m.c.ts)
         ).all()
     counts = dict.fromkeys(starts, 0)

@@ -2,8 +2,12 @@
 
 What is kept: raw attempts ``RETENTION_DAYS`` (default 14), minute and 10-minute rollups 30 days, hour rollups 400
 days, state snapshots and the instance registry 7 days (their rollups as long as the metric tier of the same width,
-the minute tier 7 days), limit changes 30 days, control commands and their acks, probe requests, alert deliveries
-and notifications 30 days, silences 30 days after they end.
+the minute tier 7 days), limit changes 30 days, control commands and their acks, probe requests, and alert
+deliveries 30 days. Alert history is kept 30 days too, but never at the cost of an alert: an episode is pruned 30
+days after it *resolved* (an open one — pending or firing — never), an outbox row (``alert_notifications``) 30 days
+after it was written once it is delivered or has failed for good (a ``pending`` one never: it is still to be sent),
+and a silence 30 days after it ended or was expired early. ``worker_leases`` is the one table not pruned: it holds
+one row per led job and does not grow.
 
 Why batched deletes and not daily partitions on PostgreSQL: a range-partitioned ``api_usage_metrics`` would need a
 partitioned parent whose primary key includes the partition column (``(id, ts)`` instead of ``id``), which changes
@@ -17,6 +21,7 @@ delete ever stops keeping up.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -24,6 +29,7 @@ import sqlalchemy as sa
 
 from core.store.tables import (
     alert_deliveries,
+    alert_episodes,
     alert_notifications,
     alert_silences,
     api_usage_metrics,
@@ -46,6 +52,11 @@ MINUTE_ROLLUP_DAYS = 30
 HOUR_ROLLUP_DAYS = 400
 SNAPSHOT_DAYS = 7
 CONTROL_DAYS = 30
+#: Resolved alert episodes, finished outbox rows, the delivery log and ended silences: the Alerts page's history.
+ALERT_DAYS = 30
+#: Tables that never grow with time, so retention leaves them alone (the retention test checks every other table
+#: is in :func:`retention_plan`).
+NOT_PRUNED = frozenset({"worker_leases"})
 
 
 @dataclass(slots=True)
@@ -60,8 +71,12 @@ class PruneReport:
         return sum(self.deleted.values())
 
 
-def retention_plan(now: datetime, retention_days: int) -> list[tuple[sa.Table, sa.ColumnElement[bool]]]:
-    """(table, which rows are expired) in deletion order: acks before their commands."""
+def retention_plan(
+    now: datetime, retention_days: int, held_episodes: Collection[int] = ()
+) -> list[tuple[sa.Table, sa.ColumnElement[bool]]]:
+    """(table, which rows are expired) in deletion order: acks before their commands, outbox rows before the
+    episodes they name. ``held_episodes``: episodes a pending outbox row still names (see :func:`held_episode_ids`),
+    kept whatever their age — the dispatcher records each attempt against its episode."""
 
     def older(column: sa.Column[datetime], days: int) -> sa.ColumnElement[bool]:
         return column < now - timedelta(days=days)
@@ -89,10 +104,40 @@ def retention_plan(now: datetime, retention_days: int) -> list[tuple[sa.Table, s
         ),
         (control_commands, older(control_commands.c.created_at, CONTROL_DAYS)),
         (probe_requests, older(probe_requests.c.created_at, CONTROL_DAYS)),
-        (alert_deliveries, older(alert_deliveries.c.ts, CONTROL_DAYS)),
-        (alert_notifications, older(alert_notifications.c.created_at, CONTROL_DAYS)),
-        (alert_silences, older(alert_silences.c.ends_at, CONTROL_DAYS)),
+        (alert_deliveries, older(alert_deliveries.c.ts, ALERT_DAYS)),
+        (alert_notifications, finished_notification(now)),
+        (alert_episodes, resolved_episode(now, held_episodes)),
+        # ended: at ends_at, or earlier when expired by hand (expired_at is only ever set before ends_at)
+        (
+            alert_silences,
+            sa.or_(older(alert_silences.c.ends_at, ALERT_DAYS), older(alert_silences.c.expired_at, ALERT_DAYS)),
+        ),
     ]
+
+
+def finished_notification(now: datetime) -> sa.ColumnElement[bool]:
+    """Outbox rows written over :data:`ALERT_DAYS` ago that are done: delivered, or failed for good. A ``pending``
+    row is kept however old — it is an alert not yet sent, and pruning it would lose it."""
+    t = alert_notifications
+    return sa.and_(t.c.status.in_(("delivered", "failed")), t.c.created_at < now - timedelta(days=ALERT_DAYS))
+
+
+def resolved_episode(now: datetime, held: Collection[int] = ()) -> sa.ColumnElement[bool]:
+    """Episodes resolved over :data:`ALERT_DAYS` ago and named by no pending outbox row. An open episode (pending
+    or firing) has no ``resolved_at`` and is never pruned, however long it has been firing."""
+    e = alert_episodes
+    expired = sa.and_(e.c.state == "resolved", e.c.resolved_at < now - timedelta(days=ALERT_DAYS))
+    return sa.and_(expired, e.c.id.not_in(sorted(held))) if held else expired
+
+
+def held_episode_ids(engine: sa.Engine) -> set[int]:
+    """Episodes named by a ``pending`` outbox row. Read before the deletes: an episode resolved over 30 days ago
+    gets no new message (messages are written when an episode fires, repeats or resolves), so the set cannot grow
+    under the prune. Few rows: the outbox holds only what is still to be sent."""
+    t = alert_notifications
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(t.c.episode_ids).where(t.c.status == "pending")).scalars()
+        return {int(episode) for ids in rows for episode in (ids or [])}
 
 
 def delete_in_batches(
@@ -128,7 +173,7 @@ def prune(
     if now.tzinfo is None:
         raise ValueError(f"now: expected a timezone-aware datetime, got {now!r}")
     report = PruneReport()
-    for table, expired in retention_plan(now, retention_days):
+    for table, expired in retention_plan(now, retention_days, held_episode_ids(engine)):
         deleted, batches = delete_in_batches(engine, table, expired, batch_size)
         report.deleted[table.name] = deleted
         report.batches[table.name] = batches

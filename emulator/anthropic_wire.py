@@ -1,6 +1,6 @@
 """Anthropic Messages API on the wire: the exact response, SSE, error and rate-limit header shapes.
 
-Shapes follow /work/shared/reference/provider-wire.md §1 and the wire-examples fixtures.
+Shapes: docs/provider-wire.md §1 (Anthropic Messages) and the tests/fixtures/wire-examples fixtures.
 """
 
 from __future__ import annotations

@@ -116,6 +116,18 @@ api_usage_metrics = sa.Table(
     # Few indexes on purpose: charts read rollups, so every raw index is ingest cost with no reader.
     sa.Index(None, "ts", postgresql_using="brin"),
     sa.Index(None, "call_id"),
+    # The probe_failures rule reads a key's probes since its last success every 30 s — up to a day of them. Partial:
+    # only probe rows (a few per key per probe interval) are indexed, so live ingest pays nothing for it; covering,
+    # so the streak is counted from the index alone.
+    sa.Index(
+        "ix_api_usage_metrics_probe_ts",
+        "provider",
+        "key_label",
+        "ts",
+        "outcome",
+        postgresql_where=sa.text("source = 'probe'"),
+        sqlite_where=sa.text("source = 'probe'"),
+    ),
 )
 
 

@@ -1,7 +1,7 @@
 """Anthropic ⇄ OpenAI translation as pure functions on plain dicts (no I/O, no SDK imports).
 
 Requests go Anthropic → OpenAI (fallback); answers come back in Anthropic vocabulary as :class:`NormalizedResponse`,
-whichever provider served them. Rules: ``/work/shared/reference/provider-wire.md`` §3.
+whichever provider served them. Rules: ``docs/provider-wire.md`` §4 (translation).
 """
 
 from core.translate.model_map import (

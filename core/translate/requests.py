@@ -1,4 +1,4 @@
-"""Anthropic Messages request → keyword arguments for ``openai.chat.completions.create`` (provider-wire §3).
+"""Anthropic Messages request → keyword arguments for ``openai.chat.completions.create`` (docs/provider-wire.md §4).
 
 Pure and dict-based: the caller passes plain dicts (``model_dump()`` output or raw JSON). Anything that cannot be
 expressed for OpenAI raises :class:`core.errors.RequestValidationError` naming the offending field, e.g.

@@ -1,4 +1,4 @@
-"""OpenAI ``finish_reason`` → Anthropic ``stop_reason`` (provider-wire §3), in one table."""
+"""OpenAI ``finish_reason`` → Anthropic ``stop_reason`` (docs/provider-wire.md §4), in one table."""
 
 from __future__ import annotations
 

@@ -37,7 +37,8 @@ class Usage:
 
 
 def usage_from_openai(usage: Mapping[str, Any] | None) -> Usage:
-    """OpenAI ``usage`` → :class:`Usage` (§3): ``prompt_tokens`` includes cached reads and writes, so subtract them.
+    """OpenAI ``usage`` → :class:`Usage` (docs/provider-wire.md §4): ``prompt_tokens`` includes cached reads and
+    writes, so subtract them.
 
     A missing ``usage`` (stream without ``include_usage``) gives all zeros.
     """

@@ -6,6 +6,7 @@ commands are read back from the store and applied by the next heartbeat, as in p
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -226,3 +227,43 @@ def test_a_recent_disable_command_stands_until_an_enable_follows(
     heartbeat.beat(clock.now())
     assert len(restore_recovered_keys(store, working, clock.now(), heartbeat_interval_s=INTERVAL_S)) == 1
     assert _commands(store)[-1] == ("enable_key", "anthropic", "Backup 1", "probe")
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Let the heartbeat's task (and its database thread) run until ``condition`` holds (at most 10 s real time)."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the heartbeat did not get there")
+
+
+async def test_a_passing_probe_restores_a_key_within_one_heartbeat_not_at_once(
+    emu: EmulatorServer, store: sa.Engine, clock: ManualClock
+) -> None:
+    """What the docs say: a key a probe found working is back on every instance at that instance's next heartbeat
+    — within ``HEARTBEAT_INTERVAL_S`` (5 s by default) of the probe — and not before."""
+    client = AIClient(settings_for(emu, anthropic=2, openai=1), clock=clock, instance_id="app-1", heartbeat=False)
+    heartbeat = client_heartbeat(client, store)
+    assert heartbeat.interval_s == 5.0  # the default HEARTBEAT_INTERVAL_S
+    _health(client, "Backup 1").record_failure(clock.monotonic(), ErrorClass.AUTH)
+    task = heartbeat.start()
+    try:
+        await _until(lambda: heartbeat.beats == 1 and clock.sleepers == 1)  # beat at t0, asleep until t0 + 5 s
+        clock.advance(1.0)
+        probe = [_result("anthropic", "Backup 1", True, clock)]
+        assert len(restore_recovered_keys(store, probe, clock.now(), heartbeat_interval_s=5.0)) == 1
+
+        assert _health(client, "Backup 1").status(clock.monotonic()) is KeyStatus.DISABLED  # not at once
+        clock.advance(3.999)
+        await asyncio.sleep(0.05)
+        assert heartbeat.beats == 1
+        assert _health(client, "Backup 1").status(clock.monotonic()) is KeyStatus.DISABLED
+
+        clock.advance(0.001)  # the next heartbeat, 4 s after the probe's command
+        await _until(lambda: heartbeat.beats == 2)
+        assert _health(client, "Backup 1").status(clock.monotonic()) is not KeyStatus.DISABLED
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await client.aclose()

@@ -8,7 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.retention import prune
+from core.clock import ManualClock
+from core.retention import NOT_PRUNED, prune, retention_plan
 from core.store.tables import (
     alert_deliveries,
     alert_episodes,
@@ -22,6 +23,7 @@ from core.store.tables import (
     key_health_rollups,
     key_health_snapshots,
     limit_changes,
+    metadata,
     metric_rollups_1h,
     metric_rollups_1m,
     metric_rollups_10m,
@@ -160,11 +162,35 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
         ]
         connection.execute(control_acks.insert(), acks)
         connection.execute(probe_requests.insert(), [{"created_at": t, "requested_by": "ui"} for t in _ages(30, 4, 1)])
-        episode = connection.execute(
-            alert_episodes.insert()
-            .values(rule_id="r", fingerprint="f", labels={}, severity="info", state="resolved", pending_since=NOW)
-            .returning(alert_episodes.c.id)
-        ).scalar_one()
+        # episodes: open ones (however old) and young resolved ones stay; one resolved long ago stays while a
+        # pending outbox row still names it
+        cutoff = NOW - timedelta(days=30)
+        episode_rows = [
+            ("firing", NOW - timedelta(days=100), None),
+            ("pending", NOW - timedelta(days=60), None),
+            ("resolved", cutoff - timedelta(days=1), cutoff - SECOND),
+            ("resolved", cutoff - timedelta(days=20), cutoff - timedelta(days=10)),
+            ("resolved", cutoff - timedelta(days=1), cutoff),
+            ("resolved", cutoff - timedelta(days=90), cutoff - timedelta(days=60)),
+        ]
+        episodes = [
+            connection.execute(
+                alert_episodes.insert()
+                .values(
+                    rule_id="r",
+                    fingerprint=f"f{n}",
+                    labels={},
+                    severity="info",
+                    state=state,
+                    pending_since=since,
+                    fired_at=None if state == "pending" else since,
+                    resolved_at=resolved,
+                )
+                .returning(alert_episodes.c.id)
+            ).scalar_one()
+            for n, (state, since, resolved) in enumerate(episode_rows)
+        ]
+        episode, held = episodes[0], episodes[5]
         connection.execute(
             alert_deliveries.insert(),
             [
@@ -180,6 +206,8 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
             ],
         )
 
+        # the outbox: old rows go once delivered or failed for good; a pending one is an alert not yet sent
+        statuses = ["delivered", "failed", "delivered", "pending", "pending", "delivered", "pending"]
         connection.execute(
             alert_notifications.insert(),
             [
@@ -188,18 +216,26 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
                     "channel": "c",
                     "transition": "firing",
                     "group_key": "g",
-                    "episode_ids": [episode],
+                    "episode_ids": [held] if status == "pending" else [episode],
                     "message": {},
+                    "status": status,
                     "next_attempt_at": t,
                 }
-                for t in _ages(30, 3, 2)
+                for t, status in zip(_ages(30, 5, 2), statuses, strict=True)
             ],
         )
+        # silences: ended over 30 days ago (at ends_at, or expired early) go; active or recently ended ones stay
+        later = NOW + timedelta(days=300)
+        silences = [(t, t, None) for t in _ages(30, 1, 2)] + [
+            (cutoff - timedelta(days=2), later, cutoff - SECOND),
+            (cutoff - timedelta(days=2), later, cutoff + SECOND),
+            (NOW - timedelta(days=90), later, None),
+        ]
         connection.execute(
             alert_silences.insert(),
             [
-                {"created_at": t, "created_by": "cli", "matchers": {}, "starts_at": t, "ends_at": t}
-                for t in _ages(30, 1, 2)
+                {"created_at": c, "created_by": "cli", "matchers": {}, "starts_at": c, "ends_at": e, "expired_at": x}
+                for c, e, x in silences
             ],
         )
         connection.execute(
@@ -237,7 +273,8 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
         "probe_requests": 4,
         "alert_deliveries": 5,
         "alert_notifications": 3,
-        "alert_silences": 1,
+        "alert_episodes": 2,
+        "alert_silences": 2,
         "limit_changes": 2,
     }
     # ceil(n / 5) full batches, plus one empty batch when n is a multiple of 5 (it cannot know it was the last)
@@ -256,6 +293,7 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
         "probe_requests": 1,
         "alert_deliveries": 2,
         "alert_notifications": 1,
+        "alert_episodes": 1,
         "alert_silences": 1,
         "limit_changes": 1,
     }
@@ -296,14 +334,20 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
             "control_commands": 2,
             "probe_requests": 1,
             "alert_deliveries": 2,
-            "alert_episodes": 1,
-            "alert_notifications": 2,
-            "alert_silences": 2,
+            "alert_episodes": 4,
+            "alert_notifications": 4,
+            "alert_silences": 4,
             "limit_changes": 3,
         }
         oldest = connection.execute(sa.select(sa.func.min(api_usage_metrics.c.ts, type_=api_usage_metrics.c.ts.type)))
         assert oldest.scalar_one() == NOW - timedelta(days=14)
         assert sorted(connection.execute(sa.select(control_commands.c.id)).scalars()) == ids[3:]
+        kept_episodes = connection.execute(sa.select(alert_episodes.c.id).order_by(alert_episodes.c.id)).scalars()
+        assert list(kept_episodes) == [episodes[0], episodes[1], episodes[4], held]
+        outbox = connection.execute(
+            sa.select(alert_notifications.c.status, sa.func.count()).group_by(alert_notifications.c.status)
+        )
+        assert dict(outbox.all()) == {"pending": 3, "delivered": 1}
 
     again = prune(store, NOW, retention_days=14, batch_size=5)
     assert again.total == 0 and set(again.batches.values()) == {1}
@@ -314,3 +358,57 @@ def test_default_batch_size_is_one_transaction_for_small_tables(store) -> None:
         connection.execute(api_usage_metrics.insert(), [_attempt(t) for t in _ages(3, 10, 1)])
     report = prune(store, NOW, retention_days=3)
     assert report.deleted["api_usage_metrics"] == 10 and report.batches["api_usage_metrics"] == 1
+
+
+def test_every_table_that_grows_has_a_retention_rule() -> None:
+    """A new table must be given a retention (or be declared as not growing): none is forgotten."""
+    planned = {table.name for table, _ in retention_plan(NOW, 14)}
+    assert planned | NOT_PRUNED == set(metadata.tables)
+    assert not planned & NOT_PRUNED
+
+
+def test_an_unsent_alert_and_its_episode_outlive_their_retention_until_sent(store) -> None:
+    """Nothing is lost: a pending outbox row and the episode it names stay past 30 days; once the row is delivered,
+    the next prune takes both."""
+    clock = ManualClock(NOW)
+    old = NOW - timedelta(days=45)
+    with store.begin() as connection:
+        episode = connection.execute(
+            alert_episodes.insert()
+            .values(
+                rule_id="r",
+                fingerprint="f",
+                labels={},
+                severity="critical",
+                state="resolved",
+                pending_since=old,
+                fired_at=old,
+                resolved_at=old,
+            )
+            .returning(alert_episodes.c.id)
+        ).scalar_one()
+        outbox = connection.execute(
+            alert_notifications.insert()
+            .values(
+                created_at=old,
+                channel="ops",
+                transition="resolved",
+                group_key="g",
+                episode_ids=[episode],
+                message={},
+                next_attempt_at=old,
+            )
+            .returning(alert_notifications.c.id)
+        ).scalar_one()
+
+    assert prune(store, clock.now()).total == 0
+
+    with store.begin() as connection:
+        connection.execute(
+            alert_notifications.update().where(alert_notifications.c.id == outbox).values(status="delivered")
+        )
+    clock.advance(1.0)
+    report = prune(store, clock.now())
+    assert {name: n for name, n in report.deleted.items() if n} == {"alert_notifications": 1, "alert_episodes": 1}
+    with store.connect() as connection:
+        assert _count(connection, alert_episodes) == 0 and _count(connection, alert_notifications) == 0

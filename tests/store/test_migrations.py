@@ -105,14 +105,21 @@ def test_raw_time_index_is_brin_on_postgres(scratch_postgres) -> None:
                     "WHERE c.relname = 'ix_api_usage_metrics_ts'"
                 )
             ).scalar_one()
-            raw_indexes = {
-                row[0]
-                for row in connection.execute(
-                    sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'api_usage_metrics'")
-                )
-            }
+            raw_indexes = dict(
+                connection.execute(
+                    sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'api_usage_metrics'")
+                ).all()
+            )
     finally:
         engine.dispose()
     assert method == "brin"
-    # Few raw indexes on purpose: primary key, time, call_id.
-    assert raw_indexes == {"pk_api_usage_metrics", "ix_api_usage_metrics_ts", "ix_api_usage_metrics_call_id"}
+    # Few raw indexes on purpose: primary key, time, call_id — and probe rows only (partial: live ingest skips it).
+    assert set(raw_indexes) == {
+        "pk_api_usage_metrics",
+        "ix_api_usage_metrics_ts",
+        "ix_api_usage_metrics_call_id",
+        "ix_api_usage_metrics_probe_ts",
+    }
+    assert raw_indexes["ix_api_usage_metrics_probe_ts"].endswith(
+        "(provider, key_label, ts, outcome) WHERE ((source)::text = 'probe'::text)"
+    )

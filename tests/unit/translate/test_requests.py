@@ -1,4 +1,4 @@
-"""Anthropic Messages request → OpenAI Chat Completions kwargs (provider-wire §3)."""
+"""Anthropic Messages request → OpenAI Chat Completions kwargs (docs/provider-wire.md §4)."""
 
 from __future__ import annotations
 
