@@ -201,7 +201,13 @@ def parse_messages(body: bytes, config: ReplyConfig) -> Ask | tuple[int, str]:
         stops=tuple(data.get("stop_sequences") or ()),
         tool=_choose_tool(data, prompt, config),
         cache_prefix=counter.prefix,
+        end_user=_end_user(data.get("metadata")),
     )
+
+
+def _end_user(metadata: object) -> str | None:
+    user = metadata.get("user_id") if isinstance(metadata, dict) else None
+    return user if isinstance(user, str) else None
 
 
 def parse_count_tokens(body: bytes) -> tuple[str, int] | tuple[int, str]:

@@ -154,6 +154,8 @@ class Emulator:
                 reply = parsed
             else:
                 ask, ready = parsed
+                if ask is not None and ask.end_user is not None:
+                    self.stats.end_users[ask.end_user] += 1
         fault: Fault | None = None
         if reply is None:
             target = Target(p.name, route, key, ask.model if ask else None, bool(ask and ask.stream))

@@ -156,4 +156,5 @@ def parse_chat(
         stops=stops,
         tool=_choose_tool(data, prompt, config),
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        end_user=data["user"] if isinstance(data.get("user"), str) else None,
     )

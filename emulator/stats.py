@@ -22,6 +22,7 @@ class Stats:
     def __init__(self) -> None:
         self.counts: Counter[tuple[str, int, str]] = Counter()
         self.faults: Counter[str] = Counter()
+        self.end_users: Counter[str] = Counter()  # the end-user ids requests carried (tests check what leaves)
         self._fp_cache: dict[str, str] = {}
 
     def fp(self, key: str | None) -> str:
@@ -42,9 +43,11 @@ class Stats:
     def clear(self) -> None:
         self.counts.clear()
         self.faults.clear()
+        self.end_users.clear()
 
     def snapshot(self) -> dict[str, Any]:
-        """`{"total", "routes": {route: {status: {fp: n}}}, "counts": [rows], "faults": {kind: n}}`."""
+        """`{"total", "routes": {route: {status: {fp: n}}}, "counts": [rows], "faults": {kind: n},
+        "end_users": {id: n}}`."""
         routes: dict[str, dict[str, dict[str, int]]] = {}
         rows = []
         for (route, status, fp), n in sorted(self.counts.items()):
@@ -55,4 +58,5 @@ class Stats:
             "routes": routes,
             "counts": rows,
             "faults": dict(sorted(self.faults.items())),
+            "end_users": dict(sorted(self.end_users.items())),
         }

@@ -153,6 +153,7 @@ class Ask:
     tool: tuple[str, Any] | None = None  # (name, input value) when the answer is a tool call
     cache_prefix: tuple[int, int] | None = None  # (hash, tokens) of the cache_control prefix
     include_usage: bool = False
+    end_user: str | None = None  # Anthropic metadata.user_id / OpenAI user: who the caller says the end user is
 
 
 def tool_answer(name: str, value: Any) -> Answer:

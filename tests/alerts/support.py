@@ -106,7 +106,7 @@ class Calls:
                     attempt=1,
                     provider=provider,
                     model=model or MODEL[provider],
-                    outcome="success" if success else "error",
+                    outcome="success" if success else "cancelled" if error_class is ErrorClass.CANCELLED else "error",
                     latency_ms=latency_ms,
                     instance_id="app-1",
                     is_final=True,

@@ -114,6 +114,23 @@ def test_error_class_share_above(store: sa.Engine, clock: ManualClock) -> None:
     )  # fmt: skip
 
 
+def test_cancelled_calls_never_page_and_are_left_out_of_the_success_rate(store: sa.Engine, clock: ManualClock) -> None:
+    calls = Calls(store)
+    rules = (
+        Rule(id="sr", kind="success_rate_below", threshold=95, window_s=300, min_sample=5),
+        Rule(id="burn", kind="slo_burn_rate", threshold=2, window_s=300, short_window_s=60, objective=99),
+    )
+    engine = AlertEngine(store, config(*rules, group_wait_s=0), clock)
+    calls.add(clock.now(), ok=10, failed=30, error_class=ErrorClass.CANCELLED)  # "Stop generating", 30 times
+    report = run(engine, clock)
+    assert (report.errors, report.fired) == ({}, [])
+    calls.add(clock.now(), failed=2)  # two real errors: 10 of 12 answered calls succeeded
+    report = run(engine, clock)
+    assert sorted(report.fired) == sorted([fingerprint("sr", ANTHROPIC), fingerprint("burn", ANTHROPIC)])
+    summaries = {e["rule_id"]: e["summary"] for e in episodes(store)}
+    assert summaries["sr"] == "anthropic success rate 83.3 % < 95 % over 5m (12 calls)"
+
+
 def test_fallback_rate_above(store: sa.Engine, clock: ManualClock) -> None:
     calls = Calls(store)
     rule = Rule(id="fallbacks", kind="fallback_rate_above", threshold=10, window_s=300, min_sample=10)

@@ -328,7 +328,7 @@ def test_stats_count_route_status_and_key_exactly(server: EmulatorServer) -> Non
     with httpx2.Client(base_url=server.url) as admin:
         assert admin.get("/_emulator/stats").json() == stats
         admin.post("/_emulator/reset")
-    assert server.stats() == {"total": 0, "routes": {}, "counts": [], "faults": {}}
+    assert server.stats() == {"total": 0, "routes": {}, "counts": [], "faults": {}, "end_users": {}}
 
 
 def test_put_scenario_validates_and_keeps_the_old_one(server: EmulatorServer) -> None:

@@ -43,7 +43,8 @@ def rollup_row(
     user-facing but ``background`` of them."""
     latencies = list(latencies)
     errors = errors or {}
-    failed = sum(errors.values())
+    cancelled = errors.get("cancelled", 0)  # the cancelled outcome: neither a success nor an error
+    failed = sum(errors.values()) - cancelled
     row: dict[str, Any] = {
         "bucket": bucket,
         "provider": provider,
@@ -51,8 +52,9 @@ def rollup_row(
         "key_label": key_label,
         "source": source,
         "calls": len(latencies),
-        "successes": len(latencies) - failed,
+        "successes": len(latencies) - failed - cancelled,
         "errors": failed,
+        "cancelled": cancelled,
         "fallbacks": fallbacks,
         "calls_user_facing": len(latencies) - background,
         "calls_admin": 0,

@@ -268,6 +268,19 @@ def test_kpi_summary_with_previous_period(store: sa.Engine) -> None:
     assert within_one_bucket(kpis.loc["p95_ms", "previous"], 100)
 
 
+def test_cancelled_calls_are_counted_apart_and_left_out_of_the_success_rate(store: sa.Engine) -> None:
+    # 10 calls in one minute: 2 errors, 3 cancelled by their callers, 5 successes
+    insert_tiers(store, [rollup_row(at(10), [100] * 10, errors={"server_error": 2, "cancelled": 3})])
+    kpis = kpi_summary(store, HOUR)
+    assert kpis.loc["requests", "current"] == 10
+    assert kpis.loc["cancelled", "current"] == 3 and kpis.loc["errors", "current"] == 2
+    assert kpis.loc["success_rate", "current"] == pytest.approx(5 / 7)
+    traffic = traffic_series(store, HOUR)
+    minute = traffic[traffic["calls"] > 0].iloc[0]
+    assert (minute["calls"], minute["cancelled"], minute["errors"]) == (10, 3, 2)
+    assert minute["success_rate"] == pytest.approx(5 / 7)
+
+
 def test_kpi_summary_filtered(store: sa.Engine) -> None:
     load_traffic(store)
     kpis = kpi_summary(store, QueryFilter.last(timedelta(hours=1), NOW, provider="openai"))

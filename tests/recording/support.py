@@ -29,7 +29,8 @@ LABELS = ["Primary", "Backup 1", None]
 
 def random_attempt(rng: random.Random, start: datetime, span_minutes: int = 150) -> AttemptRecord:
     provider = rng.choice(sorted(MODELS))
-    error = rng.random() < 0.3
+    draw = rng.random()
+    error, cancelled = draw < 0.3, 0.3 <= draw < 0.4
     ts = start + timedelta(microseconds=rng.randrange(span_minutes * 60_000_000))
     unpriced = rng.random() < 0.1
     return AttemptRecord(
@@ -38,13 +39,13 @@ def random_attempt(rng: random.Random, start: datetime, span_minutes: int = 150)
         attempt=rng.randint(1, 3),
         provider=provider,
         model=rng.choice(MODELS[provider]),
-        outcome="error" if error else "success",
+        outcome="error" if error else "cancelled" if cancelled else "success",
         latency_ms=rng.lognormvariate(6, 1.2),
         instance_id="test-instance",
         is_final=rng.random() < 0.7,
         source="probe" if rng.random() < 0.1 else "live",
         key_label=rng.choice(LABELS),
-        error_class=rng.choice(list(ErrorClass)[:8]) if error else None,
+        error_class=rng.choice(list(ErrorClass)[:8]) if error else ErrorClass.CANCELLED if cancelled else None,
         ttft_ms=rng.uniform(10, 500) if rng.random() < 0.5 else None,
         queue_wait_ms=rng.uniform(0, 50) if rng.random() < 0.8 else None,
         input_tokens=rng.randint(0, 5000),
@@ -53,6 +54,7 @@ def random_attempt(rng: random.Random, start: datetime, span_minutes: int = 150)
         cache_write_tokens=rng.randint(0, 100),
         cost_usd=None if unpriced else rng.uniform(0, 0.05),
         unpriced=unpriced,
+        usage_estimated=cancelled or rng.random() < 0.05,
         streamed=rng.random() < 0.4,
         fell_back_from="anthropic" if provider == "openai" and rng.random() < 0.3 else None,
         user_id=f"user-{rng.randint(1, 20)}",
@@ -86,6 +88,7 @@ def expected_rollups(rows: list[dict[str, Any]], tier: str) -> dict[tuple[Any, .
             "calls": len(members),
             "successes": sum(r["outcome"] == "success" for r in members),
             "errors": sum(r["outcome"] == "error" for r in members),
+            "cancelled": sum(r["outcome"] == "cancelled" for r in members),
             "fallbacks": sum(r["fell_back_from"] is not None for r in members),
             "streamed": sum(bool(r["streamed"]) for r in members),
             **{
@@ -93,6 +96,7 @@ def expected_rollups(rows: list[dict[str, Any]], tier: str) -> dict[tuple[Any, .
                 for name, _ in PRIORITY_CLASSES
             },
             "unpriced": sum(bool(r["unpriced"]) for r in members),
+            "usage_estimated": sum(bool(r["usage_estimated"]) for r in members),
             "ttft_count": sum(r["ttft_ms"] is not None for r in members),
             "latency_sum_ms": sum(r["latency_ms"] for r in members),
             "latency_max_ms": max(r["latency_ms"] for r in members),

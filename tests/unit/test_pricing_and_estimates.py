@@ -8,7 +8,8 @@ import pytest
 
 from core.errors import ConfigError
 from core.pricing import PriceTable
-from core.token_estimate import TOKENS_PER_IMAGE, TOKENS_PER_MESSAGE, estimate_input_tokens
+from core.token_estimate import TOKENS_PER_IMAGE, TOKENS_PER_MESSAGE, estimate_input_tokens, estimate_output_tokens
+from core.translate.usage import usage_from_anthropic
 
 
 def test_cost_counts_cache_reads_and_writes_at_their_own_prices() -> None:
@@ -72,3 +73,33 @@ def test_estimate_counts_text_images_and_tools() -> None:
     assert estimate == (80 + 400 + 40) // 4 + 2 * TOKENS_PER_MESSAGE + TOKENS_PER_IMAGE + 1
     with_tools = estimate_input_tokens(None, messages, [{"name": "weather", "input_schema": {"type": "object"}}])
     assert with_tools > estimate - 20
+
+
+def test_one_hour_cache_writes_cost_twice_the_input_price_not_the_five_minute_rate() -> None:
+    table = PriceTable.load()
+    # sonnet: input 3, 5-minute write 3.75, 1-hour write 6 (USD per million); 400k writes, 100k of them 1-hour
+    cost = table.cost("anthropic", "claude-sonnet-4-6", 0, 0, 0, 400_000, 100_000)
+    assert cost == pytest.approx(300_000 * 3.75 / 1e6 + 100_000 * 6.0 / 1e6)
+
+
+def test_a_table_without_a_one_hour_price_assumes_twice_the_input(tmp_path: Path) -> None:
+    override = tmp_path / "prices.toml"
+    override.write_text('[anthropic]\n"claude-custom" = { input = 1.0, output = 5.0, cache_write = 1.25 }\n')
+    table = PriceTable.load(override)
+    assert table.cost("anthropic", "claude-custom", 0, 0, 0, 1_000_000, 1_000_000) == pytest.approx(2.0)
+
+
+def test_anthropic_usage_separates_the_one_hour_cache_writes() -> None:
+    usage = usage_from_anthropic(
+        {
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "cache_creation_input_tokens": 300,
+            "cache_creation": {"ephemeral_5m_input_tokens": 200, "ephemeral_1h_input_tokens": 100},
+        }
+    )
+    assert (usage.cache_write_tokens, usage.cache_write_1h_tokens, usage.total) == (300, 100, 315)
+
+
+def test_the_output_estimate_of_a_partial_answer_rounds_up() -> None:
+    assert [estimate_output_tokens(text) for text in ("", "a", "abcd", "abcde")] == [0, 1, 1, 2]
