@@ -47,7 +47,11 @@ COLUMNS: dict[str, Col] = {
         scale=SCORE_SCALE,
     ),
     "cooldown": Col("Cooldown", help="Time left before the key is used again."),
-    "success_rate": Col("Success (%)", "percent", help="Share of this key's answered calls that succeeded in the range (cancelled calls are left out)."),
+    "success_rate": Col(
+        "Success (%)",
+        "percent",
+        help="Share of this key's answered calls that succeeded in the range (cancelled calls are left out).",
+    ),
     "key_failures": Col(
         "Own failures", "count", help="Failures that count against the key: 429, auth, quota, 5xx, timeouts."
     ),
