@@ -51,6 +51,10 @@ def settings_for(emu: EmulatorServer, anthropic: int = 3, openai: int = 1, **env
     return load_settings(values, env_file=None)
 
 
+#: For tests whose rows are the same on either store (tests/recording covers that): one is enough.
+sqlite_only = pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+
+
 def requests_by_key(emu: EmulatorServer, route: str = "anthropic.messages") -> dict[str, dict[int, int]]:
     """{key value: {status: count}} for the test keys, from the emulator's stats."""
     names = {fingerprint(k): k for k in ANTHROPIC_KEYS + OPENAI_KEYS}

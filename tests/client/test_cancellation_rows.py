@@ -22,7 +22,7 @@ from core import AIClient, CallOptions, ModelConfig
 from core.api_keys import Provider
 from core.masking import fingerprint
 from emulator import EmulatorServer
-from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS, rows
+from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS, rows, sqlite_only
 from tests.client.test_streaming import NO_WAIT
 
 HELLO = [{"role": "user", "content": "Tell me a short story about a lighthouse"}]
@@ -32,7 +32,6 @@ LATENCY = {"kind": "uniform", "min_ms": 20, "max_ms": 150, "ttft_ms": 10, "per_t
 #: Cancels that land while the call is still running, per mode (3 modes: ≥ 210 in all).
 CANCELS_PER_MODE = 70
 MAX_BATCHES = 40
-sqlite_only = pytest.mark.parametrize("store", ["sqlite"], indirect=True)
 
 
 def requests_per_key(emu: EmulatorServer) -> Counter[str]:

@@ -22,12 +22,11 @@ from core import (
 )
 from core.user_ids import hash_user_id
 from emulator import EmulatorServer
-from tests.client.conftest import rows
+from tests.client.conftest import rows, sqlite_only
 from tests.client.test_streaming import EVENTS_BEFORE_TEXT, MESSAGES, NO_WAIT, both_providers, config
 
 SONNET = ModelConfig(model="claude-sonnet-4-6", max_tokens=64)
 HELLO = [{"role": "user", "content": "Hello"}]
-sqlite_only = pytest.mark.parametrize("store", ["sqlite"], indirect=True)
 
 
 @sqlite_only

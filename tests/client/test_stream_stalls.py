@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from core import AIClient, CallError, CallOptions, DeadlineExceededError, ErrorClass, StreamInterruptedError
 from emulator import EmulatorServer
+from tests.client.conftest import sqlite_only
 from tests.client.test_streaming import (
     EVENTS_BEFORE_TEXT,
     EXPECTED_TEXT,
@@ -32,8 +33,6 @@ from tests.client.test_streaming import (
 DEADLINE_S = 0.8
 #: Longer than the deadline: the client gives up long before the stream would carry on.
 STALL_S = 5.0
-#: The rows are the same on either store (tests/recording covers that); one is enough here.
-sqlite_only = pytest.mark.parametrize("store", ["sqlite"], indirect=True)
 
 
 @sqlite_only

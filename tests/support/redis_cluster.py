@@ -10,24 +10,16 @@ from __future__ import annotations
 
 import random
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
 
+from jobs.demo.setup import port_is_free
+
 MASTERS = 3
 BUS_OFFSET = 10_000
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def cluster_ports(count: int = MASTERS) -> list[int]:
@@ -35,7 +27,7 @@ def cluster_ports(count: int = MASTERS) -> list[int]:
     ports: list[int] = []
     candidates = random.sample(range(20_000, 30_000), 2_000)
     for port in candidates:
-        if port not in ports and _bindable(port) and _bindable(port + BUS_OFFSET):
+        if port not in ports and port_is_free(port) and port_is_free(port + BUS_OFFSET):
             ports.append(port)
             if len(ports) == count:
                 return ports
