@@ -39,7 +39,7 @@ from core.provider_runtime import KeyLimits, ProviderRuntime, learned_spec
 from core.providers.base import PreparedRequest, RequestSpec
 from core.providers.classify import classify_exception
 from core.providers.rate_limit_headers import RateLimitHeaders, Window, parse_rate_limit_headers
-from core.providers.sent_mark import sending
+from core.providers.sent_mark import SentMark, sending
 from core.queue_wait import DEFAULT_FALLBACK_RESERVE_S, LeftQueueForFallback, wait_in_queue
 from core.recording import AttemptRecord, Recorder
 from core.request import CallOptions, ModelConfig, Priority
@@ -444,7 +444,9 @@ class CallRunner:
     async def _send(self, ctx: CallContext, lease: Lease, send: Send[T] | None) -> tuple[T | None, CallError | None]:
         """Send the leased attempt: ``(result, None)``, or ``(None, error)`` with the failure already settled
         (key health, breaker, the row). The deadline bounds the whole attempt, body included: past it, the attempt is a
-        ``deadline_exceeded`` failure. Cancelled → a ``cancelled`` row, and the cancellation goes on at once."""
+        ``timeout`` row and the call a ``deadline_exceeded`` failure. Cancelled → a ``cancelled`` row, and the
+        cancellation goes on at once. A request that left and got no answer at all (cut by the deadline, a timeout, a
+        reset) may have been billed: its row carries the estimated usage (:meth:`estimated_usage`)."""
         runtime, key, clock = lease.runtime, lease.key, self.clock
         remaining = max(0.001, ctx.deadline - clock.monotonic())
         sdk_timeout_s = remaining + SDK_TIMEOUT_GRACE_S
@@ -463,7 +465,7 @@ class CallRunner:
             raise
         except TimeoutError as exc:
             if not bound.expired():
-                return None, await self._failed(ctx, lease, exc)
+                return None, await self._failed(ctx, lease, exc, mark)
             # The attempt timed out (the row says so, and the breaker hears it, as for any slow provider); the call
             # is over, because its deadline is.
             slow = ProviderError(
@@ -472,14 +474,21 @@ class CallRunner:
                 error_class=ErrorClass.TIMEOUT,
                 key_label=key.label,
             )
-            await self.settle_failure(ctx, lease, slow)
+            await self.settle_failure(ctx, lease, slow, usage=self._unanswered_usage(lease, mark, slow))
             error = self._deadline_error(ctx, runtime)
             error.key_label = key.label
             return None, error
         except Exception as exc:
-            return None, await self._failed(ctx, lease, exc)
+            return None, await self._failed(ctx, lease, exc, mark)
 
-    async def _failed(self, ctx: CallContext, lease: Lease, exc: Exception) -> CallError:
+    def _unanswered_usage(self, lease: Lease, mark: SentMark | None, error: CallError) -> Usage | None:
+        """The estimated usage of a failed attempt whose request left but got no answer (no HTTP status): the
+        provider may have billed it. An error the provider answered (429, 529, 5xx, …) is not billed: None."""
+        if mark is None or not mark.left or error.http_status is not None:
+            return None
+        return self.estimated_usage(lease)
+
+    async def _failed(self, ctx: CallContext, lease: Lease, exc: Exception, mark: SentMark | None) -> CallError:
         """Classify the exception a send raised and settle the attempt as that failure."""
         runtime, key, clock = lease.runtime, lease.key, self.clock
         try:
@@ -489,7 +498,8 @@ class CallRunner:
         except BaseException:
             await self.abandon(lease)  # not a provider failure (a bug): free the key, record nothing
             raise
-        await self.settle_failure(ctx, lease, error, getattr(getattr(exc, "response", None), "headers", None))
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+        await self.settle_failure(ctx, lease, error, headers, usage=self._unanswered_usage(lease, mark, error))
         return error
 
     def _circuit_open(self, ctx: CallContext, runtime: ProviderRuntime) -> CircuitOpenError:

@@ -47,6 +47,8 @@ async def test_a_body_that_arrives_slowly_ends_at_the_deadline(
     client.recorder.flush()
     (row,) = rows(store)  # the attempt timed out (the breaker hears it); no time was left for another
     assert (row["outcome"], row["error_class"], row["is_final"]) == ("error", "timeout", True)
+    # it left and got no answer, so it may have been billed: never a silent $0
+    assert row["usage_estimated"] is True and row["input_tokens"] > 0 and row["cost_usd"] > 0
 
 
 @sqlite_only
