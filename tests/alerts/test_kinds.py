@@ -234,6 +234,20 @@ def test_cost_per_hour_above(store: sa.Engine, clock: ManualClock) -> None:
     )  # fmt: skip
 
 
+def test_the_estimated_cost_of_cancelled_calls_counts_toward_the_budget(store: sa.Engine, clock: ManualClock) -> None:
+    calls = Calls(store)
+    rule = Rule(id="hourly", kind="cost_per_hour_above", threshold=10, window_s=3600, scope="global", source="all")
+
+    def breach() -> None:
+        calls.add(clock.now(), ok=2, cost_usd=3.0)
+        calls.add(clock.now(), failed=2, cost_usd=3.0, error_class=ErrorClass.CANCELLED)  # billed, then abandoned
+
+    fire_then_resolve(
+        store, clock, rule, {}, breach, lambda: clock.advance(3700),
+        summary="all providers spend $12.00 > $10 in the last 1h", value=12.0,
+    )  # fmt: skip
+
+
 def test_cost_per_day_above_reads_hours_and_minute_edges(store: sa.Engine, clock: ManualClock) -> None:
     calls = Calls(store)
     rule = Rule(id="daily", kind="cost_per_day_above", threshold=100, window_s=86400, scope="provider", source="all")
