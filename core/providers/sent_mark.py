@@ -49,19 +49,20 @@ def sending() -> Iterator[SentMark]:
         _CURRENT.reset(token)
 
 
-async def _trace(event: str, info: dict[str, Any]) -> None:
-    if event.endswith("send_request_headers.complete"):
-        mark = _CURRENT.get()
-        if mark is not None:
-            mark.sent = True
-
-
 async def _trace_request(request: Any) -> None:
     mark = _CURRENT.get()
     if mark is None:
         return
     mark.sent = False
-    request.extensions = {**request.extensions, "trace": _trace}
+    extensions = dict(request.extensions)  # the transport hands this very dict to each phase's trace
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith("send_request_headers.complete"):
+            mark.sent = True
+            extensions.pop("trace", None)  # known now: the later phases of the request are not traced at all
+
+    extensions["trace"] = trace
+    request.extensions = extensions
 
 
 def watch(http_client: Any) -> Any:
