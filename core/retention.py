@@ -91,8 +91,8 @@ def retention_plan(
     old_commands = sa.select(control_commands.c.id).where(older(control_commands.c.created_at, CONTROL_DAYS))
     return [
         (api_usage_metrics, older(api_usage_metrics.c.ts, retention_days)),
-        # an hour ends an hour after its bucket: it is pruned once all of its raw rows are
-        (user_rollups_1h, user_rollups_1h.c.bucket < now - timedelta(days=retention_days, hours=1)),
+        # an hour goes once all of its raw rows have: when it ends (an hour after its bucket) by the raw cutoff
+        (user_rollups_1h, user_rollups_1h.c.bucket <= now - timedelta(days=retention_days, hours=1)),
         (metric_rollups_1m, older(metric_rollups_1m.c.bucket, MINUTE_ROLLUP_DAYS)),
         (metric_rollups_10m, older(metric_rollups_10m.c.bucket, MINUTE_ROLLUP_DAYS)),
         (metric_rollups_1h, older(metric_rollups_1h.c.bucket, HOUR_ROLLUP_DAYS)),
