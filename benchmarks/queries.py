@@ -53,9 +53,17 @@ from core.store.rollups import (  # noqa: E402
     hour_expression,
     minute_expression,
     ten_minute_expression,
+    user_aggregate_sql,
 )
 from core.store.snapshot_rollups import KEY_STATUS_RANK  # noqa: E402
-from core.store.tables import alert_episodes, metric_rollups_1h, metric_rollups_1m, metric_rollups_10m  # noqa: E402
+from core.store.tables import (  # noqa: E402
+    alert_episodes,
+    api_usage_metrics,
+    metric_rollups_1h,
+    metric_rollups_1m,
+    metric_rollups_10m,
+    user_rollups_1h,
+)
 from tests.support.overview_store import episode_rows  # noqa: E402
 
 PG_SERVER = os.environ.get("PULSEGATE_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -226,6 +234,11 @@ def populate(engine: sa.Engine, rows: int) -> dict[str, float]:
         ("rollups 1m", build_minutes_sql(), {}),
         ("rollups 10m", build_coarser_sql(metric_rollups_10m, ten_minute_expression("postgresql")), {}),
         ("rollups 1h", build_coarser_sql(metric_rollups_1h, hour_expression("postgresql")), {}),
+        (
+            "user rollups 1h",
+            user_aggregate_sql("postgresql", source="api_usage_metrics", hour_column="ts", target=user_rollups_1h.name),
+            {},
+        ),
         ("instance snapshots", GENERATE_INSTANCES, {"step": HEARTBEAT_S, "instances": INSTANCES}),
         ("key snapshots", GENERATE_KEY_HEALTH, {"step": HEARTBEAT_S, "instances": INSTANCES}),
         ("queue rollups", GENERATE_QUEUE_ROLLUPS, {}),
@@ -262,6 +275,34 @@ def median_ms(call: Callable[[], object]) -> float:
     return statistics.median(samples)
 
 
+#: The top-users table is also timed for ranges ending mid-hour (as the dashboard's, ending "now", do): their partial
+#: hours at either end — together one hour for a 24 h range — are read from the raw rows.
+MID_HOUR = timedelta(minutes=23, seconds=17)
+
+
+def user_usage_raw(engine: sa.Engine, flt: queries.QueryFilter, top: int = 20) -> object:
+    """The top-users query before ``user_rollups_1h``: the range's last 24 h aggregated from the raw rows."""
+    t = api_usage_metrics
+    start = max(flt.start, flt.end - timedelta(hours=24))
+    calls = sa.func.count().label("calls")
+    statement = (
+        sa.select(
+            t.c.user_id,
+            calls,
+            sa.func.sum(sa.case((t.c.outcome == "error", 1), else_=0)).label("errors"),
+            sa.func.sum(sa.case((t.c.error_class == "user_rate_limited", 1), else_=0)).label("user_rate_limited"),
+            sa.cast(sa.func.coalesce(sa.func.sum(t.c.input_tokens), 0), sa.BigInteger).label("input_tokens"),
+            sa.cast(sa.func.coalesce(sa.func.sum(t.c.output_tokens), 0), sa.BigInteger).label("output_tokens"),
+            sa.cast(sa.func.coalesce(sa.func.sum(t.c.cost_usd), 0.0), sa.Float).label("cost_usd"),
+        )
+        .where(t.c.ts >= start, t.c.ts < flt.end, t.c.user_id.is_not(None))
+        .group_by(t.c.user_id)
+        .order_by(calls.desc(), t.c.user_id)
+        .limit(top)
+    )
+    return _sql.fetch(engine, statement)
+
+
 def cases(engine: sa.Engine) -> dict[str, Callable[[queries.QueryFilter], object]]:
     return {
         "traffic_series": lambda f: queries.traffic_series(engine, f),
@@ -272,7 +313,18 @@ def cases(engine: sa.Engine) -> dict[str, Callable[[queries.QueryFilter], object
         "recent_attempts": lambda f: queries.recent_attempts(engine, f),
         "consecutive_probe_failures": lambda f: consecutive_probe_failures(engine, f.end),
         "user_usage": lambda f: user_usage(engine, f, top=20),
+        "user_usage, range ending mid-hour": lambda f: user_usage(engine, _mid_hour(f), top=20),
+        "user_usage, provider filter (raw rows)": lambda f: user_usage(engine, _provider(f), top=20),
+        "top users from raw rows (before)": lambda f: user_usage_raw(engine, f),
     }
+
+
+def _mid_hour(flt: queries.QueryFilter) -> queries.QueryFilter:
+    return queries.QueryFilter(flt.start - MID_HOUR, flt.end - MID_HOUR)
+
+
+def _provider(flt: queries.QueryFilter) -> queries.QueryFilter:
+    return queries.QueryFilter(flt.start, flt.end, provider="anthropic")
 
 
 def measure(engine: sa.Engine) -> tuple[dict[str, dict[str, float]], float]:
@@ -291,6 +343,16 @@ def measure(engine: sa.Engine) -> tuple[dict[str, dict[str, float]], float]:
 
     raw_ms = median_ms(raw)
     print(f"  raw 24 h traffic aggregate: {raw_ms:.0f} ms", flush=True)
+    for label, duration in RANGES.items():  # the rollup-backed table is the raw one, row for row
+        for flt in (queries.QueryFilter.last(duration, END), _mid_hour(queries.QueryFilter.last(duration, END))):
+            got = user_usage(engine, flt, top=20).values.tolist()
+            _, rows = user_usage_raw(engine, flt)  # type: ignore[misc]
+            want = [list(row) for row in rows]
+            same = len(got) == len(want) and all(
+                g[:6] == w[:6] and abs(g[6] - w[6]) <= 1e-9 * max(1.0, abs(w[6]))
+                for g, w in zip(got, want, strict=True)
+            )
+            print(f"  user_usage {label} ending {flt.end:%H:%M:%S} equals the raw query: {same}", flush=True)
     return table, raw_ms
 
 
@@ -316,8 +378,11 @@ def render(rows: int, table: dict[str, dict[str, float]], raw_ms: float, timings
         "`latest_key_health` takes no range (the latest snapshot within its default 24 h lookback): "
         "the same call in every column. So does `consecutive_probe_failures` (the `probe_failures` rule's query, "
         "every 30 s: a day of lookback, with one revoked key probed every 5 min and failing all 7 days — its "
-        "worst case); `user_usage` (the Limits page's top 20 users) reads at most the range's last 24 h of raw "
-        "rows, so its 7 d column reads as much as its 24 h one.",
+        "worst case). `user_usage` (the Limits page's top 20 users) covers at most the range's last 24 h, so its "
+        "7 d column reads as much as its 24 h one: whole hours from `user_rollups_1h`, partial hours from raw rows "
+        f"(the mid-hour row: ranges ending {MID_HOUR.seconds // 60} min {MID_HOUR.seconds % 60} s before the "
+        "data's end); a provider filter reads raw rows; the last row is the query before the user rollup, "
+        "timed in the same run.",
         "",
         "Load: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + ".",
         "",

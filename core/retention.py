@@ -1,13 +1,14 @@
 """Retention: old rows pruned in small batches, one short transaction each.
 
-What is kept: raw attempts ``RETENTION_DAYS`` (default 14), minute and 10-minute rollups 30 days, hour rollups 400
-days, state snapshots and the instance registry 7 days (their rollups as long as the metric tier of the same width,
-the minute tier 7 days), limit changes 30 days, control commands and their acks, probe requests, and alert
-deliveries 30 days. Alert history is kept 30 days too, but never at the cost of an alert: an episode is pruned 30
-days after it *resolved* (an open one — pending or firing — never), an outbox row (``alert_notifications``) 30 days
-after it was written once it is delivered or has failed for good (a ``pending`` one never: it is still to be sent),
-and a silence 30 days after it ended or was expired early. ``worker_leases`` is the one table not pruned: it holds
-one row per led job and does not grow.
+What is kept: raw attempts ``RETENTION_DAYS`` (default 14) and the per-user hours (``user_rollups_1h``: an hour goes
+once every raw row of it has gone — the top-users query reads both, so they cover the same time), minute and
+10-minute rollups 30 days, hour rollups 400 days, state snapshots and the instance registry 7 days (their rollups as
+long as the metric tier of the same width, the minute tier 7 days), limit changes 30 days, control commands and
+their acks, probe requests, and alert deliveries 30 days. Alert history is kept 30 days too, but never at the cost
+of an alert: an episode is pruned 30 days after it *resolved* (an open one — pending or firing — never), an outbox
+row (``alert_notifications``) 30 days after it was written once it is delivered or has failed for good (a
+``pending`` one never: it is still to be sent), and a silence 30 days after it ended or was expired early.
+``worker_leases`` is the one table not pruned: it holds one row per led job and does not grow.
 
 Why batched deletes and not daily partitions on PostgreSQL: a range-partitioned ``api_usage_metrics`` would need a
 partitioned parent whose primary key includes the partition column (``(id, ts)`` instead of ``id``), which changes
@@ -45,6 +46,7 @@ from core.store.tables import (
     metric_rollups_10m,
     probe_requests,
     queue_rollups,
+    user_rollups_1h,
 )
 
 DEFAULT_BATCH_SIZE = 5_000
@@ -89,6 +91,8 @@ def retention_plan(
     old_commands = sa.select(control_commands.c.id).where(older(control_commands.c.created_at, CONTROL_DAYS))
     return [
         (api_usage_metrics, older(api_usage_metrics.c.ts, retention_days)),
+        # an hour goes once all of its raw rows have: when it ends (an hour after its bucket) by the raw cutoff
+        (user_rollups_1h, user_rollups_1h.c.bucket <= now - timedelta(days=retention_days, hours=1)),
         (metric_rollups_1m, older(metric_rollups_1m.c.bucket, MINUTE_ROLLUP_DAYS)),
         (metric_rollups_10m, older(metric_rollups_10m.c.bucket, MINUTE_ROLLUP_DAYS)),
         (metric_rollups_1h, older(metric_rollups_1h.c.bucket, HOUR_ROLLUP_DAYS)),

@@ -12,9 +12,11 @@ One transaction per batch, the same steps on SQLite and PostgreSQL (both have ``
 4. the same staged rows are aggregated once per minute × provider × model × key × source into a second TEMP table,
    which is upserted into ``metric_rollups_1m`` and, re-aggregated per 10 minutes and per hour, into
    ``metric_rollups_10m`` and ``metric_rollups_1h`` — all in sorted key order, so that several app servers
-   flushing at once take row locks in the same order (no deadlocks).
+   flushing at once take row locks in the same order (no deadlocks);
+5. the staged rows that carry a user id are aggregated per hour × user and upserted into ``user_rollups_1h`` (the
+   Limits page's top-users table), in key order too.
 
-Because steps 3 and 4 read the same staging rows after step 2, rollups count exactly the rows the raw insert added:
+Because steps 3, 4 and 5 read the same staging rows after step 2, rollups count exactly the rows the raw insert added:
 never twice. (``INSERT … ON CONFLICT DO NOTHING RETURNING id`` gives the same guarantee but was measured 7× slower.)
 """
 
@@ -32,6 +34,7 @@ from core.store.tables import (
     metric_rollups_1m,
     metric_rollups_10m,
     priority_count_column,
+    user_rollups_1h,
 )
 
 STAGING_TABLE = "pulsegate_attempt_stage"
@@ -232,12 +235,58 @@ def upsert_coarser_sql(table: sa.Table, bucket_expression: str) -> str:
     )
 
 
+def user_hour_expression(dialect_name: str, column: str) -> str:
+    """The hour bucket of a raw or staged row, from ``column``: ``ts`` on PostgreSQL (truncated in UTC, whatever the
+    session time zone); on SQLite the store's timestamp text ('YYYY-MM-DD HH:MM:SS.ffffff', ``ts`` or the staged
+    ``bucket_1m``), cut to the hour."""
+    if dialect_name == "postgresql":
+        return f"(date_trunc('hour', {column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
+    return f"(substr({column}, 1, 14) || '00:00.000000')"
+
+
+#: (``user_rollups_1h`` column, aggregate over raw/staged rows): how one hour of a user's attempts is counted. The
+#: top-users query counts the raw rows at a range's edges with the very same expressions.
+USER_AGGREGATES: tuple[tuple[str, str], ...] = (
+    ("calls", "COUNT(*)"),
+    ("errors", "SUM(CASE WHEN outcome = 'error' THEN 1 ELSE 0 END)"),
+    ("user_rate_limited", f"SUM(CASE WHEN error_class = '{ErrorClass.USER_RATE_LIMITED.value}' THEN 1 ELSE 0 END)"),
+    ("input_tokens", "SUM(input_tokens)"),
+    ("output_tokens", "SUM(output_tokens)"),
+    ("cost_usd", "COALESCE(SUM(cost_usd), 0)"),
+)
+
+
+def user_aggregate_sql(dialect_name: str, *, source: str, hour_column: str, target: str) -> str:
+    """``INSERT INTO target`` the rows of ``source`` that carry a user id, aggregated per hour × user, in key order.
+    (The 0009 migration's backfill keeps its own copy of these aggregates, frozen as of that revision.)"""
+    if {name for name, _ in USER_AGGREGATES} != {c.name for c in user_rollups_1h.columns} - {"bucket", "user_id"}:
+        raise RuntimeError("the user rollup SQL does not cover user_rollups_1h's columns")
+    names = ", ".join(("bucket", "user_id", *(name for name, _ in USER_AGGREGATES)))
+    keys = f"{user_hour_expression(dialect_name, hour_column)}, user_id"
+    selects = ", ".join(expression for _, expression in USER_AGGREGATES)
+    # ``WHERE``: rows without a user are not rolled up (and SQLite needs a WHERE before ON CONFLICT anyway)
+    return (
+        f"INSERT INTO {target} ({names}) "  # noqa: S608 — our schema's names
+        f"SELECT {keys}, {selects} FROM {source} WHERE user_id IS NOT NULL GROUP BY {keys} ORDER BY {keys}"
+    )
+
+
+def upsert_users_sql(dialect_name: str) -> str:
+    """Step 5: the staged rows' per-hour × user totals added to ``user_rollups_1h``."""
+    table = user_rollups_1h.name
+    hour_column = "ts" if dialect_name == "postgresql" else "bucket_1m"
+    updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name, _ in USER_AGGREGATES)
+    insert = user_aggregate_sql(dialect_name, source=STAGING_TABLE, hour_column=hour_column, target=table)
+    return f"{insert} ON CONFLICT (bucket, user_id) DO UPDATE SET {updates}"
+
+
 def rollup_sql(dialect_name: str) -> list[str]:
-    """Steps 4: aggregate the staged rows per minute, then upsert every tier (finest first, the same order in
-    every writer)."""
+    """Steps 4 and 5: aggregate the staged rows per minute, then upsert every tier (finest first, the same order in
+    every writer), then the per-user hours."""
     return [
         aggregate_minutes_sql(dialect_name),
         upsert_minutes_sql(),
         upsert_coarser_sql(metric_rollups_10m, ten_minute_expression(dialect_name)),
         upsert_coarser_sql(metric_rollups_1h, hour_expression(dialect_name)),
+        upsert_users_sql(dialect_name),
     ]

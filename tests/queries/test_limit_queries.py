@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import random
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
 from core.queries import QueryFilter, latest_instances
-from core.queries.limits import instance_lifetimes, limit_change_history, limit_steps, redis_degraded, user_usage
-from core.store.tables import limit_changes
+from core.queries.limits import (
+    USER_COLUMNS,
+    instance_lifetimes,
+    limit_change_history,
+    limit_steps,
+    redis_degraded,
+    user_usage,
+)
+from core.recording import AttemptRecord
+from core.recording.sql import BatchWriter
+from core.store.tables import limit_changes, user_rollups_1h
 from tests.queries.data import (
     NOW,
     attempt_row,
     insert,
-    insert_attempts,
     insert_instances,
     instance_row,
     limit_change_row,
@@ -85,12 +96,125 @@ def test_user_usage_is_top_users_over_at_most_a_day(store: sa.Engine) -> None:
     rows.append(attempt_row(NOW - timedelta(minutes=3), **{**zero, "user_id": "a", "cost_usd": 0.25}))
     rows.append(attempt_row(NOW - timedelta(minutes=3), **zero, user_id=None))
     rows.append(attempt_row(NOW - timedelta(hours=30), **zero, user_id="old"))
-    insert_attempts(store, rows)
+    record(store, rows)
     usage = user_usage(store, HOUR)
     assert usage.values.tolist() == [["b", 3, 1, 1, 0, 14, 0.0], ["a", 1, 0, 0, 0, 0, 0.25]]
     week = QueryFilter(NOW - timedelta(days=7), NOW)
     assert user_usage(store, week)["user_id"].tolist() == ["b", "a"]  # 30 h ago is past the 24 h bound
     assert user_usage(store, HOUR, top=1)["user_id"].tolist() == ["b"]
+
+
+def record(store: sa.Engine, rows: list[dict[str, Any]]) -> None:
+    """Store attempts as the recorder does: raw rows and every rollup (the user hours too), one flush."""
+    BatchWriter(store.dialect).write(store, [AttemptRecord(**row) for row in rows])
+
+
+def raw_user_usage(rows: list[dict[str, Any]], flt: QueryFilter) -> list[list[Any]]:
+    """The top-users table computed in Python from the raw rows: over the range's last 24 h, filters applied."""
+    start = max(flt.start, flt.end - timedelta(hours=24))
+    totals: dict[str, list[Any]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0.0])
+    for row in rows:
+        wanted = all(flt_value is None or row[name] == flt_value for name, flt_value in _dimensions(flt))
+        if row["user_id"] is None or not wanted or not start <= row["ts"] < flt.end:
+            continue
+        have = totals[row["user_id"]]
+        have[0] += 1
+        have[1] += row["outcome"] == "error"
+        have[2] += row["error_class"] == "user_rate_limited"
+        have[3] += row["input_tokens"]
+        have[4] += row["output_tokens"]
+        have[5] += row["cost_usd"] or 0.0
+    ranked = sorted(totals.items(), key=lambda item: (-item[1][0], item[0]))
+    return [[user, *values] for user, values in ranked]
+
+
+def _dimensions(flt: QueryFilter) -> list[tuple[str, str | None]]:
+    return [(name, getattr(flt, name)) for name in ("provider", "model", "key_label", "source")]
+
+
+def seeded_rows(rng: random.Random, start: datetime, hours: int) -> list[dict[str, Any]]:
+    """Attempts of 7 users (and some without a user) over ``hours``, at microsecond times: every provider, model,
+    key (none too), source and outcome, user-rate-limited refusals, and costs in 1/64 dollars (NULL: unpriced) so
+    every sum is exact in binary floating point whatever order it is summed in."""
+    models = {"anthropic": ["claude-x", "claude-y"], "openai": ["gpt-x"]}
+    rows = []
+    for _ in range(1500):
+        provider = rng.choice(sorted(models))
+        outcome = rng.choice(["success", "success", "error", "cancelled"])
+        error_class = rng.choice(["user_rate_limited", "rate_limited", "server_error"]) if outcome == "error" else None
+        ts = start + timedelta(microseconds=rng.randrange(hours * 3_600_000_000))
+        cost = None if rng.random() < 0.1 else rng.randint(0, 64) / 64
+        rows.append(
+            attempt_row(
+                ts,
+                provider=provider,
+                model=rng.choice(models[provider]),
+                key_label=rng.choice(["Primary", "Backup 1", None]),
+                source=rng.choice(["live", "live", "live", "probe"]),
+                outcome=outcome,
+                error_class=error_class,
+                input_tokens=rng.randint(0, 3000),
+                output_tokens=rng.randint(0, 900),
+                cost_usd=cost,
+                user_id=rng.choice([None, "u1", "u2", "u3", "u4", "u5", "u6", "u7"]),
+            )
+        )
+    return rows
+
+
+def test_user_usage_equals_the_raw_aggregate_for_any_range_and_filters(store: sa.Engine) -> None:
+    rng = random.Random(17)
+    start = NOW - timedelta(hours=30)
+    rows = seeded_rows(rng, start, 30)
+    for index in range(0, len(rows), 400):  # several flushes, as the recorder writes them
+        record(store, rows[index : index + 400])
+    odd = timedelta(minutes=17, seconds=23, microseconds=450_001)
+    ranges = [
+        (NOW - timedelta(hours=24), NOW),  # whole hours only
+        (NOW - timedelta(hours=24) + odd, NOW - timedelta(hours=2) + odd),  # both ends mid-hour and mid-minute
+        (NOW - timedelta(days=3), NOW - odd),  # longer than 24 h: bounded to the end's last 24 h
+        (NOW - timedelta(hours=5, minutes=40), NOW - timedelta(hours=5, minutes=3, seconds=1)),  # inside one hour
+        (NOW - timedelta(hours=3) - odd, NOW - timedelta(hours=1) + odd),  # partial, whole, partial hours
+    ]
+    filters: list[dict[str, str]] = [
+        {},
+        {"provider": "openai"},
+        {"model": "claude-y"},
+        {"key_label": "Backup 1"},
+        {"source": "probe"},
+        {"provider": "anthropic", "source": "live"},
+    ]
+    compared = 0
+    for low, high in ranges:
+        for chosen in filters:
+            flt = QueryFilter(low, high, **chosen)
+            expected = raw_user_usage(rows, flt)
+            assert user_usage(store, flt, top=100).values.tolist() == expected, (low, high, chosen)
+            assert user_usage(store, flt, top=3).values.tolist() == expected[:3]
+            compared += len(expected)
+    assert compared > 150
+    # the seed covers what matters: cancelled calls of users, refusals, unpriced rows, rows without a key or user
+    assert {r["outcome"] for r in rows if r["user_id"]} == {"success", "error", "cancelled"}
+    assert any(r["error_class"] == "user_rate_limited" and r["user_id"] for r in rows)
+    assert any(r["cost_usd"] is None and r["user_id"] for r in rows)
+    assert any(r["key_label"] is None and r["user_id"] for r in rows)
+
+
+def test_user_usage_reads_whole_hours_from_the_user_rollup(store: sa.Engine) -> None:
+    """Whole hours come from ``user_rollups_1h`` (here changed by hand: the query must show the change), partial
+    hours and filtered tables from the raw rows."""
+    rows = [attempt_row(NOW - timedelta(minutes=90), user_id="a", input_tokens=1, output_tokens=2, cost_usd=0.5)]
+    rows.append(attempt_row(NOW - timedelta(minutes=20), user_id="a", input_tokens=1, output_tokens=2, cost_usd=0.5))
+    record(store, rows)
+    with store.begin() as connection:
+        connection.execute(sa.update(user_rollups_1h).values(calls=user_rollups_1h.c.calls + 100))
+    whole = QueryFilter(NOW - timedelta(hours=2), NOW)
+    assert user_usage(store, whole).values.tolist() == [["a", 202, 0, 0, 2, 4, 1.0]]
+    partial = QueryFilter(NOW - timedelta(minutes=100), NOW)  # 10 minutes of the hour before, from the raw rows
+    assert user_usage(store, partial).values.tolist() == [["a", 102, 0, 0, 2, 4, 1.0]]
+    filtered = QueryFilter(NOW - timedelta(hours=2), NOW, provider="anthropic")
+    assert user_usage(store, filtered).values.tolist() == [["a", 2, 0, 0, 2, 4, 1.0]]
+    assert list(user_usage(store, filtered).columns) == list(USER_COLUMNS)
 
 
 def test_redis_degraded_reads_live_instances_only(store: sa.Engine) -> None:

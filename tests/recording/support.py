@@ -21,6 +21,7 @@ from core.store.tables import (
     metric_rollups_1m,
     metric_rollups_10m,
     priority_count_column,
+    user_rollups_1h,
 )
 
 MODELS = {"anthropic": ["claude-sonnet-4-6", "claude-haiku-4-5"], "openai": ["gpt-4.1"]}
@@ -33,7 +34,7 @@ def random_attempt(rng: random.Random, start: datetime, span_minutes: int = 150)
     error, cancelled = draw < 0.3, 0.3 <= draw < 0.4
     ts = start + timedelta(microseconds=rng.randrange(span_minutes * 60_000_000))
     unpriced = rng.random() < 0.1
-    return AttemptRecord(
+    attempt = AttemptRecord(
         ts=ts,
         call_id=uuid.uuid4(),
         attempt=rng.randint(1, 3),
@@ -60,6 +61,13 @@ def random_attempt(rng: random.Random, start: datetime, span_minutes: int = 150)
         user_id=f"user-{rng.randint(1, 20)}",
         priority=rng.randint(0, 10),
     )
+    if error and rng.random() < 0.1:
+        attempt.error_class = ErrorClass.USER_RATE_LIMITED
+    if not error and rng.random() < 0.1:
+        attempt.outcome = "cancelled"  # counted in calls, neither a success nor an error
+    if rng.random() < 0.1:
+        attempt.user_id = None  # not in the user rollup
+    return attempt
 
 
 def hour_ago() -> datetime:
@@ -146,4 +154,39 @@ def assert_rollups_match_raw(engine: sa.Engine) -> int:
                     assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-9), (tier, key, name)
                 else:
                     assert got[name] == value, (tier, key, name)
+    expected_users = expected_user_rollups(rows)
+    stored_users = stored_user_rollups(engine)
+    assert set(stored_users) == set(expected_users)
+    for key, agg in expected_users.items():
+        got = stored_users[key]
+        assert {name: got[name] for name in agg if name != "cost_usd"} == {
+            k: v for k, v in agg.items() if k != "cost_usd"
+        }
+        assert got["cost_usd"] == pytest.approx(agg["cost_usd"], rel=1e-9, abs=1e-9), key
     return len(rows)
+
+
+def expected_user_rollups(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """``user_rollups_1h`` recomputed in Python: per hour × user id, rows without a user left out."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row["user_id"] is not None:
+            hour = row["ts"].astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+            groups[(hour, row["user_id"])].append(row)
+    return {
+        key: {
+            "calls": len(members),
+            "errors": sum(r["outcome"] == "error" for r in members),
+            "user_rate_limited": sum(r["error_class"] == ErrorClass.USER_RATE_LIMITED.value for r in members),
+            "input_tokens": sum(r["input_tokens"] for r in members),
+            "output_tokens": sum(r["output_tokens"] for r in members),
+            "cost_usd": sum(r["cost_usd"] or 0 for r in members),
+        }
+        for key, members in groups.items()
+    }
+
+
+def stored_user_rollups(engine: sa.Engine) -> dict[tuple[Any, ...], dict[str, Any]]:
+    with engine.connect() as connection:
+        rows = [dict(row._mapping) for row in connection.execute(sa.select(user_rollups_1h))]
+    return {(r["bucket"], r["user_id"]): r for r in rows}

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from core.recording import SqlRecorder
 from core.recording.sql import BatchWriter
 from core.store import latency_buckets
-from core.store.tables import metric_rollups_1h, metric_rollups_1m, metric_rollups_10m
+from core.store.tables import metric_rollups_1h, metric_rollups_1m, metric_rollups_10m, user_rollups_1h
 from tests.recording.support import assert_rollups_match_raw, expected_rollups, hour_ago, random_attempt, raw_rows
 
 
@@ -83,11 +83,14 @@ def test_rollup_sql_covers_every_rollup_column() -> None:
     from core.store import rollups
 
     for dialect in ("sqlite", "postgresql"):
-        aggregate, minutes, tens, hours = rollups.rollup_sql(dialect)
+        aggregate, minutes, tens, hours, users = rollups.rollup_sql(dialect)
         for table, sql in ((metric_rollups_1m, minutes), (metric_rollups_10m, tens), (metric_rollups_1h, hours)):
             assert f"INSERT INTO {table.name} " in sql
             for name in (c.name for c in table.columns):
                 assert name in sql and name in aggregate
+        assert f"INSERT INTO {user_rollups_1h.name} " in users
+        for name in (c.name for c in user_rollups_1h.columns):
+            assert name in users
 
 
 def test_staging_rows_bind_timestamps_like_the_store(store: sa.Engine) -> None:

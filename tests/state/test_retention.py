@@ -29,6 +29,7 @@ from core.store.tables import (
     metric_rollups_10m,
     probe_requests,
     queue_rollups,
+    user_rollups_1h,
 )
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -71,6 +72,12 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
         connection.execute(metric_rollups_1m.insert(), [_rollup(t, f"k{i}") for i, t in enumerate(_ages(30, 7, 3))])
         connection.execute(metric_rollups_1h.insert(), [_rollup(t, f"k{i}") for i, t in enumerate(_ages(400, 2, 5))])
         connection.execute(metric_rollups_10m.insert(), [_rollup(t, f"k{i}") for i, t in enumerate(_ages(30, 4, 1))])
+        # user hours: one goes when it has ended by the raw cutoff (14 days), i.e. all of its raw rows have gone
+        raw_cutoff = NOW - timedelta(days=14)
+        connection.execute(
+            user_rollups_1h.insert(),
+            [{"bucket": raw_cutoff + timedelta(hours=h), "user_id": "u", "calls": 1} for h in (-2, -1, 0, 1)],
+        )
         # snapshot rollups: each tier kept as long as the metric tier of its width (minute tier: 7 days)
         queue = (
             [(60, t) for t in _ages(7, 2, 1)]
@@ -263,6 +270,7 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
         "metric_rollups_1m": 7,
         "metric_rollups_10m": 4,
         "metric_rollups_1h": 2,
+        "user_rollups_1h": 2,
         "instance_snapshots": 6,
         "key_health_snapshots": 3,
         "queue_rollups": 6,
@@ -283,6 +291,7 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
         "metric_rollups_1m": 2,
         "metric_rollups_10m": 1,
         "metric_rollups_1h": 1,
+        "user_rollups_1h": 1,
         "instance_snapshots": 2,
         "key_health_snapshots": 1,
         "queue_rollups": 2,
@@ -305,6 +314,7 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
                 metric_rollups_1m,
                 metric_rollups_10m,
                 metric_rollups_1h,
+                user_rollups_1h,
                 instance_snapshots,
                 key_health_snapshots,
                 queue_rollups,
@@ -325,6 +335,7 @@ def test_prune_removes_exactly_the_expired_rows_in_batches(store) -> None:
             "metric_rollups_1m": 3,
             "metric_rollups_10m": 1,
             "metric_rollups_1h": 5,
+            "user_rollups_1h": 2,
             "instance_snapshots": 2,
             "key_health_snapshots": 3,
             "queue_rollups": 4,

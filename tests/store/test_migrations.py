@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -11,7 +12,9 @@ from alembic.runtime.migration import MigrationContext
 
 import migrations
 from core.store.engine import create_store_engine
-from core.store.tables import metadata
+from core.store.tables import api_usage_metrics, metadata
+from tests.queries.data import NOW, attempt_row
+from tests.recording.support import expected_user_rollups, stored_user_rollups
 
 EXPECTED_TABLES = {
     "api_usage_metrics",
@@ -32,6 +35,7 @@ EXPECTED_TABLES = {
     "alert_notifications",
     "alert_silences",
     "limit_changes",
+    "user_rollups_1h",
 }
 
 
@@ -90,6 +94,61 @@ def test_upgrade_is_idempotent(empty_database_url: str) -> None:
     migrations.upgrade(empty_database_url)
     migrations.upgrade(empty_database_url)
     assert _revision(empty_database_url) == migrations.head_revision()
+
+
+def test_0009_backfills_the_user_hours_from_the_raw_rows(empty_database_url: str) -> None:
+    """An upgraded store's top-users table is not empty: 0009 rolls up every raw row it finds."""
+    url = empty_database_url
+    migrations.upgrade(url, "0008")
+    minute = timedelta(minutes=1)
+
+    def row(minutes: int, user_id: str | None, **values: object) -> dict[str, object]:
+        counts = {"input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "user_id": user_id}
+        return attempt_row(NOW - minutes * minute, **{**counts, **values})
+
+    rows = [
+        row(130, "a", input_tokens=10, output_tokens=3, cost_usd=0.25),
+        row(125, "a", outcome="error", error_class="user_rate_limited"),
+        row(61, "a", outcome="cancelled", input_tokens=5, cost_usd=None),
+        row(59, "b", outcome="error", error_class="timeout", cost_usd=0.5),
+        row(58, None, input_tokens=99),
+    ]
+    engine = create_store_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(api_usage_metrics.insert(), rows)
+        migrations.upgrade(url)
+        stored = stored_user_rollups(engine)
+    finally:
+        engine.dispose()
+    hour = timedelta(hours=1)
+    assert {key: {k: v for k, v in row.items() if k not in ("bucket", "user_id")} for key, row in stored.items()} == {
+        (NOW - 3 * hour, "a"): {
+            "calls": 2,
+            "errors": 1,
+            "user_rate_limited": 1,
+            "input_tokens": 10,
+            "output_tokens": 3,
+            "cost_usd": 0.25,
+        },
+        (NOW - 2 * hour, "a"): {
+            "calls": 1,
+            "errors": 0,
+            "user_rate_limited": 0,
+            "input_tokens": 5,
+            "output_tokens": 0,
+            "cost_usd": 0.0,
+        },
+        (NOW - hour, "b"): {
+            "calls": 1,
+            "errors": 1,
+            "user_rate_limited": 0,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cost_usd": 0.5,
+        },
+    }
+    assert set(stored) == set(expected_user_rollups(rows))
 
 
 @pytest.mark.postgres
