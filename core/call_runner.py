@@ -297,6 +297,11 @@ class CallRunner:
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
+    async def drain(self) -> None:
+        """Wait for the settlements :meth:`later` started (the client is closing: the limiter must see them)."""
+        while self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+
     def _prepare(self, ctx: CallContext, runtime: ProviderRuntime, model: str) -> PreparedRequest:
         config = ctx.config
         spec = RequestSpec(

@@ -495,6 +495,8 @@ class AIClient:
         here = asyncio.get_running_loop()
         if self._heartbeat is not None:
             await self._heartbeat.stop()
+        if self._loop in (None, here):
+            await self._runner.drain()
         for runtime in self._runner.runtimes.values():
             if self._loop in (None, here):
                 runtime.queue.clear("the client is closing")

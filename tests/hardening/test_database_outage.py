@@ -150,7 +150,7 @@ def test_a_hung_database_holds_no_row_hostage(
     try:
         with store.begin() as connection:
             connection.execute(sa.text("TRUNCATE api_usage_metrics, metric_rollups_1m, metric_rollups_10m, "
-                                       "metric_rollups_1h"))  # fmt: skip
+                                       "metric_rollups_1h, user_rollups_1h"))  # fmt: skip
         # rows are written only when flushed: the 120 recorded during the hang are one batch
         recorder = SqlRecorder(hung, batch_size=1000, interval_s=3600, spool_dir=tmp_path)
         for _ in range(100):
