@@ -46,8 +46,10 @@ demo: $(STAMP)
 test: $(STAMP) $(FLOOR_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
-	PYTHONPATH=$(abspath $(FLOOR)) PULSEGATE_TEST_SDK_FLOOR=$(FLOOR_LOCK) $(BIN)/pytest $(FLOOR_TESTS)
+	$(BIN)/pytest -n 2 -m "not serial"
+	$(BIN)/pytest -m serial
+	PYTHONPATH=$(abspath $(FLOOR)) PULSEGATE_TEST_SDK_FLOOR=$(FLOOR_LOCK) $(BIN)/pytest -n 2 -m "not serial" $(FLOOR_TESTS)
+	PYTHONPATH=$(abspath $(FLOOR)) PULSEGATE_TEST_SDK_FLOOR=$(FLOOR_LOCK) $(BIN)/pytest -m serial $(FLOOR_TESTS)
 
 # The whole suite on the newest versions pyproject.toml admits, in a venv of its own built without the lock.
 # Run it before every `make lock`: a refresh takes in only versions this has passed on. PYTEST_ARGS narrows the run

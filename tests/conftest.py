@@ -180,3 +180,31 @@ def store(request: pytest.FixtureRequest, _store_engines: dict[str, sa.Engine]) 
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+#: Test files that judge wall-clock time (deadlines, periods, draw times) or race processes against each other: a
+#: second test running beside them on a 2-CPU machine would make them flaky, so `make test` runs everything else two
+#: at a time (pytest-xdist) and then these alone.
+SERIAL_FILES = (
+    "tests/hardening/test_worker_kill.py",
+    "tests/hardening/test_redis_outage.py",
+    "tests/hardening/test_database_outage.py",
+    "tests/hardening/test_provider_chaos.py",
+    "tests/hardening/test_webhook_faults.py",
+    "tests/demo/",
+    "tests/limits/test_multiprocess.py",
+    "tests/worker/test_worker_process.py",
+    "tests/client/test_shared_state_processes.py",
+    "tests/client/test_honest_accounting.py",
+    "tests/client/test_cancellation_rows.py",
+    "tests/client/test_stream_stalls.py",
+    "tests/dashboard/test_overview_live.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        if where.startswith(SERIAL_FILES):
+            item.add_marker(pytest.mark.serial)
