@@ -94,6 +94,7 @@ class CallContext:
     queue_wait_s: float = 0.0
     user_demands: list[Demand] = field(default_factory=list)  # charged per call, settled when the call ends
     user_reserved_tokens: int = 0
+    used_tokens: int = 0  # what every attempt of the call spent (reported or estimated): the user's settled charge
 
 
 class _NoVerdict:
@@ -223,10 +224,10 @@ class CallRunner:
             assert last_error is not None
             raise last_error
         except asyncio.CancelledError:
-            self.later(self.settle_user(ctx, 0))  # the cancellation goes on at once (a no-op once already settled)
+            self.later(self.settle_user(ctx))  # the cancellation goes on at once (a no-op once already settled)
             raise
         except BaseException:
-            await self.settle_user(ctx, 0)
+            await self.settle_user(ctx)
             raise
 
     async def _charge_caller(self, ctx: CallContext, prepared: PreparedRequest) -> None:
@@ -260,14 +261,14 @@ class CallRunner:
         ctx.user_demands = charged
         ctx.user_reserved_tokens = tokens
 
-    async def settle_user(self, ctx: CallContext, used_tokens: int) -> None:
-        """The call is over: settle its user's tokens to ``used_tokens`` and give the request back if nothing was
-        ever sent. Idempotent."""
+    async def settle_user(self, ctx: CallContext) -> None:
+        """The call is over: settle its user's tokens to what its attempts spent (``ctx.used_tokens``, estimates of
+        broken and cancelled attempts included) and give the request back if nothing was ever sent. Idempotent."""
         demands = ctx.user_demands
         if not demands:
             return
         ctx.user_demands = []
-        difference = ctx.user_reserved_tokens - used_tokens
+        difference = ctx.user_reserved_tokens - ctx.used_tokens
         for demand in demands:
             if demand.key.endswith(":rpm"):
                 if ctx.attempts == 0:
@@ -692,11 +693,12 @@ class CallRunner:
             usage=usage,
             cost=cost,
         )
-        used = usage.input_tokens + usage.cache_write_tokens + usage.output_tokens
+        used = usage.limited_tokens
+        ctx.used_tokens += used
         await self.shared_state.flush(lease.runtime.provider.value)
         self._tune(lease, await self._observe_headers(lease, headers), None, used)
         await self._settle_tokens(lease, used)
-        await self.settle_user(ctx, used)
+        await self.settle_user(ctx)
         return cost
 
     def _price(self, lease: Lease, usage: Usage, answered_model: str | None = None) -> float | None:
@@ -745,10 +747,11 @@ class CallRunner:
             cost=self._price(lease, spent),
             usage_estimated=True,
         )
-        used = spent.input_tokens + spent.cache_write_tokens + spent.output_tokens
+        used = spent.limited_tokens
+        ctx.used_tokens += used
         self._tune(lease, None, None, used)
         self.later(self._settle_tokens(lease, used))
-        self.later(self.settle_user(ctx, used))
+        self.later(self.settle_user(ctx))
 
     async def settle_failure(
         self,
@@ -789,7 +792,8 @@ class CallRunner:
             cost=self._price(lease, usage) if usage is not None else 0.0,
             usage_estimated=usage is not None,
         )
-        used = usage.input_tokens + usage.cache_write_tokens + usage.output_tokens if usage is not None else 0
+        used = usage.limited_tokens if usage is not None else 0
+        ctx.used_tokens += used
         await self.shared_state.flush(lease.runtime.provider.value)  # a cooldown or an open breaker, for all at once
         self._tune(lease, await self._observe_headers(lease, headers), error)
         await self._settle_tokens(lease, used)

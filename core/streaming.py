@@ -165,7 +165,7 @@ class ResponseStream:
         )
         runner = self._client._runner
         await runner.settle_failure(self._ctx, lease, error, None, ttft_ms, usage=self._spent())
-        await runner.settle_user(self._ctx, 0)
+        await runner.settle_user(self._ctx)
         self._done = True
         runner.finish(self._ctx)
         if self._opened is not None:

@@ -35,6 +35,12 @@ class Usage:
         """Every token billed for the call: input + output + cache reads + cache writes."""
         return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
 
+    @property
+    def limited_tokens(self) -> int:
+        """The tokens a tokens-per-minute limit counts: input, cache writes and output. Cache reads are left out,
+        as the providers' own input-token limits leave them out."""
+        return self.input_tokens + self.cache_write_tokens + self.output_tokens
+
 
 def usage_from_openai(usage: Mapping[str, Any] | None) -> Usage:
     """OpenAI ``usage`` → :class:`Usage` (docs/provider-wire.md §4): ``prompt_tokens`` includes cached reads and

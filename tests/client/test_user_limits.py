@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from core import AIClient, CallOptions, ErrorClass, ModelConfig, NoUsableKeyError
 from core.api_keys import Provider
 from core.clock import ManualClock
-from core.errors import UserRateLimitedError
+from core.errors import StreamInterruptedError, UserRateLimitedError
 from core.token_estimate import estimate_input_tokens
 from emulator import EmulatorServer
 from tests.client.conftest import rows, total_requests
@@ -134,6 +134,31 @@ async def test_streams_are_limited_and_hold_their_reservation_until_they_end(
     assert sorted(errors, key=str) == [None, None, "user_rate_limited", "user_rate_limited"]
     streamed_refusal = [r for r in rows(store) if r["streamed"] and r["error_class"] == "user_rate_limited"]
     assert len(streamed_refusal) == 1
+
+
+async def test_a_broken_stream_charges_its_user_what_it_spent(
+    make_client: Callable[..., AIClient], emu: EmulatorServer, clock: ManualClock, store: sa.Engine
+) -> None:
+    """A stream that breaks mid-way was billed: its user is charged the row's estimated tokens, not nothing."""
+    emu.add_fault({"kind": "truncate_stream", "provider": "anthropic", "after_events": 3 + 4})
+    client = make_client(clock=clock, store=store, env={"USER_TPM": "1000"})
+    big = ModelConfig(model="claude-sonnet-4-6", max_tokens=600)
+    with pytest.raises(StreamInterruptedError):
+        async with client.stream_response(big, HELLO, options=user("u-1")) as stream:
+            async for _ in stream:
+                pass
+    (broken,) = sorted_rows(store, client)
+    assert (broken["error_class"], broken["usage_estimated"]) == ("stream_interrupted", True)
+    spent = broken["input_tokens"] + broken["output_tokens"] + broken["cache_write_tokens"]
+    assert spent > broken["output_tokens"] > 0  # the prompt and the partial text, not zero
+    estimate = estimate_input_tokens(None, HELLO, None)
+    room = 1000 - spent - estimate  # what is left once the broken stream is settled to its spend
+    with pytest.raises(UserRateLimitedError, match=f"this call reserves {room + 1 + estimate} tokens"):
+        await client.generate_response(
+            ModelConfig(model="claude-sonnet-4-6", max_tokens=room + 1), HELLO, options=user("u-1")
+        )
+    await client.generate_response(ModelConfig(model="claude-sonnet-4-6", max_tokens=room), HELLO, options=user("u-1"))
+    assert total_requests(emu) == 2
 
 
 async def test_a_call_never_sent_gives_the_request_back(
