@@ -45,7 +45,7 @@ import migrations  # noqa: E402
 from core import queries  # noqa: E402
 from core.probe import consecutive_probe_failures  # noqa: E402
 from core.queries import _sql  # noqa: E402
-from core.queries.limits import user_usage  # noqa: E402
+from core.queries.limits import user_usage, user_window  # noqa: E402
 from core.store import create_store_engine, latency_buckets  # noqa: E402
 from core.store.rollups import (  # noqa: E402
     KEY_COLUMNS,
@@ -275,15 +275,15 @@ def median_ms(call: Callable[[], object]) -> float:
     return statistics.median(samples)
 
 
-#: The top-users table is also timed for ranges ending mid-hour (as the dashboard's, ending "now", do): their partial
-#: hours at either end — together one hour for a 24 h range — are read from the raw rows.
+#: The top-users table is also timed for ranges ending mid-hour (as the dashboard's, ending "now", do): it then
+#: covers the whole hours touching the range, one more bucket per user than a range ending on the hour.
 MID_HOUR = timedelta(minutes=23, seconds=17)
 
 
 def user_usage_raw(engine: sa.Engine, flt: queries.QueryFilter, top: int = 20) -> object:
-    """The top-users query before ``user_rollups_1h``: the range's last 24 h aggregated from the raw rows."""
+    """The top-users query before ``user_rollups_1h``: the same whole hours aggregated from the raw rows."""
     t = api_usage_metrics
-    start = max(flt.start, flt.end - timedelta(hours=24))
+    start, end = user_window(flt)
     calls = sa.func.count().label("calls")
     statement = (
         sa.select(
@@ -295,7 +295,7 @@ def user_usage_raw(engine: sa.Engine, flt: queries.QueryFilter, top: int = 20) -
             sa.cast(sa.func.coalesce(sa.func.sum(t.c.output_tokens), 0), sa.BigInteger).label("output_tokens"),
             sa.cast(sa.func.coalesce(sa.func.sum(t.c.cost_usd), 0.0), sa.Float).label("cost_usd"),
         )
-        .where(t.c.ts >= start, t.c.ts < flt.end, t.c.user_id.is_not(None))
+        .where(t.c.ts >= start, t.c.ts < end, t.c.user_id.is_not(None))
         .group_by(t.c.user_id)
         .order_by(calls.desc(), t.c.user_id)
         .limit(top)
@@ -314,17 +314,12 @@ def cases(engine: sa.Engine) -> dict[str, Callable[[queries.QueryFilter], object
         "consecutive_probe_failures": lambda f: consecutive_probe_failures(engine, f.end),
         "user_usage": lambda f: user_usage(engine, f, top=20),
         "user_usage, range ending mid-hour": lambda f: user_usage(engine, _mid_hour(f), top=20),
-        "user_usage, provider filter (raw rows)": lambda f: user_usage(engine, _provider(f), top=20),
         "top users from raw rows (before)": lambda f: user_usage_raw(engine, f),
     }
 
 
 def _mid_hour(flt: queries.QueryFilter) -> queries.QueryFilter:
     return queries.QueryFilter(flt.start - MID_HOUR, flt.end - MID_HOUR)
-
-
-def _provider(flt: queries.QueryFilter) -> queries.QueryFilter:
-    return queries.QueryFilter(flt.start, flt.end, provider="anthropic")
 
 
 def measure(engine: sa.Engine) -> tuple[dict[str, dict[str, float]], float]:
@@ -343,7 +338,7 @@ def measure(engine: sa.Engine) -> tuple[dict[str, dict[str, float]], float]:
 
     raw_ms = median_ms(raw)
     print(f"  raw 24 h traffic aggregate: {raw_ms:.0f} ms", flush=True)
-    for label, duration in RANGES.items():  # the rollup-backed table is the raw one, row for row
+    for label, duration in RANGES.items():  # the rollup-backed table is the raw one over its hours, row for row
         for flt in (queries.QueryFilter.last(duration, END), _mid_hour(queries.QueryFilter.last(duration, END))):
             got = user_usage(engine, flt, top=20).values.tolist()
             _, rows = user_usage_raw(engine, flt)  # type: ignore[misc]
@@ -378,11 +373,10 @@ def render(rows: int, table: dict[str, dict[str, float]], raw_ms: float, timings
         "`latest_key_health` takes no range (the latest snapshot within its default 24 h lookback): "
         "the same call in every column. So does `consecutive_probe_failures` (the `probe_failures` rule's query, "
         "every 30 s: a day of lookback, with one revoked key probed every 5 min and failing all 7 days — its "
-        "worst case). `user_usage` (the Limits page's top 20 users) covers at most the range's last 24 h, so its "
-        "7 d column reads as much as its 24 h one: whole hours from `user_rollups_1h`, partial hours from raw rows "
-        f"(the mid-hour row: ranges ending {MID_HOUR.seconds // 60} min {MID_HOUR.seconds % 60} s before the "
-        "data's end); a provider filter reads raw rows; the last row is the query before the user rollup, "
-        "timed in the same run.",
+        "worst case). `user_usage` (the Limits page's top 20 users) covers the whole hours touching the range's "
+        "last 24 h, so its 7 d column reads as much as its 24 h one, all from `user_rollups_1h` (the mid-hour row: "
+        f"ranges ending {MID_HOUR.seconds // 60} min {MID_HOUR.seconds % 60} s before the data's end, 25 buckets "
+        "per user); the last row is the same hours aggregated from the raw rows, timed in the same run.",
         "",
         "Load: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + ".",
         "",

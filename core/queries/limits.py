@@ -4,10 +4,10 @@ per-user usage.
 The history comes from ``limit_changes`` (one row per change, written by the heartbeat), not from the snapshots:
 a change is an event with a reason, and a step line drawn from its events is exact between heartbeats, while a
 5-second snapshot series would blur when it happened and repeat the reason thousands of times. Per-key limits
-are in the events too (snapshots keep one row per provider). Per-user numbers cover at most the range's last
-:data:`USER_RANGE_MAX`: whole hours from ``user_rollups_1h`` (per hour × user, written at flush time), the range's
-partial hours at either end from the raw attempts, counted the same way — or, when a provider, model, key or source
-filter is set (the user rollup has no such dimension), all of it from the raw attempts.
+are in the events too (snapshots keep one row per provider). Per-user numbers cover the whole hours touching the
+range's last :data:`USER_RANGE_MAX` (:func:`user_window`), read from ``user_rollups_1h`` (per hour × user, written
+at flush time) alone — a day is 25 buckets per user whatever the raw table holds. The user rollup has no provider,
+model, key or source: per-user numbers span them all, as the per-user limits do, and the page says so.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import sqlalchemy as sa
 
 from core.queries import _sql
 from core.queries.filters import QueryFilter
-from core.store.rollups import USER_AGGREGATES
-from core.store.tables import api_usage_metrics, instances, limit_changes, user_rollups_1h
+from core.store.tables import instances, limit_changes, user_rollups_1h
 
 CHANGE_COLUMNS: tuple[str, ...] = (
     "ts",
@@ -191,60 +190,40 @@ def redis_degraded(instances: pd.DataFrame) -> list[dict[str, Any]]:
     return [found[k] for k in sorted(found)]
 
 
-def _user_parts(flt: QueryFilter) -> list[sa.Select[Any]]:
-    """Per-user partial totals (``USER_COLUMNS``) whose sum is the top-users table over ``flt``: whole hours from
-    ``user_rollups_1h``, the rest from the raw rows with the aggregates the flush uses (so each raw row counts exactly
-    as its hour's rollup counts it)."""
-    first_hour = _sql.floor_time(flt.start, 3600)
-    if flt.start > first_hour:
-        first_hour += timedelta(hours=1)
-    last_hour = _sql.floor_time(flt.end, 3600)
-    filtered = any(getattr(flt, name) is not None for name in ("provider", "model", "key_label", "source"))
-    parts: list[sa.Select[Any]] = []
-    raw_ranges = [(flt.start, flt.end)]
-    if not filtered and first_hour < last_hour:
-        r = user_rollups_1h
-        parts.append(
-            sa.select(*(r.c[name] for name in USER_COLUMNS)).where(r.c.bucket >= first_hour, r.c.bucket < last_hour)
-        )
-        raw_ranges = [(a, b) for a, b in ((flt.start, first_hour), (last_hour, flt.end)) if a < b]
-    if raw_ranges:
-        m = api_usage_metrics
-        dimensions = flt.conditions(m)[2:]  # the first two are the range's own bounds
-        between = sa.or_(*(sa.and_(m.c.ts >= a, m.c.ts < b) for a, b in raw_ranges))
-        counted = [sa.literal_column(expression).label(name) for name, expression in USER_AGGREGATES]
-        parts.append(
-            sa.select(m.c.user_id, *counted)
-            .select_from(m)
-            .where(between, m.c.user_id.is_not(None), *dimensions)
-            .group_by(m.c.user_id)
-        )
-    return parts
+def user_window(flt: QueryFilter) -> tuple[datetime, datetime]:
+    """The whole hours the top-users table covers: every hour that touches the range's last
+    :data:`USER_RANGE_MAX` — from the hour the bounded range starts in up to the end of the hour it ends in. For a
+    range ending now that is "since HH:00" (the current hour holds what was flushed so far)."""
+    start = _sql.floor_time(max(flt.start, flt.end - USER_RANGE_MAX), 3600)
+    end = _sql.floor_time(flt.end, 3600)
+    if end < flt.end:
+        end += timedelta(hours=1)
+    return start, end
 
 
 def user_usage(engine: sa.Engine, flt: QueryFilter, *, top: int = 20) -> pd.DataFrame:
-    """The ``top`` users by calls over the last :data:`USER_RANGE_MAX` of the range (ids as stored: hashed under
-    ``HASH_USER_IDS``), with errors (outcome ``error``: a cancelled call counts in calls only), user-rate-limited
-    refusals, tokens and cost. Filters apply. Exactly the raw rows' totals: whole hours come from the user rollup,
-    which counts the same rows the same way (costs are summed per hour first, so a cost may differ from one summed
-    row by row in its last binary digit)."""
-    start = max(flt.start, flt.end - USER_RANGE_MAX)
-    bounded = QueryFilter(start, flt.end, flt.provider, flt.model, flt.key_label, flt.source)
-    parts = _user_parts(bounded)
-    union = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("parts")
-    calls = sa.cast(sa.func.sum(union.c.calls), sa.BigInteger).label("calls")
+    """The ``top`` users by calls over :func:`user_window` (ids as stored: hashed under ``HASH_USER_IDS``), with
+    errors (outcome ``error``: a cancelled call counts in calls only), user-rate-limited refusals, tokens and cost,
+    across every provider, model, key and source — as the per-user limits count them; the range's other filters do
+    not apply. Read from ``user_rollups_1h`` alone (hour × user, written with the raw rows at flush time, counting
+    them exactly: costs are summed per hour first, so a cost may differ from one summed row by row in its last
+    binary digit) — one day is at most 25 buckets per user, never the raw rows."""
+    start, end = user_window(flt)
+    r = user_rollups_1h
+    calls = sa.cast(sa.func.sum(r.c.calls), sa.BigInteger).label("calls")
     statement = (
         sa.select(
-            union.c.user_id,
+            r.c.user_id,
             calls,
             *(
-                sa.cast(sa.func.sum(union.c[name]), sa.BigInteger).label(name)
+                sa.cast(sa.func.sum(r.c[name]), sa.BigInteger).label(name)
                 for name in ("errors", "user_rate_limited", "input_tokens", "output_tokens")
             ),
-            sa.cast(sa.func.coalesce(sa.func.sum(union.c.cost_usd), 0.0), sa.Float).label("cost_usd"),
+            sa.cast(sa.func.coalesce(sa.func.sum(r.c.cost_usd), 0.0), sa.Float).label("cost_usd"),
         )
-        .group_by(union.c.user_id)
-        .order_by(calls.desc(), union.c.user_id)
+        .where(r.c.bucket >= start, r.c.bucket < end)
+        .group_by(r.c.user_id)
+        .order_by(calls.desc(), r.c.user_id)
         .limit(top)
     )
     columns, rows = _sql.fetch(engine, statement)

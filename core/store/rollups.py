@@ -244,8 +244,7 @@ def user_hour_expression(dialect_name: str, column: str) -> str:
     return f"(substr({column}, 1, 14) || '00:00.000000')"
 
 
-#: (``user_rollups_1h`` column, aggregate over raw/staged rows): how one hour of a user's attempts is counted. The
-#: top-users query counts the raw rows at a range's edges with the very same expressions.
+#: (``user_rollups_1h`` column, aggregate over raw/staged rows): how one hour of a user's attempts is counted.
 USER_AGGREGATES: tuple[tuple[str, str], ...] = (
     ("calls", "COUNT(*)"),
     ("errors", "SUM(CASE WHEN outcome = 'error' THEN 1 ELSE 0 END)"),

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.queries.limits import USER_RANGE_MAX, limit_steps, limits_now
+from core.queries import QueryFilter
+from core.queries.limits import USER_RANGE_MAX, limit_steps, limits_now, user_window
 from dashboard import data, limit_charts, tables, ui
 from dashboard.tables import Col
 
@@ -100,12 +101,18 @@ def _history(ctx: ui.Context, window: str) -> None:
 
 def _users(ctx: ui.Context) -> None:
     st.subheader("Per-user usage")
-    hours = int(USER_RANGE_MAX.total_seconds() // 3600)
+    flt = ctx.flt
+    start, end = user_window(flt)
+    until = "now" if end >= ctx.now else f"{end:%Y-%m-%d %H:%M}"
+    filtered = [name for name in ("provider", "model", "key_label", "source") if getattr(flt, name) is not None]
+    hours = f"{USER_RANGE_MAX.total_seconds() / 3600:g}"
     st.caption(
-        f"Top {TOP_USERS} users by calls over the last {hours} h of the range at most (ids as stored: hashed when "
-        "HASH_USER_IDS is set)."
+        f"Top {TOP_USERS} users by calls from {start:%Y-%m-%d %H:%M} UTC to {until}: the whole hours touching the "
+        f"range's last {hours} h, across every provider, model and key (as the per-user limits count)"
+        + (" — the range's filters do not apply here" if filtered else "")
+        + ". Ids as stored: hashed when HASH_USER_IDS is set."
     )
-    users = data.users(ctx.url, ctx.key, TOP_USERS)
+    users = data.users(ctx.url, data.key_of(QueryFilter(flt.start, flt.end)), TOP_USERS)
     if users.empty:
         st.info("No call with a user_id in this range.")
     else:

@@ -18,6 +18,7 @@ from tests.queries.data import (
     insert_tiers,
     instance_row,
     limit_change_row,
+    roll_up_users,
     rollup_row,
 )
 
@@ -70,6 +71,7 @@ def seed(engine: sa.Engine, *, degraded: bool = False) -> None:
     attempts.append(attempt_row(NOW - timedelta(minutes=1), **zero, user_id="u-b", **refused))
     attempts.append(attempt_row(NOW - timedelta(days=2), **zero, user_id="u-old"))  # outside the range
     insert_attempts(engine, attempts)
+    roll_up_users(engine)
     insert_tiers(engine, [rollup_row(NOW - timedelta(minutes=1), [100.0] * 4, errors={"user_rate_limited": 1})])
 
 
@@ -98,6 +100,8 @@ def test_limits_page_shows_limits_in_force_their_history_and_users(dash_store: s
     assert len(plotly_charts(at)) == 2  # the rpm history and the user-rate-limited bars
     body = texts(at)
     assert "1 call(s) refused by per-user or per-feature limits in this range" in body
+    assert "to now: the whole hours touching the range's last 24 h, across every provider, model and key" in body
+    assert "the range's filters do not apply here" not in body
     assert "Redis is degraded" not in body
 
 

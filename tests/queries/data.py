@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from core.errors import ErrorClass
 from core.store import latency_buckets
+from core.store.rollups import user_aggregate_sql
 from core.store.snapshot_rollups import write_snapshots
 from core.store.tables import (
     api_usage_metrics,
@@ -228,3 +229,12 @@ def episode_row(rule_id: str, provider: str, **values: Any) -> dict[str, Any]:
 
 def insert_attempts(engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
     insert(engine, api_usage_metrics, rows)
+
+
+def roll_up_users(engine: sa.Engine) -> None:
+    """Fill ``user_rollups_1h`` from the raw rows with the flush's own aggregate (seeds insert raw rows directly)."""
+    statement = user_aggregate_sql(
+        engine.dialect.name, source="api_usage_metrics", hour_column="ts", target="user_rollups_1h"
+    )
+    with engine.begin() as connection:
+        connection.execute(sa.text(statement))

@@ -18,6 +18,7 @@ from core.queries.limits import (
     limit_steps,
     redis_degraded,
     user_usage,
+    user_window,
 )
 from core.recording import AttemptRecord
 from core.recording.sql import BatchWriter
@@ -109,13 +110,11 @@ def record(store: sa.Engine, rows: list[dict[str, Any]]) -> None:
     BatchWriter(store.dialect).write(store, [AttemptRecord(**row) for row in rows])
 
 
-def raw_user_usage(rows: list[dict[str, Any]], flt: QueryFilter) -> list[list[Any]]:
-    """The top-users table computed in Python from the raw rows: over the range's last 24 h, filters applied."""
-    start = max(flt.start, flt.end - timedelta(hours=24))
+def raw_user_usage(rows: list[dict[str, Any]], start: datetime, end: datetime) -> list[list[Any]]:
+    """The top-users table computed in Python from the raw rows over ``[start, end)``, every dimension."""
     totals: dict[str, list[Any]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0.0])
     for row in rows:
-        wanted = all(flt_value is None or row[name] == flt_value for name, flt_value in _dimensions(flt))
-        if row["user_id"] is None or not wanted or not start <= row["ts"] < flt.end:
+        if row["user_id"] is None or not start <= row["ts"] < end:
             continue
         have = totals[row["user_id"]]
         have[0] += 1
@@ -126,10 +125,6 @@ def raw_user_usage(rows: list[dict[str, Any]], flt: QueryFilter) -> list[list[An
         have[5] += row["cost_usd"] or 0.0
     ranked = sorted(totals.items(), key=lambda item: (-item[1][0], item[0]))
     return [[user, *values] for user, values in ranked]
-
-
-def _dimensions(flt: QueryFilter) -> list[tuple[str, str | None]]:
-    return [(name, getattr(flt, name)) for name in ("provider", "model", "key_label", "source")]
 
 
 def seeded_rows(rng: random.Random, start: datetime, hours: int) -> list[dict[str, Any]]:
@@ -162,19 +157,23 @@ def seeded_rows(rng: random.Random, start: datetime, hours: int) -> list[dict[st
     return rows
 
 
-def test_user_usage_equals_the_raw_aggregate_for_any_range_and_filters(store: sa.Engine) -> None:
+def test_user_usage_is_the_raw_aggregate_over_whole_hours_whatever_the_filters(store: sa.Engine) -> None:
     rng = random.Random(17)
     start = NOW - timedelta(hours=30)
     rows = seeded_rows(rng, start, 30)
     for index in range(0, len(rows), 400):  # several flushes, as the recorder writes them
         record(store, rows[index : index + 400])
     odd = timedelta(minutes=17, seconds=23, microseconds=450_001)
-    ranges = [
-        (NOW - timedelta(hours=24), NOW),  # whole hours only
-        (NOW - timedelta(hours=24) + odd, NOW - timedelta(hours=2) + odd),  # both ends mid-hour and mid-minute
-        (NOW - timedelta(days=3), NOW - odd),  # longer than 24 h: bounded to the end's last 24 h
-        (NOW - timedelta(hours=5, minutes=40), NOW - timedelta(hours=5, minutes=3, seconds=1)),  # inside one hour
-        (NOW - timedelta(hours=3) - odd, NOW - timedelta(hours=1) + odd),  # partial, whole, partial hours
+    hour = timedelta(hours=1)
+    ranges = [  # (range, the whole hours the table covers)
+        ((NOW - timedelta(hours=24), NOW), (NOW - timedelta(hours=24), NOW)),
+        ((NOW - timedelta(hours=24) + odd, NOW - timedelta(hours=2) + odd), (NOW - 24 * hour, NOW - hour)),
+        ((NOW - timedelta(days=3), NOW - odd), (NOW - 25 * hour, NOW)),  # bounded to the end's last 24 h
+        (
+            (NOW - timedelta(hours=5, minutes=40), NOW - timedelta(hours=5, minutes=3, seconds=1)),
+            (NOW - 6 * hour, NOW - 5 * hour),
+        ),
+        ((NOW - timedelta(hours=3) - odd, NOW - timedelta(hours=1) + odd), (NOW - 4 * hour, NOW)),
     ]
     filters: list[dict[str, str]] = [
         {},
@@ -185,14 +184,15 @@ def test_user_usage_equals_the_raw_aggregate_for_any_range_and_filters(store: sa
         {"provider": "anthropic", "source": "live"},
     ]
     compared = 0
-    for low, high in ranges:
-        for chosen in filters:
+    for (low, high), window in ranges:
+        expected = raw_user_usage(rows, *window)
+        for chosen in filters:  # the user rollup spans every dimension, as the per-user limits do
             flt = QueryFilter(low, high, **chosen)
-            expected = raw_user_usage(rows, flt)
+            assert user_window(flt) == window, (low, high)
             assert user_usage(store, flt, top=100).values.tolist() == expected, (low, high, chosen)
             assert user_usage(store, flt, top=3).values.tolist() == expected[:3]
-            compared += len(expected)
-    assert compared > 150
+        compared += len(expected)
+    assert compared > 25
     # the seed covers what matters: cancelled calls of users, refusals, unpriced rows, rows without a key or user
     assert {r["outcome"] for r in rows if r["user_id"]} == {"success", "error", "cancelled"}
     assert any(r["error_class"] == "user_rate_limited" and r["user_id"] for r in rows)
@@ -200,20 +200,22 @@ def test_user_usage_equals_the_raw_aggregate_for_any_range_and_filters(store: sa
     assert any(r["key_label"] is None and r["user_id"] for r in rows)
 
 
-def test_user_usage_reads_whole_hours_from_the_user_rollup(store: sa.Engine) -> None:
-    """Whole hours come from ``user_rollups_1h`` (here changed by hand: the query must show the change), partial
-    hours and filtered tables from the raw rows."""
+def test_user_usage_reads_the_user_rollup_alone(store: sa.Engine) -> None:
+    """Every figure comes from ``user_rollups_1h`` (here changed by hand: the query must show the change), never from
+    the raw rows — a range starting mid-hour takes that hour whole, a filter changes nothing."""
     rows = [attempt_row(NOW - timedelta(minutes=90), user_id="a", input_tokens=1, output_tokens=2, cost_usd=0.5)]
     rows.append(attempt_row(NOW - timedelta(minutes=20), user_id="a", input_tokens=1, output_tokens=2, cost_usd=0.5))
     record(store, rows)
     with store.begin() as connection:
         connection.execute(sa.update(user_rollups_1h).values(calls=user_rollups_1h.c.calls + 100))
-    whole = QueryFilter(NOW - timedelta(hours=2), NOW)
-    assert user_usage(store, whole).values.tolist() == [["a", 202, 0, 0, 2, 4, 1.0]]
-    partial = QueryFilter(NOW - timedelta(minutes=100), NOW)  # 10 minutes of the hour before, from the raw rows
-    assert user_usage(store, partial).values.tolist() == [["a", 102, 0, 0, 2, 4, 1.0]]
-    filtered = QueryFilter(NOW - timedelta(hours=2), NOW, provider="anthropic")
-    assert user_usage(store, filtered).values.tolist() == [["a", 2, 0, 0, 2, 4, 1.0]]
+    both_hours = [["a", 202, 0, 0, 2, 4, 1.0]]
+    assert user_usage(store, QueryFilter(NOW - timedelta(hours=2), NOW)).values.tolist() == both_hours
+    assert user_usage(store, QueryFilter(NOW - timedelta(minutes=100), NOW)).values.tolist() == both_hours
+    assert user_usage(store, QueryFilter(NOW - timedelta(minutes=59), NOW)).values.tolist() == [
+        ["a", 101, 0, 0, 1, 2, 0.5]
+    ]
+    filtered = QueryFilter(NOW - timedelta(hours=2), NOW, provider="openai")
+    assert user_usage(store, filtered).values.tolist() == both_hours
     assert list(user_usage(store, filtered).columns) == list(USER_COLUMNS)
 
 
