@@ -46,6 +46,7 @@ demo: $(STAMP)
 test: $(STAMP) $(FLOOR_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -n 2 -m "not serial"
 	$(BIN)/pytest -m serial
 	PYTHONPATH=$(abspath $(FLOOR)) PULSEGATE_TEST_SDK_FLOOR=$(FLOOR_LOCK) $(BIN)/pytest -n 2 -m "not serial" $(FLOOR_TESTS)
@@ -91,6 +92,7 @@ soak-test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
