@@ -1,9 +1,9 @@
 """``AIClient``: what an application imports. Async, with a sync twin and a streaming twin.
 
-State that must outlive any one event loop — key health, breakers, limits, the recorder — lives on the client.
-What is bound to a loop — SDK connection pools and the admission queues' dispatchers — lives in a per-loop runtime
-set, rebuilt when the client is first used on a new loop (e.g. a second ``asyncio.run``). A call made from a loop
-other than the one the client runs on is handed to that loop when it is running.
+The client is the public face of one :class:`~core.instance.Instance` (``client.instance``), which holds the state —
+key health, breakers, limits, queues, the recorder. The client owns only the event loop binding: the first loop it
+is used on is its home; used on a new loop (e.g. a second ``asyncio.run``), the instance rebuilds its per-loop
+runtimes; a call made from a loop other than the running home loop is handed to that loop.
 """
 
 from __future__ import annotations
@@ -12,49 +12,36 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from core.admission import AdmissionQueue
-from core.api_keys import ApiKey, Provider
+from core.api_keys import Provider
 from core.breaker import CircuitBreaker
-from core.call_runner import CallContext, CallRunner, Lease
+from core.call_runner import CallContext
 from core.clock import SYSTEM_CLOCK, Clock
-from core.errors import CallError, RequestValidationError
+from core.errors import RequestValidationError
 from core.ids import uuid7
+from core.instance import AdapterFactory, Instance
 from core.keys.health import HealthPolicy
 from core.keys.pool import KeyPool
-from core.limit_snapshot import configured_limits, provider_limits, with_key_limits
-from core.limits.base import LimitSpec, RateLimiter
-from core.limits.memory import MemoryRateLimiter
-from core.limits.own_use import OwnUse
+from core.limits.base import RateLimiter
 from core.limits.tuning import LimitTuner
+from core.ops.heartbeat import Heartbeat, instance_heartbeat
+from core.ops.probe import ProbeResult, ProbeTarget, probe_key
 from core.pricing import PriceTable
-from core.provider_runtime import KeyLimits, ProviderRuntime
-from core.providers.anthropic_adapter import AnthropicAdapter
-from core.providers.base import PreparedRequest, ProviderAdapter
-from core.providers.openai_adapter import OpenAIAdapter
-from core.recording import NullRecorder, Recorder, new_instance_id
-from core.request import CallOptions, ModelConfig, Priority
+from core.recording import Recorder
+from core.request import CallOptions, ModelConfig
 from core.response import AIResponse
 from core.retry import RetryPolicy
 from core.settings import Settings, load_settings
-from core.shared_state import LocalSharedState, SharedState
+from core.shared_state import SharedState
 from core.streaming import ResponseStream
 from core.translate.model_map import ModelMap
-from core.translate.result import NormalizedResponse
-from core.user_limits import UserLimits
 from core.validation import validate_call, validate_config, validate_options
-
-if TYPE_CHECKING:
-    from core.probe import ProbeResult, ProbeTarget
-    from core.redis_link import RedisLink
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-DEFAULT_BREAKER = {"window_s": 60.0, "min_calls": 10, "failure_rate": 0.5, "open_s": 30.0, "max_open_s": 300.0}
 
 
 class AIClient:
@@ -75,64 +62,81 @@ class AIClient:
         rate_limit_period_s: float | None = None,
         max_queue: int = 1000,
         instance_id: str | None = None,
-        adapter_factory: Any = None,
+        adapter_factory: AdapterFactory | None = None,
         heartbeat: bool = True,
         shared_state: SharedState | None = None,
     ) -> None:
-        self.settings = settings
-        self.clock = clock
-        self.recorder: Recorder = recorder or NullRecorder()
-        self.instance_id = instance_id or new_instance_id()
-        link = _redis_link(settings) if settings.redis_url is not None and None in (limiter, shared_state) else None
-        self.limiter: RateLimiter = limiter or _default_limiter(self.settings, clock, link)
-        self.shared_state: SharedState = shared_state or _default_shared_state(link, self.instance_id)
-        self.period_s = rate_limit_period_s or settings.rate_limit_period_s
-        self.max_queue = max_queue
-        self._adapter_factory = adapter_factory or _default_adapter
-        breaker_options = {**DEFAULT_BREAKER, **(breaker or {})}
-        self.pools = {p: KeyPool(p, settings.keys(p), clock, health_policy) for p in Provider}
-        self.breakers = {p: CircuitBreaker(p.value, clock, **breaker_options) for p in Provider}
-        for p in Provider:
-            self.shared_state.attach(p.value, self.pools[p], self.breakers[p])
-        self._key_limits = {p: self._configured_key_limits(p) for p in Provider}
-        self.tuner = LimitTuner(clock, enabled=settings.limit_tuning)  # self-tuning limits (LIMIT_TUNING)
-        # what this client sent per key lately: kept across event loops, like the tuner it serves
-        self._own_use = {p: OwnUse(self.period_s) for p in Provider}
-        user_id_key = settings.hash_user_ids.get_secret_value().encode() if settings.hash_user_ids else None
-        self._runner_args = {
-            "limiter": self.limiter,
-            "clock": clock,
-            "recorder": self.recorder,
-            "retry_policy": retry_policy or RetryPolicy(),
-            "prices": prices or PriceTable.load(settings.price_table_file),
-            "model_map": model_map or ModelMap(),
-            "instance_id": self.instance_id,
-            "shared_state": self.shared_state,
-            "fallback_reserve_s": settings.fallback_reserve_s,
-            "user_id_key": user_id_key,
-            "user_limits": UserLimits(
-                rpm=LimitSpec(float(settings.user_rpm), self.period_s) if settings.user_rpm else None,
-                tpm=LimitSpec(float(settings.user_tpm), self.period_s) if settings.user_tpm else None,
-                hash_key=user_id_key,
-            ),
-            "feature_limits": UserLimits(
-                rpm=LimitSpec(float(settings.feature_rpm), self.period_s) if settings.feature_rpm else None,
-                tpm=LimitSpec(float(settings.feature_tpm), self.period_s) if settings.feature_tpm else None,
-                scope="feature",
-            ),
-        }
+        self.instance = Instance(
+            settings,
+            recorder=recorder,
+            clock=clock,
+            limiter=limiter,
+            retry_policy=retry_policy,
+            health_policy=health_policy,
+            breaker=breaker,
+            prices=prices,
+            model_map=model_map,
+            rate_limit_period_s=rate_limit_period_s,
+            max_queue=max_queue,
+            instance_id=instance_id,
+            adapter_factory=adapter_factory,
+            shared_state=shared_state,
+            on_home=self._on_home,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: CallRunner = self._build_runner()
         self._background: tuple[asyncio.AbstractEventLoop, threading.Thread] | None = None
         self._lock = threading.Lock()
         self._closed = False
         store = getattr(self.recorder, "engine", None)  # state snapshots go where the attempts go
-        if heartbeat and store is not None:
-            from core.heartbeat import client_heartbeat
+        self._heartbeat: Heartbeat | None = (
+            instance_heartbeat(self.instance, store) if heartbeat and store is not None else None
+        )
 
-            self._heartbeat: Any = client_heartbeat(self, store)
-        else:
-            self._heartbeat = None
+    # --- the instance's state, as before ------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        return self.instance.settings
+
+    @property
+    def clock(self) -> Clock:
+        return self.instance.clock
+
+    @property
+    def recorder(self) -> Recorder:
+        return self.instance.recorder
+
+    @property
+    def instance_id(self) -> str:
+        return self.instance.instance_id
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self.instance.limiter
+
+    @property
+    def shared_state(self) -> SharedState:
+        return self.instance.shared_state
+
+    @property
+    def period_s(self) -> float:
+        return self.instance.period_s
+
+    @property
+    def max_queue(self) -> int:
+        return self.instance.max_queue
+
+    @property
+    def pools(self) -> dict[Provider, KeyPool]:
+        return self.instance.pools
+
+    @property
+    def breakers(self) -> dict[Provider, CircuitBreaker]:
+        return self.instance.breakers
+
+    @property
+    def tuner(self) -> LimitTuner:
+        return self.instance.tuner
 
     @classmethod
     def from_env(cls, **overrides: Any) -> AIClient:
@@ -156,35 +160,6 @@ class AIClient:
 
     # --- loop binding -------------------------------------------------------------------------------------------
 
-    def _build_runner(self) -> CallRunner:
-        runtimes = {}
-        for provider in Provider:
-            rpm, tpm, _, _ = self.settings.limits(provider)
-            runtimes[provider] = ProviderRuntime(
-                provider=provider,
-                pool=self.pools[provider],
-                adapter=self._adapter_factory(provider, self.settings),
-                queue=AdmissionQueue(provider.value, self.limiter, self.clock, self.max_queue),
-                breaker=self.breakers[provider],
-                rpm=LimitSpec(float(rpm), self.period_s),
-                tpm=LimitSpec(float(tpm), self.period_s) if tpm else None,
-                period_s=self.period_s,
-                key_limits=self._key_limits[provider],
-                tuner=self.tuner,
-                own_use=self._own_use[provider],
-            )
-        return CallRunner(runtimes, **self._runner_args)
-
-    def _configured_key_limits(self, provider: Provider) -> dict[str, KeyLimits]:
-        _, _, key_rpm, key_tpm = self.settings.limits(provider)
-        if key_rpm is None and key_tpm is None:
-            return {}  # learned from the provider's headers instead
-        limits = KeyLimits(
-            rpm=LimitSpec(float(key_rpm), self.period_s) if key_rpm else None,
-            tpm=LimitSpec(float(key_tpm), self.period_s) if key_tpm else None,
-        )
-        return {key.fingerprint: limits for key in self.settings.keys(provider)}
-
     def _home(self) -> asyncio.AbstractEventLoop | None:
         """Bind to the running loop; return another loop to hand the call to, or None to run it here."""
         loop = asyncio.get_running_loop()
@@ -197,7 +172,7 @@ class AIClient:
                 return self._loop
             if self._loop is not None:
                 log.debug("AIClient moves to a new event loop; connection pools and queues are rebuilt")
-                self._runner = self._build_runner()
+                self.instance.rebind()
             self._loop = loop
             if self._heartbeat is not None:
                 self._heartbeat.start()
@@ -245,8 +220,9 @@ class AIClient:
             call_id, valid_config or ModelConfig(model=model), [], None, valid_options,
             self.clock.monotonic(), self.clock.now(), self.clock.monotonic(), streamed=streamed,
         )  # fmt: skip
-        self._runner.record_rejection(ctx, provider, model, error)
-        self._runner.finish(ctx)
+        runner = self.instance.runner
+        runner.record_rejection(ctx, provider, model, error)
+        runner.finish(ctx)
 
     async def generate_response(
         self,
@@ -266,11 +242,13 @@ class AIClient:
         self, config: object, messages: object, system_prompt: object, options: object | None
     ) -> AIResponse:
         ctx = self._context(config, messages, system_prompt, options, streamed=False)
-        runner = self._runner
+        runner = self.instance.runner
         try:
             completion, lease = await runner.run(ctx, None)
             cost = await runner.settle_success(ctx, lease, completion.response, completion.headers)
-            return self._response(ctx, lease, completion.response, cost, None)
+            return AIResponse.of_call(
+                ctx, lease, completion.response, cost=cost, ttft_ms=None, now=self.clock.monotonic()
+            )
         finally:
             runner.finish(ctx)
 
@@ -304,112 +282,20 @@ class AIClient:
             raise RuntimeError("stream_response must be used on the event loop this AIClient already runs on")
         if current is not None:
             self._home()
-        return ResponseStream(self, self._context(config, messages, system_prompt, options, streamed=True))
-
-    def _response(
-        self, ctx: CallContext, lease: Lease, result: NormalizedResponse, cost: float | None, ttft_ms: float | None
-    ) -> AIResponse:
-        provider = lease.runtime.provider.value
-        return AIResponse(
-            text=result.text,
-            provider=provider,
-            model=result.model or lease.prepared.model,
-            key_label=lease.key.label,
-            usage=result.usage,
-            stop_reason=result.stop_reason,
-            attempts=ctx.attempts,
-            latency_ms=(self.clock.monotonic() - ctx.started) * 1000.0,
-            cost_usd=cost,
-            call_id=str(ctx.call_id),
-            fell_back=lease.fell_back_from is not None,
-            fallback_from=lease.fell_back_from,
-            content=result.content,
-            request_id=result.request_id,
-            queue_wait_ms=ctx.queue_wait_s * 1000.0,
-            ttft_ms=ttft_ms,
+        return ResponseStream(
+            self.instance.runner, self._context(config, messages, system_prompt, options, streamed=True)
         )
 
     # --- probes -------------------------------------------------------------------------------------------------
 
     async def probe(self, target: ProbeTarget, *, timeout_s: float | None = None) -> ProbeResult:
-        """One probe on exactly ``target``'s key (see :mod:`core.probe`), recorded with ``source='probe'``.
+        """One probe on exactly ``target``'s key (see :mod:`core.ops.probe`), recorded with ``source='probe'``.
         Provider failures come back as a failed result; an unknown provider or key label raises ``ProbeError``."""
         home = self._home()
-        call = self._probe(target, timeout_s if timeout_s is not None else self.settings.probe_timeout_s)
+        call = probe_key(self.instance, target, timeout_s if timeout_s is not None else self.settings.probe_timeout_s)
         if home is None:
             return await call
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, home))
-
-    async def _probe(self, target: ProbeTarget, timeout_s: float) -> ProbeResult:
-        from core.probe import (
-            MESSAGE_MAX,
-            PROBE_MAX_TOKENS,
-            PROBE_PROMPT,
-            ProbeError,
-            ProbeResult,
-            check_provider,
-            reasoning_off,
-        )
-
-        provider = check_provider(target.provider)
-        assert provider is not None
-        key = self.pools[provider].by_label(target.key_label)
-        if key is None:
-            labels = ", ".join(repr(k.label) for k in self.pools[provider].keys) or "none"
-            raise ProbeError("key", f"no {provider.value} key labelled {target.key_label!r} (keys: {labels})")
-        started = self.clock.monotonic()
-        ctx = CallContext(
-            call_id=uuid7(),
-            config=ModelConfig(model=target.model, provider=provider.value, max_tokens=PROBE_MAX_TOKENS),
-            messages=[{"role": "user", "content": PROBE_PROMPT}],
-            system=None,
-            options=CallOptions(priority=Priority.BACKGROUND, timeout_s=timeout_s),
-            started=started,
-            started_at=self.clock.now(),
-            deadline=started + timeout_s,
-            source="probe",
-        )
-        runner = self._runner
-        try:
-            if self.settings.probe_auth_check:
-                _, check = await runner.run_pinned(ctx, provider, target.model, key, send=self._list_models)
-                await runner.abandon(check)  # passed: free, so no row; the paid probe follows
-            completion, lease = await runner.run_pinned(
-                ctx, provider, target.model, key, extra=reasoning_off(provider, target.model)
-            )
-            first_token_ms = (self.clock.monotonic() - lease.sent_at) * 1000.0  # one token: the whole answer
-            await runner.settle_success(ctx, lease, completion.response, completion.headers, first_token_ms)
-            message = "ok"
-        except CallError as error:
-            if not ctx.rows:  # refused before sending (e.g. a request the provider's format cannot carry)
-                runner.record_rejection(ctx, provider.value, target.model, error)
-            message = str(error)
-        row = ctx.rows[-1]
-        runner.finish(ctx)
-        return ProbeResult(
-            provider=provider.value,
-            key_label=key.label,
-            model=target.model,
-            ok=row.outcome == "success",
-            outcome=row.outcome,
-            error_class=row.error_class.value if row.error_class is not None else None,
-            http_status=row.http_status,
-            latency_ms=row.latency_ms,
-            input_tokens=row.input_tokens,
-            output_tokens=row.output_tokens,
-            cost_usd=row.cost_usd,
-            message=message[:MESSAGE_MAX],
-            call_id=str(ctx.call_id),
-            ts=row.ts,
-        )
-
-    async def _list_models(
-        self, runtime: ProviderRuntime, key: ApiKey, prepared: PreparedRequest, timeout_s: float
-    ) -> None:
-        """The free auth check as a ``send`` for :meth:`CallRunner.run_pinned` (``PROBE_AUTH_CHECK``)."""
-        from core.probe_auth import list_models
-
-        await list_models(runtime.provider, self.settings.base_url(runtime.provider), key, timeout_s)
 
     # --- sync plumbing ------------------------------------------------------------------------------------------
 
@@ -439,52 +325,26 @@ class AIClient:
 
     def clear_queue(self, provider: str | Provider | None = None) -> int:
         """Cancel every waiting request (of one provider, or all); each gets a clear ``cancelled`` error."""
-        providers = [Provider(provider)] if provider is not None else list(Provider)
-        runtimes = self._runner.runtimes
+        return self.instance.clear_queue(provider)
 
-        def clear() -> int:
-            return sum(runtimes[p].queue.clear() for p in providers)
-
+    def _on_home(self, work: Callable[[], T]) -> T:
+        """Run ``work`` on the loop this client runs on (from another thread: handed to it), else here."""
         home = self._loop
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if home is None or running is home or not home.is_running():
-            return clear()
+            return work()
 
-        async def on_home() -> int:
-            return clear()
+        async def on_home() -> T:
+            return work()
 
         return asyncio.run_coroutine_threadsafe(on_home(), home).result(timeout=10)
 
     def snapshot(self) -> dict[str, Any]:
         """Queue, limiter, breaker and per-key state, JSON-serialisable (the heartbeat and health JSON read it)."""
-        providers: dict[str, Any] = {}
-        for provider, runtime in self._runner.runtimes.items():
-            providers[provider.value] = {
-                "queue": runtime.queue.snapshot(),
-                **provider_limits(runtime, self._limit_state),  # "limits" (effective vs configured), "limit_reason"
-                "breaker": runtime.breaker.snapshot(),
-                "keys": with_key_limits(runtime, runtime.pool.snapshot()),
-            }
-        return {
-            "instance_id": self.instance_id,
-            "providers": providers,
-            "users": self._runner.user_limits.snapshot(),
-            "features": self._runner.feature_limits.snapshot(),
-            "configured_limits": configured_limits(self._runner.runtimes),
-            "limit_changes": self.tuner.changes(),
-            "limiter": self.limiter.status() if hasattr(self.limiter, "status") else {"backend": "memory"},
-            "shared_state": self.shared_state.status(),
-            "recorder": self.recorder.stats(),
-        }
-
-    def _limit_state(self, name: str, spec: LimitSpec) -> dict[str, float]:
-        state_now = getattr(self.limiter, "state_nowait", None)
-        if state_now is None:
-            return {"limit": spec.limit, "period_s": spec.period_s}
-        return state_now(name, spec).as_dict()
+        return self.instance.snapshot()
 
     async def aclose(self) -> None:
         """Close connections and flush the recorder; the client cannot be used afterwards."""
@@ -495,19 +355,7 @@ class AIClient:
         here = asyncio.get_running_loop()
         if self._heartbeat is not None:
             await self._heartbeat.stop()
-        if self._loop in (None, here):
-            await self._runner.drain()
-        for runtime in self._runner.runtimes.values():
-            if self._loop in (None, here):
-                runtime.queue.clear("the client is closing")
-                await runtime.adapter.aclose()
-            # else: the pools belonged to a loop that is gone; nothing of theirs can be awaited from here
-        limiter_close = getattr(self.limiter, "aclose", None)
-        if limiter_close is not None and self._loop in (None, here):
-            await limiter_close()
-        if self._loop in (None, here):
-            await self.shared_state.aclose()
-        await asyncio.to_thread(self.recorder.close)
+        await self.instance.aclose(on_home=self._loop in (None, here))
         self._stop_background()
 
     def close(self) -> None:
@@ -537,39 +385,6 @@ class AIClient:
     def __repr__(self) -> str:
         keys = {p.value: len(self.pools[p]) for p in Provider}
         return f"AIClient(instance={self.instance_id!r}, keys={keys})"
-
-
-def _redis_link(settings: Settings) -> RedisLink:
-    """One connection for the limiter and the key/breaker state: one outage, one warning, one flag."""
-    from core.redis_link import RedisLink
-
-    assert settings.redis_url is not None
-    return RedisLink(settings.redis_url.get_secret_value())
-
-
-def _default_limiter(settings: Settings, clock: Clock, link: RedisLink | None) -> RateLimiter:
-    """Redis when ``REDIS_URL`` is set (limits shared by every app server, time from Redis), else in memory."""
-    if link is None:
-        return MemoryRateLimiter(clock)
-    from core.limits.redis import RedisRateLimiter
-
-    return RedisRateLimiter(link=link, local_share=settings.redis_local_share)
-
-
-def _default_shared_state(link: RedisLink | None, instance_id: str) -> SharedState:
-    """Key health, cooldowns and the breaker shared through the same Redis as the limits, else this process's."""
-    if link is None:
-        return LocalSharedState()
-    from core.shared_state.redis import RedisSharedState
-
-    link.headline = "RATE LIMITS DEGRADED (and shared key/breaker state)"
-    link.fallback_note += "; key cooldowns and the circuit breaker are each process's own"
-    return RedisSharedState(link, instance_id=instance_id)
-
-
-def _default_adapter(provider: Provider, settings: Settings) -> ProviderAdapter:
-    base_url = settings.base_url(provider)
-    return AnthropicAdapter(base_url) if provider is Provider.ANTHROPIC else OpenAIAdapter(base_url)
 
 
 def _guess_provider(config: object) -> str:
