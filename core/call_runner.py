@@ -821,41 +821,51 @@ class CallRunner:
 
     # --- rows -------------------------------------------------------------------------------------------------
 
-    def _row(
+    def _record(
         self,
         ctx: CallContext,
-        lease: Lease,
         *,
-        outcome: str,
-        latency_ms: float,
-        request_id: str | None,
-        http_status: int | None,
+        ts: datetime,
+        attempt: int,
+        provider: str,
+        model: str,
+        priority: int,
+        outcome: str = "error",
+        latency_ms: float = 0.0,
         error_class: ErrorClass | None = None,
+        key: ApiKey | None = None,
+        queue_wait_s: float | None = None,
+        fell_back_from: str | None = None,
+        caller: bool = True,
+        http_status: int | None = None,
+        request_id: str | None = None,
         ttft_ms: float | None = None,
         usage: Usage | None = None,
         cost: float | None = 0.0,
         usage_estimated: bool = False,
     ) -> None:
-        options = ctx.options
+        """The one builder of the call's attempt rows. ``caller``: the row names the call's user and feature (a
+        call rejected as malformed names neither)."""
         tokens = usage if usage is not None else NO_USAGE
+        options = ctx.options
         ctx.rows.append(
             AttemptRecord(
-                ts=lease.sent_at_wall,
+                ts=ts,
                 call_id=ctx.call_id,
-                attempt=lease.attempt,
-                provider=lease.runtime.provider.value,
-                model=lease.prepared.model,
+                attempt=attempt,
+                provider=provider,
+                model=model,
                 outcome=outcome,
                 latency_ms=latency_ms,
                 instance_id=self.instance_id,
                 source=ctx.source,
-                key_label=lease.key.label,
-                key_fingerprint=lease.key.fingerprint,
+                key_label=key.label if key is not None else None,
+                key_fingerprint=key.fingerprint if key is not None else None,
                 error_class=error_class,
                 http_status=http_status,
                 request_id=request_id,
                 ttft_ms=ttft_ms,
-                queue_wait_ms=lease.queue_wait_s * 1000.0,
+                queue_wait_ms=queue_wait_s * 1000.0 if queue_wait_s is not None else None,
                 input_tokens=tokens.input_tokens,
                 output_tokens=tokens.output_tokens,
                 cache_read_tokens=tokens.cache_read_tokens,
@@ -863,12 +873,29 @@ class CallRunner:
                 cost_usd=cost,
                 unpriced=cost is None,
                 usage_estimated=usage_estimated,
-                priority=lease.priority,
+                priority=priority,
                 streamed=ctx.streamed,
-                user_id=options.user_id,
-                feature=options.feature,
-                fell_back_from=lease.fell_back_from,
+                user_id=options.user_id if caller else None,
+                feature=options.feature if caller else None,
+                fell_back_from=fell_back_from,
             )
+        )
+
+    def _row(self, ctx: CallContext, lease: Lease, *, outcome: str, latency_ms: float, **facts: Any) -> None:
+        """The row of an attempt that reached the provider (``lease``)."""
+        self._record(
+            ctx,
+            ts=lease.sent_at_wall,
+            attempt=lease.attempt,
+            provider=lease.runtime.provider.value,
+            model=lease.prepared.model,
+            priority=lease.priority,
+            outcome=outcome,
+            latency_ms=latency_ms,
+            key=lease.key,
+            queue_wait_s=lease.queue_wait_s,
+            fell_back_from=lease.fell_back_from,
+            **facts,
         )
 
     def _refuse(
@@ -876,47 +903,30 @@ class CallRunner:
     ) -> CallError:
         """Record an attempt that never reached the provider (queue, breaker, keys, deadline) and return its error."""
         error.attempts = ctx.attempts
-        ctx.rows.append(
-            AttemptRecord(
-                ts=self.clock.now(),
-                call_id=ctx.call_id,
-                attempt=ctx.attempts + 1,
-                provider=prepared.provider.value,
-                model=prepared.model,
-                outcome="error",
-                latency_ms=0.0,
-                instance_id=self.instance_id,
-                source=ctx.source,
-                error_class=error.error_class,
-                queue_wait_ms=ctx.queue_wait_s * 1000.0,
-                priority=priority,
-                streamed=ctx.streamed,
-                user_id=ctx.options.user_id,
-                feature=ctx.options.feature,
-                fell_back_from=fell_back_from,
-                cost_usd=0.0,
-            )
+        self._record(
+            ctx,
+            ts=self.clock.now(),
+            attempt=ctx.attempts + 1,
+            provider=prepared.provider.value,
+            model=prepared.model,
+            priority=priority,
+            error_class=error.error_class,
+            queue_wait_s=ctx.queue_wait_s,
+            fell_back_from=fell_back_from,
         )
         return error
 
     def record_rejection(self, ctx: CallContext, provider: str, model: str, error: CallError) -> None:
         """The one ``validation`` row of a call rejected before sending."""
-        ctx.rows.append(
-            AttemptRecord(
-                ts=self.clock.now(),
-                call_id=ctx.call_id,
-                attempt=1,
-                provider=provider,
-                model=model[:128] or "(none)",
-                outcome="error",
-                latency_ms=0.0,
-                instance_id=self.instance_id,
-                source=ctx.source,
-                error_class=error.error_class,
-                priority=ctx.options.priority if isinstance(ctx.options.priority, int) else Priority.USER_FACING,
-                streamed=ctx.streamed,
-                cost_usd=0.0,
-            )
+        self._record(
+            ctx,
+            ts=self.clock.now(),
+            attempt=1,
+            provider=provider,
+            model=model[:128] or "(none)",
+            priority=ctx.options.priority if isinstance(ctx.options.priority, int) else Priority.USER_FACING,
+            error_class=error.error_class,
+            caller=False,
         )
 
     def finish(self, ctx: CallContext) -> None:
@@ -930,3 +940,82 @@ class CallRunner:
             row.attempt = number  # rows in the order they happened, refusals included
             record(row)
         rows.clear()
+
+    def call(self, ctx: CallContext) -> Call:
+        """``async with runner.call(ctx) as call``: the call ``ctx`` as one object (see :class:`Call`)."""
+        return Call(self, ctx)
+
+
+class Call:
+    """One call from its first attempt to its rows in the recorder. Each path — a completion, a stream, a probe —
+    says only what differs about it (how it sends, what it does with the answer); leaving the ``async with`` block
+    (or :meth:`end`) settles an attempt still open — its caller went away after the request left: a ``cancelled``
+    row, written synchronously so a second cancellation cannot lose it — and hands the rows to the recorder."""
+
+    __slots__ = ("_ended", "ctx", "lease", "runner")
+
+    def __init__(self, runner: CallRunner, ctx: CallContext) -> None:
+        self.runner = runner
+        self.ctx = ctx
+        self.lease: Lease | None = None  # the attempt that answered (unsettled until the path settles it)
+        self._ended = False
+
+    async def run(self, send: Send[T] | None = None) -> T:
+        """The first successful ``send`` over keys, retries and fallback (default: the adapter's ``complete``)."""
+        result, self.lease = await self.runner.run(self.ctx, send)
+        return result
+
+    async def run_pinned(
+        self,
+        provider: Provider,
+        model: str,
+        key: ApiKey,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        send: Send[T] | None = None,
+    ) -> T:
+        """One attempt on exactly ``key`` (a probe: :meth:`CallRunner.run_pinned`)."""
+        result, self.lease = await self.runner.run_pinned(self.ctx, provider, model, key, extra=extra, send=send)
+        return result
+
+    def _answered(self) -> Lease:
+        if self.lease is None:
+            raise RuntimeError("no attempt of this call has answered")
+        return self.lease
+
+    async def succeed(
+        self, response: NormalizedResponse, headers: Mapping[str, str] | None, ttft_ms: float | None = None
+    ) -> float | None:
+        """The answer is complete: settle the attempt as a success; returns its cost (None = unpriced)."""
+        return await self.runner.settle_success(self.ctx, self._answered(), response, headers, ttft_ms)
+
+    async def fail(self, error: CallError, *, ttft_ms: float | None = None, usage: Usage | None = None) -> None:
+        """The answer broke after it began (a stream): the attempt is that failure, and the call is over for its
+        user. ``usage``: what the attempt was billed, estimated."""
+        await self.runner.settle_failure(self.ctx, self._answered(), error, None, ttft_ms, usage=usage)
+        await self.runner.settle_user(self.ctx)
+
+    async def abandon(self) -> None:
+        """The answered attempt is not part of the call's record (a probe's free auth check): settle it, no row."""
+        await self.runner.abandon(self._answered())
+
+    def reject(self, provider: str, model: str, error: CallError) -> None:
+        """The call is refused before any attempt: its one ``validation`` row."""
+        self.runner.record_rejection(self.ctx, provider, model, error)
+
+    def end(self, usage: Usage | None = None, ttft_ms: float | None = None) -> None:
+        """Settle an attempt still open as ``cancelled`` (``usage``: its estimate, if the path knows better than
+        the request's) and hand the rows to the recorder. Idempotent; synchronous on purpose."""
+        if self._ended:
+            return
+        self._ended = True
+        lease = self.lease
+        if lease is not None and not lease.settled:
+            self.runner.settle_cancelled(self.ctx, lease, usage, ttft_ms)
+        self.runner.finish(self.ctx)
+
+    async def __aenter__(self) -> Call:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.end()

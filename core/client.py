@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -20,7 +19,6 @@ from core.api_keys import Provider
 from core.breaker import CircuitBreaker
 from core.call_runner import CallContext
 from core.clock import SYSTEM_CLOCK, Clock
-from core.errors import RequestValidationError
 from core.ids import uuid7
 from core.instance import AdapterFactory, Instance
 from core.keys.health import HealthPolicy
@@ -38,7 +36,7 @@ from core.settings import Settings, load_settings
 from core.shared_state import SharedState
 from core.streaming import ResponseStream
 from core.translate.model_map import ModelMap
-from core.validation import validate_call, validate_config, validate_options
+from core.validation import Rejected, screen_call
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -183,46 +181,37 @@ class AIClient:
     def _context(
         self, config: object, messages: object, system_prompt: object, options: object | None, streamed: bool
     ) -> CallContext:
+        """The checked call, timed from now; a malformed one is recorded (its one ``validation`` row) and raised."""
         now = self.clock.monotonic()
-        call_id = uuid7()
-        try:
-            call = validate_call(config, messages, system_prompt, options)
-        except RequestValidationError as error:
-            self._record_rejection(call_id, config, options, error, streamed)
-            raise
+        checked = screen_call(config, messages, system_prompt, options)
+        if isinstance(checked, Rejected):
+            self._reject(checked, config, streamed)
+            raise checked.error
         return CallContext(
-            call_id=call_id,
-            config=call.config,
-            messages=call.messages,
-            system=call.system,
-            options=call.options,
+            call_id=uuid7(),
+            config=checked.config,
+            messages=checked.messages,
+            system=checked.system,
+            options=checked.options,
             started=now,
             started_at=self.clock.now(),
-            deadline=now + call.options.timeout_s,
+            deadline=now + checked.options.timeout_s,
             streamed=streamed,
         )
 
-    def _record_rejection(
-        self, call_id: uuid.UUID, config: object, options: object | None, error: RequestValidationError, streamed: bool
-    ) -> None:
-        try:
-            valid_config: ModelConfig | None = validate_config(config)
-        except RequestValidationError:
-            valid_config = None
-        try:
-            valid_options = validate_options(options)
-        except RequestValidationError:
-            valid_options = CallOptions()
-        provider = valid_config.provider if valid_config else _guess_provider(config)
-        model = valid_config.model if valid_config else "(invalid)"
+    def _reject(self, rejected: Rejected, raw_config: object, streamed: bool) -> None:
+        config, error = rejected.config, rejected.error
+        provider = config.provider if config else _guess_provider(raw_config)
+        model = config.model if config else "(invalid)"
         error.provider = error.provider or provider
+        now = self.clock.monotonic()
         ctx = CallContext(
-            call_id, valid_config or ModelConfig(model=model), [], None, valid_options,
-            self.clock.monotonic(), self.clock.now(), self.clock.monotonic(), streamed=streamed,
+            uuid7(), config or ModelConfig(model=model), [], None, rejected.options, now, self.clock.now(), now,
+            streamed=streamed,
         )  # fmt: skip
-        runner = self.instance.runner
-        runner.record_rejection(ctx, provider, model, error)
-        runner.finish(ctx)
+        call = self.instance.runner.call(ctx)
+        call.reject(provider, model, error)
+        call.end()
 
     async def generate_response(
         self,
@@ -242,15 +231,10 @@ class AIClient:
         self, config: object, messages: object, system_prompt: object, options: object | None
     ) -> AIResponse:
         ctx = self._context(config, messages, system_prompt, options, streamed=False)
-        runner = self.instance.runner
-        try:
-            completion, lease = await runner.run(ctx, None)
-            cost = await runner.settle_success(ctx, lease, completion.response, completion.headers)
-            return AIResponse.of_call(
-                ctx, lease, completion.response, cost=cost, ttft_ms=None, now=self.clock.monotonic()
-            )
-        finally:
-            runner.finish(ctx)
+        async with self.instance.runner.call(ctx) as call:
+            completion = await call.run()
+            cost = await call.succeed(completion.response, completion.headers)
+            return AIResponse.of_call(call, completion.response, cost=cost, ttft_ms=None, now=self.clock.monotonic())
 
     def generate_response_sync(
         self,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from core.translate.usage import Usage
 
 if TYPE_CHECKING:
-    from core.call_runner import CallContext, Lease
+    from core.call_runner import Call
     from core.translate.result import NormalizedResponse
 
 
@@ -33,16 +33,11 @@ class AIResponse:
 
     @classmethod
     def of_call(
-        cls,
-        ctx: CallContext,
-        lease: Lease,
-        result: NormalizedResponse,
-        *,
-        cost: float | None,
-        ttft_ms: float | None,
-        now: float,
+        cls, call: Call, result: NormalizedResponse, *, cost: float | None, ttft_ms: float | None, now: float
     ) -> AIResponse:
-        """The answer of the call ``ctx``, given by the attempt ``lease`` and settled at ``now`` (monotonic s)."""
+        """The answer of ``call``, given by its answered attempt and settled at ``now`` (monotonic seconds)."""
+        ctx, lease = call.ctx, call.lease
+        assert lease is not None, "a call answers through its attempt"
         return cls(
             text=result.text,
             provider=lease.runtime.provider.value,

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from core.api_keys import ApiKey
-from core.call_runner import CallContext, CallRunner, Lease
+from core.call_runner import Call, CallContext, CallRunner
 from core.clock import Clock
 from core.errors import CallError, ErrorClass, StreamInterruptedError
 from core.provider_runtime import ProviderRuntime
@@ -51,8 +51,8 @@ class ResponseStream:
         self._runner = runner
         self._clock: Clock = runner.clock
         self._ctx = ctx
+        self._call: Call = runner.call(ctx)
         self._opened: _Opened | None = None
-        self._lease: Lease | None = None
         self._done = False
         self._parts: list[str] = []
         self.response: AIResponse | None = None
@@ -82,16 +82,16 @@ class ResponseStream:
 
     async def __aenter__(self) -> ResponseStream:
         try:
-            self._opened, self._lease = await self._runner.run(self._ctx, self._open)
+            self._opened = await self._call.run(self._open)
         except BaseException:
-            self._runner.finish(self._ctx)
+            self._call.end()
             raise
         return self
 
     async def __aiter__(self) -> AsyncIterator[str]:
-        if self._opened is None or self._lease is None:
+        if self._opened is None:
             raise RuntimeError("use the stream inside 'async with client.stream_response(...) as stream'")
-        opened, lease, runner = self._opened, self._lease, self._runner
+        opened, call = self._opened, self._call
         parts = self._parts
         try:
             if opened.first is not None:
@@ -117,12 +117,12 @@ class ResponseStream:
         except Exception as exc:
             await self._interrupted(exc, None, opened.ttft_ms)
         else:
-            cost = await runner.settle_success(self._ctx, lease, result, opened.stream.headers, opened.ttft_ms)
+            cost = await call.succeed(result, opened.stream.headers, opened.ttft_ms)
             self.response = AIResponse.of_call(
-                self._ctx, lease, result, cost=cost, ttft_ms=opened.ttft_ms, now=self._clock.monotonic()
+                call, result, cost=cost, ttft_ms=opened.ttft_ms, now=self._clock.monotonic()
             )
             self._done = True
-            runner.finish(self._ctx)
+            call.end()
 
     def _next_delta_bound(self) -> float:
         """Seconds the next delta may take: the idle bound, or what is left of the total bound if that is less."""
@@ -142,13 +142,13 @@ class ResponseStream:
 
     def _spent(self) -> Usage:
         """What the attempt cost so far: the provider's reported usage plus an estimate of the rest."""
-        assert self._opened is not None and self._lease is not None
+        assert self._opened is not None and self._call.lease is not None
         reported = self._opened.stream.reported_usage
-        return self._runner.estimated_usage(self._lease, reported, "".join(self._parts))
+        return self._runner.estimated_usage(self._call.lease, reported, "".join(self._parts))
 
     async def _interrupted(self, exc: Exception, error_class: ErrorClass | None, ttft_ms: float) -> None:
-        assert self._lease is not None
-        lease = self._lease
+        lease = self._call.lease
+        assert lease is not None
         provider = lease.runtime.provider
         partial = "".join(self._parts)
         if error_class is None:
@@ -164,11 +164,9 @@ class ResponseStream:
             http_status=status,
             request_id=request_id,
         )
-        runner = self._runner
-        await runner.settle_failure(self._ctx, lease, error, None, ttft_ms, usage=self._spent())
-        await runner.settle_user(self._ctx)
+        await self._call.fail(error, ttft_ms=ttft_ms, usage=self._spent())
         self._done = True
-        runner.finish(self._ctx)
+        self._call.end()
         if self._opened is not None:
             await self._opened.stream.aclose()  # a stalled stream still holds its connection
         raise error from exc
@@ -176,14 +174,11 @@ class ResponseStream:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if not self._done and self._lease is not None:
+        if not self._done and self._opened is not None:
             # The caller stopped reading (or raised, or was cancelled) before the end: a billed attempt, recorded
             # at once — before any await, so a second cancellation cannot lose it — without blaming the key.
-            runner = self._runner
-            ttft_ms = self._opened.ttft_ms if self._opened else None
-            runner.settle_cancelled(self._ctx, self._lease, self._spent(), ttft_ms)
+            self._call.end(self._spent(), self._opened.ttft_ms)
             self._done = True
-            runner.finish(self._ctx)
         if self._opened is not None:
             await self._opened.stream.aclose()
 

@@ -183,7 +183,7 @@ async def probe_key(instance: Instance, target: ProbeTarget, timeout_s: float) -
     if key is None:
         labels = ", ".join(repr(k.label) for k in pool.keys) or "none"
         raise ProbeError("key", f"no {provider.value} key labelled {target.key_label!r} (keys: {labels})")
-    clock, settings, runner = instance.clock, instance.settings, instance.runner
+    clock, settings = instance.clock, instance.settings
     started = clock.monotonic()
     ctx = CallContext(
         call_id=uuid7(),
@@ -200,22 +200,21 @@ async def probe_key(instance: Instance, target: ProbeTarget, timeout_s: float) -
     async def auth_check(runtime: ProviderRuntime, key: ApiKey, prepared: PreparedRequest, timeout_s: float) -> None:
         await list_models(runtime.provider, settings.base_url(runtime.provider), key, timeout_s)
 
-    try:
-        if settings.probe_auth_check:  # the free check first (PROBE_AUTH_CHECK): a refused key costs nothing
-            _, check = await runner.run_pinned(ctx, provider, target.model, key, send=auth_check)
-            await runner.abandon(check)  # passed: free, so no row; the paid probe follows
-        completion, lease = await runner.run_pinned(
-            ctx, provider, target.model, key, extra=reasoning_off(provider, target.model)
-        )
-        first_token_ms = (clock.monotonic() - lease.sent_at) * 1000.0  # one token: the whole answer
-        await runner.settle_success(ctx, lease, completion.response, completion.headers, first_token_ms)
-        message = "ok"
-    except CallError as error:
-        if not ctx.rows:  # refused before sending (e.g. a request the provider's format cannot carry)
-            runner.record_rejection(ctx, provider.value, target.model, error)
-        message = str(error)
-    row = ctx.rows[-1]
-    runner.finish(ctx)
+    async with instance.runner.call(ctx) as call:
+        try:
+            if settings.probe_auth_check:  # the free check first (PROBE_AUTH_CHECK): a refused key costs nothing
+                await call.run_pinned(provider, target.model, key, send=auth_check)
+                await call.abandon()  # passed: free, so no row; the paid probe follows
+            completion = await call.run_pinned(provider, target.model, key, extra=reasoning_off(provider, target.model))
+            assert call.lease is not None
+            first_token_ms = (clock.monotonic() - call.lease.sent_at) * 1000.0  # one token: the whole answer
+            await call.succeed(completion.response, completion.headers, first_token_ms)
+            message = "ok"
+        except CallError as error:
+            if not ctx.rows:  # refused before sending (e.g. a request the provider's format cannot carry)
+                call.reject(provider.value, target.model, error)
+            message = str(error)
+        row = ctx.rows[-1]
     return ProbeResult(
         provider=provider.value,
         key_label=key.label,
