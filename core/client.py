@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from core.api_keys import Provider
 from core.breaker import CircuitBreaker
-from core.call_runner import CallContext
+from core.call import CallContext
 from core.clock import SYSTEM_CLOCK, Clock
 from core.ids import uuid7
 from core.instance import AdapterFactory, Instance

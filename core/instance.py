@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from core.admission import AdmissionQueue
 from core.api_keys import Provider
 from core.breaker import CircuitBreaker
-from core.call_runner import CallRunner
+from core.call import CallRunner
 from core.clock import SYSTEM_CLOCK, Clock
 from core.keys.health import HealthPolicy
 from core.keys.pool import KeyPool

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from core.api_keys import ApiKey
-from core.call_runner import Call, CallContext, CallRunner
+from core.call import Call, CallContext, CallRunner
 from core.clock import Clock
 from core.errors import CallError, ErrorClass, StreamInterruptedError
 from core.provider_runtime import ProviderRuntime
@@ -48,7 +48,6 @@ class ResponseStream:
     """Async context manager and async iterator of text deltas; ``response`` is set once the stream completes."""
 
     def __init__(self, runner: CallRunner, ctx: CallContext) -> None:
-        self._runner = runner
         self._clock: Clock = runner.clock
         self._ctx = ctx
         self._call: Call = runner.call(ctx)
@@ -144,7 +143,7 @@ class ResponseStream:
         """What the attempt cost so far: the provider's reported usage plus an estimate of the rest."""
         assert self._opened is not None and self._call.lease is not None
         reported = self._opened.stream.reported_usage
-        return self._runner.estimated_usage(self._call.lease, reported, "".join(self._parts))
+        return self._call.estimated_usage(reported, "".join(self._parts))
 
     async def _interrupted(self, exc: Exception, error_class: ErrorClass | None, ttft_ms: float) -> None:
         lease = self._call.lease
