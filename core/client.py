@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-from collections.abc import Callable, Coroutine, Mapping
-from concurrent.futures import Future
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from core.api_keys import Provider
 from core.breaker import CircuitBreaker
 from core.call import CallContext
 from core.clock import SYSTEM_CLOCK, Clock
+from core.home_loop import HomeLoop
 from core.ids import uuid7
 from core.instance import AdapterFactory, Instance
 from core.keys.health import HealthPolicy
@@ -64,6 +63,7 @@ class AIClient:
         heartbeat: bool = True,
         shared_state: SharedState | None = None,
     ) -> None:
+        self._home = HomeLoop(self._bound)
         self.instance = Instance(
             settings,
             recorder=recorder,
@@ -79,12 +79,8 @@ class AIClient:
             instance_id=instance_id,
             adapter_factory=adapter_factory,
             shared_state=shared_state,
-            on_home=self._on_home,
+            on_home=self._home.on_home,
         )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._background: tuple[asyncio.AbstractEventLoop, threading.Thread] | None = None
-        self._lock = threading.Lock()
-        self._closed = False
         store = getattr(self.recorder, "engine", None)  # state snapshots go where the attempts go
         self._heartbeat: Heartbeat | None = (
             instance_heartbeat(self.instance, store) if heartbeat and store is not None else None
@@ -156,25 +152,14 @@ class AIClient:
             overrides["recorder"] = SqlRecorder(engine, spool_dir=settings.spool_dir, user_id_key=key)
         return cls(settings, **overrides)
 
-    # --- loop binding -------------------------------------------------------------------------------------------
-
-    def _home(self) -> asyncio.AbstractEventLoop | None:
-        """Bind to the running loop; return another loop to hand the call to, or None to run it here."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("this AIClient is closed")
-            if self._loop is loop:
-                return None
-            if self._loop is not None and self._loop.is_running() and not self._loop.is_closed():
-                return self._loop
-            if self._loop is not None:
-                log.debug("AIClient moves to a new event loop; connection pools and queues are rebuilt")
-                self.instance.rebind()
-            self._loop = loop
-            if self._heartbeat is not None:
-                self._heartbeat.start()
-            return None
+    def _bound(self, moved: bool) -> None:
+        """The client is bound to a loop (see :class:`~core.home_loop.HomeLoop`): the instance rebuilds what the
+        old loop held, and the heartbeat runs on the new one."""
+        if moved:
+            log.debug("AIClient moves to a new event loop; connection pools and queues are rebuilt")
+            self.instance.rebind()
+        if self._heartbeat is not None:
+            self._heartbeat.start()
 
     # --- calls --------------------------------------------------------------------------------------------------
 
@@ -221,11 +206,7 @@ class AIClient:
         options: CallOptions | Mapping[str, Any] | None = None,
     ) -> AIResponse:
         """One completion. Raises a :class:`~core.errors.CallError` subclass naming what failed and why."""
-        home = self._home()
-        call = self._generate(config, messages, system_prompt, options)
-        if home is None:
-            return await call
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, home))
+        return await self._home.run(self._generate(config, messages, system_prompt, options))
 
     async def _generate(
         self, config: object, messages: object, system_prompt: object, options: object | None
@@ -244,7 +225,7 @@ class AIClient:
         options: CallOptions | Mapping[str, Any] | None = None,
     ) -> AIResponse:
         """The same call from plain synchronous code (any thread; not from inside the client's own event loop)."""
-        return self._run_sync(self.generate_response(config, messages, system_prompt, options))
+        return self._home.run_sync(self.generate_response(config, messages, system_prompt, options))
 
     def stream_response(
         self,
@@ -257,15 +238,7 @@ class AIClient:
 
         Streams run on the loop that iterates them; a client already busy on another running loop refuses.
         """
-        home = self._loop
-        try:
-            current = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
-        if home is not None and current is not None and home is not current and home.is_running():
-            raise RuntimeError("stream_response must be used on the event loop this AIClient already runs on")
-        if current is not None:
-            self._home()
+        self._home.enter_for_stream()
         return ResponseStream(
             self.instance.runner, self._context(config, messages, system_prompt, options, streamed=True)
         )
@@ -275,35 +248,8 @@ class AIClient:
     async def probe(self, target: ProbeTarget, *, timeout_s: float | None = None) -> ProbeResult:
         """One probe on exactly ``target``'s key (see :mod:`core.ops.probe`), recorded with ``source='probe'``.
         Provider failures come back as a failed result; an unknown provider or key label raises ``ProbeError``."""
-        home = self._home()
-        call = probe_key(self.instance, target, timeout_s if timeout_s is not None else self.settings.probe_timeout_s)
-        if home is None:
-            return await call
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, home))
-
-    # --- sync plumbing ------------------------------------------------------------------------------------------
-
-    def _run_sync(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is not None:
-            coroutine.close()
-            raise RuntimeError("generate_response_sync was called inside a running event loop: await generate_response")
-        home = self._loop
-        loop = home if home is not None and home.is_running() else self._background_loop()
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, loop)
-        return future.result()
-
-    def _background_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._background is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="pulsegate-client-loop", daemon=True)
-                thread.start()
-                self._background = (loop, thread)
-            return self._background[0]
+        timeout = timeout_s if timeout_s is not None else self.settings.probe_timeout_s
+        return await self._home.run(probe_key(self.instance, target, timeout))
 
     # --- operations ---------------------------------------------------------------------------------------------
 
@@ -311,54 +257,22 @@ class AIClient:
         """Cancel every waiting request (of one provider, or all); each gets a clear ``cancelled`` error."""
         return self.instance.clear_queue(provider)
 
-    def _on_home(self, work: Callable[[], T]) -> T:
-        """Run ``work`` on the loop this client runs on (from another thread: handed to it), else here."""
-        home = self._loop
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if home is None or running is home or not home.is_running():
-            return work()
-
-        async def on_home() -> T:
-            return work()
-
-        return asyncio.run_coroutine_threadsafe(on_home(), home).result(timeout=10)
-
     def snapshot(self) -> dict[str, Any]:
         """Queue, limiter, breaker and per-key state, JSON-serialisable (the heartbeat and health JSON read it)."""
         return self.instance.snapshot()
 
     async def aclose(self) -> None:
         """Close connections and flush the recorder; the client cannot be used afterwards."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        here = asyncio.get_running_loop()
+        if not self._home.close():
+            return
         if self._heartbeat is not None:
             await self._heartbeat.stop()
-        await self.instance.aclose(on_home=self._loop in (None, here))
-        self._stop_background()
+        await self.instance.aclose(on_home=self._home.is_home_or_unbound(asyncio.get_running_loop()))
+        self._home.stop_background()
 
     def close(self) -> None:
         """:meth:`aclose` from synchronous code."""
-        if self._loop is not None and self._loop.is_running():
-            asyncio.run_coroutine_threadsafe(self.aclose(), self._loop).result(timeout=30)
-        elif self._background is not None:
-            asyncio.run_coroutine_threadsafe(self.aclose(), self._background[0]).result(timeout=30)
-        else:
-            asyncio.run(self.aclose())
-
-    def _stop_background(self) -> None:
-        background = self._background
-        if background is None:
-            return
-        loop, thread = background
-        loop.call_soon_threadsafe(loop.stop)
-        if threading.current_thread() is not thread:
-            thread.join(timeout=5)
+        self._home.run_to_end(self.aclose)
 
     async def __aenter__(self) -> AIClient:
         return self
