@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.proxy_child:
         return proxy_child(args.proxy_child)
 
-    for name in ("core.recording.sql", "core.heartbeat"):  # no outage start/end warnings per phase
+    for name in ("core.recording.sql", "core.ops.heartbeat"):  # no outage start/end warnings per phase
         logging.getLogger(name).setLevel(logging.ERROR)
     pin = can_pin()
     if pin:

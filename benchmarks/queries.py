@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import migrations  # noqa: E402
 from core import queries  # noqa: E402
-from core.probe import consecutive_probe_failures  # noqa: E402
+from core.ops.probe_history import consecutive_probe_failures  # noqa: E402
 from core.queries import _sql  # noqa: E402
 from core.queries.limits import user_usage, user_window  # noqa: E402
 from core.store import create_store_engine, latency_buckets  # noqa: E402

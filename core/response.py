@@ -1,11 +1,15 @@
-"""What a successful call returns."""
+"""What a successful call returns, and how it is built from the call's last attempt."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.translate.usage import Usage
+
+if TYPE_CHECKING:
+    from core.call import Call
+    from core.translate.result import NormalizedResponse
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,3 +30,29 @@ class AIResponse:
     request_id: str | None = None
     queue_wait_ms: float = 0.0
     ttft_ms: float | None = None
+
+    @classmethod
+    def of_call(
+        cls, call: Call, result: NormalizedResponse, *, cost: float | None, ttft_ms: float | None, now: float
+    ) -> AIResponse:
+        """The answer of ``call``, given by its answered attempt and settled at ``now`` (monotonic seconds)."""
+        ctx, lease = call.ctx, call.lease
+        assert lease is not None, "a call answers through its attempt"
+        return cls(
+            text=result.text,
+            provider=lease.runtime.provider.value,
+            model=result.model or lease.prepared.model,
+            key_label=lease.key.label,
+            usage=result.usage,
+            stop_reason=result.stop_reason,
+            attempts=ctx.attempts,
+            latency_ms=(now - ctx.started) * 1000.0,
+            cost_usd=cost,
+            call_id=str(ctx.call_id),
+            fell_back=lease.fell_back_from is not None,
+            fallback_from=lease.fell_back_from,
+            content=result.content,
+            request_id=result.request_id,
+            queue_wait_ms=ctx.queue_wait_s * 1000.0,
+            ttft_ms=ttft_ms,
+        )

@@ -19,19 +19,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from core.api_keys import ApiKey
-from core.call_runner import CallContext, Lease
+from core.call import Call, CallContext, CallRunner
+from core.clock import Clock
 from core.errors import CallError, ErrorClass, StreamInterruptedError
 from core.provider_runtime import ProviderRuntime
 from core.providers.base import PreparedRequest, ProviderStream
 from core.providers.classify import classify_exception
 from core.response import AIResponse
 from core.translate.usage import Usage
-
-if TYPE_CHECKING:
-    from core.client import AIClient
 
 
 class _Stalled(Exception):
@@ -49,11 +47,11 @@ class _Opened:
 class ResponseStream:
     """Async context manager and async iterator of text deltas; ``response`` is set once the stream completes."""
 
-    def __init__(self, client: AIClient, ctx: CallContext) -> None:
-        self._client = client
+    def __init__(self, runner: CallRunner, ctx: CallContext) -> None:
+        self._clock: Clock = runner.clock
         self._ctx = ctx
+        self._call: Call = runner.call(ctx)
         self._opened: _Opened | None = None
-        self._lease: Lease | None = None
         self._done = False
         self._parts: list[str] = []
         self.response: AIResponse | None = None
@@ -61,7 +59,7 @@ class ResponseStream:
     async def _open(
         self, runtime: ProviderRuntime, key: ApiKey, prepared: PreparedRequest, timeout_s: float
     ) -> _Opened:
-        clock = self._client.clock
+        clock = self._clock
         sent = clock.monotonic()
         # the SDK's per-read timeout must not cut a gap the idle bound allows; the first delta is bounded by the call
         read_timeout_s = max(timeout_s, self._ctx.options.stream_idle_timeout_s + 1.0)
@@ -83,16 +81,16 @@ class ResponseStream:
 
     async def __aenter__(self) -> ResponseStream:
         try:
-            self._opened, self._lease = await self._client._runner.run(self._ctx, self._open)
+            self._opened = await self._call.run(self._open)
         except BaseException:
-            self._client._runner.finish(self._ctx)
+            self._call.end()
             raise
         return self
 
     async def __aiter__(self) -> AsyncIterator[str]:
-        if self._opened is None or self._lease is None:
+        if self._opened is None:
             raise RuntimeError("use the stream inside 'async with client.stream_response(...) as stream'")
-        opened, lease, runner = self._opened, self._lease, self._client._runner
+        opened, call = self._opened, self._call
         parts = self._parts
         try:
             if opened.first is not None:
@@ -118,40 +116,42 @@ class ResponseStream:
         except Exception as exc:
             await self._interrupted(exc, None, opened.ttft_ms)
         else:
-            cost = await runner.settle_success(self._ctx, lease, result, opened.stream.headers, opened.ttft_ms)
-            self.response = self._client._response(self._ctx, lease, result, cost, opened.ttft_ms)
+            cost = await call.succeed(result, opened.stream.headers, opened.ttft_ms)
+            self.response = AIResponse.of_call(
+                call, result, cost=cost, ttft_ms=opened.ttft_ms, now=self._clock.monotonic()
+            )
             self._done = True
-            runner.finish(self._ctx)
+            call.end()
 
     def _next_delta_bound(self) -> float:
         """Seconds the next delta may take: the idle bound, or what is left of the total bound if that is less."""
         options = self._ctx.options
         bound = options.stream_idle_timeout_s
         if options.stream_total_timeout_s is not None:
-            left = self._ctx.started + options.stream_total_timeout_s - self._client.clock.monotonic()
+            left = self._ctx.started + options.stream_total_timeout_s - self._clock.monotonic()
             bound = min(bound, max(left, 0.0))
         return bound
 
     def _stalled(self) -> _Stalled:
         options = self._ctx.options
         total = options.stream_total_timeout_s
-        if total is not None and self._client.clock.monotonic() - self._ctx.started >= total - 0.001:
+        if total is not None and self._clock.monotonic() - self._ctx.started >= total - 0.001:
             return _Stalled(f"the stream ran past its total timeout of {total:g} s")
         return _Stalled(f"no delta for {options.stream_idle_timeout_s:g} s (stream_idle_timeout_s)")
 
     def _spent(self) -> Usage:
         """What the attempt cost so far: the provider's reported usage plus an estimate of the rest."""
-        assert self._opened is not None and self._lease is not None
+        assert self._opened is not None and self._call.lease is not None
         reported = self._opened.stream.reported_usage
-        return self._client._runner.estimated_usage(self._lease, reported, "".join(self._parts))
+        return self._call.estimated_usage(reported, "".join(self._parts))
 
     async def _interrupted(self, exc: Exception, error_class: ErrorClass | None, ttft_ms: float) -> None:
-        assert self._lease is not None
-        lease = self._lease
+        lease = self._call.lease
+        assert lease is not None
         provider = lease.runtime.provider
         partial = "".join(self._parts)
         if error_class is None:
-            cause = classify_exception(exc, provider, self._client.clock.now(), lease.key.label)
+            cause = classify_exception(exc, provider, self._clock.now(), lease.key.label)
             why, status, request_id = f"{cause.error_class.value}: {cause}", cause.http_status, cause.request_id
         else:
             why, status, request_id = f"{error_class.value}: {exc}", None, None
@@ -163,11 +163,9 @@ class ResponseStream:
             http_status=status,
             request_id=request_id,
         )
-        runner = self._client._runner
-        await runner.settle_failure(self._ctx, lease, error, None, ttft_ms, usage=self._spent())
-        await runner.settle_user(self._ctx)
+        await self._call.fail(error, ttft_ms=ttft_ms, usage=self._spent())
         self._done = True
-        runner.finish(self._ctx)
+        self._call.end()
         if self._opened is not None:
             await self._opened.stream.aclose()  # a stalled stream still holds its connection
         raise error from exc
@@ -175,14 +173,11 @@ class ResponseStream:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if not self._done and self._lease is not None:
+        if not self._done and self._opened is not None:
             # The caller stopped reading (or raised, or was cancelled) before the end: a billed attempt, recorded
             # at once — before any await, so a second cancellation cannot lose it — without blaming the key.
-            runner = self._client._runner
-            ttft_ms = self._opened.ttft_ms if self._opened else None
-            runner.settle_cancelled(self._ctx, self._lease, self._spent(), ttft_ms)
+            self._call.end(self._spent(), self._opened.ttft_ms)
             self._done = True
-            runner.finish(self._ctx)
         if self._opened is not None:
             await self._opened.stream.aclose()
 

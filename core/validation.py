@@ -177,12 +177,44 @@ def validate_system(raw: object, provider: str) -> str | list[dict[str, Any]] | 
     raise _fail("system_prompt", f"expected a string or a list of text blocks, got {type(raw).__name__}", provider)
 
 
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A call refused as malformed, with what did validate — what its one ``validation`` row can say."""
+
+    error: RequestValidationError
+    config: ModelConfig | None  # None: the config itself is what is wrong
+    options: CallOptions  # the defaults when the options are what is wrong
+
+
+def screen_call(
+    config: object, messages: object, system_prompt: object, options: object | None
+) -> ValidCall | Rejected:
+    """The call's inputs, each checked once: a :class:`ValidCall`, or :class:`Rejected` naming the first bad field
+    (config, messages, system prompt, options — in that order)."""
+    try:
+        valid_options: CallOptions | None = validate_options(options)
+        options_error = None
+    except RequestValidationError as error:
+        valid_options, options_error = None, error
+    defaults = valid_options or CallOptions()
+    try:
+        model_config = validate_config(config)
+    except RequestValidationError as error:
+        return Rejected(error, None, defaults)
+    try:
+        valid_messages = validate_messages(messages, model_config.provider)
+        system = validate_system(system_prompt, model_config.provider)
+    except RequestValidationError as error:
+        return Rejected(error, model_config, defaults)
+    if valid_options is None:
+        assert options_error is not None
+        return Rejected(options_error, model_config, defaults)
+    return ValidCall(model_config, valid_messages, system, valid_options)
+
+
 def validate_call(config: object, messages: object, system_prompt: object, options: object | None) -> ValidCall:
     """The call's inputs, checked; raises :class:`RequestValidationError` naming the first bad field."""
-    model_config = validate_config(config)
-    return ValidCall(
-        config=model_config,
-        messages=validate_messages(messages, model_config.provider),
-        system=validate_system(system_prompt, model_config.provider),
-        options=validate_options(options),
-    )
+    checked = screen_call(config, messages, system_prompt, options)
+    if isinstance(checked, Rejected):
+        raise checked.error
+    return checked

@@ -135,7 +135,7 @@ def keys_now(url: str, now: datetime, heartbeat_s: float) -> pd.DataFrame:
 @guarded
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def health(url: str, now: datetime, window_s: int, heartbeat_s: float) -> dict[str, Any]:
-    from core.health_report import health_report
+    from core.ops.health_report import health_report
 
     return health_report(engine(url), now, window=timedelta(seconds=window_s), heartbeat_interval_s=heartbeat_s)
 
@@ -240,7 +240,7 @@ def redis_status(url: str, now: datetime, heartbeat_s: float) -> list[dict[str, 
 
 @guarded
 def issue(url: str, command: str, *, provider: str | None, key_label: str | None, now: datetime) -> int:
-    from core.control import issue_command
+    from core.ops.control import issue_command
 
     return issue_command(
         engine(url), command, provider=provider, key_label=key_label, requested_by="dashboard", now=now
@@ -249,14 +249,14 @@ def issue(url: str, command: str, *, provider: str | None, key_label: str | None
 
 @guarded
 def command(url: str, command_id: int, now: datetime) -> dict[str, Any]:
-    from core.control import command_status
+    from core.ops.control import command_status
 
     return command_status(engine(url), command_id, now)
 
 
 @guarded
 def probe(url: str, *, provider: str | None, key_label: str | None, model: str | None, now: datetime) -> int:
-    from core.probe_requests import request_probe
+    from core.ops.probe_requests import request_probe
 
     return request_probe(
         engine(url), requested_by="dashboard", now=now, provider=provider, key_label=key_label, model=model
@@ -265,7 +265,7 @@ def probe(url: str, *, provider: str | None, key_label: str | None, model: str |
 
 @guarded
 def probe_status(url: str, request_id: int) -> dict[str, Any] | None:
-    from core.probe_requests import probe_request_status
+    from core.ops.probe_requests import probe_request_status
 
     return probe_request_status(engine(url), request_id)
 

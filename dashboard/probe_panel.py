@@ -1,6 +1,6 @@
 """ "Run probe": queue a probe request for the worker and show its result on the page within seconds.
 
-The dashboard never calls a provider itself: it inserts a ``probe_requests`` row (``core.probe_requests``), the
+The dashboard never calls a provider itself: it inserts a ``probe_requests`` row (``core.ops.probe_requests``), the
 worker claims it within about a second and runs the probe, and a fragment polls the row every second until it is
 done — then the page shows each key's result.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.probe import ProbeError, probe_model
+from core.ops.probe import ProbeError, probe_model
 from dashboard import data, tables
 from dashboard.tables import Col
 from dashboard.ui import Context

@@ -1,7 +1,7 @@
 """The worker's HTTP API: admin actions and the health report behind a bearer token, plus liveness and metrics.
 
-Every admin action goes through the same core functions the CLI and the dashboard call (``core.control``,
-``core.probe_requests``, ``core.health_report``): the API only parses, validates and serialises. Bad input is
+Every admin action goes through the same core functions the CLI and the dashboard call (``core.ops.control``,
+``core.ops.probe_requests``, ``core.ops.health_report``): the API only parses, validates and serialises. Bad input is
 answered with JSON ``{"error", "status", "field"}`` naming what is wrong (400 / 404 / 413 / 422); an unreachable
 store with 503; nothing answers with a traceback. Store work runs in a thread, never on the event loop the
 worker's scheduler shares.
@@ -29,10 +29,10 @@ from starlette.routing import Mount, Route
 
 from core.api_keys import Provider
 from core.clock import Clock
-from core.control import ControlCommandError, command_status, issue_command
-from core.health_report import DEFAULT_WINDOW, health_report, http_status
-from core.probe import ProbeError, probe_targets
-from core.probe_requests import probe_request_status, request_probe
+from core.ops.control import ControlCommandError, command_status, issue_command
+from core.ops.health_report import DEFAULT_WINDOW, health_report, http_status
+from core.ops.probe import ProbeError, probe_targets
+from core.ops.probe_requests import probe_request_status, request_probe
 from core.settings import Settings
 from core.store.tables import PROVIDERS, key_health_snapshots
 from jobs.auth import AdminAuthMiddleware

@@ -19,7 +19,7 @@ from core.settings import Settings, load_settings
 from jobs.arguments import is_loopback, port_number
 
 if TYPE_CHECKING:
-    from core.probe import ProbeResult, ProbeTarget
+    from core.ops.probe import ProbeResult, ProbeTarget
 
 EXIT_USAGE = 2
 #: ``pulsegate --help`` shows these as they are: plain text, no docstring markup.
@@ -98,7 +98,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from core.probe import format_probe_table, probe_targets
+    from core.ops.probe import format_probe_table, probe_targets
 
     if not args.verbose:
         logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per request would bury the table
@@ -119,13 +119,14 @@ def cmd_probe(args: argparse.Namespace) -> int:
 async def _probe_now(settings: Settings, targets: list[ProbeTarget]) -> tuple[list[ProbeResult], list[dict[str, Any]]]:
     """Run the probes on a client recording to DATABASE_URL; a key found working is returned to service."""
     from core.client import AIClient
-    from core.control import command_status
-    from core.probe import restore_recovered_keys, run_probes
+    from core.ops.control import command_status
+    from core.ops.probe import run_probes
+    from core.ops.probe_history import restore_recovered_keys
     from core.store import store_status
 
     client = AIClient.from_env(settings=settings, heartbeat=False)  # a one-shot process is no instance to watch
     try:
-        results = await run_probes(client, targets, concurrency=settings.probe_concurrency)
+        results = await run_probes(client.probe, targets, concurrency=settings.probe_concurrency)
     finally:
         await client.aclose()
     engine = client.recorder.engine  # type: ignore[attr-defined]

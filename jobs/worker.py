@@ -457,9 +457,9 @@ def _worker_client(settings: Settings, engine: sa.Engine, clock: Clock) -> Any:
 
 
 def _worker_heartbeat(client: Any, engine: sa.Engine) -> Any:
-    from core.heartbeat import client_heartbeat
+    from core.ops.heartbeat import instance_heartbeat
 
-    return client_heartbeat(client, engine, kind="worker")
+    return instance_heartbeat(client.instance, engine, kind="worker")
 
 
 def run_worker(settings: Settings, *, host: str | None = None, port: int | None = None) -> int:

@@ -6,13 +6,13 @@ the log. :func:`default_jobs` is the registry the worker schedules; tests pass t
 ==================  ==========================================  ===============================================
 job id              every                                       does
 ==================  ==========================================  ===============================================
-``probe:<p>:<key>`` ``<P>_PROBE_INTERVAL_S`` / PROBE_INTERVAL_S  one tiny request on that key (:mod:`core.probe`),
+``probe:<p>:<key>`` ``<P>_PROBE_INTERVAL_S`` / PROBE_INTERVAL_S  one tiny request on that key (:mod:`core.ops.probe`),
                                                                 then returns a recovered key to service
 ``probe-requests``  1 s                                         runs the probes asked for in ``probe_requests``
 ``alerts``          ALERT_INTERVAL_S (30 s)                     evaluates the alert rules (:mod:`core.alerts`),
                                                                 then sends what is due
 ``alert-delivery``  5 s                                         sends due notifications (retries on time)
-``retention``       1 day                                       :func:`core.retention.prune`
+``retention``       1 day                                       :func:`core.store.retention.prune`
 ==================  ==========================================  ===============================================
 
 The heartbeat (state snapshots, control commands) is not a scheduled job: every worker, leader or standby, beats.
@@ -35,7 +35,7 @@ from core.settings import Settings
 if TYPE_CHECKING:
     from core.alerts.config import AlertConfig, AlertConfigLoader
     from core.client import AIClient
-    from core.probe import ProbeResult, ProbeTarget
+    from core.ops.probe import ProbeResult, ProbeTarget
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def _summary(result: ProbeResult) -> str:
 
 
 async def _restore(ctx: JobContext, results: list[ProbeResult]) -> list[int]:
-    from core.probe import restore_recovered_keys
+    from core.ops.probe_history import restore_recovered_keys
 
     return await asyncio.to_thread(
         restore_recovered_keys,
@@ -139,12 +139,12 @@ async def _restore(ctx: JobContext, results: list[ProbeResult]) -> list[int]:
 
 async def probe_key(ctx: JobContext, target: ProbeTarget) -> str:
     """Scheduled probe of one key; a success on a cooling or provider-disabled key returns it to service."""
-    from core.probe import run_probes
+    from core.ops.probe import run_probes
 
     if ctx.client is None:
         raise RuntimeError("the worker has no AIClient to probe with")
     async with ctx.probe_slots:
-        results = await run_probes(ctx.client, [target], concurrency=1)
+        results = await run_probes(ctx.client.probe, [target], concurrency=1)
     summary = _summary(results[0])
     level = logging.INFO if results[0].ok else logging.WARNING
     log.log(level, "probe %s/%s (%s): %s", target.provider, target.key_label, target.model, summary)
@@ -154,8 +154,8 @@ async def probe_key(ctx: JobContext, target: ProbeTarget) -> str:
 
 async def poll_probe_requests(ctx: JobContext) -> str | None:
     """Run the probes asked for through ``probe_requests`` (dashboard, API): claim, probe, store the results."""
-    from core.probe import ProbeError, probe_targets, run_probes
-    from core.probe_requests import claim_probe_requests, finish_probe_request
+    from core.ops.probe import ProbeError, probe_targets, run_probes
+    from core.ops.probe_requests import claim_probe_requests, finish_probe_request
 
     requests = await asyncio.to_thread(
         claim_probe_requests, ctx.engine, ctx.instance_id, ctx.clock.now(), limit=PROBE_REQUESTS_PER_POLL
@@ -174,7 +174,7 @@ async def poll_probe_requests(ctx: JobContext) -> str | None:
             )
             if not targets:
                 raise ProbeError("key", "no API keys are configured")
-            results = await run_probes(ctx.client, targets, concurrency=ctx.settings.probe_concurrency)
+            results = await run_probes(ctx.client.probe, targets, concurrency=ctx.settings.probe_concurrency)
         except ProbeError as exc:
             error = str(exc)
         except Exception as exc:  # the request fails with a reason instead of staying 'running' for minutes
@@ -225,8 +225,8 @@ async def deliver_alerts(ctx: JobContext) -> str | None:
 
 
 async def prune_old_rows(ctx: JobContext) -> str:
-    """Daily retention (:func:`core.retention.prune`), in a thread: batched deletes, short transactions."""
-    from core.retention import prune
+    """Daily retention (:func:`core.store.retention.prune`), in a thread: batched deletes, short transactions."""
+    from core.store.retention import prune
 
     report = await asyncio.to_thread(prune, ctx.engine, ctx.clock.now(), retention_days=ctx.settings.retention_days)
     if report.total:
@@ -241,7 +241,7 @@ def probe_jobs(settings: Settings) -> list[JobSpec]:
     """One job per configured key, at its provider's interval; first runs spread over the spread window so keys
     are never probed in lockstep."""
     from core.api_keys import Provider
-    from core.probe import probe_interval_s, probe_targets
+    from core.ops.probe import probe_interval_s, probe_targets
 
     targets = probe_targets(settings)
     if not targets:

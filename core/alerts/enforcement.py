@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.alerts.rules import Rule
-from core.control import validate_command
+from core.ops.control import validate_command
 from core.store.tables import control_commands
 
 log = logging.getLogger("core.alerts.engine")

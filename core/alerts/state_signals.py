@@ -109,7 +109,7 @@ def queue_wait_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
 
 
 def consecutive_probe_failures(rule: Rule, ctx: SignalContext) -> list[Reading]:
-    from core.probe import consecutive_probe_failures as failures
+    from core.ops.probe_history import consecutive_probe_failures as failures
 
     counts = ctx.cached("probe_failures", lambda: failures(ctx.engine, ctx.now))
     out = []

@@ -1,6 +1,6 @@
 """The retry policy, one axis per module like tenacity: ``retry`` (which failures), ``wait`` (how long), ``stop``.
 
-The call loop in :mod:`core.client` asks a :class:`RetryPolicy`; it never sleeps or calls anything itself.
+The call loop in :mod:`core.call.runner` asks a :class:`RetryPolicy`; it never sleeps or calls anything itself.
 """
 
 from __future__ import annotations

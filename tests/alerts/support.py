@@ -22,7 +22,7 @@ from core.alerts.model import Message
 from core.alerts.rules import Rule
 from core.clock import ManualClock
 from core.errors import ErrorClass
-from core.heartbeat import Heartbeat
+from core.ops.heartbeat import Heartbeat
 from core.recording import AttemptRecord
 from core.recording.sql import BatchWriter
 from core.store.tables import alert_episodes, alert_notifications, control_commands

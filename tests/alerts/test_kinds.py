@@ -437,7 +437,7 @@ def test_enforcement_reaches_a_real_client_through_its_heartbeat(store: sa.Engin
     """disable_key reaches the client's key pool; enable_key gives the key back when the month rolls over."""
     from core import AIClient
     from core.api_keys import Provider
-    from core.heartbeat import client_heartbeat
+    from core.ops.heartbeat import instance_heartbeat
     from core.settings import load_settings
 
     keys = {
@@ -447,7 +447,7 @@ def test_enforcement_reaches_a_real_client_through_its_heartbeat(store: sa.Engin
     settings = load_settings({**keys, "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}, env_file=None)
     client = AIClient(settings, clock=clock, instance_id="app-1", heartbeat=False)
     try:
-        heartbeat = client_heartbeat(client, store, interval_s=5.0)
+        heartbeat = instance_heartbeat(client.instance, store, interval_s=5.0)
         pool = client.pools[Provider.ANTHROPIC]
         primary = pool.by_label("Primary")
         assert primary is not None

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from core import AIClient, CallOptions, ModelConfig
 from core.clock import ManualClock
-from core.heartbeat import client_heartbeat
 from core.limits.tuning import TuningPolicy
+from core.ops.heartbeat import instance_heartbeat
 from core.store.tables import instance_snapshots, limit_changes
 from emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, drive, requests_by_key, total_requests
@@ -68,7 +68,7 @@ async def test_a_429_on_one_of_two_keys_halves_the_limit_and_time_brings_it_back
         (3, None, "rpm", 50.0),
     ]
 
-    heartbeat = client_heartbeat(client, store, interval_s=5.0)
+    heartbeat = instance_heartbeat(client.instance, store, interval_s=5.0)
     heartbeat.beat(clock.now())
     heartbeat.beat(clock.now())  # a second round stores nothing twice
 

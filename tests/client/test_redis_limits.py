@@ -14,7 +14,7 @@ from core import AIClient
 from core.errors import QueueTimeoutError
 from core.limits import Demand
 from core.limits.redis import RedisRateLimiter
-from core.probe import ProbeTarget
+from core.ops.probe import ProbeTarget
 from emulator import EmulatorServer
 from tests.client.conftest import total_requests
 

@@ -19,8 +19,8 @@ import redis
 from core import AIClient
 from core.api_keys import Provider
 from core.clock import ManualClock
-from core.control import ControlCommand, apply_command
 from core.errors import CircuitOpenError, ErrorClass, ProviderError
+from core.ops.control import ControlCommand, apply_command
 from core.redis_link import RedisLink
 from core.shared_state.redis import RedisSharedState
 from emulator import EmulatorServer
@@ -111,7 +111,7 @@ async def test_a_key_refused_on_one_server_is_disabled_on_both_until_enabled_on_
 
     emu.set_scenario({})
     emu.reset()
-    assert apply_command(two, command("enable_key", "Primary")) == "key 'Primary' enabled"
+    assert apply_command(two.instance, command("enable_key", "Primary")) == "key 'Primary' enabled"
     await two.generate_response(CONFIG, MESSAGES)  # two tells the shared state on its next call
     await one.generate_response(CONFIG, MESSAGES)
     await one.generate_response(CONFIG, MESSAGES)

@@ -50,7 +50,7 @@ async def test_two_hundred_concurrent_calls_share_one_sdk_client_per_key(make_cl
     responses = await asyncio.gather(*(client.generate_response(SONNET, HELLO) for _ in range(200)))
     assert len(responses) == 200 and {r.provider for r in responses} == {"anthropic"}
     assert total_requests(emu) == 200
-    adapter = client._runner.runtimes[Provider.ANTHROPIC].adapter
+    adapter = client.instance.runtimes[Provider.ANTHROPIC].adapter
     assert len(adapter._clients) == 3  # built once per key, reused by every call
     assert all(k["in_flight"] == 0 for k in client.pools[Provider.ANTHROPIC].snapshot())
     counts = sorted(sum(s.values()) for s in requests_by_key(emu).values())

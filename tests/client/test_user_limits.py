@@ -231,7 +231,7 @@ async def test_a_feature_over_its_limit_is_refused_at_once_and_others_are_not(
     assert snapshot["features"] == {"rpm": 2.0, "tpm": None, "checked": 4, "refused": 1}
     # the refused call was charged to nobody: the user's own bucket holds the 4 calls that went through
     assert snapshot["users"] == {"rpm": 10.0, "tpm": None, "checked": 5, "refused": 0}
-    user_rpm = client.limiter.state_nowait("user:u-1:rpm", client._runner.user_limits.rpm)  # type: ignore[attr-defined]
+    user_rpm = client.limiter.state_nowait("user:u-1:rpm", client.instance.runner.user_limits.rpm)  # type: ignore[attr-defined]
     assert user_rpm.remaining == pytest.approx(6.0)
     clock.advance(30.0)
     await client.generate_response(SONNET, HELLO, options=feature("summarise"))

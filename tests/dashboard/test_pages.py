@@ -7,8 +7,8 @@ from datetime import timedelta
 import sqlalchemy as sa
 from streamlit.proto.Metric_pb2 import Metric as MetricProto
 
-from core.probe import ProbeResult
-from core.probe_requests import claim_probe_requests, finish_probe_request
+from core.ops.probe import ProbeResult
+from core.ops.probe_requests import claim_probe_requests, finish_probe_request
 from core.store.tables import (
     alert_episodes,
     alert_silences,

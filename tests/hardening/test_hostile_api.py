@@ -219,7 +219,7 @@ def test_a_hostile_silence_is_stored_literally_or_refused_naming_the_field(
 def test_a_hostile_control_command_is_stored_literally_or_refused_naming_the_field(
     store: sa.Engine, label: str, instance: str | None
 ) -> None:
-    from core.control import ControlCommandError, command_status, issue_command
+    from core.ops.control import ControlCommandError, command_status, issue_command
 
     try:
         command_id = issue_command(

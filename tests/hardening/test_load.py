@@ -68,7 +68,7 @@ FAULTS: list[dict[str, Any]] = [
     {"kind": "stream_error", "stream": True, "rate": 0.04},  # an error event mid-stream
 ]
 SCENARIO = {"seed": 10, "faults": FAULTS}
-#: Classes of a row written for an attempt that never reached the provider (CallRunner._refuse).
+#: Classes of a row written for an attempt that never reached the provider (core.call.rows.Rows.refusal).
 REFUSAL_CLASSES = {
     ErrorClass.CIRCUIT_OPEN,
     ErrorClass.NO_USABLE_KEY,

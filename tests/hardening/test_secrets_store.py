@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from core import AIClient
-from core.heartbeat import client_heartbeat, client_state
+from core.ops.heartbeat import instance_heartbeat, instance_state
 from core.store.tables import ALL_TABLES
 from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS, emu, emulator_server, make_client  # noqa: F401
 
@@ -49,7 +49,7 @@ async def test_no_key_in_any_table_log_record_or_exception(
         except Exception as exc:
             failures.append(exc)
     assert client.recorder.flush()
-    client_heartbeat(client, store).write_snapshot(client_state(client), client.clock.now())
+    instance_heartbeat(client.instance, store).write_snapshot(instance_state(client.instance), client.clock.now())
     dumped: dict[str, str] = {}
     with store.connect() as connection:
         for table in ALL_TABLES:

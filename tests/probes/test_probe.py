@@ -20,8 +20,8 @@ from core.clock import ManualClock
 from core.errors import ErrorClass
 from core.keys.health import KeyStatus
 from core.masking import fingerprint
+from core.ops.probe import ProbeResult, ProbeTarget, probe_targets, run_probes
 from core.pricing import PriceTable
-from core.probe import ProbeResult, ProbeTarget, probe_targets, run_probes
 from emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS, requests_by_key, rows
 
@@ -53,7 +53,7 @@ async def test_successful_probes_are_one_request_per_key_recorded_as_probe_rows(
         ProbeTarget("openai", "Primary", NANO),
     ]
 
-    results = await run_probes(client, targets, concurrency=2)
+    results = await run_probes(client.probe, targets, concurrency=2)
     _flush(client)
 
     assert requests_by_key(emu) == {ANTHROPIC_KEYS[0]: {200: 1}, ANTHROPIC_KEYS[1]: {200: 1}}
@@ -107,7 +107,7 @@ async def test_a_failed_probe_is_one_request_recorded_with_its_error_class(
     emu.add_fault({**fault, "key": ANTHROPIC_KEYS[0]})  # every request on Primary fails: no retry may hide it
     client = make_client(anthropic=2, openai=0, store=store)
 
-    (result,) = await run_probes(client, [ProbeTarget("anthropic", "Primary", HAIKU)], concurrency=1)
+    (result,) = await run_probes(client.probe, [ProbeTarget("anthropic", "Primary", HAIKU)], concurrency=1)
     _flush(client)
 
     assert requests_by_key(emu) == {ANTHROPIC_KEYS[0]: {status: 1}}  # no retry, no other key
@@ -137,7 +137,7 @@ async def test_a_refused_key_is_disabled_by_its_probe_and_the_answer_names_no_se
     emu.set_scenario({"keys": {ANTHROPIC_KEYS[1]: {"behaviour": "invalid"}}})
     client = make_client(anthropic=2, openai=0, store=store)
 
-    results = await run_probes(client, probe_targets(client.settings), concurrency=4)
+    results = await run_probes(client.probe, probe_targets(client.settings), concurrency=4)
     _flush(client)
 
     ok, refused = results
@@ -163,7 +163,7 @@ async def test_cooling_and_disabled_keys_are_still_probed(
     pool.state(backup2).disable("auth: the provider refused this key", ErrorClass.AUTH)  # type: ignore[arg-type]
     assert pool.choose() is not None and pool.choose().wait_s > 500  # type: ignore[union-attr]  # live calls wait
 
-    results = await run_probes(client, probe_targets(client.settings), concurrency=3)
+    results = await run_probes(client.probe, probe_targets(client.settings), concurrency=3)
     _flush(client)
 
     assert [(r.key_label, r.ok) for r in results] == [("Primary", True), ("Backup 1", True), ("Backup 2", True)]
@@ -211,7 +211,7 @@ async def test_auth_check_skips_the_paid_request_for_a_refused_key(
     emu.set_scenario({"keys": {ANTHROPIC_KEYS[1]: {"behaviour": "invalid"}}})
     client = make_client(anthropic=2, openai=1, store=store, env={"PROBE_AUTH_CHECK": "true"})
 
-    results = await run_probes(client, probe_targets(client.settings), concurrency=4)
+    results = await run_probes(client.probe, probe_targets(client.settings), concurrency=4)
     _flush(client)
 
     assert [(r.provider, r.key_label, r.ok, r.http_status) for r in results] == [
@@ -264,6 +264,6 @@ async def test_run_probes_bounds_concurrency_and_keeps_target_order(
 
     client.probe = counting  # type: ignore[method-assign]  # observes the real probe; replaces nothing
     targets = probe_targets(client.settings)
-    results = await run_probes(client, targets, concurrency=2)
+    results = await run_probes(client.probe, targets, concurrency=2)
     assert [r.key_label for r in results] == ["Primary", "Backup 1", "Backup 2", "Backup 3"]
     assert all(r.ok for r in results) and max(seen) == 2

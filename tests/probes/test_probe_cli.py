@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from core.api_keys import Provider
 from core.clock import SYSTEM_CLOCK
 from core.errors import ErrorClass
-from core.heartbeat import client_heartbeat
+from core.ops.heartbeat import instance_heartbeat
 from core.settings import load_settings
 from core.store.engine import create_store_engine
 from core.store.tables import api_usage_metrics, control_commands
@@ -137,7 +137,7 @@ def test_a_probe_that_passes_returns_a_cooling_key_to_service(emu: EmulatorServe
     pool.state(pool.by_label("Primary")).record_failure(  # type: ignore[arg-type]
         SYSTEM_CLOCK.monotonic(), ErrorClass.RATE_LIMITED, retry_after=600.0
     )
-    heartbeat = client_heartbeat(app, engine, interval_s=30.0)  # 30 s: still live while the CLI runs
+    heartbeat = instance_heartbeat(app.instance, engine, interval_s=30.0)  # 30 s: still live while the CLI runs
     heartbeat.beat()
 
     result = run_cli(["probe", "--provider", "anthropic", "--key", "Primary"], cwd=workdir, env=_env(emu))

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from core.probe import ProbeError, ProbeResult
-from core.probe_requests import (
+from core.ops.probe import ProbeError, ProbeResult
+from core.ops.probe_requests import (
     claim_probe_requests,
     finish_probe_request,
     probe_request_status,

@@ -17,18 +17,12 @@ import sqlalchemy as sa
 from core import AIClient
 from core.api_keys import Provider
 from core.clock import ManualClock
-from core.control import ControlCommand, apply_command, issue_command
 from core.errors import ErrorClass
-from core.heartbeat import Heartbeat, client_heartbeat
 from core.keys.health import KeyStatus
-from core.probe import (
-    ProbeResult,
-    ProbeTarget,
-    consecutive_probe_failures,
-    recovery_command,
-    restore_recovered_keys,
-    run_probes,
-)
+from core.ops.control import ControlCommand, apply_command, issue_command
+from core.ops.heartbeat import Heartbeat, instance_heartbeat
+from core.ops.probe import ProbeResult, ProbeTarget, run_probes
+from core.ops.probe_history import consecutive_probe_failures, recovery_command, restore_recovered_keys
 from core.store.tables import control_commands
 from emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, settings_for
@@ -64,7 +58,7 @@ def _commands(store: sa.Engine) -> list[tuple[str, str, str, str]]:
 
 def _app(emu: EmulatorServer, store: sa.Engine, clock: ManualClock, name: str) -> tuple[AIClient, Heartbeat]:
     client = AIClient(settings_for(emu, anthropic=4, openai=1), clock=clock, instance_id=name, heartbeat=False)
-    return client, client_heartbeat(client, store, interval_s=INTERVAL_S)
+    return client, instance_heartbeat(client.instance, store, interval_s=INTERVAL_S)
 
 
 def _health(client: AIClient, label: str) -> Any:
@@ -80,7 +74,7 @@ def test_working_keys_are_reset_or_enabled_and_operator_disabled_keys_stay_off(
     _health(app, "Primary").record_failure(now_mono, ErrorClass.RATE_LIMITED, retry_after=120.0)
     _health(app, "Backup 1").record_failure(now_mono, ErrorClass.AUTH)
     apply_command(
-        app,
+        app.instance,
         ControlCommand(7, "disable_key", "anthropic", "Backup 2", None, "dashboard", clock.now(), clock.now()),
     )
     heartbeat.beat(clock.now())
@@ -170,13 +164,13 @@ async def test_consecutive_probe_failures_count_since_the_last_success(
     primary = ProbeTarget("anthropic", "Primary", HAIKU)
     backup1 = ProbeTarget("anthropic", "Backup 1", HAIKU)
     backup2 = ProbeTarget("anthropic", "Backup 2", HAIKU)
-    await run_probes(client, [primary, backup1, backup2], concurrency=1)  # all pass
+    await run_probes(client.probe, [primary, backup1, backup2], concurrency=1)  # all pass
     emu.add_fault({"kind": "server_error", "key": ANTHROPIC_KEYS[0], "count": 3})
     emu.add_fault({"kind": "error", "status": 529, "key": ANTHROPIC_KEYS[1], "count": 1})
     for _ in range(3):
-        await run_probes(client, [primary], concurrency=1)
-    await run_probes(client, [backup1], concurrency=1)  # fails
-    await run_probes(client, [backup1], concurrency=1)  # passes again
+        await run_probes(client.probe, [primary], concurrency=1)
+    await run_probes(client.probe, [backup1], concurrency=1)  # fails
+    await run_probes(client.probe, [backup1], concurrency=1)  # passes again
     assert client.recorder.flush()
 
     counts = consecutive_probe_failures(store, client.clock.now() + timedelta(seconds=1))
@@ -244,7 +238,7 @@ async def test_a_passing_probe_restores_a_key_within_one_heartbeat_not_at_once(
     """What the docs say: a key a probe found working is back on every instance at that instance's next heartbeat
     — within ``HEARTBEAT_INTERVAL_S`` (5 s by default) of the probe — and not before."""
     client = AIClient(settings_for(emu, anthropic=2, openai=1), clock=clock, instance_id="app-1", heartbeat=False)
-    heartbeat = client_heartbeat(client, store)
+    heartbeat = instance_heartbeat(client.instance, store)
     assert heartbeat.interval_s == 5.0  # the default HEARTBEAT_INTERVAL_S
     _health(client, "Backup 1").record_failure(clock.monotonic(), ErrorClass.AUTH)
     task = heartbeat.start()

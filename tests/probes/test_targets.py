@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from core.api_keys import Provider
-from core.probe import (
+from core.ops.probe import (
     ProbeError,
     ProbeResult,
     ProbeTarget,

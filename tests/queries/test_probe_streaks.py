@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from core.errors import ErrorClass
-from core.probe import consecutive_probe_failures
+from core.ops.probe_history import consecutive_probe_failures
 from core.store.tables import api_usage_metrics
 from tests.alerts.support import Calls
 

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from core import AIClient, ModelConfig
 from core.api_keys import Provider
 from core.clock import ManualClock
-from core.control import command_status, issue_command
 from core.errors import ErrorClass
-from core.heartbeat import Heartbeat, client_heartbeat, live_instances, stale_instances
+from core.ops.control import command_status, issue_command
+from core.ops.heartbeat import Heartbeat, instance_heartbeat, live_instances, stale_instances
 from core.store.tables import control_acks, instance_snapshots, key_health_snapshots
 from tests.client.conftest import settings_for
 
@@ -57,7 +57,7 @@ def test_snapshot_rows_carry_the_clients_exact_state(emu, store, clock: ManualCl
     assert permit is not None
     breaker.record(permit, False)
 
-    heartbeat = client_heartbeat(client, store, interval_s=5.0)
+    heartbeat = instance_heartbeat(client.instance, store, interval_s=5.0)
     now = clock.now()
     heartbeat.beat(now)
     state = client.snapshot()
@@ -106,7 +106,7 @@ def test_snapshot_rows_carry_the_clients_exact_state(emu, store, clock: ManualCl
 
 async def test_queue_depth_snapshot_and_clear_queue_command(emu, store, clock: ManualClock) -> None:
     client = _client(emu, clock, "app-1", ANTHROPIC_RPM="1")
-    heartbeat = client_heartbeat(client, store, interval_s=5.0)
+    heartbeat = instance_heartbeat(client.instance, store, interval_s=5.0)
     try:
         first = await client.generate_response(SONNET, HELLO)  # takes the one request of this minute
         assert first.text
@@ -141,7 +141,10 @@ async def test_queue_depth_snapshot_and_clear_queue_command(emu, store, clock: M
 
 def test_command_to_all_reaches_both_instances_once(emu, store, clock: ManualClock) -> None:
     one, two = _client(emu, clock, "app-1"), _client(emu, clock, "app-2")
-    hb1, hb2 = client_heartbeat(one, store, interval_s=5.0), client_heartbeat(two, store, interval_s=5.0)
+    hb1, hb2 = (
+        instance_heartbeat(one.instance, store, interval_s=5.0),
+        instance_heartbeat(two.instance, store, interval_s=5.0),
+    )
     clock.advance(1.0)
     disable = issue_command(
         store, "disable_key", provider="anthropic", key_label="Backup 1", requested_by="dashboard", now=clock.now()
@@ -189,7 +192,7 @@ def test_command_to_all_reaches_both_instances_once(emu, store, clock: ManualClo
 
 def test_targeted_command_applies_only_on_its_instance(emu, store, clock: ManualClock) -> None:
     one, two = _client(emu, clock, "app-1"), _client(emu, clock, "app-2")
-    hb1, hb2 = client_heartbeat(one, store), client_heartbeat(two, store)
+    hb1, hb2 = instance_heartbeat(one.instance, store), instance_heartbeat(two.instance, store)
     for client in (one, two):
         pool = client.pools[Provider.ANTHROPIC]
         pool.state(pool.by_label("Primary")).record_failure(clock.monotonic(), ErrorClass.RATE_LIMITED, 60.0)  # type: ignore[arg-type]
@@ -218,7 +221,7 @@ def test_expired_and_old_commands_are_ignored_unknown_key_fails(emu, store, cloc
     before = issue_command(store, "clear_queue", requested_by="cli", now=clock.now())  # before the instance started
     clock.advance(1.0)
     client = _client(emu, clock, "app-1")
-    heartbeat = client_heartbeat(client, store)
+    heartbeat = instance_heartbeat(client.instance, store)
     expired = issue_command(
         store, "disable_key", provider="anthropic", key_label="Primary", requested_by="cli", now=clock.now(), ttl=4
     )
@@ -278,7 +281,7 @@ def test_live_and_stale_instances(store, clock: ManualClock) -> None:
 
 async def test_run_loop_beats_on_the_clock_and_stops(emu, store, clock: ManualClock) -> None:
     client = _client(emu, clock, "app-1")
-    heartbeat = client_heartbeat(client, store, interval_s=5.0)
+    heartbeat = instance_heartbeat(client.instance, store, interval_s=5.0)
     task = heartbeat.start()
     for _ in range(3):
         for _ in range(400):

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.heartbeat import Heartbeat
+from core.ops.heartbeat import Heartbeat
 from core.store.tables import instance_snapshots, limit_changes
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.clock import ManualClock
-from core.retention import NOT_PRUNED, prune, retention_plan
+from core.store.retention import NOT_PRUNED, prune, retention_plan
 from core.store.tables import (
     alert_deliveries,
     alert_episodes,

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 
 from core import AIClient, ModelConfig
 from core.api_keys import Provider
-from core.control import command_status, issue_command
 from core.keys import KeyStatus
+from core.ops.control import command_status, issue_command
 from core.recording import SqlRecorder
 from core.store.tables import instance_snapshots, key_health_snapshots
 from tests.client.conftest import settings_for

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from core import AIClient
 from core.clock import SYSTEM_CLOCK, ManualClock
-from core.probe import ProbeTarget
-from core.probe_requests import probe_request_status, request_probe
+from core.ops.probe import ProbeTarget
+from core.ops.probe_requests import probe_request_status, request_probe
 from core.store.tables import api_usage_metrics
 from emulator import EmulatorServer
 from jobs.worker_jobs import JobContext, evaluate_alerts, poll_probe_requests, probe_key, prune_old_rows

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 import migrations
-from core.probe_requests import probe_request_status, request_probe
+from core.ops.probe_requests import probe_request_status, request_probe
 from core.store import create_store_engine
 from core.store.tables import api_usage_metrics, instances, worker_leases
 from emulator import EmulatorServer

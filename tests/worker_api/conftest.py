@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from starlette.applications import Starlette
 
 from core.clock import ManualClock
-from core.heartbeat import Heartbeat
+from core.ops.heartbeat import Heartbeat
 from core.recording import AttemptRecord
 from core.recording.sql import BatchWriter
 from core.settings import Settings, load_settings

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from core.clock import ManualClock
-from core.health_report import health_report
-from core.heartbeat import Heartbeat
-from core.probe import ProbeResult
-from core.probe_requests import claim_probe_requests, finish_probe_request
+from core.ops.health_report import health_report
+from core.ops.heartbeat import Heartbeat
+from core.ops.probe import ProbeResult
+from core.ops.probe_requests import claim_probe_requests, finish_probe_request
 from core.store.engine import create_store_engine
 from core.store.tables import control_commands, probe_requests
 from jobs.api import build_app

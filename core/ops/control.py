@@ -1,7 +1,7 @@
 """The control channel: the one place that issues operator commands and reports what became of them.
 
 The dashboard, the API and the CLI all call :func:`issue_command` and :func:`command_status`; every running client
-or worker picks a command up on its next heartbeat (see :mod:`core.heartbeat`), applies it with
+or worker picks a command up on its next heartbeat (see :mod:`core.ops.heartbeat`), applies it with
 :func:`apply_command` and acknowledges it with the result. A command addressed to no instance in particular
 (``target_instance=None``) reaches every instance that is live while it has not expired.
 """
@@ -19,7 +19,7 @@ from core.api_keys import Provider
 from core.store.tables import PROVIDERS, control_acks, control_commands
 
 if TYPE_CHECKING:
-    from core.client import AIClient
+    from core.instance import Instance
 
 COMMANDS = ("clear_queue", "reset_key", "disable_key", "enable_key")
 KEY_COMMANDS = frozenset({"reset_key", "disable_key", "enable_key"})
@@ -192,16 +192,16 @@ def command_status(engine: sa.Engine, command_id: int, now: datetime | None = No
     return status
 
 
-def apply_command(client: AIClient, command: ControlCommand) -> str:
-    """Apply one command to a client; returns the result text, raises :class:`CommandFailed` when it cannot."""
+def apply_command(instance: Instance, command: ControlCommand) -> str:
+    """Apply one command to an instance; returns the result text, raises :class:`CommandFailed` when it cannot."""
     if command.command == "clear_queue":
-        cancelled = client.clear_queue(command.provider)
+        cancelled = instance.clear_queue(command.provider)
         where = f"{command.provider} queue" if command.provider else "all queues"
         return f"{cancelled} request{'s' if cancelled != 1 else ''} cancelled ({where})"
     if command.command not in KEY_COMMANDS:
         raise CommandFailed(f"unknown command {command.command!r}")
     provider = Provider(command.provider)
-    pool = client.pools[provider]
+    pool = instance.pools[provider]
     key = pool.by_label(command.key_label or "")
     if key is None:
         labels = ", ".join(repr(k.label) for k in pool.keys) or "none"

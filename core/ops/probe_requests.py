@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.probe import ProbeError, ProbeResult, check_provider, check_text
+from core.ops.probe import ProbeError, ProbeResult, check_provider, check_text
 from core.store.engine import SQLITE_IMMEDIATE
 from core.store.tables import probe_requests
 

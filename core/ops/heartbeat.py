@@ -31,13 +31,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.clock import SYSTEM_CLOCK, Clock
-from core.control import ControlCommand, apply_command
+from core.ops.control import ControlCommand, apply_command
 from core.store.limit_changes import insert_limit_changes, limit_change_rows
 from core.store.snapshot_rollups import write_snapshots
 from core.store.tables import control_acks, control_commands, instances
 
 if TYPE_CHECKING:
-    from core.client import AIClient
+    from core.instance import Instance
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _int(value: object) -> int | None:
 def snapshot_rows(
     state: Mapping[str, Any], now: datetime, *, instance_id: str, kind: str, host: str | None, pid: int | None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``(instance_snapshots rows, key_health_snapshots rows)`` for one :meth:`AIClient.snapshot` taken at ``now``.
+    """``(instance_snapshots rows, key_health_snapshots rows)`` for one :meth:`Instance.snapshot` taken at ``now``.
 
     ``state["configured_limits"]`` (optional) maps provider → ``{"rpm": n, "tpm": n}`` as configured, next to the
     effective limits the limiter reports.
@@ -131,7 +131,7 @@ def snapshot_rows(
 
 
 class Heartbeat:
-    """One instance's heartbeat. ``state()`` returns an :meth:`AIClient.snapshot`-shaped dict; ``apply(command)``
+    """One instance's heartbeat. ``state()`` returns an :meth:`Instance.snapshot`-shaped dict; ``apply(command)``
     applies a command and returns the result text (raising means ``ok=False`` with the error as the result).
 
     Commands issued before the heartbeat started are not applied: a fresh instance does not act on decisions taken
@@ -316,29 +316,29 @@ class Heartbeat:
                 log.warning("could not write %d control acks on close: %s", len(self._unwritten), exc)
 
 
-def client_state(client: AIClient) -> dict[str, Any]:
-    """:meth:`AIClient.snapshot` plus the configured limits (the snapshot carries the effective ones)."""
-    state = client.snapshot()
+def instance_state(instance: Instance) -> dict[str, Any]:
+    """:meth:`Instance.snapshot` plus the configured limits (the snapshot carries the effective ones)."""
+    state = instance.snapshot()
     configured = {}
-    for provider in client.pools:
-        rpm, tpm, _, _ = client.settings.limits(provider)
+    for provider in instance.pools:
+        rpm, tpm, _, _ = instance.settings.limits(provider)
         configured[provider.value] = {"rpm": rpm, "tpm": tpm}
     state["configured_limits"] = configured
     return state
 
 
-def client_heartbeat(
-    client: AIClient, engine: sa.Engine, *, kind: str = "client", interval_s: float | None = None
+def instance_heartbeat(
+    instance: Instance, engine: sa.Engine, *, kind: str = "client", interval_s: float | None = None
 ) -> Heartbeat:
-    """The heartbeat of one :class:`AIClient` (the worker passes ``kind='worker'``)."""
+    """The heartbeat of one :class:`~core.instance.Instance` (a client's; the worker passes ``kind='worker'``)."""
     return Heartbeat(
-        lambda: client_state(client),
-        lambda command: apply_command(client, command),
+        lambda: instance_state(instance),
+        lambda command: apply_command(instance, command),
         engine,
-        client.instance_id,
+        instance.instance_id,
         kind=kind,
-        interval_s=interval_s if interval_s is not None else client.settings.heartbeat_interval_s,
-        clock=client.clock,
+        interval_s=interval_s if interval_s is not None else instance.settings.heartbeat_interval_s,
+        clock=instance.clock,
     )
 
 
