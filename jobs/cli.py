@@ -203,7 +203,7 @@ def cmd_alert_test(args: argparse.Namespace) -> int:
     import json
 
     from core.alerts.config import load_alert_config
-    from core.alerts.test_alert import send_test_alert
+    from core.alerts.sample_alert import send_sample_alert
 
     _quiet_delivery_logs(args)
     settings = _settings()
@@ -218,7 +218,7 @@ def cmd_alert_test(args: argparse.Namespace) -> int:
     engine = _alert_store(settings)
     try:
         outcomes = asyncio.run(
-            send_test_alert(engine, config.channels, channel=args.channel, dashboard_url=settings.dashboard_url)
+            send_sample_alert(engine, config.channels, channel=args.channel, dashboard_url=settings.dashboard_url)
         )
     finally:
         engine.dispose()

@@ -14,7 +14,7 @@ from core.alerts.rules import Rule
 from core.control import validate_command
 from core.store.tables import control_commands
 
-log = logging.getLogger("core.alerts.engine")
+log = logging.getLogger("core.alerts.evaluator")
 
 #: How long an enforcement command stays available to instances (core.control caps it at one day).
 ENFORCE_TTL = timedelta(hours=1)

@@ -19,10 +19,10 @@ SILENCE_FOR = {"30 min": 30, "1 h": 60, "2 h": 120, "4 h": 240, "1 day": 1440, "
 
 def _alerting():
     try:
-        from core.alerts import config, silences, test_alert
+        from core.alerts import config, sample_alert, silences
     except ImportError:
         return None
-    return config, silences, test_alert
+    return config, silences, sample_alert
 
 
 def parse_matchers(text: str) -> dict[str, str]:
@@ -125,7 +125,7 @@ def silences_panel(ctx: ui.Context, silences) -> None:
                 st.rerun()
 
 
-def test_panel(ctx: ui.Context, config_mod, test_alert) -> None:
+def sample_panel(ctx: ui.Context, config_mod, sample_alert) -> None:
     try:
         config = config_mod.load_alert_config(ctx.settings)
     except Exception as exc:
@@ -143,7 +143,7 @@ def test_panel(ctx: ui.Context, config_mod, test_alert) -> None:
             now = ctx.refreshed().now
             try:
                 outcomes = asyncio.run(
-                    test_alert.send_test_alert(
+                    sample_alert.send_sample_alert(
                         data.engine(ctx.url),
                         config.channels,
                         channel=None if channel == "all" else channel,
@@ -193,13 +193,13 @@ modules = _alerting()
 if modules is None:
     st.info("Alerting is not available in this installation (core.alerts is missing).")
 else:
-    config_mod, silences, test_alert = modules
+    config_mod, silences, sample_alert = modules
     ui.live(render, key="alerts")
     ctx = ui.context()
     st.subheader("Silences")
     silences_panel(ctx, silences)
     st.subheader("Test alert")
-    config = test_panel(ctx, config_mod, test_alert)
+    config = sample_panel(ctx, config_mod, sample_alert)
     if config is not None:
         st.subheader("Rules in force")
         rules_panel(config)

@@ -1,6 +1,6 @@
 """The alert state machine: readings in, episodes and outbox rows out — exactly once, across restarts and workers.
 
-Each :meth:`AlertEngine.evaluate` has two phases, each a short transaction per *group* (rule × provider):
+Each :meth:`AlertEvaluator.evaluate` has two phases, each a short transaction per *group* (rule × provider):
 
 1. **Transitions.** Every rule's readings (:mod:`core.alerts.signals`) move episodes inactive → pending → firing
    → resolved (``for``: how long a breach must last before firing; ``min_sample``: too few calls hold the current
@@ -95,7 +95,7 @@ class _Change:
         return self.reading.summary_for(firing)[:SUMMARY_MAX]
 
 
-class AlertEngine:
+class AlertEvaluator:
     """Evaluates ``config``'s rules against the store at ``engine``. One per worker; cheap to recreate (all state
     lives in the database)."""
 
