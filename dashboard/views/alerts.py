@@ -25,21 +25,6 @@ def _alerting():
     return config, silences, sample_alert
 
 
-def parse_matchers(text: str) -> dict[str, str]:
-    """``provider=anthropic, rule_id=breaker_open`` → a dict; ValueError naming the bad part."""
-    found: dict[str, str] = {}
-    for part in (p.strip() for p in text.replace("\n", ",").split(",")):
-        if not part:
-            continue
-        name, sep, value = part.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise ValueError(f"{part!r} is not label=value")
-        found[name.strip()] = value.strip()
-    if not found:
-        raise ValueError("give at least one label=value, e.g. provider=anthropic")
-    return found
-
-
 def render(ctx: ui.Context) -> None:
     ui.caption_range(ctx)
     flt = ctx.flt
@@ -77,7 +62,7 @@ def silences_panel(ctx: ui.Context, silences) -> None:
         try:
             silence_id = silences.create_silence(
                 engine,
-                parse_matchers(matchers or ""),
+                silences.parse_matchers(silences.split_matchers(matchers or "")),
                 ends_at=now + timedelta(minutes=SILENCE_FOR[duration]),
                 created_by="dashboard",
                 comment=comment or None,
