@@ -238,7 +238,8 @@ def cmd_alert_rules(args: argparse.Namespace) -> int:
     import json
 
     from core.alerts.config import load_alert_config
-    from core.alerts.rules import describe_rule, format_duration
+    from core.alerts.rule_fields import format_duration
+    from core.alerts.rules import describe_rule
 
     config = load_alert_config(_settings())
     if args.json:
@@ -296,7 +297,7 @@ def cmd_alert_silence(args: argparse.Namespace) -> int:
     import json
     from datetime import datetime, timedelta
 
-    from core.alerts.rules import parse_duration
+    from core.alerts.rule_fields import parse_duration
     from core.alerts.silences import (
         MatcherError,
         SilenceError,

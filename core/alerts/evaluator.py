@@ -3,7 +3,7 @@
 It is the persistence around the pure state machine (:func:`core.alerts.transitions.transition`). Each
 :meth:`AlertEvaluator.evaluate` has two phases, each a short transaction per *group* (rule × provider):
 
-1. **Transitions.** Every rule's readings (:mod:`core.alerts.signals`) and the open episodes
+1. **Transitions.** Every rule's readings (:mod:`core.alerts.kinds`) and the open episodes
    (:mod:`core.alerts.episode_store`) go through the transition function; what changed is written, conditional
    on the state it was decided from, with the *resolved* messages it produced (:mod:`core.alerts.outbox`), and
    every state change is handed to the subscribers (budget enforcement, :mod:`core.alerts.enforcement`) in the
@@ -24,12 +24,13 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from core.alerts import episode_store, inhibition, notifier, outbox, signals
+from core.alerts import episode_store, inhibition, kinds, notifier, outbox
 from core.alerts.config import AlertConfig
 from core.alerts.enforcement import BudgetEnforcement
 from core.alerts.episode import Episode, fingerprint, group_key
 from core.alerts.reports import AlertStatus, EvaluationReport
 from core.alerts.rules import Rule
+from core.alerts.signal_context import Reading, SignalContext
 from core.alerts.silences import Silence, active_silences, silenced_by
 from core.alerts.subscriber import Subscriber
 from core.alerts.transitions import Event, Notification, Observation, events, transition
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 class _Candidate:
     rule: Rule
     labels: dict[str, str]
-    reading: signals.Reading
+    reading: Reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +137,7 @@ class AlertEvaluator:
 
     def _candidates(self, now: datetime, report: EvaluationReport) -> tuple[dict[str, _Candidate], set[str]]:
         """Readings of every rule by fingerprint, and the ids of rules whose signal failed (their episodes hold)."""
-        ctx = signals.SignalContext(
+        ctx = SignalContext(
             self.store,
             now,
             heartbeat_interval_s=self.config.heartbeat_interval_s,
@@ -147,7 +148,7 @@ class AlertEvaluator:
         failed: set[str] = set()
         for rule in self.config.rules:
             try:
-                readings = signals.read(rule, ctx)
+                readings = kinds.read(rule, ctx)
             except Exception as exc:  # one broken rule must not stop the others
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 report.errors[rule.id] = reason[:300]

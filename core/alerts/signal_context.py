@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from core.alerts.rules import CLEAR_OPERATOR, FIRING_OPERATOR, Rule, crosses, format_duration
-from core.alerts.wording import USD, WHOLE_PERCENT, Quantity, back_to, bound_text, compared
+from core.alerts.rule_fields import CLEAR_OPERATOR, FIRING_OPERATOR, RuleFields, crosses, format_duration
+from core.alerts.wording import Quantity, back_to, bound_text, compared
 from core.queries import _sql
 from core.store import latency_buckets
 from core.store.rollups import raw_row_aggregates
@@ -71,7 +71,7 @@ class Reading:
 
 
 def compared_reading(
-    rule: Rule,
+    rule: RuleFields,
     labels: dict[str, str],
     value: float | None,
     *,
@@ -112,17 +112,14 @@ def compared_reading(
     return Reading(labels, value, breached, summary, bound, True, info, holding, between, resolve)
 
 
-#: Kinds whose value is a sum: no calls in the window means a value of 0, not an unknown one.
-_SUMS = {"cost_per_hour_above": USD, "cost_per_day_above": USD, "key_monthly_spend": WHOLE_PERCENT}
-
-
-def gone(rule: Rule, labels: dict[str, str]) -> tuple[str, float | None]:
+def gone(rule: RuleFields, labels: dict[str, str]) -> tuple[str, float | None]:
     """(text, value) of an alert whose label set has nothing left to measure: a spend is back to 0, a rate has no
     calls to be measured over (value unknown: None), a state is no longer reported (None)."""
     scope = scope_text(labels)
     resolve = rule.resolve_bound
-    if rule.kind in _SUMS and resolve is not None:
-        stated = back_to(0.0, CLEAR_OPERATOR[rule.spec.compare], resolve, _SUMS[rule.kind])
+    total = rule.spec.total  # a sum: no calls means 0
+    if total is not None and resolve is not None:
+        stated = back_to(0.0, CLEAR_OPERATOR[rule.spec.compare], resolve, total)
         if rule.kind == "key_monthly_spend":
             return f"{scope} month-to-date spend {stated}: nothing spent this month yet", 0.0
         return f"{scope} spend {stated}: no calls in the last {format_duration(rule.window_s)}", 0.0
@@ -290,7 +287,7 @@ def grouped_totals(
     return found
 
 
-def labels_for(rule: Rule, dims: tuple[str, ...], key: tuple[str, ...]) -> dict[str, str] | None:
+def labels_for(rule: RuleFields, dims: tuple[str, ...], key: tuple[str, ...]) -> dict[str, str] | None:
     """The label set of one group, or None when the rule's ``provider`` / ``key_label`` filter leaves it out."""
     labels = dict(zip(dims, key, strict=True))
     if "key_label" in labels and not labels["key_label"]:
@@ -302,17 +299,19 @@ def labels_for(rule: Rule, dims: tuple[str, ...], key: tuple[str, ...]) -> dict[
     return labels
 
 
-def keep(rule: Rule, labels: dict[str, str]) -> bool:
+def keep(rule: RuleFields, labels: dict[str, str]) -> bool:
     """Whether a state kind's label set passes the rule's ``provider`` / ``key_label`` filter."""
     return labels_for(rule, tuple(labels), tuple(labels.values())) is not None
 
 
-def window(rule: Rule, ctx: SignalContext) -> tuple[datetime, datetime]:
+def window(rule: RuleFields, ctx: SignalContext) -> tuple[datetime, datetime]:
     assert rule.window_s
     return ctx.now - timedelta(seconds=rule.window_s), ctx.now
 
 
-def traffic(rule: Rule, ctx: SignalContext, start: datetime, end: datetime) -> list[tuple[dict[str, str], Totals]]:
+def traffic(
+    rule: RuleFields, ctx: SignalContext, start: datetime, end: datetime
+) -> list[tuple[dict[str, str], Totals]]:
     """(labels, totals) of every label set of the rule's scope with calls in ``[start, end)``."""
     dims = SCOPE_DIMENSIONS[rule.scope]
     out = []

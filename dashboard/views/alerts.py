@@ -149,7 +149,7 @@ def sample_panel(ctx: ui.Context, config_mod, sample_alert) -> None:
 
 
 def rules_panel(config) -> None:
-    from core.alerts.rules import format_duration
+    from core.alerts.rule_fields import format_duration
 
     rows = [
         {

@@ -4,6 +4,8 @@ the alert resolves only once the value is back past the resolve threshold and ha
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import sqlalchemy as sa
 
@@ -81,8 +83,7 @@ def test_a_success_rate_oscillating_around_its_threshold_fires_once_and_resolves
 def test_without_hysteresis_the_same_trace_flaps(store: sa.Engine, clock: ManualClock) -> None:
     """The same oscillation against a rule without hysteresis: one firing and one resolved per crossing."""
     calls = Calls(store)
-    bare = Rule(**{**{f: getattr(SUCCESS, f) for f in SUCCESS.__slots__}, "resolve_threshold": None,
-                   "keep_firing_for_s": 0.0})  # fmt: skip
+    bare = replace(SUCCESS, resolve_threshold=None, keep_firing_for_s=0.0)
     engine = AlertEvaluator(store, config(bare, group_wait_s=0), clock)
     for tenths in (940, 960, 945, 965, 940, 958):
         clock.advance(STEP_S)
@@ -162,7 +163,7 @@ def test_a_label_set_gone_still_waits_keep_firing_for(store: sa.Engine, clock: M
 def test_a_pending_alert_that_clears_is_closed_whatever_its_hysteresis(store: sa.Engine, clock: ManualClock) -> None:
     """Hysteresis keeps *firing* alerts firing; a breach shorter than ``for`` still never fires."""
     calls = Calls(store)
-    rule = Rule(**{**{f: getattr(SUCCESS, f) for f in SUCCESS.__slots__}, "for_s": 600.0})
+    rule = replace(SUCCESS, for_s=600.0)
     engine = AlertEvaluator(store, config(rule, group_wait_s=0), clock)
     calls.add(clock.now(), ok=940, failed=60)
     assert run(engine, clock).pending == [fingerprint("success_rate_low", ANTHROPIC)]
