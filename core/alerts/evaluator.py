@@ -201,15 +201,12 @@ class AlertEvaluator:
     ) -> _Step | None:
         """One fingerprint through the state machine; None when nothing is to be written."""
         if cand is not None:
-            rule: Rule | None = cand.rule
-            observation = Observation(fp, cand.labels, cand.reading)
+            rule, labels, reading = cand.rule, cand.labels, cand.reading
         else:
             assert ep is not None
-            rule = self.rules.get(ep.rule_id)
-            observation = Observation(fp, ep.labels, None)
-        if ep is not None:
-            muted = bool(silenced_by(silences, ep.rule_id, observation.labels, ep.severity))
-            observation = Observation(observation.fingerprint, observation.labels, observation.reading, muted)
+            rule, labels, reading = self.rules.get(ep.rule_id), ep.labels, None
+        muted = ep is not None and bool(silenced_by(silences, ep.rule_id, labels, ep.severity))
+        observation = Observation(fp, labels, reading, silenced=muted)
         after, notifications = transition(ep, observation, now, rule)
         if after is None or after == ep:
             return None

@@ -417,6 +417,22 @@ def test_key_monthly_spend_enforce_disables_the_key_once_and_enables_it_next_mon
     assert [t for t, *_ in sent(store)] == ["firing", "resolved"]
 
 
+def test_enforcement_is_a_subscriber_an_evaluator_can_run_without(store: sa.Engine, clock: ManualClock) -> None:
+    """The state machine does not enforce budgets itself: without subscribers the same alert fires and is sent,
+    and no control command is written."""
+    calls = Calls(store)
+    cap = Rule(
+        id="key_monthly_spend_cap", kind="key_monthly_spend", threshold=100, cap_usd=50, scope="key", source="all",
+        severity="critical", enforce=True,
+    )  # fmt: skip
+    engine = AlertEvaluator(store, config(cap, group_wait_s=0), clock, subscribers=())
+    calls.add(clock.now(), ok=5, cost_usd=10.0)
+    report = run(engine, clock)
+    assert report.fired == [fingerprint("key_monthly_spend_cap", PRIMARY)] and report.commands == []
+    assert commands(store) == []
+    assert [t for t, *_ in sent(store)] == ["firing"]
+
+
 def test_the_shipped_rules_evaluate_cleanly_on_a_live_store(store: sa.Engine, clock: ManualClock) -> None:
     """Every default rule runs against the data a working installation has, without error and without noise."""
     from core.alerts.rules import DEFAULT_RULES
