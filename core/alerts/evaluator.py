@@ -28,9 +28,10 @@ from core.alerts import episode_store, inhibition, kinds, notifier, outbox
 from core.alerts.config import AlertConfig
 from core.alerts.enforcement import BudgetEnforcement
 from core.alerts.episode import Episode, fingerprint, group_key
+from core.alerts.reading import Reading
 from core.alerts.reports import AlertStatus, EvaluationReport
 from core.alerts.rules import Rule
-from core.alerts.signal_context import Reading, SignalContext
+from core.alerts.signal_context import SignalContext
 from core.alerts.silences import Silence, active_silences, silenced_by
 from core.alerts.subscriber import Subscriber
 from core.alerts.transitions import Event, Notification, Observation, events, transition

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from core.alerts import state_signals as state
 from core.alerts import traffic_signals as traffic
+from core.alerts.reading import Reading
 from core.alerts.rule_fields import KindSpec, RuleFields
-from core.alerts.signal_context import Reading, SignalContext
+from core.alerts.signal_context import SignalContext
 from core.alerts.wording import USD, WHOLE_PERCENT
 
 Reader = Callable[[RuleFields, SignalContext], list[Reading]]

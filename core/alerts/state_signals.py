@@ -14,8 +14,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core.alerts.reading import Reading, compared_reading, scope_text
 from core.alerts.rule_fields import RuleFields
-from core.alerts.signal_context import Reading, SignalContext, compared_reading, keep, scope_text
+from core.alerts.signal_context import SignalContext, keep
 from core.alerts.wording import COUNT, SECONDS
 from core.store.tables import instances, metric_rollups_1h, metric_rollups_1m
 

@@ -1,7 +1,7 @@
 """The kinds measured over a window of calls, from the rollup tiers (:func:`core.alerts.signal_context.traffic`):
 success rate, p95 latency, error-class and fallback shares, spend, month-to-date spend, token spikes, SLO burn.
 
-Each states its value beside its bound in the shared form (:func:`~core.alerts.signal_context.compared_reading`):
+Each states its value beside its bound in the shared form (:func:`~core.alerts.reading.compared_reading`):
 ``anthropic success rate 80.0 % < 95 % over 5m (20 calls)`` while breached, ``anthropic success rate back to
 97.2 % (≥ 97 %) over 5m (40 calls)`` once resolved.
 """
@@ -11,15 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from core.alerts.reading import Reading, compared_reading, scope_text
 from core.alerts.rule_fields import RuleFields, format_duration
-from core.alerts.signal_context import (
-    Reading,
-    SignalContext,
-    compared_reading,
-    scope_text,
-    traffic,
-    window,
-)
+from core.alerts.signal_context import SignalContext, traffic, window
 from core.alerts.wording import MILLISECONDS, PERCENT, TIMES, USD, WHOLE_PERCENT
 from core.queries import _sql
 from core.store import latency_buckets

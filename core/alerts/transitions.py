@@ -28,8 +28,8 @@ from typing import Literal
 
 from core.alerts.episode import SUMMARY_MAX, Episode
 from core.alerts.model import Transition
-from core.alerts.rules import Rule
-from core.alerts.signal_context import Reading, gone
+from core.alerts.reading import Reading, gone
+from core.alerts.rule_fields import RuleFields
 
 #: What a step reports: an episode opened (pending), fired, or resolved (see :func:`events`).
 Event = Literal["pending", "firing", "resolved"]
@@ -57,7 +57,7 @@ class Notification:
 Outcome = tuple[Episode | None, list[Notification]]
 
 
-def transition(episode: Episode | None, observation: Observation, now: datetime, rule: Rule | None) -> Outcome:
+def transition(episode: Episode | None, observation: Observation, now: datetime, rule: RuleFields | None) -> Outcome:
     """The next state of one label set's episode (None: there is none) and the notifications that move writes.
     ``rule`` is None when the episode's rule is no longer in force. An unchanged episode is returned as is."""
     reading = observation.reading
@@ -114,7 +114,7 @@ def _text(reading: Reading, firing: bool) -> str:
     return reading.summary_for(firing)[:SUMMARY_MAX]
 
 
-def _open(rule: Rule, observation: Observation, reading: Reading, now: datetime) -> Episode:
+def _open(rule: RuleFields, observation: Observation, reading: Reading, now: datetime) -> Episode:
     firing = rule.for_s <= 0
     return Episode(
         rule_id=rule.id,
@@ -172,7 +172,7 @@ def _update(
 def _resolve(
     episode: Episode,
     observation: Observation,
-    rule: Rule | None,
+    rule: RuleFields | None,
     now: datetime,
     summary: str | None = None,
     value: float | None = None,

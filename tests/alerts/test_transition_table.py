@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.alerts.episode import Episode
+from core.alerts.reading import Reading
 from core.alerts.rules import Rule
-from core.alerts.signal_context import Reading
 from core.alerts.transitions import Notification, Observation, events, notification_due, transition
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -194,3 +194,16 @@ def test_events_name_each_state_change(before: Episode | None, after: Episode | 
 )
 def test_notification_due(episode: Episode, expected: str | None) -> None:
     assert notification_due(episode, NOW, repeat_interval_s=3600) == expected
+
+
+def test_the_state_machine_imports_no_store() -> None:
+    """Pure by construction: importing it loads neither SQLAlchemy nor pandas."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, core.alerts.transitions; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'pandas'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
