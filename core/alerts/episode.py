@@ -75,8 +75,10 @@ class Episode:
         )
 
     @property
-    def is_open(self) -> bool:
-        return self.state in OPEN_STATES
+    def row_id(self) -> int:
+        """The row's id; only a stored episode (one loaded, not one just opened) has one."""
+        assert self.id is not None, f"episode {self.fingerprint} is not stored yet"
+        return self.id
 
     @property
     def started_at(self) -> datetime:

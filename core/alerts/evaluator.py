@@ -115,7 +115,7 @@ class AlertEvaluator:
         inhibitors = inhibition.sources(episodes.values(), self.rules, now)
         out = [
             AlertStatus(
-                episode_id=int(ep.id or 0),
+                episode_id=ep.row_id,
                 rule_id=ep.rule_id,
                 fingerprint=fp,
                 labels=dict(ep.labels),

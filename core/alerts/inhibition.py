@@ -26,7 +26,7 @@ from core.alerts.rules import Rule
 def sources(episodes: Iterable[Episode], rules: Mapping[str, Rule], now: datetime) -> dict[str, str]:
     """provider → fingerprint of the oldest open episode inhibiting that provider's per-key alerts at ``now``."""
     found: dict[str, str] = {}
-    for ep in sorted(episodes, key=lambda item: item.id or 0):
+    for ep in sorted(episodes, key=lambda item: item.row_id):
         rule = rules.get(ep.rule_id)
         labels = ep.labels
         if rule is None or not rule.inhibits or not labels.get("provider") or labels.get("key_label"):

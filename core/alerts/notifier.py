@@ -72,7 +72,7 @@ def _send_group(
     now: datetime,
     report: EvaluationReport,
 ) -> None:
-    members = sorted(members, key=lambda ep: ep.id or 0)
+    members = sorted(members, key=lambda ep: ep.row_id)
     rule = rules.get(members[0].rule_id)
     views = [outbox.view(ep, rule, "firing", now=now) for ep in members]
     try:

@@ -32,7 +32,7 @@ def view(episode: Episode, rule: Rule | None, state: AlertState, *, now: datetim
         window_s=rule.window_s if rule is not None else None,
         started_at=episode.started_at,
         resolved_at=now if state == "resolved" else None,
-        episode_id=int(episode.id or 0),
+        episode_id=episode.row_id,
         resolve_threshold=rule.resolve_threshold if rule is not None else None,
     )
 
