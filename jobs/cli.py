@@ -204,7 +204,7 @@ def cmd_alert_test(args: argparse.Namespace) -> int:
     import json
 
     from core.alerts.config import load_alert_config
-    from core.alerts.test_alert import send_test_alert
+    from core.alerts.sample_alert import send_sample_alert
 
     _quiet_delivery_logs(args)
     settings = _settings()
@@ -219,7 +219,7 @@ def cmd_alert_test(args: argparse.Namespace) -> int:
     engine = _alert_store(settings)
     try:
         outcomes = asyncio.run(
-            send_test_alert(engine, config.channels, channel=args.channel, dashboard_url=settings.dashboard_url)
+            send_sample_alert(engine, config.channels, channel=args.channel, dashboard_url=settings.dashboard_url)
         )
     finally:
         engine.dispose()
@@ -239,7 +239,8 @@ def cmd_alert_rules(args: argparse.Namespace) -> int:
     import json
 
     from core.alerts.config import load_alert_config
-    from core.alerts.rules import describe_rule, format_duration
+    from core.alerts.rule_fields import format_duration
+    from core.alerts.rules import describe_rule
 
     config = load_alert_config(_settings())
     if args.json:
@@ -292,30 +293,30 @@ def cmd_alert_rules(args: argparse.Namespace) -> int:
     return 0
 
 
-def _matchers(values: Sequence[str]) -> dict[str, str]:
-    matchers: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value:
-            raise CommandError(f"--match {item!r}: expected NAME=VALUE, e.g. provider=anthropic")
-        matchers[name.strip()] = value
-    return matchers
-
-
 def cmd_alert_silence(args: argparse.Namespace) -> int:
     """Add, list or expire silences (matching alerts change state but are not notified)."""
     import json
     from datetime import datetime, timedelta
 
-    from core.alerts.rules import parse_duration
-    from core.alerts.silences import SilenceError, create_silence, expire_silence, list_silences
+    from core.alerts.rule_fields import parse_duration
+    from core.alerts.silences import (
+        MatcherError,
+        SilenceError,
+        create_silence,
+        expire_silence,
+        list_silences,
+        parse_matchers,
+    )
     from core.clock import SYSTEM_CLOCK
 
     now = SYSTEM_CLOCK.now()
     engine = _alert_store(_settings())
     try:
         if args.silence_command == "add":
-            matchers = _matchers(args.match)
+            try:
+                matchers = parse_matchers(args.match)
+            except MatcherError as exc:
+                raise CommandError(f"--match {exc.part!r}: {exc.reason}") from None
             if (args.duration is None) == (args.until is None):
                 raise CommandError("give how long the silence lasts: --for DURATION (e.g. 2h) or --until TIME")
             try:

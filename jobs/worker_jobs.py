@@ -200,10 +200,10 @@ async def poll_probe_requests(ctx: JobContext) -> str | None:
 async def evaluate_alerts(ctx: JobContext) -> str:
     """Evaluate every rule (blocking queries: in a thread), then send what became due. The engine keeps no state
     of its own — episodes and the outbox are in the store — so a fresh one per run is right, and cheap."""
-    from core.alerts.engine import AlertEngine
+    from core.alerts.evaluator import AlertEvaluator
 
     config = ctx.alert_config()
-    report = await asyncio.to_thread(AlertEngine(ctx.engine, config, ctx.clock).evaluate, ctx.clock.now())
+    report = await asyncio.to_thread(AlertEvaluator(ctx.engine, config, ctx.clock).evaluate, ctx.clock.now())
     if report.notifications or report.errors or report.fired or report.resolved:  # what changed, muted or not
         log.info("alerts: %s", report.line())
     delivered = await deliver_alerts(ctx)

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.alerts import rule_parsing
+from core.alerts.rule_fields import parse_duration
 from core.alerts.rule_parsing import RuleProblems, did_you_mean, rule_from_toml
-from core.alerts.rules import DEFAULT_RULES, Rule, parse_duration
+from core.alerts.rules import DEFAULT_RULES, Rule
 from core.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -18,23 +18,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
+from core.alerts.episode import Episode
 from core.alerts.rules import Rule
 
 
-def sources(episodes: Iterable[Mapping[str, Any]], rules: Mapping[str, Rule], now: datetime) -> dict[str, str]:
+def sources(episodes: Iterable[Episode], rules: Mapping[str, Rule], now: datetime) -> dict[str, str]:
     """provider → fingerprint of the oldest open episode inhibiting that provider's per-key alerts at ``now``."""
     found: dict[str, str] = {}
-    for ep in sorted(episodes, key=lambda item: item["id"]):
-        rule = rules.get(ep["rule_id"])
-        labels = ep["labels"] or {}
+    for ep in sorted(episodes, key=lambda item: item.row_id):
+        rule = rules.get(ep.rule_id)
+        labels = ep.labels
         if rule is None or not rule.inhibits or not labels.get("provider") or labels.get("key_label"):
             continue
-        if ep["state"] == "firing" or (
-            ep["state"] == "pending" and now - ep["pending_since"] <= timedelta(seconds=rule.for_s)
-        ):
-            found.setdefault(labels["provider"], ep["fingerprint"])
+        if ep.state == "firing" or (ep.state == "pending" and now - ep.pending_since <= timedelta(seconds=rule.for_s)):
+            found.setdefault(labels["provider"], ep.fingerprint)
     return found
 
 

@@ -1,17 +1,15 @@
 """Turning episodes into outbox rows: one :class:`~core.alerts.model.Message` per group and channel, titled by its
-transition (``[FIRING]``, ``[RESOLVED]``, ``[REPEAT]``), written in the engine's transaction."""
+transition (``[FIRING]``, ``[RESOLVED]``, ``[REPEAT]``), written in the evaluator's transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from types import EllipsisType
-from typing import Any
 
 import sqlalchemy as sa
 
 from core.alerts.channels.config import ChannelConfig
-from core.alerts.model import AlertView, Message, Transition
+from core.alerts.episode import Episode
+from core.alerts.model import AlertState, AlertView, Message, Transition
 from core.alerts.rules import Rule
 from core.store.tables import alert_notifications
 
@@ -19,30 +17,22 @@ from core.store.tables import alert_notifications
 TITLE_TAGS: dict[str, str] = {"firing": "FIRING", "resolved": "RESOLVED", "repeat": "REPEAT", "test": "TEST"}
 
 
-def view(
-    ep: Mapping[str, Any],
-    rule: Rule | None,
-    state: str,
-    *,
-    now: datetime,
-    summary: str | None = None,
-    value: float | EllipsisType | None = ...,
-) -> AlertView:
-    """An episode as a message shows it (``state`` firing or resolved; a resolved one carries its new text and
-    value — ``None`` when nothing was left to measure, never the last firing value beside a "no calls" text)."""
+def view(episode: Episode, rule: Rule | None, state: AlertState, *, now: datetime) -> AlertView:
+    """An episode as a message shows it (``state`` firing or resolved; a resolved episode carries the text and
+    value that resolved it — ``None`` when nothing was left to measure, never the last firing value)."""
     return AlertView(
-        rule_id=ep["rule_id"],
-        fingerprint=ep["fingerprint"],
-        labels={str(k): str(v) for k, v in dict(ep["labels"] or {}).items()},
-        severity=ep["severity"],
-        state=state,  # type: ignore[arg-type]
-        summary=summary if summary is not None else (ep["summary"] or ""),
-        value=ep["value"] if value is ... else value,
-        threshold=ep["threshold"],
+        rule_id=episode.rule_id,
+        fingerprint=episode.fingerprint,
+        labels=dict(episode.labels),
+        severity=episode.severity,
+        state=state,
+        summary=episode.summary or "",
+        value=episode.value,
+        threshold=episode.threshold,
         window_s=rule.window_s if rule is not None else None,
-        started_at=ep["fired_at"] or ep["pending_since"],
+        started_at=episode.started_at,
         resolved_at=now if state == "resolved" else None,
-        episode_id=int(ep["id"]),
+        episode_id=episode.row_id,
         resolve_threshold=rule.resolve_threshold if rule is not None else None,
     )
 

@@ -23,6 +23,17 @@ class EvaluationReport:
     commands: list[int] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
 
+    def record(self, event: str, fingerprint: str) -> None:
+        """Note one state change (``pending``, ``firing`` or ``resolved``) of the episode ``fingerprint``."""
+        if event == "pending":
+            self.pending.append(fingerprint)
+        elif event == "firing":
+            self.fired.append(fingerprint)
+        elif event == "resolved":
+            self.resolved.append(fingerprint)
+        else:
+            raise ValueError(f"unknown alert event {event!r}")
+
     def line(self) -> str:
         """One log line."""
         return (

@@ -14,17 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import fields, replace
 from typing import Any
 
+from core.alerts.kinds import KINDS
 from core.alerts.model import SEVERITIES
-from core.alerts.rules import (
-    CLEAR_OPERATOR,
-    FIRING_OPERATOR,
-    ID_PATTERN,
-    KINDS,
-    SCOPES,
-    SOURCES,
-    Rule,
-    parse_duration,
-)
+from core.alerts.rule_fields import CLEAR_OPERATOR, FIRING_OPERATOR, SCOPES, SOURCES, parse_duration
+from core.alerts.rules import ID_PATTERN, Rule
 from core.errors import ErrorClass
 from core.store.snapshot_rollups import KEY_STATUS_RANK
 from core.store.tables import PROVIDERS
@@ -61,9 +54,8 @@ COMMON_FIELDS = frozenset(
 )
 #: Only kinds with a threshold have a resolve threshold.
 THRESHOLD_FIELDS = frozenset({"resolve_threshold"})
-ALL_FIELDS = COMMON_FIELDS | THRESHOLD_FIELDS | frozenset().union(*(spec.extra for spec in KINDS.values()))
+ALL_FIELDS = COMMON_FIELDS | THRESHOLD_FIELDS | frozenset().union(*(kind.spec.extra for kind in KINDS.values()))
 _RULE_ATTRS = frozenset(f.name for f in fields(Rule))
-_PERCENT_KINDS = ("success_rate_below", "error_class_share_above", "fallback_rate_above")
 
 
 class RuleProblem(ValueError):
@@ -91,7 +83,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 def fields_for(kind: str) -> frozenset[str]:
     """The TOML fields a rule of ``kind`` accepts."""
-    spec = KINDS[kind]
+    spec = KINDS[kind].spec
     return COMMON_FIELDS | spec.extra | (THRESHOLD_FIELDS if spec.compare != "state" else frozenset())
 
 
@@ -208,7 +200,7 @@ def _base_rule(entry: Mapping[str, Any], defaults: Mapping[str, Rule], problems:
     except RuleProblem as exc:
         problems.append(exc)
         return None
-    scopes = KINDS[kind].scopes
+    scopes = KINDS[kind].spec.scopes
     return Rule(id=rule_id, kind=kind, scope="provider" if "provider" in scopes else scopes[0])
 
 
@@ -266,7 +258,7 @@ def rule_problems(rule: Rule) -> list[RuleProblem]:
     for name, value in (("threshold", rule.threshold), ("resolve_threshold", rule.resolve_threshold)):
         if value is None:
             continue
-        if rule.kind in _PERCENT_KINDS and not 0 <= value <= 100:
+        if spec.unit == "%" and not 0 <= value <= 100:  # a share of calls (a cap's "% of cap" can pass 100)
             problem(name, f"is a percentage 0–100, got {value:g}")
         elif value < 0:
             problem(name, f"expected a number ≥ 0, got {value:g}")

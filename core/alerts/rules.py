@@ -1,111 +1,28 @@
-"""Alert rules: what each kind measures and compares, and the shipped defaults.
+"""Alert rules: a rule with its kind's spec, how the CLI describes one, and the shipped defaults.
 
-A rule is data: the kind names the signal (:mod:`core.alerts.signals` computes it per label set), the threshold
-and window say when it is breached, ``for`` how long it must stay breached before it fires, ``min_sample`` how
-many calls a window needs before a rate is trusted. Hysteresis keeps a firing alert from flapping: it resolves
-only once the value is back past ``resolve_threshold`` (default: the threshold itself) and has stayed there for
-``keep_firing_for``. Ratios are percent (``95`` = 95 %), latencies milliseconds, waits and silences seconds, money
-USD; durations accept seconds or ``"30s"``, ``"5m"``, ``"1h"``, ``"2d"``. Reading a rules file's ``[[rules]]``
-entries is :mod:`core.alerts.rule_parsing`.
+A rule's fields, comparisons and durations are :mod:`core.alerts.rule_fields`; what each kind measures and
+compares is :mod:`core.alerts.kinds`. Reading a rules file's ``[[rules]]`` entries is :mod:`core.alerts.rule_parsing`.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from core.alerts.model import Severity
+from core.alerts.kinds import KINDS
+from core.alerts.rule_fields import KindSpec, RuleFields, format_duration
 
-SCOPES = ("global", "provider", "key", "model")
-SOURCES = ("live", "probe", "all")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
-class KindSpec:
-    """What a kind needs: its comparison (``below``, ``above`` or ``at_least``; ``state`` has no threshold), the
-    scopes it can be grouped by, the unit of its threshold, and the kind-specific fields it accepts."""
-
-    compare: str  # below | above | at_least | state
-    scopes: tuple[str, ...]
-    unit: str
-    windowed: bool = False
-    extra: frozenset[str] = frozenset()
-    inhibits: bool = False  # a provider-wide alert of this kind mutes that provider's per-key alerts
-
-
-_TRAFFIC = ("global", "provider", "key", "model")
-KINDS: dict[str, KindSpec] = {
-    "success_rate_below": KindSpec("below", _TRAFFIC, "%", windowed=True),
-    "p95_latency_above": KindSpec("above", _TRAFFIC, "ms", windowed=True),
-    "error_class_share_above": KindSpec("above", _TRAFFIC, "%", windowed=True, extra=frozenset({"error_class"})),
-    "key_unhealthy": KindSpec("state", ("key",), "", extra=frozenset({"statuses"})),
-    "provider_all_keys_unavailable": KindSpec("state", ("provider",), "", inhibits=True),
-    "breaker_open": KindSpec("at_least", ("provider",), "instances", inhibits=True),
-    "queue_depth_above": KindSpec("above", ("provider",), "requests"),
-    "queue_wait_above": KindSpec("above", ("provider",), "s"),
-    "fallback_rate_above": KindSpec("above", _TRAFFIC, "%", windowed=True),
-    "consecutive_probe_failures": KindSpec("at_least", ("key",), "failures"),
-    "cost_per_hour_above": KindSpec("above", _TRAFFIC, "USD", windowed=True),
-    "cost_per_day_above": KindSpec("above", _TRAFFIC, "USD", windowed=True),
-    "key_monthly_spend": KindSpec(
-        "at_least", ("key",), "% of cap", extra=frozenset({"cap_usd", "key_caps", "enforce"})
-    ),
-    "tokens_per_hour_above_baseline": KindSpec(
-        "above", _TRAFFIC, "× baseline", windowed=True, extra=frozenset({"baseline"})
-    ),
-    "no_heartbeat": KindSpec("above", ("global",), "s", extra=frozenset({"instance_kind"})),
-    "no_probes": KindSpec("above", ("provider",), "s"),
-    "channel_failing": KindSpec("state", ("global",), ""),
-    "slo_burn_rate": KindSpec(
-        "above", ("global", "provider", "key", "model"), "× budget", windowed=True,
-        extra=frozenset({"objective", "short_window"}),
-    ),
-}  # fmt: skip
-
-#: Key statuses that count as "unavailable" for provider_all_keys_unavailable (healthy / degraded still serve).
-UNAVAILABLE_STATUSES = ("unhealthy", "cooldown", "disabled")
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One alert rule. ``labels`` are added to every alert of the rule (routing and silences can match them)."""
-
-    id: str
-    kind: str
-    threshold: float | None = None
-    window_s: float | None = None
-    for_s: float = 0.0
-    min_sample: int = 0
-    severity: Severity = "warning"
-    scope: str = "provider"
-    provider: str | None = None  # only this provider's label sets
-    key_label: str | None = None  # only this key's label sets
-    source: str = "live"  # traffic kinds: live calls, probes, or all
-    labels: Mapping[str, str] = field(default_factory=dict)
-    title: str = ""
-    enabled: bool = True
-    # kind-specific
-    error_class: str | None = None
-    statuses: tuple[str, ...] = ()
-    objective: float | None = None  # slo_burn_rate: success objective, percent (99 = 99 %)
-    short_window_s: float | None = None  # slo_burn_rate: the short window (default window / 12)
-    baseline_s: float | None = None  # tokens_per_hour_above_baseline: trailing baseline (default 7 d)
-    cap_usd: float | None = None  # key_monthly_spend: monthly cap per key
-    key_caps: Mapping[str, float] = field(default_factory=dict)  # key_monthly_spend: cap per key label
-    enforce: bool = False  # key_monthly_spend: disable the key at the cap, enable it when the month rolls over
-    instance_kind: str | None = None  # no_heartbeat: "worker" or "client" (None: each kind)
-    # hysteresis and inhibition
-    resolve_threshold: float | None = None  # a firing alert resolves only once the value is back past this
-    keep_firing_for_s: float = 0.0  # ... and has stayed back for this long (Prometheus' keep_firing_for)
-    inhibit: bool | None = None  # TOML ``inhibits``; None: the kind's default (see :attr:`inhibits`)
+class Rule(RuleFields):
+    """One alert rule, knowing its kind (the fields are :class:`~core.alerts.rule_fields.RuleFields`')."""
 
     @property
     def spec(self) -> KindSpec:
-        return KINDS[self.kind]
+        return KINDS[self.kind].spec
 
     @property
     def inhibits(self) -> bool:
@@ -114,75 +31,6 @@ class Rule:
         if self.scope != "provider":
             return False
         return self.spec.inhibits if self.inhibit is None else self.inhibit
-
-    @property
-    def resolve_bound(self) -> float | None:
-        """The value a firing alert must get back past to resolve: ``resolve_threshold``, else the threshold."""
-        return self.threshold if self.resolve_threshold is None else self.resolve_threshold
-
-    @property
-    def display_title(self) -> str:
-        return self.title or self.id.replace("_", " ")
-
-    def breached(self, value: float | None) -> bool:
-        """Whether ``value`` crosses the threshold (state kinds decide in the signal, not here)."""
-        return crosses(self.spec.compare, value, self.threshold)
-
-    def holding(self, value: float | None) -> bool:
-        """Whether a firing alert at ``value`` stays firing: the value has not got back past the resolve bound."""
-        return crosses(self.spec.compare, value, self.resolve_bound)
-
-    def cap_for(self, key_label: str) -> float | None:
-        return self.key_caps.get(key_label, self.cap_usd)
-
-
-#: The comparison each kind fires on, and its negation (what a resolved message states).
-FIRING_OPERATOR = {"below": "<", "above": ">", "at_least": "≥"}
-CLEAR_OPERATOR = {"below": "≥", "above": "≤", "at_least": "<"}
-
-
-def crosses(compare: str, value: float | None, bound: float | None) -> bool:
-    """``value`` is on the firing side of ``bound`` for a ``compare`` kind (never for a missing value or bound)."""
-    if value is None or math.isnan(value) or bound is None:
-        return False
-    if compare == "below":
-        return value < bound
-    if compare == "at_least":
-        return value >= bound
-    if compare == "above":
-        return value > bound
-    return False
-
-
-# --- durations ----------------------------------------------------------------------------------------------------
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number or ``"90s"``, ``"5m"``, ``"1h"``, ``"7d"``; ValueError with the reason."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 300 or '5m', got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
-    else:
-        raise ValueError(f"expected a duration such as 300 or '5m', got {value!r}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"expected a duration of 0 or more, got {value!r}")
-    return seconds
-
-
-def format_duration(seconds: float | None) -> str:
-    """``300`` → ``5m``, ``5400`` → ``90m``, ``86400`` → ``1d`` (the largest unit that divides evenly)."""
-    if seconds is None:
-        return "-"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 def describe_rule(rule: Rule) -> dict[str, Any]:

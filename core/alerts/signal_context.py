@@ -1,5 +1,5 @@
-"""What every rule kind reads through: the per-evaluation :class:`SignalContext` (store, time, cached queries), the
-grouped rollup query, and :class:`Reading` — one label set's value with the texts that state it truly in each state.
+"""What every rule kind reads through: the per-evaluation :class:`SignalContext` (store, time, cached queries) and
+the grouped rollup query. What a kind makes of it is a :class:`~core.alerts.reading.Reading`.
 
 Windows are read from the rollup tiers — whole minutes from the minute tier, whole hours from the hour tier for
 long windows — except the part of the minute a window starts in: that part is counted from the raw attempt rows
@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from core.alerts.rules import CLEAR_OPERATOR, FIRING_OPERATOR, Rule, crosses, format_duration
-from core.alerts.wording import USD, WHOLE_PERCENT, Quantity, back_to, bound_text, compared
+from core.alerts.rule_fields import RuleFields
 from core.queries import _sql
 from core.store import latency_buckets
 from core.store.rollups import raw_row_aggregates
@@ -36,111 +35,6 @@ SCOPE_DIMENSIONS: dict[str, tuple[str, ...]] = {
 }
 MINUTE_TIER_LONGEST = timedelta(hours=3)
 Totals = dict[str, float]
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One label set's value for one rule.
-
-    ``breached``: the value crosses the threshold (an alert opens / fires). ``holding``: it has not got back past
-    the resolve threshold (a firing alert stays firing); None means the same as ``breached``. ``enough`` is False
-    when the window holds fewer calls than ``min_sample``: the alert keeps its state. ``summary`` is true on its
-    own — the firing form while breached, the resolved form ("back to …") otherwise; ``holding_summary`` is what a
-    firing alert says between the two thresholds."""
-
-    labels: dict[str, str]
-    value: float | None
-    breached: bool
-    summary: str
-    threshold: float | None = None
-    enough: bool = True
-    details: dict[str, Any] = field(default_factory=dict)
-    holding: bool | None = None
-    holding_summary: str = ""
-    resolve_threshold: float | None = None
-
-    @property
-    def keeps_firing(self) -> bool:
-        return self.breached if self.holding is None else self.holding
-
-    def summary_for(self, firing: bool) -> str:
-        """The text of an episode in this state: a firing one not breached but still holding says so."""
-        if firing and not self.breached and self.keeps_firing and self.holding_summary:
-            return self.holding_summary
-        return self.summary
-
-
-def compared_reading(
-    rule: Rule,
-    labels: dict[str, str],
-    value: float | None,
-    *,
-    subject: str,
-    quantity: Quantity,
-    tail: str = "",
-    calls: float | None = None,
-    threshold: float | None = None,
-    missing: str = "n/a",
-    details: dict[str, Any] | None = None,
-) -> Reading:
-    """A reading of a threshold kind, with its texts: ``{subject} 80.0 % < 95 %{tail}`` while breached,
-    ``{subject} back to 97.2 % (≥ 97 %){tail}`` when clear, ``{subject} 96.0 %{tail}; fires < 95 %, resolves
-    ≥ 97 %`` in between. ``calls`` below ``min_sample`` (or no value) is not enough evidence either way."""
-    compare = rule.spec.compare
-    bound = rule.threshold if threshold is None else threshold
-    resolve = bound if rule.resolve_threshold is None else rule.resolve_threshold
-    info = dict(details or {})
-    if calls is not None:
-        info.setdefault("calls", calls)
-    if value is None or bound is None or (calls is not None and calls < rule.min_sample):
-        shown = missing if value is None else quantity.text(value)
-        text = f"{subject} {shown}{tail}"
-        if value is not None and calls is not None:
-            text += f"; fewer than {rule.min_sample} calls: not judged"
-        return Reading(labels, value, False, text, bound, False, info, False, text, resolve)
-    breached = crosses(compare, value, bound)
-    holding = crosses(compare, value, resolve)
-    if breached:
-        summary = f"{subject} {compared(value, FIRING_OPERATOR[compare], bound, quantity)}{tail}"
-    else:
-        summary = f"{subject} {back_to(value, CLEAR_OPERATOR[compare], resolve, quantity)}{tail}"
-    fires, resolves = (
-        bound_text(FIRING_OPERATOR[compare], bound, quantity),
-        bound_text(CLEAR_OPERATOR[compare], resolve, quantity),
-    )
-    between = f"{subject} {quantity.text(value)}{tail}; fires {fires}, resolves {resolves}"
-    return Reading(labels, value, breached, summary, bound, True, info, holding, between, resolve)
-
-
-#: Kinds whose value is a sum: no calls in the window means a value of 0, not an unknown one.
-_SUMS = {"cost_per_hour_above": USD, "cost_per_day_above": USD, "key_monthly_spend": WHOLE_PERCENT}
-
-
-def gone(rule: Rule, labels: dict[str, str]) -> tuple[str, float | None]:
-    """(text, value) of an alert whose label set has nothing left to measure: a spend is back to 0, a rate has no
-    calls to be measured over (value unknown: None), a state is no longer reported (None)."""
-    scope = scope_text(labels)
-    resolve = rule.resolve_bound
-    if rule.kind in _SUMS and resolve is not None:
-        stated = back_to(0.0, CLEAR_OPERATOR[rule.spec.compare], resolve, _SUMS[rule.kind])
-        if rule.kind == "key_monthly_spend":
-            return f"{scope} month-to-date spend {stated}: nothing spent this month yet", 0.0
-        return f"{scope} spend {stated}: no calls in the last {format_duration(rule.window_s)}", 0.0
-    if rule.spec.windowed:
-        return f"{scope}: no calls in the last {format_duration(rule.window_s)}", None
-    return f"{scope}: no longer reported", None
-
-
-def scope_text(labels: dict[str, str]) -> str:
-    """``anthropic``, ``anthropic key 'Primary'``, ``openai model gpt-4.1`` or ``all providers``."""
-    if not labels.get("provider"):
-        return "all providers"
-    text = labels["provider"]
-    if labels.get("key_label"):
-        text += f" key {labels['key_label']!r}"
-    if labels.get("model"):
-        text += f" model {labels['model']}"
-    return text
 
 
 @dataclass
@@ -290,7 +184,7 @@ def grouped_totals(
     return found
 
 
-def labels_for(rule: Rule, dims: tuple[str, ...], key: tuple[str, ...]) -> dict[str, str] | None:
+def labels_for(rule: RuleFields, dims: tuple[str, ...], key: tuple[str, ...]) -> dict[str, str] | None:
     """The label set of one group, or None when the rule's ``provider`` / ``key_label`` filter leaves it out."""
     labels = dict(zip(dims, key, strict=True))
     if "key_label" in labels and not labels["key_label"]:
@@ -302,17 +196,19 @@ def labels_for(rule: Rule, dims: tuple[str, ...], key: tuple[str, ...]) -> dict[
     return labels
 
 
-def keep(rule: Rule, labels: dict[str, str]) -> bool:
+def keep(rule: RuleFields, labels: dict[str, str]) -> bool:
     """Whether a state kind's label set passes the rule's ``provider`` / ``key_label`` filter."""
     return labels_for(rule, tuple(labels), tuple(labels.values())) is not None
 
 
-def window(rule: Rule, ctx: SignalContext) -> tuple[datetime, datetime]:
+def window(rule: RuleFields, ctx: SignalContext) -> tuple[datetime, datetime]:
     assert rule.window_s
     return ctx.now - timedelta(seconds=rule.window_s), ctx.now
 
 
-def traffic(rule: Rule, ctx: SignalContext, start: datetime, end: datetime) -> list[tuple[dict[str, str], Totals]]:
+def traffic(
+    rule: RuleFields, ctx: SignalContext, start: datetime, end: datetime
+) -> list[tuple[dict[str, str], Totals]]:
     """(labels, totals) of every label set of the rule's scope with calls in ``[start, end)``."""
     dims = SCOPE_DIMENSIONS[rule.scope]
     out = []

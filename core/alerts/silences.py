@@ -3,12 +3,13 @@ show as silenced). Created from the CLI or the dashboard; expire on their own at
 
 A matcher is ``label → exact value``; ``rule_id`` matches the rule and ``severity`` the alert's severity, any other
 name an alert label (``provider``, ``key_label``, ``model``, ``channel``, ``instance_kind`` or a rule's own labels).
-An alert is silenced when every matcher of an active silence matches it.
+An alert is silenced when every matcher of an active silence matches it. Matchers are written ``name=value``
+(the CLI's ``--match``, the dashboard's comma-separated field): :func:`parse_matchers` is the one grammar for both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,35 @@ class SilenceError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class MatcherError(SilenceError):
+    """One ``name=value`` that is not one; ``part`` is the text as given (each front end quotes it its own way)."""
+
+    def __init__(self, part: str) -> None:
+        self.part = part
+        self.reason = "expected NAME=VALUE, e.g. provider=anthropic"
+        super().__init__("matchers", f"{part!r}: {self.reason}")
+
+
+def parse_matcher(text: str) -> tuple[str, str]:
+    """``provider=anthropic`` → ``("provider", "anthropic")``, both trimmed; :class:`MatcherError` when either side
+    is empty or there is no ``=``."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise MatcherError(text)
+    return name.strip(), value.strip()
+
+
+def parse_matchers(parts: Iterable[str]) -> dict[str, str]:
+    """Every ``name=value`` of ``parts`` (a later one for the same name wins). Empty is allowed here:
+    :func:`create_silence` says a silence needs at least one."""
+    return dict(parse_matcher(part) for part in parts)
+
+
+def split_matchers(text: str) -> list[str]:
+    """One text field's matchers: ``provider=anthropic, rule_id=breaker_open`` (commas or line breaks between)."""
+    return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,18 +14,21 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.alerts.rules import UNAVAILABLE_STATUSES, Rule
-from core.alerts.signal_context import Reading, SignalContext, compared_reading, keep, scope_text
+from core.alerts.reading import Reading, compared_reading, scope_text
+from core.alerts.rule_fields import RuleFields
+from core.alerts.signal_context import SignalContext, keep
 from core.alerts.wording import COUNT, SECONDS
 from core.store.tables import instances, metric_rollups_1h, metric_rollups_1m
 
 INSTANCE_LOOKBACK = timedelta(days=7)
 PROBE_LOOKBACK = timedelta(days=7)
-#: Reason text core.control gives keys disabled by an alert's enforcement: those are not "unhealthy" alerts.
+#: Reason text core.ops.control gives keys disabled by an alert's enforcement: those are not "unhealthy" alerts.
 ALERT_DISABLED_PREFIX = "disabled by alert:"
+#: Key statuses that count as "unavailable" for provider_all_keys_unavailable (healthy / degraded still serve).
+UNAVAILABLE_STATUSES = ("unhealthy", "cooldown", "disabled")
 
 
-def key_unhealthy(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def key_unhealthy(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     """The worst live view of each key: breached while its status is one of the rule's ``statuses``. A key disabled
     by an alert's own budget enforcement is not reported again here."""
     statuses = rule.statuses or ("unhealthy", "disabled")
@@ -48,7 +51,7 @@ def key_unhealthy(rule: Rule, ctx: SignalContext) -> list[Reading]:
     return out
 
 
-def provider_all_keys_unavailable(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def provider_all_keys_unavailable(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     frame = ctx.key_health()
     out: list[Reading] = []
     if frame.empty:
@@ -69,7 +72,7 @@ def provider_all_keys_unavailable(rule: Rule, ctx: SignalContext) -> list[Readin
     return out
 
 
-def _queue_rows(rule: Rule, ctx: SignalContext) -> list[tuple[dict[str, str], dict[str, Any]]]:
+def _queue_rows(rule: RuleFields, ctx: SignalContext) -> list[tuple[dict[str, str], dict[str, Any]]]:
     out = []
     for row in ctx.queues().to_dict("records"):
         labels = {"provider": str(row["provider"])}
@@ -78,7 +81,7 @@ def _queue_rows(rule: Rule, ctx: SignalContext) -> list[tuple[dict[str, str], di
     return out
 
 
-def breaker_open(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def breaker_open(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     out = []
     for labels, row in _queue_rows(rule, ctx):
         value = float(row["breaker_open_instances"])
@@ -88,7 +91,7 @@ def breaker_open(rule: Rule, ctx: SignalContext) -> list[Reading]:
     return out
 
 
-def queue_depth_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def queue_depth_above(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     out = []
     for labels, row in _queue_rows(rule, ctx):
         value = float(row["queue_depth"])
@@ -98,7 +101,7 @@ def queue_depth_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
     return out
 
 
-def queue_wait_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def queue_wait_above(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     out = []
     for labels, row in _queue_rows(rule, ctx):
         wait_ms = row["oldest_wait_ms"]
@@ -108,7 +111,7 @@ def queue_wait_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
     return out
 
 
-def consecutive_probe_failures(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def consecutive_probe_failures(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     from core.ops.probe_history import consecutive_probe_failures as failures
 
     counts = ctx.cached("probe_failures", lambda: failures(ctx.engine, ctx.now))
@@ -122,7 +125,7 @@ def consecutive_probe_failures(rule: Rule, ctx: SignalContext) -> list[Reading]:
     return out
 
 
-def no_heartbeat(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def no_heartbeat(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     """Per instance kind seen in the last week: seconds since the newest heartbeat of any instance of that kind."""
 
     def newest() -> dict[str, datetime]:
@@ -144,7 +147,7 @@ def no_heartbeat(rule: Rule, ctx: SignalContext) -> list[Reading]:
     return out
 
 
-def no_probes(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def no_probes(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     """Per provider probed in the last week: seconds since its newest probe result (the end of the newest rollup
     bucket holding probe calls). Default threshold: three times the longest probe interval."""
     threshold = rule.threshold if rule.threshold is not None else 3 * ctx.probe_interval_s
@@ -179,7 +182,7 @@ def no_probes(rule: Rule, ctx: SignalContext) -> list[Reading]:
     return out
 
 
-def channel_failing(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def channel_failing(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     """Per configured channel: breached while its deliveries are failing or it is broken (permanent error)."""
     from core.alerts.delivery import channel_health
 

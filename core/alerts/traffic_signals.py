@@ -1,7 +1,7 @@
 """The kinds measured over a window of calls, from the rollup tiers (:func:`core.alerts.signal_context.traffic`):
 success rate, p95 latency, error-class and fallback shares, spend, month-to-date spend, token spikes, SLO burn.
 
-Each states its value beside its bound in the shared form (:func:`~core.alerts.signal_context.compared_reading`):
+Each states its value beside its bound in the shared form (:func:`~core.alerts.reading.compared_reading`):
 ``anthropic success rate 80.0 % < 95 % over 5m (20 calls)`` while breached, ``anthropic success rate back to
 97.2 % (≥ 97 %) over 5m (40 calls)`` once resolved.
 """
@@ -11,15 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from core.alerts.rules import Rule, format_duration
-from core.alerts.signal_context import (
-    Reading,
-    SignalContext,
-    compared_reading,
-    scope_text,
-    traffic,
-    window,
-)
+from core.alerts.reading import Reading, compared_reading, scope_text
+from core.alerts.rule_fields import RuleFields, format_duration
+from core.alerts.signal_context import SignalContext, traffic, window
 from core.alerts.wording import MILLISECONDS, PERCENT, TIMES, USD, WHOLE_PERCENT
 from core.queries import _sql
 from core.store import latency_buckets
@@ -30,7 +24,7 @@ def _calls_text(calls: float) -> str:
 
 
 def _shares(
-    rule: Rule, ctx: SignalContext, column: str, name: str, counted: Callable[[float, float], str]
+    rule: RuleFields, ctx: SignalContext, column: str, name: str, counted: Callable[[float, float], str]
 ) -> list[Reading]:
     """``column`` as a percentage of the answered calls of each label set over the window (unknown with none; a
     cancelled call is neither a success nor an error), stated as ``<scope> <name>`` with ``counted(part, calls)``
@@ -45,11 +39,11 @@ def _shares(
     return out
 
 
-def success_rate_below(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def success_rate_below(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     return _shares(rule, ctx, "successes", "success rate", lambda _, calls: f"{_calls_text(calls)} calls")
 
 
-def p95_latency_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def p95_latency_above(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     out = []
     for labels, t in traffic(rule, ctx, *window(rule, ctx)):
         p95 = latency_buckets.quantile([t[name] for name in latency_buckets.COLUMN_NAMES], 0.95)
@@ -61,7 +55,7 @@ def p95_latency_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
     return out
 
 
-def error_class_share_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def error_class_share_above(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     return _shares(
         rule,
         ctx,
@@ -71,7 +65,7 @@ def error_class_share_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
     )
 
 
-def fallback_rate_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def fallback_rate_above(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     return _shares(
         rule,
         ctx,
@@ -81,7 +75,7 @@ def fallback_rate_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
     )
 
 
-def _cost(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def _cost(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     out = []
     for labels, t in traffic(rule, ctx, *window(rule, ctx)):
         tail = f" in the last {format_duration(rule.window_s)}"
@@ -94,11 +88,11 @@ def _cost(rule: Rule, ctx: SignalContext) -> list[Reading]:
     return out
 
 
-def cost_per_hour_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def cost_per_hour_above(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     return _cost(rule, ctx)
 
 
-def cost_per_day_above(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def cost_per_day_above(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     return _cost(rule, ctx)
 
 
@@ -107,7 +101,7 @@ def month_start(now: datetime) -> datetime:
     return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def key_monthly_spend(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def key_monthly_spend(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     """Month-to-date spend per key (UTC calendar month, live and probe calls) as a percentage of its cap."""
     start = month_start(ctx.now)
     if ctx.now <= start:
@@ -128,7 +122,7 @@ def key_monthly_spend(rule: Rule, ctx: SignalContext) -> list[Reading]:
     return out
 
 
-def tokens_per_hour_above_baseline(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def tokens_per_hour_above_baseline(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     """Tokens (in + out) over the window, per hour, against the average hourly tokens of the trailing baseline."""
     start, end = window(rule, ctx)
     baseline_s = rule.baseline_s or 7 * 86400
@@ -154,7 +148,7 @@ def tokens_per_hour_above_baseline(rule: Rule, ctx: SignalContext) -> list[Readi
     return out
 
 
-def slo_burn_rate(rule: Rule, ctx: SignalContext) -> list[Reading]:
+def slo_burn_rate(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     """Multi-window burn rate (SRE workbook): the error ratio over the long window and over the short one, each
     divided by the error budget (1 − objective); breached when both exceed the threshold. The value is the
     smaller of the two burn rates."""

@@ -19,25 +19,10 @@ SILENCE_FOR = {"30 min": 30, "1 h": 60, "2 h": 120, "4 h": 240, "1 day": 1440, "
 
 def _alerting():
     try:
-        from core.alerts import config, silences, test_alert
+        from core.alerts import config, sample_alert, silences
     except ImportError:
         return None
-    return config, silences, test_alert
-
-
-def parse_matchers(text: str) -> dict[str, str]:
-    """``provider=anthropic, rule_id=breaker_open`` → a dict; ValueError naming the bad part."""
-    found: dict[str, str] = {}
-    for part in (p.strip() for p in text.replace("\n", ",").split(",")):
-        if not part:
-            continue
-        name, sep, value = part.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise ValueError(f"{part!r} is not label=value")
-        found[name.strip()] = value.strip()
-    if not found:
-        raise ValueError("give at least one label=value, e.g. provider=anthropic")
-    return found
+    return config, silences, sample_alert
 
 
 def render(ctx: ui.Context) -> None:
@@ -77,7 +62,7 @@ def silences_panel(ctx: ui.Context, silences) -> None:
         try:
             silence_id = silences.create_silence(
                 engine,
-                parse_matchers(matchers or ""),
+                silences.parse_matchers(silences.split_matchers(matchers or "")),
                 ends_at=now + timedelta(minutes=SILENCE_FOR[duration]),
                 created_by="dashboard",
                 comment=comment or None,
@@ -125,7 +110,7 @@ def silences_panel(ctx: ui.Context, silences) -> None:
                 st.rerun()
 
 
-def test_panel(ctx: ui.Context, config_mod, test_alert) -> None:
+def sample_panel(ctx: ui.Context, config_mod, sample_alert) -> None:
     try:
         config = config_mod.load_alert_config(ctx.settings)
     except Exception as exc:
@@ -143,7 +128,7 @@ def test_panel(ctx: ui.Context, config_mod, test_alert) -> None:
             now = ctx.refreshed().now
             try:
                 outcomes = asyncio.run(
-                    test_alert.send_test_alert(
+                    sample_alert.send_sample_alert(
                         data.engine(ctx.url),
                         config.channels,
                         channel=None if channel == "all" else channel,
@@ -164,7 +149,7 @@ def test_panel(ctx: ui.Context, config_mod, test_alert) -> None:
 
 
 def rules_panel(config) -> None:
-    from core.alerts.rules import format_duration
+    from core.alerts.rule_fields import format_duration
 
     rows = [
         {
@@ -193,13 +178,13 @@ modules = _alerting()
 if modules is None:
     st.info("Alerting is not available in this installation (core.alerts is missing).")
 else:
-    config_mod, silences, test_alert = modules
+    config_mod, silences, sample_alert = modules
     ui.live(render, key="alerts")
     ctx = ui.context()
     st.subheader("Silences")
     silences_panel(ctx, silences)
     st.subheader("Test alert")
-    config = test_panel(ctx, config_mod, test_alert)
+    config = sample_panel(ctx, config_mod, sample_alert)
     if config is not None:
         st.subheader("Rules in force")
         rules_panel(config)

@@ -17,7 +17,7 @@ from core.alerts.channels import make_channel
 from core.alerts.channels.config import ChannelConfig
 from core.alerts.claims import resolved_alert_problems
 from core.alerts.config import AlertConfig
-from core.alerts.engine import AlertEngine
+from core.alerts.evaluator import AlertEvaluator
 from core.alerts.model import Message
 from core.alerts.rules import Rule
 from core.clock import ManualClock
@@ -64,8 +64,8 @@ def config(
     )
 
 
-def engine_for(store: sa.Engine, clock: ManualClock, *rules: Rule, **options: Any) -> AlertEngine:
-    return AlertEngine(store, config(*rules, **options), clock)
+def engine_for(store: sa.Engine, clock: ManualClock, *rules: Rule, **options: Any) -> AlertEvaluator:
+    return AlertEvaluator(store, config(*rules, **options), clock)
 
 
 # --- writing ------------------------------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def assert_resolved_text(row: dict[str, Any], *texts: str) -> None:
         assert resolved_alert_problems(alert) == [], alert["summary"]
 
 
-def run(engine: AlertEngine, clock: ManualClock, seconds: float = 0.0) -> Any:
+def run(engine: AlertEvaluator, clock: ManualClock, seconds: float = 0.0) -> Any:
     """Advance the clock, then evaluate once."""
     if seconds:
         clock.advance(seconds)

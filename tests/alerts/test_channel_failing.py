@@ -13,9 +13,9 @@ from pydantic import SecretStr
 
 from core.alerts.channels.config import ChannelConfig
 from core.alerts.delivery import Dispatcher
-from core.alerts.engine import AlertEngine, fingerprint
+from core.alerts.evaluator import AlertEvaluator, fingerprint
 from core.alerts.rules import Rule
-from core.alerts.test_alert import send_test_alert
+from core.alerts.sample_alert import send_sample_alert
 from core.clock import ManualClock
 from tests.alerts.channels.receivers import GENERIC_TOKEN, SLACK_NO_SERVICE, SLACK_OK, SLACK_TOKEN, Receiver
 from tests.alerts.support import START, Calls, config, outbox, run, sent
@@ -40,7 +40,7 @@ def test_a_broken_channel_raises_channel_failing_on_the_other_channel(store: sa.
         )
         hook = ChannelConfig(name="hook", format="generic", url=SecretStr(hook_receiver.url(f"/h/{GENERIC_TOKEN}")))
         channels = (slack, hook)
-        engine = AlertEngine(store, config(SUCCESS, FAILING, channels=channels, group_wait_s=0), clock)
+        engine = AlertEvaluator(store, config(SUCCESS, FAILING, channels=channels, group_wait_s=0), clock)
         dispatcher = Dispatcher(store, channels, clock)
         Calls(store).add(clock.now(), ok=2, failed=18)
 
@@ -64,7 +64,7 @@ def test_a_broken_channel_raises_channel_failing_on_the_other_channel(store: sa.
 
         # The operator repairs the webhook and sends a test: delivered, so the channel is healthy again.
         clock.advance(60)
-        [outcome] = asyncio.run(send_test_alert(store, channels, channel="slack", now=clock.now(), clock=clock))
+        [outcome] = asyncio.run(send_sample_alert(store, channels, channel="slack", now=clock.now(), clock=clock))
         assert (outcome.channel, outcome.delivered, len(slack_receiver.requests)) == ("slack", True, 2)
         report = run(engine, clock, 10)
         assert report.resolved == [failing_fp]

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from core.alerts.config import AlertConfigError, AlertConfigLoader, load_alert_config
+from core.alerts.kinds import KINDS
+from core.alerts.rule_fields import format_duration, parse_duration
 from core.alerts.rule_parsing import check_rule
-from core.alerts.rules import DEFAULT_RULES, KINDS, describe_rule, format_duration, parse_duration
+from core.alerts.rules import DEFAULT_RULES, describe_rule
 from core.settings import Settings
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from core.alerts.engine import AlertEngine, fingerprint
+from core.alerts.evaluator import AlertEvaluator, fingerprint
 from core.alerts.rules import Rule
 from core.alerts.silences import create_silence, expire_silence
 from core.clock import ManualClock
@@ -53,14 +53,14 @@ def _anthropic(statuses: dict[str, str], *, openai: dict[str, str] | None = None
     return providers
 
 
-def _step(store: sa.Engine, engine: AlertEngine, clock: ManualClock, seconds: float, providers: dict):
+def _step(store: sa.Engine, engine: AlertEvaluator, clock: ManualClock, seconds: float, providers: dict):
     clock.advance(seconds)
     beat(store, clock.now(), providers)
     return run(engine, clock)
 
 
 def test_alerts_that_start_within_group_wait_go_out_as_one_message(store: sa.Engine, clock: ManualClock) -> None:
-    engine = AlertEngine(store, config(KEY_RULE, group_wait_s=30), clock)
+    engine = AlertEvaluator(store, config(KEY_RULE, group_wait_s=30), clock)
     report = _step(store, engine, clock, 0, _anthropic({"Primary": "unhealthy"}))
     assert report.fired == [_key_fp("anthropic", "Primary")] and report.notifications == 0
     _step(store, engine, clock, 10, _anthropic({"Primary": "unhealthy", "Backup 1": "unhealthy"}))
@@ -103,7 +103,7 @@ def test_alerts_that_start_within_group_wait_go_out_as_one_message(store: sa.Eng
 
 
 def test_a_provider_wide_alert_inhibits_that_providers_key_alerts(store: sa.Engine, clock: ManualClock) -> None:
-    engine = AlertEngine(store, config(KEY_RULE, PROVIDER_RULE, channels=(OPS, PAGER), group_wait_s=30), clock)
+    engine = AlertEvaluator(store, config(KEY_RULE, PROVIDER_RULE, channels=(OPS, PAGER), group_wait_s=30), clock)
     down = {"Primary": "unhealthy", "Backup 1": "disabled", "Backup 2": "cooldown"}
     provider_fp = fingerprint("provider_keys_unavailable", {"provider": "anthropic"})
     openai = {"Main": "unhealthy", "Spare": "healthy"}
@@ -141,7 +141,7 @@ def test_a_provider_wide_alert_inhibits_that_providers_key_alerts(store: sa.Engi
 
 
 def test_silenced_alerts_change_state_but_are_not_notified(store: sa.Engine, clock: ManualClock) -> None:
-    engine = AlertEngine(store, config(KEY_RULE, group_wait_s=0), clock)
+    engine = AlertEvaluator(store, config(KEY_RULE, group_wait_s=0), clock)
     silence = create_silence(
         store,
         {"rule_id": "key_unhealthy", "provider": "anthropic"},
@@ -167,7 +167,7 @@ def test_silenced_alerts_change_state_but_are_not_notified(store: sa.Engine, clo
 
 
 def test_a_silence_ending_on_its_own_lets_the_alert_through(store: sa.Engine, clock: ManualClock) -> None:
-    engine = AlertEngine(store, config(KEY_RULE, group_wait_s=0), clock)
+    engine = AlertEvaluator(store, config(KEY_RULE, group_wait_s=0), clock)
     create_silence(
         store,
         {"key_label": "Primary"},

@@ -4,10 +4,12 @@ the alert resolves only once the value is back past the resolve threshold and ha
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import sqlalchemy as sa
 
-from core.alerts.engine import AlertEngine, fingerprint
+from core.alerts.evaluator import AlertEvaluator, fingerprint
 from core.alerts.rules import Rule
 from core.clock import ManualClock
 from tests.alerts.support import (
@@ -50,7 +52,7 @@ def test_a_success_rate_oscillating_around_its_threshold_fires_once_and_resolves
     store: sa.Engine, clock: ManualClock
 ) -> None:
     calls = Calls(store)
-    engine = AlertEngine(store, config(SUCCESS, channels=(OPS, PAGER), group_wait_s=0), clock)
+    engine = AlertEvaluator(store, config(SUCCESS, channels=(OPS, PAGER), group_wait_s=0), clock)
     fp = fingerprint("success_rate_low", ANTHROPIC)
     # around 95 % for an hour, never back to 97 %: one firing, then nothing
     trace = [940, 960, 945, 965, 940, 958, 949, 962, 944, 969]
@@ -81,9 +83,8 @@ def test_a_success_rate_oscillating_around_its_threshold_fires_once_and_resolves
 def test_without_hysteresis_the_same_trace_flaps(store: sa.Engine, clock: ManualClock) -> None:
     """The same oscillation against a rule without hysteresis: one firing and one resolved per crossing."""
     calls = Calls(store)
-    bare = Rule(**{**{f: getattr(SUCCESS, f) for f in SUCCESS.__slots__}, "resolve_threshold": None,
-                   "keep_firing_for_s": 0.0})  # fmt: skip
-    engine = AlertEngine(store, config(bare, group_wait_s=0), clock)
+    bare = replace(SUCCESS, resolve_threshold=None, keep_firing_for_s=0.0)
+    engine = AlertEvaluator(store, config(bare, group_wait_s=0), clock)
     for tenths in (940, 960, 945, 965, 940, 958):
         clock.advance(STEP_S)
         calls.add(clock.now(), ok=tenths, failed=1000 - tenths)
@@ -93,7 +94,7 @@ def test_without_hysteresis_the_same_trace_flaps(store: sa.Engine, clock: Manual
 
 def test_between_the_thresholds_a_firing_alert_says_when_it_will_resolve(store: sa.Engine, clock: ManualClock) -> None:
     calls = Calls(store)
-    engine = AlertEngine(store, config(SUCCESS, group_wait_s=0), clock)
+    engine = AlertEvaluator(store, config(SUCCESS, group_wait_s=0), clock)
     for tenths in (940, 962):
         clock.advance(STEP_S)
         calls.add(clock.now(), ok=tenths, failed=1000 - tenths)
@@ -116,7 +117,7 @@ def test_a_queue_depth_flapping_every_few_seconds_fires_once_and_resolves_once(
         id="queue_depth_high", kind="queue_depth_above", threshold=100, resolve_threshold=50, keep_firing_for_s=60,
         title="Queue depth high",
     )  # fmt: skip
-    engine = AlertEngine(store, config(rule, group_wait_s=0), clock)
+    engine = AlertEvaluator(store, config(rule, group_wait_s=0), clock)
     depths = [110, 95, 105, 60, 120, 99, 101, 45, 130]  # a minute around the threshold
     depths += [40, 30, 45, 20, 10, 0, 49, 0]  # at or below 50 from here: resolved 60 s after the first, at 49
     depths += [90, 60, 99]  # busy again but never above 100: nothing
@@ -130,7 +131,7 @@ def test_a_queue_depth_flapping_every_few_seconds_fires_once_and_resolves_once(
 
 def test_keep_firing_for_holds_a_state_alert_through_a_flapping_status(store: sa.Engine, clock: ManualClock) -> None:
     rule = Rule(id="key_unhealthy", kind="key_unhealthy", scope="key", keep_firing_for_s=120, title="Key unhealthy")
-    engine = AlertEngine(store, config(rule, group_wait_s=0), clock)
+    engine = AlertEvaluator(store, config(rule, group_wait_s=0), clock)
     statuses = ["unhealthy", "healthy", "unhealthy", "cooldown", "healthy", "unhealthy"]  # flapping every 20 s
     statuses += ["healthy"] * 7  # healthy for 140 s: resolved once 120 s have passed
     for status in statuses:
@@ -143,7 +144,7 @@ def test_keep_firing_for_holds_a_state_alert_through_a_flapping_status(store: sa
 
 def test_a_label_set_gone_still_waits_keep_firing_for(store: sa.Engine, clock: ManualClock) -> None:
     calls = Calls(store)
-    engine = AlertEngine(store, config(SUCCESS, group_wait_s=0), clock)
+    engine = AlertEvaluator(store, config(SUCCESS, group_wait_s=0), clock)
     calls.add(clock.now(), ok=900, failed=100)
     run(engine, clock)
     clock.advance(STEP_S)  # no calls in the window: nothing to measure
@@ -162,8 +163,8 @@ def test_a_label_set_gone_still_waits_keep_firing_for(store: sa.Engine, clock: M
 def test_a_pending_alert_that_clears_is_closed_whatever_its_hysteresis(store: sa.Engine, clock: ManualClock) -> None:
     """Hysteresis keeps *firing* alerts firing; a breach shorter than ``for`` still never fires."""
     calls = Calls(store)
-    rule = Rule(**{**{f: getattr(SUCCESS, f) for f in SUCCESS.__slots__}, "for_s": 600.0})
-    engine = AlertEngine(store, config(rule, group_wait_s=0), clock)
+    rule = replace(SUCCESS, for_s=600.0)
+    engine = AlertEvaluator(store, config(rule, group_wait_s=0), clock)
     calls.add(clock.now(), ok=940, failed=60)
     assert run(engine, clock).pending == [fingerprint("success_rate_low", ANTHROPIC)]
     clock.advance(STEP_S)

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import sqlalchemy as sa
 
-from core.alerts.engine import AlertEngine, fingerprint
+from core.alerts.evaluator import AlertEvaluator, fingerprint
 from core.alerts.rules import DEFAULT_RULES, Rule
 from core.clock import ManualClock
 from core.errors import ErrorClass
@@ -81,7 +81,7 @@ class Storm:
 
 
 def test_the_storm_sends_the_provider_wide_alerts_and_no_per_key_alert(store: sa.Engine, clock: ManualClock) -> None:
-    engine = AlertEngine(store, config(*RULES, channels=(OPS,), group_wait_s=10), clock)
+    engine = AlertEvaluator(store, config(*RULES, channels=(OPS,), group_wait_s=10), clock)
     storm = Storm(store, clock)
     for _ in range(4):  # calm
         clock.advance(STEP_S)
@@ -138,7 +138,7 @@ def test_the_storm_sends_the_provider_wide_alerts_and_no_per_key_alert(store: sa
 def test_a_per_key_alert_notified_before_the_provider_wide_one_gets_no_repeat_but_its_resolved(
     store: sa.Engine, clock: ManualClock
 ) -> None:
-    engine = AlertEngine(store, config(*RULES, group_wait_s=0, repeat_interval_s=60), clock)
+    engine = AlertEvaluator(store, config(*RULES, group_wait_s=0, repeat_interval_s=60), clock)
     storm = Storm(store, clock)
     storm.statuses["Primary"] = "unhealthy"  # before the storm: notified
     clock.advance(STEP_S)
@@ -169,7 +169,7 @@ def test_a_per_key_alert_notified_before_the_provider_wide_one_gets_no_repeat_bu
 def test_a_per_key_alert_outliving_the_provider_wide_one_is_sent_when_it_resolves(
     store: sa.Engine, clock: ManualClock
 ) -> None:
-    engine = AlertEngine(store, config(*RULES, group_wait_s=0), clock)
+    engine = AlertEvaluator(store, config(*RULES, group_wait_s=0), clock)
     storm = Storm(store, clock)
     storm.breaker = "open"
     clock.advance(STEP_S)
@@ -198,7 +198,7 @@ def test_a_pending_provider_wide_alert_holds_per_key_alerts_and_releases_them_if
     store: sa.Engine, clock: ManualClock
 ) -> None:
     overloaded = replace(OVERLOADED, for_s=60)
-    engine = AlertEngine(store, config(overloaded, KEYS, group_wait_s=0), clock)
+    engine = AlertEvaluator(store, config(overloaded, KEYS, group_wait_s=0), clock)
     storm = Storm(store, clock)
     clock.advance(STEP_S)
     storm.step(overloaded=True)
@@ -223,7 +223,7 @@ def test_only_provider_scope_causes_inhibit(store: sa.Engine, clock: ManualClock
     """success_rate_low (a symptom) does not inhibit: a revoked key lowers the provider's success rate, and the
     key's own alert is the one that says why."""
     success = replace(SHIPPED["success_rate_low"], window_s=60, for_s=0, min_sample=5)
-    engine = AlertEngine(store, config(success, KEYS, group_wait_s=0), clock)
+    engine = AlertEvaluator(store, config(success, KEYS, group_wait_s=0), clock)
     storm = Storm(store, clock)
     storm.statuses["Backup 2"] = "disabled"
     clock.advance(STEP_S)

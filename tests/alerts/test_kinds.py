@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from core.alerts.engine import AlertEngine, fingerprint
+from core.alerts.evaluator import AlertEvaluator, fingerprint
 from core.alerts.rules import Rule
 from core.clock import ManualClock
 from core.errors import ErrorClass
@@ -53,8 +53,8 @@ def fire_then_resolve(
     summary: str | None = None,
     value: float | None = None,
     resolved: str | None = None,
-) -> AlertEngine:
-    engine = AlertEngine(store, config(rule, group_wait_s=0), clock)
+) -> AlertEvaluator:
+    engine = AlertEvaluator(store, config(rule, group_wait_s=0), clock)
     breach()
     report = run(engine, clock)
     fp = fingerprint(rule.id, labels)
@@ -120,7 +120,7 @@ def test_cancelled_calls_never_page_and_are_left_out_of_the_success_rate(store: 
         Rule(id="sr", kind="success_rate_below", threshold=95, window_s=300, min_sample=5),
         Rule(id="burn", kind="slo_burn_rate", threshold=2, window_s=300, short_window_s=60, objective=99),
     )
-    engine = AlertEngine(store, config(*rules, group_wait_s=0), clock)
+    engine = AlertEvaluator(store, config(*rules, group_wait_s=0), clock)
     calls.add(clock.now(), ok=10, failed=30, error_class=ErrorClass.CANCELLED)  # "Stop generating", 30 times
     report = run(engine, clock)
     assert (report.errors, report.fired) == ({}, [])
@@ -322,7 +322,7 @@ def test_no_probes(store: sa.Engine, clock: ManualClock) -> None:
 
 def test_no_probes_defaults_to_three_probe_intervals(store: sa.Engine, clock: ManualClock) -> None:
     calls = Calls(store)
-    engine = AlertEngine(store, config(Rule(id="p", kind="no_probes"), probe_interval_s=60), clock)
+    engine = AlertEvaluator(store, config(Rule(id="p", kind="no_probes"), probe_interval_s=60), clock)
     calls.add(clock.now(), ok=1, source="probe")
     assert run(engine, clock, 200).fired == []  # 170 s since the probe's minute ended
     assert run(engine, clock, 11).fired == [fingerprint("p", ANTHROPIC)]  # 181 s > 3 × 60 s
@@ -376,7 +376,7 @@ def test_key_monthly_spend_enforce_disables_the_key_once_and_enables_it_next_mon
         scope="key", source="all", severity="critical", enforce=True,
     )  # fmt: skip
     unhealthy = Rule(id="key_unhealthy", kind="key_unhealthy", scope="key")
-    engine = AlertEngine(store, config(cap, unhealthy, group_wait_s=0), clock)
+    engine = AlertEvaluator(store, config(cap, unhealthy, group_wait_s=0), clock)
     calls.add(clock.now(), ok=5, cost_usd=10.0)  # Primary: $50 of $50
     calls.add(clock.now(), ok=5, cost_usd=10.0, key_label="Backup")  # Backup: $50 of its own $200
     report = run(engine, clock)
@@ -391,7 +391,7 @@ def test_key_monthly_spend_enforce_disables_the_key_once_and_enables_it_next_mon
     for _ in range(3):
         beat(store, clock.now(), providers)
         assert run(engine, clock, 5).fired == []
-    restarted = AlertEngine(store, config(cap, unhealthy, group_wait_s=0), clock)
+    restarted = AlertEvaluator(store, config(cap, unhealthy, group_wait_s=0), clock)
     beat(store, clock.now(), providers)
     assert run(restarted, clock).commands == []
     assert len(commands(store)) == 1  # issued once, not per evaluation nor per engine
@@ -417,12 +417,28 @@ def test_key_monthly_spend_enforce_disables_the_key_once_and_enables_it_next_mon
     assert [t for t, *_ in sent(store)] == ["firing", "resolved"]
 
 
+def test_enforcement_is_a_subscriber_an_evaluator_can_run_without(store: sa.Engine, clock: ManualClock) -> None:
+    """The state machine does not enforce budgets itself: without subscribers the same alert fires and is sent,
+    and no control command is written."""
+    calls = Calls(store)
+    cap = Rule(
+        id="key_monthly_spend_cap", kind="key_monthly_spend", threshold=100, cap_usd=50, scope="key", source="all",
+        severity="critical", enforce=True,
+    )  # fmt: skip
+    engine = AlertEvaluator(store, config(cap, group_wait_s=0), clock, subscribers=())
+    calls.add(clock.now(), ok=5, cost_usd=10.0)
+    report = run(engine, clock)
+    assert report.fired == [fingerprint("key_monthly_spend_cap", PRIMARY)] and report.commands == []
+    assert commands(store) == []
+    assert [t for t, *_ in sent(store)] == ["firing"]
+
+
 def test_the_shipped_rules_evaluate_cleanly_on_a_live_store(store: sa.Engine, clock: ManualClock) -> None:
     """Every default rule runs against the data a working installation has, without error and without noise."""
     from core.alerts.rules import DEFAULT_RULES
 
     calls = Calls(store)
-    engine = AlertEngine(store, config(*DEFAULT_RULES, probe_interval_s=300), clock)
+    engine = AlertEvaluator(store, config(*DEFAULT_RULES, probe_interval_s=300), clock)
     for _ in range(3):
         calls.add(clock.now(), ok=30, cost_usd=0.01, input_tokens=100, output_tokens=50)
         calls.add(clock.now(), ok=1, source="probe", provider="openai", key_label="Main")
@@ -456,7 +472,7 @@ def test_enforcement_reaches_a_real_client_through_its_heartbeat(store: sa.Engin
             source="all", severity="critical", enforce=True,
         )  # fmt: skip
         unhealthy = Rule(id="key_unhealthy", kind="key_unhealthy", scope="key")
-        engine = AlertEngine(store, config(cap, unhealthy, group_wait_s=0), clock)
+        engine = AlertEvaluator(store, config(cap, unhealthy, group_wait_s=0), clock)
         clock.advance(1)
         heartbeat.beat(clock.now())
         Calls(store).add(clock.now(), ok=5, cost_usd=10.0)

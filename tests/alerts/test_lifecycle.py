@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from core.alerts.engine import AlertEngine, fingerprint
+from core.alerts.evaluator import AlertEvaluator, fingerprint
 from core.alerts.model import Message
 from core.alerts.rules import Rule
 from core.clock import ManualClock
@@ -55,7 +55,7 @@ def _iso(moment) -> str:
 
 def test_an_alert_goes_pending_fires_notifies_once_repeats_and_resolves(store: sa.Engine, clock: ManualClock) -> None:
     calls = Calls(store)
-    engine = AlertEngine(store, config(SUCCESS, channels=(OPS, PAGER), repeat_interval_s=900), clock)
+    engine = AlertEvaluator(store, config(SUCCESS, channels=(OPS, PAGER), repeat_interval_s=900), clock)
     t0 = clock.now()
     calls.add(t0 - timedelta(seconds=30), ok=8, failed=2)
 
@@ -120,7 +120,7 @@ def test_an_alert_goes_pending_fires_notifies_once_repeats_and_resolves(store: s
     for _ in range(3):
         calls.add(clock.now(), ok=8, failed=2)
         assert run(engine, clock, 60).notifications == 0
-    restarted = AlertEngine(store, config(SUCCESS, channels=(OPS, PAGER), repeat_interval_s=900), clock)
+    restarted = AlertEvaluator(store, config(SUCCESS, channels=(OPS, PAGER), repeat_interval_s=900), clock)
     assert run(restarted, clock).notifications == 0
     assert len(outbox(store)) == 2
 
@@ -162,7 +162,7 @@ def test_an_alert_goes_pending_fires_notifies_once_repeats_and_resolves(store: s
 
 def test_a_breach_shorter_than_for_never_fires(store: sa.Engine, clock: ManualClock) -> None:
     calls = Calls(store)
-    engine = AlertEngine(store, config(SUCCESS), clock)
+    engine = AlertEvaluator(store, config(SUCCESS), clock)
     calls.add(clock.now(), ok=5, failed=5)
     assert run(engine, clock).pending == [FP]
     calls.add(clock.now(), ok=200)
@@ -176,7 +176,7 @@ def test_a_breach_shorter_than_for_never_fires(store: sa.Engine, clock: ManualCl
 def test_min_sample_holds_the_state_and_no_data_resolves(store: sa.Engine, clock: ManualClock) -> None:
     calls = Calls(store)
     rule = Rule(**{**_fields(SUCCESS), "for_s": 0.0})
-    engine = AlertEngine(store, config(rule, group_wait_s=0), clock)
+    engine = AlertEvaluator(store, config(rule, group_wait_s=0), clock)
     calls.add(clock.now(), failed=9)  # 9 < min_sample 10: not trusted
     report = run(engine, clock)
     assert report.readings == 1 and report.pending == [] and episodes(store) == []
@@ -199,7 +199,7 @@ def test_min_sample_holds_the_state_and_no_data_resolves(store: sa.Engine, clock
 def test_severity_routing_sends_warnings_to_the_channels_that_take_them(store: sa.Engine, clock: ManualClock) -> None:
     calls = Calls(store)
     warning = Rule(**{**_fields(SUCCESS), "severity": "warning", "for_s": 0.0})
-    engine = AlertEngine(store, config(warning, channels=(OPS, PAGER), group_wait_s=0), clock)
+    engine = AlertEvaluator(store, config(warning, channels=(OPS, PAGER), group_wait_s=0), clock)
     calls.add(clock.now(), ok=1, failed=19)
     assert run(engine, clock).notifications == 1
     assert [(t, c) for t, c, _, _ in sent(store)] == [("firing", "ops")]
@@ -207,7 +207,9 @@ def test_severity_routing_sends_warnings_to_the_channels_that_take_them(store: s
 
 def test_no_channels_still_tracks_state(store: sa.Engine, clock: ManualClock) -> None:
     calls = Calls(store)
-    engine = AlertEngine(store, config(Rule(**{**_fields(SUCCESS), "for_s": 0.0}), channels=(), group_wait_s=0), clock)
+    engine = AlertEvaluator(
+        store, config(Rule(**{**_fields(SUCCESS), "for_s": 0.0}), channels=(), group_wait_s=0), clock
+    )
     calls.add(clock.now(), failed=20)
     report = run(engine, clock)
     assert report.fired == [FP] and report.notifications == 0
@@ -222,12 +224,12 @@ def test_a_restart_inside_group_wait_notifies_once(store: sa.Engine, clock: Manu
     calls = Calls(store)
     rule = Rule(**{**_fields(SUCCESS), "for_s": 0.0})
     calls.add(clock.now(), failed=20)
-    first = AlertEngine(store, config(rule), clock)
+    first = AlertEvaluator(store, config(rule), clock)
     assert run(first, clock).fired == [FP]  # fired, waiting for its group: then the worker stops
-    second = AlertEngine(store, config(rule), clock)
+    second = AlertEvaluator(store, config(rule), clock)
     calls.add(clock.now() + timedelta(seconds=30), failed=20)
     assert run(second, clock, 30).notifications == 1
-    third = AlertEngine(store, config(rule), clock)
+    third = AlertEvaluator(store, config(rule), clock)
     assert run(third, clock, 30).notifications == 0
     assert [(t, c) for t, c, _, _ in sent(store)] == [("firing", "ops")]
     assert states(store) == [("success_rate_low", ANTHROPIC, "firing")]
@@ -239,11 +241,11 @@ def test_a_rule_that_cannot_be_evaluated_holds_its_alerts_and_spares_the_others(
     calls = Calls(store)
     rule = Rule(**{**_fields(SUCCESS), "for_s": 0.0})
     calls.add(clock.now(), failed=20)
-    engine = AlertEngine(store, config(rule, group_wait_s=0), clock)
+    engine = AlertEvaluator(store, config(rule, group_wait_s=0), clock)
     assert run(engine, clock).fired == [FP]
     broken = Rule(**{**_fields(rule), "window_s": None})  # skips check_rule: its signal fails
     other = Rule(id="depth", kind="queue_depth_above", threshold=1)
-    engine = AlertEngine(store, config(broken, other, group_wait_s=0), clock)
+    engine = AlertEvaluator(store, config(broken, other, group_wait_s=0), clock)
     clock.advance(10)
     beat(store, clock.now(), {"anthropic": provider_state(depth=5)})
     report = run(engine, clock)

@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
-from core.alerts.engine import AlertEngine, EvaluationReport
+from core.alerts.evaluator import AlertEvaluator, EvaluationReport
 from core.alerts.rules import Rule
 from core.clock import ManualClock
 from core.store.engine import create_store_engine
@@ -42,7 +42,7 @@ RULES = (
 LABELS = [f"Key {i}" for i in range(8)]
 
 
-def _race(engines: list[AlertEngine], clock: ManualClock, rounds: int = 3) -> list[EvaluationReport]:
+def _race(engines: list[AlertEvaluator], clock: ManualClock, rounds: int = 3) -> list[EvaluationReport]:
     """Every engine evaluates at the same instant, released together by a barrier, ``rounds`` times."""
     reports: list[EvaluationReport] = []
     errors: list[BaseException] = []
@@ -51,7 +51,7 @@ def _race(engines: list[AlertEngine], clock: ManualClock, rounds: int = 3) -> li
         barrier = threading.Barrier(len(engines))
         now = clock.now()
 
-        def work(engine: AlertEngine, barrier: threading.Barrier = barrier, now: datetime = now) -> None:
+        def work(engine: AlertEvaluator, barrier: threading.Barrier = barrier, now: datetime = now) -> None:
             try:
                 barrier.wait()
                 report = engine.evaluate(now)
@@ -74,7 +74,7 @@ def test_two_evaluators_never_double_notify(store: sa.Engine, clock: ManualClock
     other = create_store_engine(store.url.render_as_string(hide_password=False))
     try:
         cfg = config(*RULES, channels=(OPS, PAGER), group_wait_s=30, repeat_interval_s=600)
-        engines = [AlertEngine(store, cfg, clock), AlertEngine(other, cfg, clock)]
+        engines = [AlertEvaluator(store, cfg, clock), AlertEvaluator(other, cfg, clock)]
         calls = Calls(store)
         reports_all: list[EvaluationReport] = []
 

@@ -89,3 +89,22 @@ def test_bad_silences_name_the_field(store: sa.Engine, clock: ManualClock, kwarg
     with pytest.raises(SilenceError) as caught:
         create_silence(store, args.pop("matchers"), ends_at=now + offset, now=now, **args)
     assert caught.value.field == field
+
+
+def test_one_matcher_grammar_serves_the_cli_and_the_dashboard() -> None:
+    from core.alerts.silences import MatcherError, parse_matchers, split_matchers
+
+    assert parse_matchers(["provider=anthropic", " rule_id = breaker_open "]) == {
+        "provider": "anthropic",
+        "rule_id": "breaker_open",
+    }
+    assert parse_matchers(split_matchers("provider=anthropic,\nrule_id=breaker_open, ")) == {
+        "provider": "anthropic",
+        "rule_id": "breaker_open",
+    }
+    assert split_matchers(" , ") == []
+    for bad in ("provider", "=anthropic", "provider=", "provider= "):
+        with pytest.raises(MatcherError) as caught:
+            parse_matchers([bad])
+        assert caught.value.part == bad
+        assert str(caught.value) == f"matchers: {bad!r}: expected NAME=VALUE, e.g. provider=anthropic"

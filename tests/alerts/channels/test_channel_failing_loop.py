@@ -8,9 +8,9 @@ import sqlalchemy as sa
 
 from core.alerts.config import AlertConfig
 from core.alerts.delivery import Dispatcher, channel_health
-from core.alerts.engine import AlertEngine
+from core.alerts.evaluator import AlertEvaluator
 from core.alerts.rules import DEFAULT_RULES
-from core.alerts.test_alert import send_test_alert
+from core.alerts.sample_alert import send_sample_alert
 from core.clock import ManualClock
 from tests.alerts.channels.conftest import T0, discord_config, enqueue, message, outbox, slack_config
 from tests.alerts.channels.receivers import SLACK_NO_SERVICE, SLACK_OK, Receiver, discord_ok
@@ -31,7 +31,7 @@ async def test_a_broken_channel_alerts_on_the_other_channel_and_clears(store: sa
 
     for _ in range(3):  # evaluations after the first add nothing: one notification per transition
         clock.advance(30)
-        AlertEngine(store, config, clock).evaluate()
+        AlertEvaluator(store, config, clock).evaluate()
         await dispatcher.run_once(clock.now())
     alerts_out = [r for r in outbox(store) if r["message"]["alerts"][0]["rule_id"] == "channel_failing"]
     assert [(r["channel"], r["transition"], r["status"]) for r in alerts_out] == [
@@ -45,14 +45,14 @@ async def test_a_broken_channel_alerts_on_the_other_channel_and_clears(store: sa
     assert discord_posts[0]["embeds"][0]["color"] == 0xD73A49
 
     slack_state["reply"] = SLACK_OK  # the webhook is repaired; a test proves it
-    (outcome,) = await send_test_alert(store, config.channels, channel=slack.name, clock=clock)
+    (outcome,) = await send_sample_alert(store, config.channels, channel=slack.name, clock=clock)
     assert outcome.delivered
     clock.advance(30)
-    AlertEngine(store, config, clock).evaluate()
+    AlertEvaluator(store, config, clock).evaluate()
     await dispatcher.run_once(clock.now())
     assert len([r for r in outbox(store) if r["message"]["alerts"][0]["rule_id"] == "channel_failing"]) == 1
     clock.advance(rule.keep_firing_for_s)  # ok for keep_firing_for: resolved
-    AlertEngine(store, config, clock).evaluate()
+    AlertEvaluator(store, config, clock).evaluate()
     await dispatcher.run_once(clock.now())
     alerts_out = [r for r in outbox(store) if r["message"]["alerts"][0]["rule_id"] == "channel_failing"]
     assert [(r["channel"], r["transition"], r["status"]) for r in alerts_out] == [

@@ -403,9 +403,9 @@ def test_classify(channel, status, headers, body, expected) -> None:
 
 
 def test_test_messages_render_grey_with_a_test_tag() -> None:
-    from core.alerts.test_alert import test_message
+    from core.alerts.sample_alert import sample_message
 
-    msg = test_message(_config("slack"), T0, "https://pulse.example.com")
+    msg = sample_message(_config("slack"), T0, "https://pulse.example.com")
     slack, _ = _render("slack", msg)
     discord, _ = _render("discord", msg)
     assert slack["attachments"][0]["color"] == "#6a737d"

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from core.alerts.channels import ChannelConfig, parse_channels
 from core.alerts.channels.config import ChannelConfigError
 from core.alerts.delivery import Dispatcher, channel_health, redact
-from core.alerts.test_alert import send_test_alert
+from core.alerts.sample_alert import send_sample_alert
 from core.clock import ManualClock
 from core.settings import load_settings
 from tests.alerts.channels.conftest import (
@@ -82,7 +82,7 @@ async def test_no_secret_in_logs_rows_reports_or_errors(
     receiver.stop()  # connection refused for what is left
     reports.append(await dispatcher.run_once(clock.now()))
     receiver.start()
-    outcomes = await send_test_alert(store, channels, now=clock.now(), clock=clock)
+    outcomes = await send_sample_alert(store, channels, now=clock.now(), clock=clock)
 
     errors = {row["error"] for row in deliveries(store) if row["error"]}
     assert "broken: HTTP 401" in errors  # the receiver's sentence (quoting the secret) was not kept

@@ -1,4 +1,6 @@
-"""Send a test notification to one channel or all: proves the URL, format and receiver work end to end.
+"""Send a sample ("test") notification to one channel or all: proves the URL, format and receiver work end to end.
+
+Named ``sample_alert`` rather than ``test_*`` so neither a reader nor pytest takes this product code for a test.
 
 The test goes through the same outbox and dispatcher as real alerts (so it exercises rendering, signing and
 recording too), but is tried once, at once: the caller wants an answer now, not a retry in an hour. The attempt
@@ -23,7 +25,7 @@ from core.clock import SYSTEM_CLOCK, Clock
 from core.errors import PulsegateError
 from core.store.tables import alert_notifications
 
-TEST_GROUP_KEY = "test"
+SAMPLE_GROUP_KEY = "test"
 
 
 class UnknownChannelError(PulsegateError):
@@ -31,10 +33,8 @@ class UnknownChannelError(PulsegateError):
 
 
 @dataclass(frozen=True, slots=True)
-class TestOutcome:
+class SampleOutcome:
     """The result of one test send (secret-free: the URL only masked)."""
-
-    __test__ = False  # not a pytest class
 
     channel: str
     format: str
@@ -56,7 +56,7 @@ class TestOutcome:
         }
 
 
-def test_message(config: ChannelConfig, now: datetime, dashboard_url: str | None = None) -> Message:
+def sample_message(config: ChannelConfig, now: datetime, dashboard_url: str | None = None) -> Message:
     """The message a test sends: one sample alert, so the receiver sees the full layout."""
     alert = AlertView(
         rule_id="test",
@@ -74,7 +74,7 @@ def test_message(config: ChannelConfig, now: datetime, dashboard_url: str | None
     )
     return Message(
         transition="test",
-        group_key=TEST_GROUP_KEY,
+        group_key=SAMPLE_GROUP_KEY,
         title="Pulsegate test notification",
         alerts=(alert,),
         dashboard_url=dashboard_url,
@@ -82,10 +82,7 @@ def test_message(config: ChannelConfig, now: datetime, dashboard_url: str | None
     )
 
 
-test_message.__test__ = False  # type: ignore[attr-defined]
-
-
-async def send_test_alert(
+async def send_sample_alert(
     engine: sa.Engine,
     channels: Sequence[ChannelConfig],
     *,
@@ -94,7 +91,7 @@ async def send_test_alert(
     dashboard_url: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
     http: httpx2.AsyncClient | None = None,
-) -> list[TestOutcome]:
+) -> list[SampleOutcome]:
     """Write a ``test`` outbox row per chosen channel and deliver them now (one attempt each)."""
     chosen = [c for c in channels if channel is None or c.name == channel]
     if channel is not None and not chosen:
@@ -106,14 +103,14 @@ async def send_test_alert(
     ids: dict[str, int] = {}
     with engine.begin() as connection:
         for config in chosen:
-            message = test_message(config, now, dashboard_url)
+            message = sample_message(config, now, dashboard_url)
             ids[config.name] = connection.execute(
                 alert_notifications.insert()
                 .values(
                     created_at=now,
                     channel=config.name,
                     transition="test",
-                    group_key=TEST_GROUP_KEY,
+                    group_key=SAMPLE_GROUP_KEY,
                     episode_ids=[],
                     message=message.to_json(),
                     status="pending",
@@ -125,11 +122,11 @@ async def send_test_alert(
     dispatcher = Dispatcher(engine, chosen, clock, http=http)
     report = await dispatcher.deliver_ids(list(ids.values()), now, single_shot=True)
     attempts = {a.notification_id: a for a in report.attempts}
-    outcomes: list[TestOutcome] = []
+    outcomes: list[SampleOutcome] = []
     for config in chosen:
         attempt = attempts.get(ids[config.name])
         outcomes.append(
-            TestOutcome(
+            SampleOutcome(
                 channel=config.name,
                 format=config.format,
                 masked_url=config.masked_url,
