@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
-from core.errors import StoreError
+from core.errors import PulsegateError, StoreError
 from core.queries import (
     QueryFilter,
     current_queues,
@@ -39,7 +39,7 @@ R = TypeVar("R")
 FilterKey = tuple[datetime, datetime, str | None, str | None, str | None, str | None]
 
 
-class StoreDown(Exception):
+class StoreDown(PulsegateError):
     """The store cannot be read right now; ``str()`` is one line naming the database (never its password)."""
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from core.errors import PulsegateError
 from core.queries import QueryFilter
 
 NOW_ENV = "PULSEGATE_DASHBOARD_NOW"
@@ -40,7 +41,7 @@ MAX_SPAN = timedelta(days=400)
 MIN_YEAR, MAX_YEAR = 1970, 9000
 
 
-class BadNow(ValueError):
+class BadNow(PulsegateError, ValueError):
     """``PULSEGATE_DASHBOARD_NOW`` / ``now=`` is not an ISO 8601 instant."""
 
 

@@ -25,7 +25,7 @@ from core.alerts.rules import (
     Rule,
     parse_duration,
 )
-from core.errors import ErrorClass
+from core.errors import ErrorClass, PulsegateError
 from core.store.snapshot_rollups import KEY_STATUS_RANK
 from core.store.tables import PROVIDERS
 
@@ -66,7 +66,7 @@ _RULE_ATTRS = frozenset(f.name for f in fields(Rule))
 _PERCENT_KINDS = ("success_rate_below", "error_class_share_above", "fallback_rate_above")
 
 
-class RuleProblem(ValueError):
+class RuleProblem(PulsegateError, ValueError):
     """One problem in one rule: ``field`` names the TOML field."""
 
     def __init__(self, field_name: str, problem: str) -> None:
@@ -75,7 +75,7 @@ class RuleProblem(ValueError):
         self.problem = problem
 
 
-class RuleProblems(ValueError):
+class RuleProblems(PulsegateError, ValueError):
     """Every problem found in one rule (at least one)."""
 
     def __init__(self, problems: Iterable[RuleProblem]) -> None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from core.errors import PulsegateError
 from core.store.tables import PROVIDERS, SOURCES
 
 #: (longest range, rollup tier in seconds): a range reads the finest tier that keeps a series to a few hundred
@@ -23,7 +24,7 @@ MAX_POINTS = 300
 _MAX_TEXT = 128
 
 
-class QueryFilterError(ValueError):
+class QueryFilterError(PulsegateError, ValueError):
     """A filter that cannot be used, with the reason."""
 
 
