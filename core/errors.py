@@ -88,6 +88,14 @@ class PulsegateError(Exception):
     """Base of every error Pulsegate raises on purpose."""
 
 
+def one_line_reason(exc: BaseException, limit: int | None = None) -> str:
+    """Why ``exc`` happened, as one line (at most ``limit`` characters): its message's first line, or its type's
+    name when it has no message. For the places that show a failure without a traceback — a job's last error on
+    ``/healthz``, a dashboard banner, a log line — so they all word it alike."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
 class ConfigError(PulsegateError):
     """The configuration cannot be used; ``problems`` lists each one as ``NAME='value': expected …``."""
 

@@ -28,7 +28,7 @@ class QueryFilterError(PulsegateError, ValueError):
     """A filter that cannot be used, with the reason."""
 
 
-def _aware(name: str, value: object) -> datetime:
+def _checked_utc(name: str, value: object) -> datetime:
     if not isinstance(value, datetime):
         raise QueryFilterError(f"{name} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None:
@@ -60,8 +60,8 @@ class QueryFilter:
     source: str | None = None
 
     def __post_init__(self) -> None:
-        start = _aware("start", self.start)
-        end = _aware("end", self.end)
+        start = _checked_utc("start", self.start)
+        end = _checked_utc("end", self.end)
         if end <= start:
             raise QueryFilterError(f"end ({end.isoformat()}) must be after start ({start.isoformat()})")
         object.__setattr__(self, "start", start)

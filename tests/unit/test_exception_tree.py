@@ -74,3 +74,11 @@ def test_a_class_that_was_a_builtin_error_still_is_one() -> None:
     for name in ("QueryFilterError", "ControlCommandError", "SilenceError", "RuleProblem", "ProbeError", "BadNow"):
         assert issubclass(found[name], ValueError), name
     assert issubclass(found["ChildFailed"], RuntimeError)
+
+
+def test_one_line_reason_is_the_first_line_or_the_type() -> None:
+    from core.errors import one_line_reason
+
+    assert one_line_reason(OSError("connection refused\n  detail")) == "connection refused"
+    assert one_line_reason(TimeoutError()) == "TimeoutError"
+    assert one_line_reason(ValueError("x" * 300), limit=200) == "x" * 200
