@@ -1,9 +1,10 @@
 """Dashboard CPU once no browser is connected. Goal: < 2 % of a core, averaged over 60 s starting 30 s after the
 last browser disconnects.
 
-- The store is a fresh SQLite file seeded as the Overview's tests seed theirs (``tests/support/overview_store.py``):
-  24 hours of minute traffic ending now on both providers and 1,000 alert episodes over those hours — renders
-  that are not trivial (before the incident lane, one such render never finished).
+- The store is a fresh SQLite file seeded as the Overview's tests seed theirs
+  (``benchmarks/support/overview_store.py``): 24 hours of minute traffic ending now on both providers and 1,000
+  alert episodes over those hours — renders that are not trivial (before the incident lane, one such render never
+  finished).
 - ``pulsegate dashboard`` serves it with the clock running (nothing pinned), so each auto-refresh is a real one.
 - Headless Chromium opens the Overview in ``--tabs`` tabs, 24 h range, auto-refresh every 5 s, and stays
   ``--connected`` seconds; then the browser closes. After ``--settle`` seconds the dashboard process's CPU time
@@ -32,8 +33,8 @@ from support import free_port, stop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.browser import BROWSER_ARGS, CHROMIUM  # noqa: E402 — the tests' browser, same flags
-from tests.support.overview_store import seed_store  # noqa: E402
+from support.browser import BROWSER_ARGS, CHROMIUM  # noqa: E402 — the tests' browser, same flags
+from support.overview_store import seed_store  # noqa: E402
 
 GOAL = 0.02
 EPISODES = 1000

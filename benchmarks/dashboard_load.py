@@ -37,11 +37,12 @@ from support import free_port, stop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from support.browser import BROWSER_ARGS, CHROMIUM  # noqa: E402 — the tests' browser, same flags
+from support.overview_store import episode_rows, insert_episodes  # noqa: E402
+
 import migrations  # noqa: E402
 from core.queries.alerts import alert_episode_count  # noqa: E402
 from core.store import create_store_engine  # noqa: E402
-from tests.support.browser import BROWSER_ARGS, CHROMIUM  # noqa: E402 — the tests' browser, same flags
-from tests.support.overview_store import episode_rows, insert_episodes  # noqa: E402
 
 DEFAULT_URL = os.environ.get(
     "PULSEGATE_BENCH_DASHBOARD_URL",

@@ -102,9 +102,9 @@ def serve_pinned(port: int) -> None:
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setaffinity(0, {0})
     sys.path.insert(0, str(ROOT))
-    from emulator import Scenario, serve
+    from emulator import parse_scenario, serve
 
-    serve("127.0.0.1", port, Scenario.from_dict(SCENARIO))
+    serve("127.0.0.1", port, parse_scenario(SCENARIO))
 
 
 def cpu_seconds(pid: int) -> float:

@@ -2,7 +2,7 @@
 
 One run starts the emulator (``python -m emulator``) in its own process pinned to CPU 1 (budgets raised with
 ``PUT /_emulator/scenario``), pins this process to CPU 0, creates a scratch PostgreSQL database on 127.0.0.1:5432
-(dropped at the end) and routes the recorder's engine through the loopback TCP proxy of tests/recording/proxy.py,
+(dropped at the end) and routes the recorder's engine through the loopback TCP proxy of benchmarks/support/tcp_proxy.py,
 run in a child process of its own so its pump threads never hold this process's GIL. Then, at concurrency 1 and 8,
 in interleaved rounds:
 
@@ -73,7 +73,7 @@ CLIENT_CPU, EMULATOR_CPU = 0, 1
 
 # -- processes ------------------------------------------------------------------------------------------------------
 class ProxyProcess:
-    """tests/recording/proxy.py's ``TcpProxy`` in a child process, driven by lines on its stdin."""
+    """benchmarks/support/tcp_proxy.py's ``TcpProxy`` in a child process, driven by lines on its stdin."""
 
     def __init__(self, host: str, port: int) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -108,7 +108,7 @@ class ProxyProcess:
 
 
 def proxy_child(target: str) -> int:
-    from tests.recording.proxy import TcpProxy
+    from support.tcp_proxy import TcpProxy
 
     host, port = target.rsplit(":", 1)
     proxy = TcpProxy(host, int(port))
@@ -481,7 +481,8 @@ Machine: {machine()}.
 
 AIClient (3 Anthropic keys, `ANTHROPIC_RPM=10000000`) against the emulator in its own process (CPU {EMULATOR_CPU};
 the benchmark on CPU {CLIENT_CPU}), recording through `SqlRecorder` (defaults: batch 1000 / 1 s, retry 1 s) to a
-scratch PostgreSQL database reached through the loopback TCP proxy of tests/recording/proxy.py in a child process.
+scratch PostgreSQL database reached through the loopback TCP proxy of benchmarks/support/tcp_proxy.py in a child
+process.
 {args.rounds} interleaved rounds of baseline (proxy open) → outage (proxy cut: batches go to the disk spool) →
 recovery (proxy restored: the spool is replayed while calls go on), {args.calls_c1} calls per phase at concurrency 1
 and {args.calls_high} at concurrency {args.concurrency}, after {args.warmup} warm-up calls per concurrency; the

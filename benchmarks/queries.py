@@ -8,8 +8,8 @@
   latency bucket index computed in SQL as ``ceil(2·log2(ms))``, i.e. ``latency_buckets.bucket_index``); instance
   and key-health snapshots every 5 s from 3 instances (the heartbeat default). Then ``VACUUM ANALYZE``.
 - A revoked key probed every 5 min for the whole span, failing each time (the ``probe_failures`` rule's worst case).
-- 1,000 alert episodes over the data's last 24 hours (``tests/support/overview_store.py``: nine rules on both providers
-  and on keys, overlapping, some never fired, some still firing) — the Overview's incident lane reads them.
+- 1,000 alert episodes over the data's last 24 hours (``benchmarks/support/overview_store.py``: nine rules on both
+  providers and on keys, overlapping, some never fired, some still firing) — the Overview's incident lane reads them.
 - Each query: one warm-up call, then the median of 5 calls (wall time, Python side included). The raw comparison is
   the 24 h traffic series' aggregate (same sums, error classes and latency histogram per step × source) computed
   from ``api_usage_metrics`` instead of the rollups.
@@ -41,6 +41,8 @@ from support import ScratchPostgres
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from support.overview_store import episode_rows  # noqa: E402
+
 import migrations  # noqa: E402
 from core import queries  # noqa: E402
 from core.ops.probe_history import consecutive_probe_failures  # noqa: E402
@@ -64,7 +66,6 @@ from core.store.tables import (  # noqa: E402
     metric_rollups_10m,
     user_rollups_1h,
 )
-from tests.support.overview_store import episode_rows  # noqa: E402
 
 PG_SERVER = os.environ.get("PULSEGATE_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 GOAL_MS = 50.0

@@ -1,7 +1,7 @@
 """The soak's Chromium: the Overview kept open as an operator keeps it, timed reloads against the toy page, the page's
 JS heap, and a log of every request the browser makes.
 
-Headless Chromium is driven by Playwright with the tests' path and flags (tests/support/browser.py). One browser
+Headless Chromium is driven by Playwright with the tests' path and flags (support/browser.py). One browser
 context holds three tabs:
 
 - the **watcher**: the Overview (``?range=15m``, the demo's link) opened once and left alone, auto-refreshing every
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.support.browser import BROWSER_ARGS, CHROMIUM
+from support.browser import BROWSER_ARGS, CHROMIUM
 
 VIEWPORT = {"width": 1500, "height": 1000}
 SHOT_VIEWPORT = {"width": 1500, "height": 2200}

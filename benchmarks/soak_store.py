@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from soak_judge import Notice, NoticeAlert
 
+from core.clock import as_utc
 from core.queries.alerts import MAX_LIMIT, alert_episodes_frame
 from core.store.tables import alert_episodes, alert_notifications, api_usage_metrics
 
@@ -32,13 +33,13 @@ def calls(engine: sa.Engine) -> list[tuple[datetime, bool]]:
     answered = sa.func.max(sa.case((sa.and_(m.c.is_final, m.c.outcome == "success"), 1), else_=0))
     query = sa.select(sa.func.min(m.c.ts), answered).where(m.c.source == "live").group_by(m.c.call_id)
     with engine.connect() as connection:
-        return [(_aware(ts), bool(ok)) for ts, ok in connection.execute(query)]
+        return [(as_utc(ts), bool(ok)) for ts, ok in connection.execute(query)]
 
 
 def episode_starts(engine: sa.Engine) -> dict[int, datetime]:
     e = alert_episodes
     with engine.connect() as connection:
-        return {int(i): _aware(t) for i, t in connection.execute(sa.select(e.c.id, e.c.pending_since))}
+        return {int(i): as_utc(t) for i, t in connection.execute(sa.select(e.c.id, e.c.pending_since))}
 
 
 def episodes_in_range(engine: sa.Engine, now: datetime, minutes: int = 15) -> int:
@@ -78,8 +79,8 @@ def outbox(engine: sa.Engine) -> list[OutboxRow]:
             OutboxRow(
                 channel,
                 status,
-                _aware(created),
-                _aware(delivered) if delivered else None,
+                as_utc(created),
+                as_utc(delivered) if delivered else None,
                 message if isinstance(message, dict) else json.loads(message),
             )
             for channel, status, created, delivered, message in connection.execute(query)
@@ -153,11 +154,3 @@ class SinkPoller:
         self._thread.join(timeout=10)
         self.poll()
         return [self.messages[i] for i in sorted(self.messages)]
-
-
-def _aware(moment: Any) -> datetime:
-    from datetime import UTC
-
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -12,7 +12,7 @@ import itertools
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -103,6 +103,20 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock(now={self._wall.isoformat()})"
+
+
+def as_utc(moment: datetime | str | Any) -> datetime:
+    """A moment read back (from the store, a snapshot's JSON, a pandas frame) as an aware UTC ``datetime``.
+
+    SQLite hands datetimes back naive, JSON carries ISO strings and pandas gives ``Timestamp``s; a naive value is
+    UTC, as everything Pulsegate stores is. One reading for all of them, so two readers never disagree about what
+    a naive value means. Not for arguments: a caller's naive datetime is refused where it comes in, not assumed UTC.
+    """
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if hasattr(moment, "to_pydatetime"):  # a pandas Timestamp
+        moment = moment.to_pydatetime()
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -1,29 +1,55 @@
-"""Pulsegate's exceptions and the error-class vocabulary, in one place.
+"""Pulsegate's exception tree and the error-class vocabulary: the root, the tree's diagram, the classes a call raises.
 
 Every failure Pulsegate reports is one :class:`ErrorClass` value: the same string is stored in the
 ``error_class`` column, carried on :attr:`PulsegateError.error_class` and used by alert rules. A new class is
 added here, in the enum, and in the README's table at once; nothing is ever "unknown".
 
-Exception tree::
+Exception tree — every exception Pulsegate defines, wherever it lives (a class in another module stays beside the
+code that raises it; grep its name). ``+ ValueError`` and the like: it subclasses that builtin too, so an existing
+``except ValueError`` still catches it. A private signal (a leading underscore, raised and caught inside one module)
+is not part of the tree; tests/unit/test_exception_tree.py checks the rest::
 
     PulsegateError
     ├── ConfigError                 bad settings / environment (raised at start, lists every problem)
+    │   ├── AlertConfigError        the alert rules file
+    │   └── ChannelConfigError      an alert channel ([[channels]] or the default one)
     ├── StoreError                  the metrics store cannot be used
     │   └── StoreUnreachableError   the database server cannot be reached
-    └── CallError                   a call failed; carries provider, error_class, http_status, key_label, …
-        ├── RequestValidationError  validation          (rejected before any network I/O)
-        ├── AdmissionError                              (never reached a provider)
-        │   ├── QueueFullError      queue_full
-        │   ├── QueueTimeoutError   queue_timeout
-        │   ├── QueueClearedError   cancelled
-        │   └── UserRateLimitedError user_rate_limited
-        ├── NoUsableKeyError        no_usable_key
-        ├── KeysCoolingDownError    keys_cooling_down   (every key waits out a 429 past the deadline; nothing sent)
-        ├── CircuitOpenError        circuit_open
-        ├── DeadlineExceededError   deadline_exceeded
-        └── ProviderError           rate_limited, overloaded, server_error, timeout, connection,
-            │                       auth, quota, bad_request, not_found, too_large
-            └── StreamInterruptedError  stream_interrupted (holds the partial text)
+    ├── CallError                   a call failed; carries provider, error_class, http_status, key_label, …
+    │   ├── RequestValidationError  validation          (rejected before any network I/O)        + ValueError
+    │   ├── AdmissionError                              (never reached a provider)
+    │   │   ├── QueueFullError      queue_full
+    │   │   ├── QueueTimeoutError   queue_timeout
+    │   │   │   └── LeftQueueForFallback  queue_timeout (left the primary's queue for the fallback provider)
+    │   │   ├── QueueClearedError   cancelled
+    │   │   └── UserRateLimitedError user_rate_limited
+    │   ├── NoUsableKeyError        no_usable_key
+    │   ├── KeysCoolingDownError    keys_cooling_down   (every key waits out a 429 past the deadline; nothing sent)
+    │   ├── CircuitOpenError        circuit_open
+    │   ├── DeadlineExceededError   deadline_exceeded
+    │   └── ProviderError           rate_limited, overloaded, server_error, timeout, connection,
+    │       │                       auth, quota, bad_request, not_found, too_large
+    │       └── StreamInterruptedError  stream_interrupted (holds the partial text)
+    ├── IncompleteResponseError     a provider's answer ended without a stop reason                 + ValueError
+    ├── StreamErrorEvent            a provider sent an error event inside a stream                  + ValueError
+    ├── RedisUrlError               REDIS_URL cannot address the server (a cluster has database 0)  + RedisError
+    ├── QueryFilterError            a query filter (time range, provider, …) that cannot be used    + ValueError
+    ├── ControlCommandError         a control command that cannot be issued (``field``)             + ValueError
+    ├── CommandFailed               an instance cannot apply a control command (acked ok=False)
+    ├── ProbeError                  a probe that cannot be run as asked (``field``)                 + ValueError
+    ├── SilenceError                an alert silence that cannot be created (``field``)             + ValueError
+    ├── RuleProblem                 one problem in one alert rule (``field``)                       + ValueError
+    ├── RuleProblems                every problem of one alert rule                                 + ValueError
+    ├── UnknownChannelError         a test alert names no configured channel
+    ├── CommandError                the CLI: a bad flag value or file (one line, exit 2)
+    ├── UpError                     ``pulsegate up`` cannot start as configured
+    ├── WorkerError                 the worker cannot start as configured
+    ├── ApiError                    the worker's HTTP API answers other than success (status, field)
+    ├── ChildFailed                 a demo child exited, or never became ready                      + RuntimeError
+    ├── StoreDown                   the dashboard cannot read the store right now (one line)
+    └── BadNow                      the dashboard's fixed "now" is not an ISO 8601 instant          + ValueError
+
+The emulator is a package of its own that imports nothing of core: its ``EmulatorError`` tree stays apart.
 """
 
 from __future__ import annotations
@@ -60,6 +86,14 @@ class ErrorClass(StrEnum):
 
 class PulsegateError(Exception):
     """Base of every error Pulsegate raises on purpose."""
+
+
+def one_line_reason(exc: BaseException, limit: int | None = None) -> str:
+    """Why ``exc`` happened, as one line (at most ``limit`` characters): its message's first line, or its type's
+    name when it has no message. For the places that show a failure without a traceback — a job's last error on
+    ``/healthz``, a dashboard banner, a log line — so they all word it alike."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
 
 
 class ConfigError(PulsegateError):

@@ -25,12 +25,14 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.connection import parse_url
 
+from core.errors import PulsegateError
+
 Mode = Literal["single", "cluster"]
 SINGLE: Mode = "single"
 CLUSTER: Mode = "cluster"
 
 
-class RedisUrlError(redis.RedisError):
+class RedisUrlError(PulsegateError, redis.RedisError):
     """The server answers, but ``REDIS_URL`` cannot work with it (another database than 0 on a cluster)."""
 
 

@@ -17,10 +17,9 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
-from core.errors import StoreError
+from core.errors import PulsegateError, StoreError, one_line_reason
 from core.queries import (
     QueryFilter,
-    current_queues,
     key_health_series,
     kpi_summary,
     latest_instances,
@@ -39,14 +38,8 @@ R = TypeVar("R")
 FilterKey = tuple[datetime, datetime, str | None, str | None, str | None, str | None]
 
 
-class StoreDown(Exception):
+class StoreDown(PulsegateError):
     """The store cannot be read right now; ``str()`` is one line naming the database (never its password)."""
-
-
-def _reason(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    lines = str(orig if orig is not None else exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def guarded(fn: Callable[P, R]) -> Callable[P, R]:
@@ -59,9 +52,18 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
         except (sa.exc.SQLAlchemyError, StoreError, OSError) as exc:
             url = args[0] if args and isinstance(args[0], str) else None
             where = describe_url(sa.make_url(url)) if url else "the store"
-            raise StoreDown(f"cannot read {where}: {_reason(exc)}") from None
+            driver_error = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's own, clearer, message
+            reason = one_line_reason(driver_error if driver_error is not None else exc)
+            raise StoreDown(f"cannot read {where}: {reason}") from None
 
     return wrapper
+
+
+def cached(fn: Callable[P, R]) -> Callable[P, R]:
+    """A read cached per arguments for ``TTL_S`` seconds, its database failures turned into :class:`StoreDown`.
+
+    A failure is never cached (``st.cache_data`` keeps only results), so the next rerun asks the database again."""
+    return guarded(st.cache_data(ttl=TTL_S, show_spinner=False)(fn))
 
 
 @st.cache_resource(show_spinner=False)
@@ -85,63 +87,49 @@ def status(url: str) -> tuple[bool, str | None, str, str | None]:
     return result.reachable, result.revision, result.description, result.problem
 
 
-@guarded
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+@cached
 def traffic(url: str, key: FilterKey) -> pd.DataFrame:
     return traffic_series(engine(url), _flt(key))
 
 
-@guarded
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+@cached
 def kpis(url: str, key: FilterKey) -> pd.DataFrame:
     return kpi_summary(engine(url), _flt(key))
 
 
-@guarded
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+@cached
 def totals(url: str, key: FilterKey) -> dict[str, float]:
     return range_totals(engine(url), _flt(key))
 
 
-@guarded
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+@cached
 def queues(url: str, key: FilterKey) -> pd.DataFrame:
     return queue_depth_series(engine(url), _flt(key))
 
 
-@guarded
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+@cached
 def key_health_timeline(url: str, key: FilterKey) -> pd.DataFrame:
     return key_health_series(engine(url), _flt(key))
 
 
-@guarded
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+@cached
 def instances(url: str, now: datetime, heartbeat_s: float) -> pd.DataFrame:
     return latest_instances(engine(url), now, heartbeat_interval_s=heartbeat_s)
 
 
-@guarded
-def queues_now(url: str, now: datetime, heartbeat_s: float) -> pd.DataFrame:
-    return current_queues(instances(url, now, heartbeat_s))
-
-
-@guarded
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+@cached
 def keys_now(url: str, now: datetime, heartbeat_s: float) -> pd.DataFrame:
     return latest_key_health(engine(url), now, heartbeat_interval_s=heartbeat_s).keys
 
 
-@guarded
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+@cached
 def health(url: str, now: datetime, window_s: int, heartbeat_s: float) -> dict[str, Any]:
     from core.ops.health_report import health_report
 
     return health_report(engine(url), now, window=timedelta(seconds=window_s), heartbeat_interval_s=heartbeat_s)
 
 
-@guarded
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+@cached
 def attempts(
     url: str,
     key: FilterKey,
@@ -169,8 +157,7 @@ def calls_count(url: str, key: FilterKey, outcome: str | None, error_class: str 
     return count_attempts(engine(url), _flt(key), outcome=outcome, error_class=error_class)
 
 
-@guarded
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+@cached
 def episodes(
     url: str, start: datetime, end: datetime, states: tuple[str, ...] | None = None, limit: int = 200
 ) -> pd.DataFrame:
@@ -179,48 +166,42 @@ def episodes(
     return alert_episodes_frame(engine(url), start, end, states=states, limit=limit)
 
 
-@guarded
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+@cached
 def episode_count(url: str, start: datetime, end: datetime) -> int:
     from core.queries.alerts import alert_episode_count
 
     return alert_episode_count(engine(url), start, end)
 
 
-@guarded
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+@cached
 def deliveries(url: str, start: datetime, end: datetime) -> pd.DataFrame:
     from core.queries.alerts import alert_deliveries_frame
 
     return alert_deliveries_frame(engine(url), start, end)
 
 
-@guarded
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+@cached
 def breaker_spans(url: str, key: FilterKey) -> pd.DataFrame:
     from core.queries.alerts import breaker_open_spans
 
     return breaker_open_spans(engine(url), _flt(key))
 
 
-@guarded
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+@cached
 def limit_history(url: str, key: FilterKey) -> pd.DataFrame:
     from core.queries.limits import limit_change_history
 
     return limit_change_history(engine(url), _flt(key))
 
 
-@guarded
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+@cached
 def instance_lifetimes(url: str, instance_ids: tuple[str, ...]) -> dict[str, tuple[datetime, datetime]]:
     from core.queries.limits import instance_lifetimes as lifetimes
 
     return lifetimes(engine(url), instance_ids)
 
 
-@guarded
-@st.cache_data(ttl=TTL_S, show_spinner=False)
+@cached
 def users(url: str, key: FilterKey, top: int) -> pd.DataFrame:
     from core.queries.limits import user_usage
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from core.clock import as_utc
+from core.errors import PulsegateError
 from core.queries import QueryFilter
 
 NOW_ENV = "PULSEGATE_DASHBOARD_NOW"
@@ -40,15 +42,14 @@ MAX_SPAN = timedelta(days=400)
 MIN_YEAR, MAX_YEAR = 1970, 9000
 
 
-class BadNow(ValueError):
+class BadNow(PulsegateError, ValueError):
     """``PULSEGATE_DASHBOARD_NOW`` / ``now=`` is not an ISO 8601 instant."""
 
 
 def parse_instant(text: str) -> datetime:
     shown = repr(text) if len(text) <= 40 else f"a {len(text)}-character value"
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        moment = as_utc(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise BadNow(f"{shown} is not an ISO 8601 time such as 2025-06-02T12:00:00Z") from None
     except OverflowError:  # a time zone offset pushed it off the calendar

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core.clock import as_utc
 from core.errors import PulsegateError
 from core.queries import QueryFilter
 from core.settings import Settings, load_settings
@@ -120,9 +121,8 @@ def _key_options(url: str, now: datetime, heartbeat_s: float, settings: Settings
 
 
 def _as_utc(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return None
+    """A From/To widget's value (naive, meant as UTC) as an aware UTC datetime; None while it holds none."""
+    return as_utc(value) if isinstance(value, datetime) else None
 
 
 def filters_from_state() -> tuple[flt_mod.Filters, int | None, str | None]:

@@ -7,7 +7,7 @@ latency and faults. See docs/emulator.md.
 from emulator.clock import Clock, ManualClock, MonotonicClock
 from emulator.errors import EmulatorError, ScenarioError
 from emulator.scenario import Fault, KeyPolicy, Latency, ReplyConfig, Scenario
-from emulator.scenario_parser import load_scenario
+from emulator.scenario_parser import load_scenario, parse_scenario
 from emulator.server import EmulatorServer, serve
 from emulator.stats import fingerprint
 
@@ -25,5 +25,6 @@ __all__ = [
     "ScenarioError",
     "fingerprint",
     "load_scenario",
+    "parse_scenario",
     "serve",
 ]

@@ -7,15 +7,30 @@ from __future__ import annotations
 
 import json
 import tomllib
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from emulator.clock import Clock
 from emulator.errors import ScenarioError
 from emulator.plan import Reply, Request
-from emulator.scenario import Scenario
-from emulator.scenario_parser import parse_fault
+from emulator.scenario import Fault, Scenario
+from emulator.scenario_parser import parse_fault, parse_scenario
+from emulator.stats import Stats
 
-if TYPE_CHECKING:
-    from emulator.app import Emulator
+
+class Emulator(Protocol):
+    """What the admin routes act on: :class:`emulator.app.Emulator` is one. A protocol, so that the app can
+    dispatch here without this module importing the app back."""
+
+    scenario: Scenario
+    clock: Clock
+    stats: Stats
+
+    def set_scenario(self, scenario: Scenario) -> None: ...
+
+    def add_fault(self, fault: Fault) -> None: ...
+
+    def reset(self) -> None: ...
+
 
 _JSON = ("content-type", "application/json")
 
@@ -40,7 +55,7 @@ def handle(emu: Emulator, req: Request) -> Reply:
         if route == ("GET", "/_emulator/scenario"):
             return _reply(200, emu.scenario.to_dict())
         if route == ("PUT", "/_emulator/scenario"):
-            scenario = Scenario.from_dict(_body(req), source="scenario")
+            scenario = parse_scenario(_body(req), source="scenario")
             emu.set_scenario(scenario)
             return _reply(200, {"ok": True, "scenario": scenario.to_dict()})
         if route == ("POST", "/_emulator/faults"):

@@ -1,7 +1,8 @@
 """The scenario: what the emulator does, as plain frozen data with the documented defaults.
 
-A scenario comes from a TOML/JSON file (`scenario_parser.load_scenario`), from a dict (`Scenario.from_dict`, used
-by the admin API) or from code. Validation lives in scenario_parser.
+A scenario comes from a TOML/JSON file (`scenario_parser.load_scenario`), from a dict
+(`scenario_parser.parse_scenario`, used by the admin API) or from code. This module is only the model: reading and
+validation live in scenario_parser, which imports it (never the other way round).
 """
 
 from __future__ import annotations
@@ -154,15 +155,8 @@ class Scenario:
         """A copy with one more fault rule appended."""
         return replace(self, faults=(*self.faults, fault))
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "scenario") -> Scenario:
-        """Validate a plain mapping (the TOML/JSON shape documented in docs/emulator.md)."""
-        from emulator.scenario_parser import parse_scenario
-
-        return parse_scenario(data, source)
-
     def to_dict(self) -> dict[str, Any]:
-        """The same shape `from_dict` accepts (so GET then PUT round-trips)."""
+        """The same shape `scenario_parser.parse_scenario` accepts (so GET then PUT round-trips)."""
         out: dict[str, Any] = {
             "seed": self.seed,
             "clock": self.clock,

@@ -51,7 +51,7 @@ def load_scenario(path: str | Path) -> Scenario:
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ScenarioError(f"{name}: invalid {suffix[1:].upper()}: {detail}", source=name) from exc
-    return Scenario.from_dict(data, source=name)
+    return parse_scenario(data, source=name)
 
 
 class _Parser:

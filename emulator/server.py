@@ -23,7 +23,7 @@ from emulator.clock import Clock, ManualClock, MonotonicClock
 from emulator.errors import EmulatorError
 from emulator.protocol import HttpProtocol
 from emulator.scenario import Fault, Scenario
-from emulator.scenario_parser import load_scenario, parse_fault
+from emulator.scenario_parser import load_scenario, parse_fault, parse_scenario
 
 T = TypeVar("T")
 
@@ -81,7 +81,7 @@ def _as_scenario(scenario: Scenario | Mapping[str, Any] | str | Path | None) -> 
         return scenario
     if isinstance(scenario, str | Path):
         return load_scenario(scenario)
-    return Scenario.from_dict(scenario)
+    return parse_scenario(scenario)
 
 
 def _url(host: str, port: int) -> str:

@@ -29,6 +29,7 @@ from starlette.routing import Mount, Route
 
 from core.api_keys import Provider
 from core.clock import Clock
+from core.errors import PulsegateError
 from core.ops.control import ControlCommandError, command_status, issue_command
 from core.ops.health_report import DEFAULT_WINDOW, health_report, http_status
 from core.ops.probe import ProbeError, probe_targets
@@ -55,7 +56,7 @@ LABEL_LOOKBACK = timedelta(hours=24)
 SCRUB_MIN_LENGTH = 12
 
 
-class ApiError(Exception):
+class ApiError(PulsegateError):
     """An answer other than success: status, message and the field at fault."""
 
     def __init__(self, status: int, message: str, field: str | None = None) -> None:

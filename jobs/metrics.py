@@ -26,7 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from core.clock import Clock
+from core.clock import Clock, as_utc
 from core.queries import _sql
 from core.queries.filters import QueryFilter
 from core.queries.keys import STALE_AFTER_INTERVALS, current_queues, latest_instances, latest_key_views, worst_live_view
@@ -305,9 +305,9 @@ class StoreCollector(Collector):
         counts: dict[tuple[str, str], int] = {}
         newest: dict[str, datetime] = {}
         for kind, last_seen in rows:
-            last = _aware(last_seen)
-            if last is None:
+            if last_seen is None:
                 continue
+            last = as_utc(last_seen)
             state = "live" if last >= stale_before else "stale"
             counts[(kind, state)] = counts.get((kind, state), 0) + 1
             if kind not in newest or last > newest[kind]:
@@ -396,14 +396,6 @@ def _fill(family: Metric, per_instance: Mapping[str, Mapping[str, Any]], key: st
     return family
 
 
-def _aware(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return pd.Timestamp(value).tz_localize("UTC").to_pydatetime() if value.tzinfo is None else value
-
-
 def _timestamp(value: Any) -> float | None:
     """Seconds since the epoch for a datetime, an ISO string or a number; None when absent or unreadable."""
     if value is None or isinstance(value, bool):
@@ -411,7 +403,7 @@ def _timestamp(value: Any) -> float | None:
     if isinstance(value, int | float):
         return float(value)
     try:
-        moment = _aware(value)
+        moment = as_utc(value)
     except (TypeError, ValueError):
         return None
-    return None if moment is None else moment.timestamp()
+    return moment.timestamp()

@@ -25,7 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -291,7 +291,3 @@ def default_jobs(settings: Settings) -> list[JobSpec]:
             description="prune rows past their retention",
         ),
     ]
-
-
-def describe_jobs(jobs: list[JobSpec]) -> list[dict[str, Any]]:
-    return [{"id": j.id, "every_s": j.interval_s, "description": j.description} for j in jobs]

@@ -18,7 +18,7 @@ ALLOWED = {
 }
 
 
-def _imported_packages(path: Path) -> set[str]:
+def _imported_top_names(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -26,7 +26,12 @@ def _imported_packages(path: Path) -> set[str]:
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.add(node.module.split(".")[0])
-    return found & OURS
+    return found
+
+
+def _imported_packages(path: Path) -> set[str]:
+    """Which of our packages the file imports."""
+    return _imported_top_names(path) & OURS
 
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))
@@ -43,3 +48,11 @@ def test_core_exports_are_listed_once_and_resolve() -> None:
 
     assert sorted(core.__all__) == sorted(core._EXPORTS)
     assert all(getattr(core, name).__name__ == name for name in core.__all__)
+
+
+def test_benchmarks_import_nothing_from_the_tests() -> None:
+    """What both need (browser flags, the TCP proxy, synthetic rows) lives in benchmarks/support/."""
+    offenders = [
+        str(p.relative_to(ROOT)) for p in (ROOT / "benchmarks").rglob("*.py") if "tests" in _imported_top_names(p)
+    ]
+    assert offenders == []

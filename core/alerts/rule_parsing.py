@@ -18,7 +18,7 @@ from core.alerts.kinds import KINDS
 from core.alerts.model import SEVERITIES
 from core.alerts.rule_fields import CLEAR_OPERATOR, FIRING_OPERATOR, SCOPES, SOURCES, parse_duration
 from core.alerts.rules import ID_PATTERN, Rule
-from core.errors import ErrorClass
+from core.errors import ErrorClass, PulsegateError
 from core.store.snapshot_rollups import KEY_STATUS_RANK
 from core.store.tables import PROVIDERS
 
@@ -58,7 +58,7 @@ ALL_FIELDS = COMMON_FIELDS | THRESHOLD_FIELDS | frozenset().union(*(kind.spec.ex
 _RULE_ATTRS = frozenset(f.name for f in fields(Rule))
 
 
-class RuleProblem(ValueError):
+class RuleProblem(PulsegateError, ValueError):
     """One problem in one rule: ``field`` names the TOML field."""
 
     def __init__(self, field_name: str, problem: str) -> None:
@@ -67,7 +67,7 @@ class RuleProblem(ValueError):
         self.problem = problem
 
 
-class RuleProblems(ValueError):
+class RuleProblems(PulsegateError, ValueError):
     """Every problem found in one rule (at least one)."""
 
     def __init__(self, problems: Iterable[RuleProblem]) -> None:

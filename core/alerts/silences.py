@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core.errors import PulsegateError
 from core.store.tables import alert_silences
 
 MAX_DURATION = timedelta(days=90)
@@ -23,7 +24,7 @@ MAX_DURATION = timedelta(days=90)
 LIST_ENDED_FOR = timedelta(days=7)
 
 
-class SilenceError(ValueError):
+class SilenceError(PulsegateError, ValueError):
     """A silence that cannot be created; ``field`` names the bad argument."""
 
     def __init__(self, field: str, message: str) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from core.api_keys import Provider
+from core.errors import PulsegateError
 from core.store.tables import PROVIDERS, control_acks, control_commands
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ DEFAULT_TTL = timedelta(minutes=5)
 MAX_TTL = timedelta(days=1)
 
 
-class ControlCommandError(ValueError):
+class ControlCommandError(PulsegateError, ValueError):
     """A command that cannot be issued; ``field`` names the argument that is wrong."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -37,7 +38,7 @@ class ControlCommandError(ValueError):
         self.field = field
 
 
-class CommandFailed(Exception):
+class CommandFailed(PulsegateError):
     """Raised by :func:`apply_command` when an instance cannot apply a command; acknowledged with ``ok=False``."""
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from core.errors import PulsegateError
 from core.store.tables import PROVIDERS, SOURCES
 
 #: (longest range, rollup tier in seconds): a range reads the finest tier that keeps a series to a few hundred
@@ -23,11 +24,11 @@ MAX_POINTS = 300
 _MAX_TEXT = 128
 
 
-class QueryFilterError(ValueError):
+class QueryFilterError(PulsegateError, ValueError):
     """A filter that cannot be used, with the reason."""
 
 
-def _aware(name: str, value: object) -> datetime:
+def _checked_utc(name: str, value: object) -> datetime:
     if not isinstance(value, datetime):
         raise QueryFilterError(f"{name} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None:
@@ -59,8 +60,8 @@ class QueryFilter:
     source: str | None = None
 
     def __post_init__(self) -> None:
-        start = _aware("start", self.start)
-        end = _aware("end", self.end)
+        start = _checked_utc("start", self.start)
+        end = _checked_utc("end", self.end)
         if end <= start:
             raise QueryFilterError(f"end ({end.isoformat()}) must be after start ({start.isoformat()})")
         object.__setattr__(self, "start", start)

@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import PulsegateError
 from core.translate.usage import Usage
 
 
-class IncompleteResponseError(ValueError):
+class IncompleteResponseError(PulsegateError, ValueError):
     """The provider's answer ended without a stop/finish reason (cut-off stream, empty ``choices``, …).
 
     A distinct type so the caller can classify it (e.g. as an interrupted stream) instead of trusting a partial answer.
@@ -21,7 +22,7 @@ class IncompleteResponseError(ValueError):
         self.partial_text = partial_text
 
 
-class StreamErrorEvent(ValueError):
+class StreamErrorEvent(PulsegateError, ValueError):
     """An ``error`` event/chunk was fed to a stream accumulator (the SDKs normally raise these themselves).
 
     ``error_type`` is the provider's ``error.type`` (e.g. ``overloaded_error``, ``server_error``) for classification.

@@ -1,8 +1,4 @@
-"""Alerts: firing / pending / resolved episodes, the delivery log, silences, a test alert, the rules in force.
-
-``core.alerts`` is imported lazily: without it (an older install) the page says alerting is not available and
-the rest of the dashboard works.
-"""
+"""Alerts: firing / pending / resolved episodes, the delivery log, silences, a test alert, the rules in force."""
 
 from __future__ import annotations
 
@@ -12,17 +8,11 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
+from core.alerts import config as config_mod
+from core.alerts import sample_alert, silences
 from dashboard import alert_tables, data, tables, ui
 
 SILENCE_FOR = {"30 min": 30, "1 h": 60, "2 h": 120, "4 h": 240, "1 day": 1440, "7 days": 10080}
-
-
-def _alerting():
-    try:
-        from core.alerts import config, sample_alert, silences
-    except ImportError:
-        return None
-    return config, silences, sample_alert
 
 
 def render(ctx: ui.Context) -> None:
@@ -174,17 +164,12 @@ def rules_panel(config) -> None:
 
 
 st.title("Alerts")
-modules = _alerting()
-if modules is None:
-    st.info("Alerting is not available in this installation (core.alerts is missing).")
-else:
-    config_mod, silences, sample_alert = modules
-    ui.live(render, key="alerts")
-    ctx = ui.context()
-    st.subheader("Silences")
-    silences_panel(ctx, silences)
-    st.subheader("Test alert")
-    config = sample_panel(ctx, config_mod, sample_alert)
-    if config is not None:
-        st.subheader("Rules in force")
-        rules_panel(config)
+ui.live(render, key="alerts")
+ctx = ui.context()
+st.subheader("Silences")
+silences_panel(ctx, silences)
+st.subheader("Test alert")
+config = sample_panel(ctx, config_mod, sample_alert)
+if config is not None:
+    st.subheader("Rules in force")
+    rules_panel(config)

@@ -21,13 +21,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from core.errors import PulsegateError
 from jobs.parent_death import exit_with_parent
 
 #: How often a child's log is read for new lines to echo.
 TAIL_INTERVAL_S = 0.1
 
 
-class ChildFailed(RuntimeError):
+class ChildFailed(PulsegateError, RuntimeError):
     """A child exited (or never became ready) while the demo needed it."""
 
 

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from core.clock import SYSTEM_CLOCK, Clock
+from core.errors import one_line_reason
 from jobs.leadership.base import LeaderInfo, Leadership
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,7 @@ Callback = Callable[[], Awaitable[None]]
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+    return "no answer in time" if isinstance(exc, TimeoutError) else one_line_reason(exc, limit=200)
 
 
 class Election:

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 import migrations
+from benchmarks.support.browser import BROWSER_ARGS
 from core.client import AIClient
 from core.request import ModelConfig
 from core.settings import load_settings
 from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS
-from tests.support.browser import BROWSER_ARGS, require_chromium
+from tests.support.browser import require_chromium
 from tests.support.processes import BackgroundProcess, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
+from benchmarks.support.browser import BROWSER_ARGS
+from benchmarks.support.overview_store import seed_store
 from dashboard.overview_chart import LANE_TITLE, PANELS
-from tests.support.browser import BROWSER_ARGS, require_chromium
-from tests.support.overview_store import seed_store
+from tests.support.browser import require_chromium
 from tests.support.processes import BackgroundProcess, free_port, wait_http
 
 if TYPE_CHECKING:

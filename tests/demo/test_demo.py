@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.support.browser import BROWSER_ARGS
 from tests.demo.conftest import (
     check_overview,
     get_json,
@@ -21,7 +22,6 @@ from tests.demo.conftest import (
     store,
     wait_for,
 )
-from tests.support.browser import BROWSER_ARGS
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import pytest
 from core.clock import ManualClock
 from core.request import Priority
 from core.settings import Settings
-from emulator import Scenario
+from emulator import parse_scenario
 from jobs.demo.orchestrator import children_for
 from jobs.demo.scenario import DemoKeys, Phase, ScenarioCycle, ScenarioDriver, build_phases, phase_scenarios
 from jobs.demo.setup import DEFAULT_PORTS, SOURCE_ROOT, choose_port, make_plan, port_is_free
@@ -61,7 +61,7 @@ def test_the_driver_applies_each_phase_once_when_it_starts_and_repeats_the_cycle
 def test_each_phase_is_a_valid_emulator_scenario_aimed_at_the_right_key() -> None:
     scenarios = phase_scenarios(KEYS)
     for scenario in scenarios.values():
-        Scenario.from_dict(scenario)  # the emulator would accept it
+        parse_scenario(scenario)  # the emulator would accept it
     assert "faults" not in scenarios["calm"] and "faults" not in scenarios["recovery"]
     assert scenarios["anthropic_529_storm"]["faults"][0] | {"rate": 1} == {
         "kind": "overloaded",

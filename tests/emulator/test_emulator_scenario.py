@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator import EmulatorError, Scenario, ScenarioError, load_scenario
+from emulator import EmulatorError, Scenario, ScenarioError, load_scenario, parse_scenario
 from emulator.scenario import Fault, KeyPolicy
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "emulator.md"
@@ -36,7 +36,7 @@ def test_documented_example_loads(tmp_path: Path) -> None:
         "display_name": "Claude Sonnet 4.6",
         "created_at": "2026-01-01T00:00:00Z",
     }
-    assert Scenario.from_dict(sc.to_dict()) == sc
+    assert parse_scenario(sc.to_dict()) == sc
 
 
 def test_json_file_and_defaults(tmp_path: Path) -> None:
@@ -45,7 +45,7 @@ def test_json_file_and_defaults(tmp_path: Path) -> None:
     sc = load_scenario(path)
     assert sc.keys["a"].behaviour == "quota" and sc.faults[0].rate == 0.1
     assert load_scenario(_write(tmp_path, "empty.toml", "")) == Scenario()
-    assert Scenario.from_dict(Scenario().to_dict()) == Scenario()
+    assert parse_scenario(Scenario().to_dict()) == Scenario()
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:

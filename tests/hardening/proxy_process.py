@@ -1,5 +1,6 @@
-"""``python -m tests.hardening.proxy_process <host> <port>``: a :class:`~tests.recording.proxy.TcpProxy` in its own
-process (so its forwarding never waits for the test process's threads, e.g. an in-process emulator under load).
+"""``python -m tests.hardening.proxy_process <host> <port>``: a :class:`~benchmarks.support.tcp_proxy.TcpProxy`
+in its own process (so its forwarding never waits for the test process's threads, e.g. an in-process emulator
+under load).
 
 Prints its port as one line, then obeys stdin lines ``cut`` / ``restore`` (answering ``ok``); EOF closes it.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from tests.recording.proxy import TcpProxy
+from benchmarks.support.tcp_proxy import TcpProxy
 
 
 def main(host: str, port: int) -> None:

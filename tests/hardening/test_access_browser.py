@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.support.browser import BROWSER_ARGS, CHROMIUM
 from dashboard.ui import PAGES
 from tests.hardening.flow import DASHBOARD_PASSWORD, Flow
-from tests.support.browser import BROWSER_ARGS, CHROMIUM
 
 pytestmark = pytest.mark.slow
 SLUGS = [slug for *_, slug in PAGES]

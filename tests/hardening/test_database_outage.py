@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from benchmarks.support.tcp_proxy import TcpProxy
 from core import AIClient, CallOptions, ModelConfig
 from core.recording import SqlRecorder
 from core.store import create_store_engine
 from emulator import EmulatorServer
 from tests.client.conftest import settings_for, total_requests
-from tests.recording.proxy import TcpProxy
 from tests.recording.support import assert_rollups_match_raw, hour_ago, random_attempt
 from tests.recording.test_durability import cuttable
 

@@ -14,8 +14,8 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
+from benchmarks.support.browser import BROWSER_ARGS, CHROMIUM
 from tests.hardening.flow import ADMIN_TOKEN, DASHBOARD_PASSWORD, Flow, http_get
-from tests.support.browser import BROWSER_ARGS, CHROMIUM
 
 pytestmark = pytest.mark.slow
 PAGES = ("", "keys", "probes", "alerts", "calls", "limits")

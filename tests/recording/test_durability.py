@@ -21,11 +21,11 @@ import pytest
 import sqlalchemy as sa
 
 import migrations
+from benchmarks.support.tcp_proxy import TcpProxy
 from core.recording import AttemptRecord, SqlRecorder
 from core.recording.spool import Spool
 from core.recording.sql import BatchWriter
 from core.store import create_store_engine
-from tests.recording.proxy import TcpProxy
 from tests.recording.support import assert_rollups_match_raw, hour_ago, random_attempt
 
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"

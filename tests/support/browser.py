@@ -1,4 +1,4 @@
-"""The headless Chromium every browser test drives (Debian's ``chromium``, installed by ``.ci/run``)."""
+"""The headless Chromium every browser test drives (its path and flags live with the benchmarks, which drive it too)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,7 @@ import os
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from benchmarks.support.browser import CHROMIUM
 
 
 def require_chromium() -> str:

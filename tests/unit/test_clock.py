@@ -56,3 +56,15 @@ async def test_system_clock_is_aware_and_sleeps() -> None:
     before = clock.monotonic()
     await clock.sleep(0.01)
     assert clock.monotonic() > before
+
+
+def test_as_utc_reads_every_form_a_moment_comes_back_in() -> None:
+    import pandas as pd
+
+    from core.clock import as_utc
+
+    moment = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+    naive = moment.replace(tzinfo=None)  # SQLite hands datetimes back naive; they are UTC
+    for value in (moment, naive, "2026-03-01T12:30:00", "2026-03-01T14:30:00+02:00", pd.Timestamp(naive)):
+        read = as_utc(value)
+        assert read == moment and read.utcoffset() == timedelta(0) and type(read) is datetime, value

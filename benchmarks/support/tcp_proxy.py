@@ -1,4 +1,5 @@
-"""A loopback TCP proxy the tests can cut and restore: the database 'goes away' without touching the server."""
+"""A loopback TCP proxy the tests and the outage benchmark can cut and restore: the database 'goes away' without
+touching the server."""
 
 from __future__ import annotations
 

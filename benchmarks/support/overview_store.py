@@ -13,7 +13,8 @@ import sqlalchemy as sa
 import migrations
 from core.store import create_store_engine
 from core.store.tables import alert_episodes
-from tests.queries.data import insert_instances, insert_tiers, instance_row, rollup_row
+
+from .store_rows import insert_instances, insert_tiers, instance_row, rollup_row
 
 #: (rule id, severity, scope): "provider" episodes carry a provider label, "key" ones a key too, "global" none.
 RULES = (

@@ -1,5 +1,9 @@
 """What several benchmarks share: free loopback ports, CPU pinning, the emulator in its own process, and throwaway
-PostgreSQL databases (made and dropped the way tests/conftest.py makes them)."""
+PostgreSQL databases (made and dropped the way tests/conftest.py makes them).
+
+Its modules hold what the benchmarks share with the tests (which import them as ``benchmarks.support.…``; the
+benchmarks import nothing from tests/): the browser's path and flags, a loopback TCP proxy, synthetic store rows and
+the Overview's seeded store."""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLIENT_CPU = 0
 EMULATOR_CPU = 1
 PG_SERVER = os.environ.get("PULSEGATE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
