@@ -38,6 +38,8 @@ is not part of the tree; tests/unit/test_exception_tree.py checks the rest::
     ├── CommandFailed               an instance cannot apply a control command (acked ok=False)
     ├── ProbeError                  a probe that cannot be run as asked (``field``)                 + ValueError
     ├── SilenceError                an alert silence that cannot be created (``field``)             + ValueError
+    │   └── MatcherError            one silence matcher that is not ``name=value`` (``part``)
+    ├── EpisodeConflict             another evaluator changed an alert group first: roll back, write nothing
     ├── RuleProblem                 one problem in one alert rule (``field``)                       + ValueError
     ├── RuleProblems                every problem of one alert rule                                 + ValueError
     ├── UnknownChannelError         a test alert names no configured channel

@@ -2,7 +2,7 @@
 
 Every write is conditional on the state it was decided from (``WHERE state = …``, ``last_notified_at IS NULL``,
 the partial unique index on open fingerprints). When two evaluators race, the second finds nothing to change and
-raises :class:`Conflict` (or the database reports contention, :func:`is_contention`): its caller rolls the group
+raises :class:`EpisodeConflict` (or the database reports contention, :func:`is_contention`): its caller rolls the group
 back and writes nothing, so a notification is written once.
 """
 
@@ -15,10 +15,11 @@ from typing import Literal
 import sqlalchemy as sa
 
 from core.alerts.episode import OPEN_STATES, Episode
+from core.errors import PulsegateError
 from core.store.tables import alert_episodes
 
 
-class Conflict(Exception):
+class EpisodeConflict(PulsegateError):
     """Another evaluator changed what this group's transaction was decided from: roll back, write nothing."""
 
 
@@ -38,7 +39,7 @@ def open_episodes(store: sa.Engine) -> dict[str, Episode]:
 
 def write(connection: sa.Connection, before: Episode | None, after: Episode) -> None:
     """Store ``after`` in place of ``before``: insert a new episode, or update the columns that changed where the
-    row is still in ``before``'s state. A change of state that finds the row moved on raises :class:`Conflict`
+    row is still in ``before``'s state. A change of state that finds the row moved on raises :class:`EpisodeConflict`
     (a second open episode of a fingerprint breaks the unique index: IntegrityError)."""
     e = alert_episodes
     if before is None:
@@ -53,7 +54,7 @@ def write(connection: sa.Connection, before: Episode | None, after: Episode) -> 
         e.update().where(e.c.id == before.id, e.c.state == before.state).values(**values)
     ).rowcount
     if updated != 1 and after.state != before.state:
-        raise Conflict(before.fingerprint)
+        raise EpisodeConflict(before.fingerprint)
 
 
 def mark_notified(
@@ -64,7 +65,7 @@ def mark_notified(
     repeat_interval_s: float,
 ) -> None:
     """Set ``last_notified_at`` for a firing (never notified) or repeat (not notified for the interval) message;
-    :class:`Conflict` when another evaluator did first."""
+    :class:`EpisodeConflict` when another evaluator did first."""
     e = alert_episodes
     condition = (
         e.c.last_notified_at.is_(None)
@@ -75,4 +76,4 @@ def mark_notified(
         e.update().where(e.c.id == episode.id, e.c.state == "firing", condition).values(last_notified_at=now)
     ).rowcount
     if updated != 1:
-        raise Conflict(episode.fingerprint)
+        raise EpisodeConflict(episode.fingerprint)

@@ -185,7 +185,7 @@ class AlertEvaluator:
             try:
                 with self._writer.begin() as connection:
                     written = self._write_group(connection, key, steps, now)
-            except (episode_store.Conflict, sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
+            except (episode_store.EpisodeConflict, sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
                 if isinstance(exc, sa.exc.OperationalError) and not episode_store.is_contention(exc):
                     raise
                 report.conflicts += 1

@@ -82,7 +82,7 @@ def _send_group(
             rows, messages = outbox.write_message(
                 connection, config.channels, config.dashboard_url, transition, key, rule, views, now
             )
-    except (episode_store.Conflict, sa.exc.OperationalError) as exc:
+    except (episode_store.EpisodeConflict, sa.exc.OperationalError) as exc:
         if isinstance(exc, sa.exc.OperationalError) and not episode_store.is_contention(exc):
             raise
         report.conflicts += 1
