@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from core.queries import _sql
+from core.queries import common
 from core.queries.filters import QueryFilter
 from core.store.tables import instances, limit_changes, user_rollups_1h
 
@@ -74,7 +74,7 @@ def limit_change_history(engine: sa.Engine, flt: QueryFilter, *, limit: int = MA
     if flt.key_label is not None:
         where.append(sa.or_(t.c.key_label == flt.key_label, t.c.key_label.is_(None)))
     newest = sa.select(*(t.c[name] for name in CHANGE_COLUMNS)).where(*where).order_by(t.c.ts.desc(), t.c.id.desc())
-    columns, rows = _sql.fetch(engine, newest.limit(limit))
+    columns, rows = common.fetch(engine, newest.limit(limit))
     if not rows:
         return _empty(CHANGE_COLUMNS)
     frame = pd.DataFrame(rows[::-1], columns=columns)
@@ -94,7 +94,7 @@ def instance_lifetimes(engine: sa.Engine, instance_ids: Sequence[str]) -> dict[s
         return {}
     t = instances
     statement = sa.select(t.c.instance_id, t.c.first_seen, t.c.last_seen).where(t.c.instance_id.in_(ids))
-    _, rows = _sql.fetch(engine, statement)
+    _, rows = common.fetch(engine, statement)
     return {str(instance): (first, last) for instance, first, last in rows}
 
 
@@ -194,8 +194,8 @@ def user_window(flt: QueryFilter) -> tuple[datetime, datetime]:
     """The whole hours the top-users table covers: every hour that touches the range's last
     :data:`USER_RANGE_MAX` — from the hour the bounded range starts in up to the end of the hour it ends in. For a
     range ending now that is "since HH:00" (the current hour holds what was flushed so far)."""
-    start = _sql.floor_time(max(flt.start, flt.end - USER_RANGE_MAX), 3600)
-    end = _sql.floor_time(flt.end, 3600)
+    start = common.floor_time(max(flt.start, flt.end - USER_RANGE_MAX), 3600)
+    end = common.floor_time(flt.end, 3600)
     if end < flt.end:
         end += timedelta(hours=1)
     return start, end
@@ -226,7 +226,7 @@ def user_usage(engine: sa.Engine, flt: QueryFilter, *, top: int = 20) -> pd.Data
         .order_by(calls.desc(), r.c.user_id)
         .limit(top)
     )
-    columns, rows = _sql.fetch(engine, statement)
+    columns, rows = common.fetch(engine, statement)
     if not rows:
         return _empty(USER_COLUMNS)
     frame = pd.DataFrame(rows, columns=columns)
