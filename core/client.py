@@ -13,7 +13,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from core.api_keys import Provider
 from core.breaker import CircuitBreaker
 from core.call import CallContext
 from core.clock import SYSTEM_CLOCK, Clock
@@ -27,6 +26,7 @@ from core.limits.tuning import LimitTuner
 from core.ops.heartbeat import Heartbeat, instance_heartbeat
 from core.ops.probe import ProbeResult, ProbeTarget, probe_key
 from core.pricing import PriceTable
+from core.provider import Provider
 from core.recording import Recorder
 from core.request import CallOptions, ModelConfig
 from core.response import AIResponse

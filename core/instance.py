@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.admission import AdmissionQueue
-from core.api_keys import Provider
 from core.breaker import CircuitBreaker
 from core.call import CallRunner
 from core.clock import SYSTEM_CLOCK, Clock
@@ -30,6 +29,7 @@ from core.limits.memory import MemoryRateLimiter
 from core.limits.own_use import OwnUse
 from core.limits.tuning import LimitTuner
 from core.pricing import PriceTable
+from core.provider import Provider
 from core.provider_runtime import KeyLimits, ProviderRuntime
 from core.providers.anthropic_adapter import AnthropicAdapter
 from core.providers.base import ProviderAdapter

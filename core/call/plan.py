@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from core.api_keys import Provider
 from core.call.context import CallContext
+from core.provider import Provider
 from core.provider_runtime import ProviderRuntime
 from core.providers.base import PreparedRequest, RequestSpec
 from core.request import CallOptions, ModelConfig

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from core.api_keys import ApiKey, Provider
+from core.api_keys import ApiKey
 from core.call.admission import Admission, circuit_open, deadline_error
 from core.call.attempt import Attempts
 from core.call.context import NO_VERDICT, CallContext, Lease, Send
@@ -27,6 +27,7 @@ from core.clock import Clock
 from core.errors import CallError, ErrorClass, RequestValidationError
 from core.limits.base import RateLimiter
 from core.pricing import PriceTable
+from core.provider import Provider
 from core.provider_runtime import ProviderRuntime
 from core.providers.base import PreparedRequest
 from core.queue_wait import DEFAULT_FALLBACK_RESERVE_S, LeftQueueForFallback

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from core.api_keys import ApiKey, Provider
+from core.api_keys import ApiKey
 from core.call import CallContext
 from core.errors import CallError, PulsegateError
 from core.ids import uuid7
 from core.ops.probe_auth import list_models
+from core.provider import Provider
 from core.provider_runtime import ProviderRuntime
 from core.providers.base import PreparedRequest
 from core.request import CallOptions, ModelConfig, Priority

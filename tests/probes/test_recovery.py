@@ -15,7 +15,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from core import AIClient
-from core.api_keys import Provider
 from core.clock import ManualClock
 from core.errors import ErrorClass
 from core.keys.health import KeyStatus
@@ -23,6 +22,7 @@ from core.ops.control import ControlCommand, apply_command, issue_command
 from core.ops.heartbeat import Heartbeat, instance_heartbeat
 from core.ops.probe import ProbeResult, ProbeTarget, run_probes
 from core.ops.probe_history import consecutive_probe_failures, recovery_command, restore_recovered_keys
+from core.provider import Provider
 from core.store.tables import control_commands
 from emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, settings_for
