@@ -80,9 +80,9 @@ JobFunction = Callable[[JobContext], Awaitable[str | None]]
 class JobSpec:
     """One scheduled job.
 
-    ``once_per_period``: the run first claims its period in ``worker_leases`` (see :mod:`jobs.leadership.lease`),
-    so no two workers run it in the same period and a new leader resumes where the old one stopped. Jobs whose
-    work is claimed row by row (the probe-request poll) skip it.
+    ``once_per_period``: the run first claims its period in ``worker_leases`` (see
+    :mod:`jobs.service.leadership.lease`), so no two workers run it in the same period and a new leader resumes where
+    the old one stopped. Jobs whose work is claimed row by row (the probe-request poll) skip it.
     """
 
     id: str
@@ -240,8 +240,8 @@ async def prune_old_rows(ctx: JobContext) -> str:
 def probe_jobs(settings: Settings) -> list[JobSpec]:
     """One job per configured key, at its provider's interval; first runs spread over the spread window so keys
     are never probed in lockstep."""
-    from core.api_keys import Provider
     from core.ops.probe import probe_interval_s, probe_targets
+    from core.provider import Provider
 
     targets = probe_targets(settings)
     if not targets:
