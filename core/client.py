@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.breaker import CircuitBreaker
 from core.call import CallContext
@@ -23,7 +23,6 @@ from core.keys.health import HealthPolicy
 from core.keys.pool import KeyPool
 from core.limits.base import RateLimiter
 from core.limits.tuning import LimitTuner
-from core.ops.heartbeat import Heartbeat, instance_heartbeat
 from core.ops.probe import ProbeResult, ProbeTarget, probe_key
 from core.pricing import PriceTable
 from core.provider import Provider
@@ -36,6 +35,9 @@ from core.shared_state import SharedState
 from core.streaming import ResponseStream
 from core.translate.model_map import ModelMap
 from core.validation import Rejected, screen_call
+
+if TYPE_CHECKING:
+    from core.ops.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -82,9 +84,11 @@ class AIClient:
             on_home=self._home.on_home,
         )
         store = getattr(self.recorder, "engine", None)  # state snapshots go where the attempts go
-        self._heartbeat: Heartbeat | None = (
-            instance_heartbeat(self.instance, store) if heartbeat and store is not None else None
-        )
+        self._heartbeat: Heartbeat | None = None
+        if heartbeat and store is not None:
+            from core.ops.heartbeat import instance_heartbeat  # SQLAlchemy: only for a client that has a store
+
+            self._heartbeat = instance_heartbeat(self.instance, store)
 
     # --- the instance's state, as before ------------------------------------------------------------------------
 
