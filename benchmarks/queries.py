@@ -46,7 +46,7 @@ from support.overview_store import episode_rows  # noqa: E402
 import migrations  # noqa: E402
 from core import queries  # noqa: E402
 from core.probe import consecutive_probe_failures  # noqa: E402
-from core.queries import _sql  # noqa: E402
+from core.queries import common  # noqa: E402
 from core.queries.limits import user_usage  # noqa: E402
 from core.store import create_store_engine, latency_buckets  # noqa: E402
 from core.store.rollups import (  # noqa: E402
@@ -216,7 +216,7 @@ def build_coarser_sql(table: sa.Table, bucket_expression: str) -> str:
 def raw_traffic_sql(flt: queries.QueryFilter) -> tuple[str, dict[str, Any]]:
     """The 24 h traffic series' aggregate from raw rows: per step × source, every rollup sum and the histogram."""
     step = flt.step_s
-    origin = _sql.floor_time(flt.start, step)
+    origin = common.floor_time(flt.start, step)
     selects = ", ".join(f"{expression} AS {name}" for name, expression, _ in _aggregates())
     sql = (
         f"SELECT ((floor(extract(epoch FROM ts))::bigint - :origin) / :step)::int AS idx, source, {selects} "
@@ -301,7 +301,7 @@ def user_usage_raw(engine: sa.Engine, flt: queries.QueryFilter, top: int = 20) -
         .order_by(calls.desc(), t.c.user_id)
         .limit(top)
     )
-    return _sql.fetch(engine, statement)
+    return common.fetch(engine, statement)
 
 
 def cases(engine: sa.Engine) -> dict[str, Callable[[queries.QueryFilter], object]]:

@@ -34,7 +34,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from core.queries import _sql
+from core.queries import common
 from core.queries.filters import QueryFilter
 from core.queries.keys import (
     DEFAULT_HEARTBEAT_INTERVAL_S,
@@ -93,7 +93,7 @@ def health_report(
     probe_totals = range_totals(engine, replace(flt, source="probe"))
     stats = kpis_from_totals(live_totals)
     calls = int(live_totals["calls"])
-    success_rate = round(stats["success_rate"] * 100, 1) if _sql.answered(live_totals) else None
+    success_rate = round(stats["success_rate"] * 100, 1) if common.answered(live_totals) else None
     avg_ms = round(stats["avg_latency_ms"]) if calls else None
 
     providers = sorted(set(keys["provider"]) | set(live["provider"]))
@@ -178,7 +178,7 @@ def health_report(
             "errors": int(live_totals["errors"]),
             "cancelled": int(live_totals["cancelled"]),
             "errorClasses": {
-                name.removeprefix("err_"): int(live_totals[name]) for name in _sql.ERROR_COLUMNS if live_totals[name]
+                name.removeprefix("err_"): int(live_totals[name]) for name in common.ERROR_COLUMNS if live_totals[name]
             },
             "fallbacks": int(live_totals["fallbacks"]),
             "costUsd": round(float(live_totals["cost_usd"]), 6),

@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from core.clock import Clock, as_utc
-from core.queries import _sql
+from core.queries import common
 from core.queries.filters import QueryFilter
 from core.queries.keys import STALE_AFTER_INTERVALS, current_queues, latest_instances, latest_key_views, worst_live_view
 from core.queries.probes import last_probes
@@ -92,7 +92,7 @@ class StoreCollector(Collector):
         self.clock = clock
         self.heartbeat_interval_s = heartbeat_interval_s
         self.status = status
-        self.since = _sql.floor_time(started_at or clock.now(), 3600)
+        self.since = common.floor_time(started_at or clock.now(), 3600)
 
     def describe(self) -> list[Metric]:
         return []  # names are only known by reading the store: never read it at registration
@@ -121,12 +121,12 @@ class StoreCollector(Collector):
     def _traffic(self) -> list[Metric]:
         table = metric_rollups_1h
         statement = (
-            sa.select(*(table.c[name] for name in SERIES), *_sql.summed(table))
+            sa.select(*(table.c[name] for name in SERIES), *common.summed(table))
             .where(table.c.bucket >= self.since)
             .group_by(*(table.c[name] for name in SERIES))
             .order_by(*(table.c[name] for name in SERIES))
         )
-        columns, rows = _sql.fetch(self.engine, statement)
+        columns, rows = common.fetch(self.engine, statement)
         calls = CounterMetricFamily(
             "pulsegate_calls",
             "Attempts (each retry or fallback counts) by outcome",
@@ -158,7 +158,7 @@ class StoreCollector(Collector):
             calls.add_metric([*labels, "success"], values["successes"])
             calls.add_metric([*labels, "error"], values["errors"])
             calls.add_metric([*labels, "cancelled"], values["cancelled"])
-            for name in _sql.ERROR_COLUMNS:
+            for name in common.ERROR_COLUMNS:
                 if values[name]:
                     errors.add_metric([*labels, name.removeprefix("err_")], values[name])
             fallbacks.add_metric(labels, values["fallbacks"])
@@ -301,7 +301,7 @@ class StoreCollector(Collector):
         stale_before = now - timedelta(seconds=STALE_AFTER_INTERVALS * self.heartbeat_interval_s)
         t = instances  # one row per instance: small enough to fold here
         statement = sa.select(t.c.kind, t.c.last_seen).where(t.c.last_seen >= now - LOOKBACK)
-        _, rows = _sql.fetch(self.engine, statement)
+        _, rows = common.fetch(self.engine, statement)
         counts: dict[tuple[str, str], int] = {}
         newest: dict[str, datetime] = {}
         for kind, last_seen in rows:

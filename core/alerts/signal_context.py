@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from core.alerts.rules import CLEAR_OPERATOR, FIRING_OPERATOR, Rule, crosses, format_duration
 from core.alerts.wording import USD, WHOLE_PERCENT, Quantity, back_to, bound_text, compared
-from core.queries import _sql
+from core.queries import common
 from core.store import latency_buckets
 from core.store.rollups import raw_row_aggregates
 from core.store.tables import api_usage_metrics, metric_rollups_1h, metric_rollups_1m
@@ -193,13 +193,13 @@ def spans(start: datetime, end: datetime) -> list[tuple[sa.Table, datetime, date
     """Which tier covers which whole minutes or hours of ``[start, end)``: minutes for short windows; otherwise the
     whole hours from the hour tier and the minutes at either end from the minute tier (the writer keeps both in one
     transaction, so they agree). The part of a minute before the first whole one is :func:`leading_part`'s."""
-    low = _sql.floor_time(start, 60)
+    low = common.floor_time(start, 60)
     if start > low:
         low += timedelta(minutes=1)
     if low >= end:
         return []
-    first_hour = _sql.floor_time(low + timedelta(seconds=3599), 3600)
-    last_hour = _sql.floor_time(end, 3600)
+    first_hour = common.floor_time(low + timedelta(seconds=3599), 3600)
+    last_hour = common.floor_time(end, 3600)
     if end - start <= MINUTE_TIER_LONGEST or first_hour >= last_hour:
         return [(metric_rollups_1m, low, end)]
     out = [(metric_rollups_1h, first_hour, last_hour)]
@@ -208,7 +208,7 @@ def spans(start: datetime, end: datetime) -> list[tuple[sa.Table, datetime, date
 
 def leading_part(start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
     """``[start, next minute)`` when ``start`` falls inside a minute (clipped to ``end``), else None."""
-    low = _sql.floor_time(start, 60)
+    low = common.floor_time(start, 60)
     if start <= low:
         return None
     return start, min(end, low + timedelta(minutes=1))
@@ -230,10 +230,10 @@ def _rollup_rows(
     if source != "all":
         where.append(table.c.source == source)
     columns = [table.c[d] for d in dims]
-    statement = sa.select(*columns, *_sql.summed(table)).where(*where)
+    statement = sa.select(*columns, *common.summed(table)).where(*where)
     if columns:
         statement = statement.group_by(*columns)
-    names, rows = _sql.fetch(engine, statement)
+    names, rows = common.fetch(engine, statement)
     out = []
     for row in rows:
         values = dict(zip(names[len(dims) :], row[len(dims) :], strict=True))
@@ -256,7 +256,7 @@ def _raw_rows(
     statement = sa.select(*columns, *aggregates).select_from(m).where(*where)
     if columns:
         statement = statement.group_by(*columns)
-    names, rows = _sql.fetch(engine, statement)
+    names, rows = common.fetch(engine, statement)
     return [
         (tuple(str(v) for v in row[: len(dims)]), dict(zip(names[len(dims) :], row[len(dims) :], strict=True)))
         for row in rows
@@ -281,7 +281,7 @@ def grouped_totals(
         for key, values in _raw_rows(engine, *part, dims, source):
             _add(found, key, values, 1.0)
         # the latency histogram is not in the raw rows: the minute's, in proportion to the part in the window
-        minute = _sql.floor_time(start, 60)
+        minute = common.floor_time(start, 60)
         share = (part[1] - part[0]).total_seconds() / 60
         whole = [(minute, minute + timedelta(minutes=1))]
         for key, values in _rollup_rows(engine, metric_rollups_1m, whole, dims, source):

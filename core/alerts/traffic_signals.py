@@ -21,7 +21,7 @@ from core.alerts.signal_context import (
     window,
 )
 from core.alerts.wording import MILLISECONDS, PERCENT, TIMES, USD, WHOLE_PERCENT
-from core.queries import _sql
+from core.queries import common
 from core.store import latency_buckets
 
 
@@ -37,7 +37,7 @@ def _shares(
     after the window: the three share kinds below."""
     out = []
     for labels, t in traffic(rule, ctx, *window(rule, ctx)):
-        calls = _sql.answered(t)
+        calls = common.answered(t)
         value = t[column] / calls * 100 if calls else None
         tail = f" over {format_duration(rule.window_s)} ({counted(t[column], calls)})"
         subject = f"{scope_text(labels)} {name}"
@@ -133,8 +133,8 @@ def tokens_per_hour_above_baseline(rule: Rule, ctx: SignalContext) -> list[Readi
     start, end = window(rule, ctx)
     baseline_s = rule.baseline_s or 7 * 86400
     hours = rule.window_s / 3600 if rule.window_s else 1.0
-    base_start = _sql.floor_time(start - timedelta(seconds=baseline_s), 3600)
-    base_end = _sql.floor_time(start, 3600)
+    base_start = common.floor_time(start - timedelta(seconds=baseline_s), 3600)
+    base_end = common.floor_time(start, 3600)
     base = {}
     if base_end > base_start:
         base = {tuple(labels.values()): t for labels, t in traffic(rule, ctx, base_start, base_end)}
@@ -165,10 +165,10 @@ def slo_burn_rate(rule: Rule, ctx: SignalContext) -> list[Reading]:
     short = {tuple(lb.values()): t for lb, t in traffic(rule, ctx, ctx.now - timedelta(seconds=short_s), ctx.now)}
     out = []
     for labels, t in long_rows:
-        calls = _sql.answered(t)  # a cancelled call spends no error budget
+        calls = common.answered(t)  # a cancelled call spends no error budget
         long_burn = (1 - t["successes"] / calls) / budget if calls else 0.0
         s = short.get(tuple(labels.values()))
-        short_calls = _sql.answered(s) if s else 0
+        short_calls = common.answered(s) if s else 0
         short_burn = (1 - s["successes"] / short_calls) / budget if s and short_calls else 0.0
         subject = f"{scope_text(labels)} error budget burn rate"
         tail = (

@@ -11,7 +11,7 @@ from datetime import datetime
 import pandas as pd
 import sqlalchemy as sa
 
-from core.queries import _sql
+from core.queries import common
 from core.queries.filters import QueryFilter
 from core.store.tables import alert_deliveries, alert_episodes, queue_rollups
 
@@ -73,7 +73,7 @@ def alert_episodes_frame(
         .order_by(e.c.pending_since.desc(), e.c.id.desc())
         .limit(_limit(limit))
     )
-    _, rows = _sql.fetch(engine, statement)
+    _, rows = common.fetch(engine, statement)
     return _frame(list(rows), EPISODE_COLUMNS)
 
 
@@ -81,7 +81,7 @@ def alert_episode_count(engine: sa.Engine, start: datetime, end: datetime) -> in
     """How many episodes :func:`alert_episodes_frame` would list without a row limit (so a page that shows the
     newest ones can say how many it left out)."""
     statement = sa.select(sa.func.count()).select_from(alert_episodes).where(*_episodes_in(start, end, None))
-    _, rows = _sql.fetch(engine, statement)
+    _, rows = common.fetch(engine, statement)
     return int(rows[0][0])
 
 
@@ -110,7 +110,7 @@ def alert_deliveries_frame(
         .order_by(d.c.ts.desc(), d.c.id.desc())
         .limit(_limit(limit))
     )
-    _, rows = _sql.fetch(engine, statement)
+    _, rows = common.fetch(engine, statement)
     return _frame(list(rows), DELIVERY_COLUMNS)
 
 
@@ -119,7 +119,7 @@ def breaker_open_spans(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
     consecutive rollup buckets (of the filter's tier) with ``breaker_open_samples > 0`` merged into one
     ``[start, end)`` span, with the most instances open at once in it."""
     t = queue_rollups
-    low = _sql.floor_time(flt.start, flt.tier_s)
+    low = common.floor_time(flt.start, flt.tier_s)
     where = [t.c.tier_s == flt.tier_s, t.c.bucket >= low, t.c.bucket < flt.end, t.c.breaker_open_samples > 0]
     if flt.provider is not None:
         where.append(t.c.provider == flt.provider)
@@ -129,7 +129,7 @@ def breaker_open_spans(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
         .group_by(t.c.provider, t.c.bucket)
         .order_by(t.c.provider, t.c.bucket)
     )
-    _, rows = _sql.fetch(engine, statement)
+    _, rows = common.fetch(engine, statement)
     step = pd.Timedelta(seconds=flt.tier_s)
     spans: list[tuple[str, pd.Timestamp, pd.Timestamp, int]] = []
     for provider, bucket, count in rows:

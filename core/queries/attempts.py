@@ -16,7 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core.errors import ErrorClass
-from core.queries import _sql
+from core.queries import common
 from core.queries.filters import QueryFilter, QueryFilterError
 from core.store.tables import OUTCOMES, api_usage_metrics
 
@@ -72,10 +72,10 @@ def _newest_first(
         low = newest - width
         if low <= oldest:
             break
-        columns, rows = _sql.fetch(engine, statement.where(ts >= low))
+        columns, rows = common.fetch(engine, statement.where(ts >= low))
         if len(rows) == limit:
             return columns, rows
-    return _sql.fetch(engine, statement)
+    return common.fetch(engine, statement)
 
 
 def attempt_conditions(flt: QueryFilter, outcome: str | None, error_class: str | None) -> list[sa.ColumnElement]:

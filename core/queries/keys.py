@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from core.queries import _sql
+from core.queries import common
 from core.store.snapshot_rollups import KEY_STATUS_RANK, RANK_STATUS, UNKNOWN_STATUS_RANK
 from core.store.tables import instance_snapshots, instances, key_health_snapshots
 
@@ -115,7 +115,7 @@ def latest_instances(
     t = instance_snapshots
     where = [t.c.provider == provider] if provider is not None else []
     statement = _latest(t, now, lookback, where).order_by(t.c.instance_id, t.c.provider)
-    columns, rows = _sql.fetch(engine, statement)
+    columns, rows = common.fetch(engine, statement)
     frame = pd.DataFrame(rows, columns=columns)
     if frame.empty:
         return pd.DataFrame({name: pd.Series(dtype=_dtype(name)) for name in INSTANCE_COLUMNS})
@@ -185,7 +185,7 @@ def latest_key_views(
     if key_label is not None:
         where.append(t.c.key_label == key_label)
     statement = _latest(t, now, lookback, where)
-    columns, rows = _sql.fetch(engine, statement)
+    columns, rows = common.fetch(engine, statement)
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from core.queries import _sql
+from core.queries import common
 from core.queries.filters import QueryFilter
 from core.store import latency_buckets
 from core.store.tables import metric_rollups_1h, metric_rollups_1m
@@ -36,10 +36,10 @@ def range_totals(engine: sa.Engine, flt: QueryFilter) -> dict[str, float]:
     only the partial hours at either end from the minute tier (the writer keeps every tier in one transaction, so
     they agree) — a 24 h total reads ~24 hour rows per series instead of ~1,440 minute rows."""
     if flt.uses_hour_tier:
-        return _tier_totals(engine, flt, metric_rollups_1h, [(_sql.floor_time(flt.start, 3600), flt.end)])
-    low = _sql.floor_time(flt.start, 60)
-    first_hour = _sql.floor_time(low + timedelta(seconds=3599), 3600)
-    last_hour = _sql.floor_time(flt.end, 3600)
+        return _tier_totals(engine, flt, metric_rollups_1h, [(common.floor_time(flt.start, 3600), flt.end)])
+    low = common.floor_time(flt.start, 60)
+    first_hour = common.floor_time(low + timedelta(seconds=3599), 3600)
+    last_hour = common.floor_time(flt.end, 3600)
     if first_hour >= last_hour:
         return _tier_totals(engine, flt, metric_rollups_1m, [(low, flt.end)])
     hours = _tier_totals(engine, flt, metric_rollups_1h, [(first_hour, last_hour)])
@@ -58,13 +58,13 @@ def _tier_totals(
 ) -> dict[str, float]:
     in_spans = sa.or_(*(sa.and_(table.c.bucket >= a, table.c.bucket < b) for a, b in spans))
     where = [in_spans, *flt.conditions(table, time_column="bucket")[2:]]
-    columns, rows = _sql.fetch(engine, sa.select(*_sql.summed(table)).where(*where))
+    columns, rows = common.fetch(engine, sa.select(*common.summed(table)).where(*where))
     return {name: (value or 0) for name, value in zip(columns, rows[0], strict=True)}
 
 
 def kpis_from_totals(totals: dict[str, float]) -> dict[str, float]:
     calls = int(totals["calls"])
-    answered = int(_sql.answered(totals))
+    answered = int(common.answered(totals))
     buckets = [int(totals[name]) for name in latency_buckets.COLUMN_NAMES]
     p95 = latency_buckets.quantile(buckets, 0.95)
     return {

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from core.queries import _sql
+from core.queries import common
 from core.queries.filters import QueryFilter
 from core.store.rollups import USER_AGGREGATES
 from core.store.tables import api_usage_metrics, instances, limit_changes, user_rollups_1h
@@ -75,7 +75,7 @@ def limit_change_history(engine: sa.Engine, flt: QueryFilter, *, limit: int = MA
     if flt.key_label is not None:
         where.append(sa.or_(t.c.key_label == flt.key_label, t.c.key_label.is_(None)))
     newest = sa.select(*(t.c[name] for name in CHANGE_COLUMNS)).where(*where).order_by(t.c.ts.desc(), t.c.id.desc())
-    columns, rows = _sql.fetch(engine, newest.limit(limit))
+    columns, rows = common.fetch(engine, newest.limit(limit))
     if not rows:
         return _empty(CHANGE_COLUMNS)
     frame = pd.DataFrame(rows[::-1], columns=columns)
@@ -95,7 +95,7 @@ def instance_lifetimes(engine: sa.Engine, instance_ids: Sequence[str]) -> dict[s
         return {}
     t = instances
     statement = sa.select(t.c.instance_id, t.c.first_seen, t.c.last_seen).where(t.c.instance_id.in_(ids))
-    _, rows = _sql.fetch(engine, statement)
+    _, rows = common.fetch(engine, statement)
     return {str(instance): (first, last) for instance, first, last in rows}
 
 
@@ -195,10 +195,10 @@ def _user_parts(flt: QueryFilter) -> list[sa.Select[Any]]:
     """Per-user partial totals (``USER_COLUMNS``) whose sum is the top-users table over ``flt``: whole hours from
     ``user_rollups_1h``, the rest from the raw rows with the aggregates the flush uses (so each raw row counts exactly
     as its hour's rollup counts it)."""
-    first_hour = _sql.floor_time(flt.start, 3600)
+    first_hour = common.floor_time(flt.start, 3600)
     if flt.start > first_hour:
         first_hour += timedelta(hours=1)
-    last_hour = _sql.floor_time(flt.end, 3600)
+    last_hour = common.floor_time(flt.end, 3600)
     filtered = any(getattr(flt, name) is not None for name in ("provider", "model", "key_label", "source"))
     parts: list[sa.Select[Any]] = []
     raw_ranges = [(flt.start, flt.end)]
@@ -247,7 +247,7 @@ def user_usage(engine: sa.Engine, flt: QueryFilter, *, top: int = 20) -> pd.Data
         .order_by(calls.desc(), union.c.user_id)
         .limit(top)
     )
-    columns, rows = _sql.fetch(engine, statement)
+    columns, rows = common.fetch(engine, statement)
     if not rows:
         return _empty(USER_COLUMNS)
     frame = pd.DataFrame(rows, columns=columns)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from core.queries import _sql
+from core.queries import common
 from core.queries.filters import QueryFilter
 
 
@@ -27,8 +27,8 @@ class LastProbe:
 def last_probes(engine: sa.Engine, flt: QueryFilter) -> dict[tuple[str, str], LastProbe]:
     """Per (provider, key label): the newest bucket with probes in ``flt``'s range — the minute tier, so ``at`` is
     the probe's minute, unless the range is long enough to read the hour tier."""
-    table, tier_s = _sql.rollup_table(3600 if flt.uses_hour_tier else 60)
-    low = _sql.floor_time(flt.start, tier_s)
+    table, tier_s = common.rollup_table(3600 if flt.uses_hour_tier else 60)
+    low = common.floor_time(flt.start, tier_s)
     newest = (
         sa.select(table.c.provider, table.c.key_label, sa.func.max(table.c.bucket).label("bucket"))
         .where(table.c.source == "probe", table.c.bucket >= low, table.c.bucket < flt.end)
@@ -54,7 +54,7 @@ def last_probes(engine: sa.Engine, flt: QueryFilter) -> dict[tuple[str, str], La
         .where(table.c.source == "probe")
         .group_by(table.c.provider, table.c.key_label, table.c.bucket)
     )
-    _, rows = _sql.fetch(engine, statement)
+    _, rows = common.fetch(engine, statement)
     return {
         (provider, label): LastProbe(bucket, int(calls), int(errors))
         for provider, label, bucket, calls, errors in sorted(rows, key=lambda row: (row[0], row[1]))

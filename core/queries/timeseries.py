@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from core.queries import _sql
+from core.queries import common
 from core.queries.filters import QueryFilter
 from core.store import latency_buckets
 from core.store.snapshot_rollups import RANK_STATUS
@@ -39,10 +39,10 @@ TRAFFIC_COLUMNS: tuple[str, ...] = (
     "streamed",
     "live_calls",
     "probe_calls",
-    *_sql.PRIORITY_COLUMNS,
-    *_sql.ERROR_COLUMNS,
+    *common.PRIORITY_COLUMNS,
+    *common.ERROR_COLUMNS,
 )
-_INT_SUM_SET = frozenset(_sql.INT_SUMS)
+_INT_SUM_SET = frozenset(common.INT_SUMS)
 QUEUE_COLUMNS: tuple[str, ...] = ("bucket", "provider", "queue_depth", "oldest_wait_ms", "instances")
 KEY_HEALTH_COLUMNS: tuple[str, ...] = ("bucket", "provider", "key_label", "score", "status", "instances")
 
@@ -50,22 +50,22 @@ KEY_HEALTH_COLUMNS: tuple[str, ...] = ("bucket", "provider", "key_label", "score
 def traffic_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
     """Calls, success rate (0–1), p50/p95/p99 latency (ms, from the summed histograms), tokens, cost, fallbacks,
     live vs probe calls and one ``err_<class>`` count column per error class, per step."""
-    table, tier_s = _sql.rollup_table(flt.tier_s)
+    table, tier_s = common.rollup_table(flt.tier_s)
     step = flt.step_s
-    index = _sql.grid(flt.start, flt.end, step)
+    index = common.grid(flt.start, flt.end, step)
     origin = index[0].to_pydatetime()
-    idx = _sql.bucket_index(table.c.bucket, origin, step, engine.dialect.name).label("idx")
-    low = _sql.floor_time(flt.start, tier_s)
+    idx = common.bucket_index(table.c.bucket, origin, step, engine.dialect.name).label("idx")
+    low = common.floor_time(flt.start, tier_s)
     where = [table.c.bucket >= low, table.c.bucket < flt.end, *flt.conditions(table, time_column="bucket")[2:]]
     statement = (
-        sa.select(idx, table.c.source, *_sql.summed(table))
+        sa.select(idx, table.c.source, *common.summed(table))
         .where(*where)
         .group_by(sa.literal_column("idx"), table.c.source)
     )
-    _, rows = _sql.fetch(engine, statement)
+    _, rows = common.fetch(engine, statement)
     # Assembled with numpy, not groupby/pivot: a few hundred rows, where pandas' per-call overhead would dominate.
     # The statement's columns are idx, source, then the sums in ``sums`` order, then latency_max_ms.
-    sums = [*_sql.INT_SUMS, *_sql.FLOAT_SUMS]
+    sums = [*common.INT_SUMS, *common.FLOAT_SUMS]
     n = len(index)
     totals = np.zeros((n, len(sums)), dtype="float64")
     latency_max = np.zeros(n, dtype="float64")
@@ -104,9 +104,9 @@ def _snapshot_steps(
     engine: sa.Engine, t: sa.Table, flt: QueryFilter
 ) -> tuple[pd.DatetimeIndex, sa.ColumnElement[int], list[sa.ColumnElement[bool]]]:
     """The step grid of a snapshot series, the step-index column and the tier/time/provider conditions."""
-    index = _sql.grid(flt.start, flt.end, flt.step_s)
+    index = common.grid(flt.start, flt.end, flt.step_s)
     origin = index[0].to_pydatetime()
-    idx = _sql.bucket_index(t.c.bucket, origin, flt.step_s, engine.dialect.name).label("idx")
+    idx = common.bucket_index(t.c.bucket, origin, flt.step_s, engine.dialect.name).label("idx")
     where = [t.c.tier_s == flt.tier_s, t.c.bucket >= origin, t.c.bucket < flt.end]
     if flt.provider is not None:
         where.append(t.c.provider == flt.provider)
@@ -138,7 +138,7 @@ def queue_depth_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
         sa.cast(sa.func.max(per_instance.c.wait), sa.Float).label("oldest_wait_ms"),
         sa.func.count().label("instances"),
     ).group_by(per_instance.c.idx, per_instance.c.provider)
-    columns, rows = _sql.fetch(engine, statement)
+    columns, rows = common.fetch(engine, statement)
     raw = pd.DataFrame(rows, columns=columns)
     providers = [flt.provider] if flt.provider else list(PROVIDERS)
     full = pd.MultiIndex.from_product([range(len(index)), providers], names=["idx", "provider"])
@@ -174,7 +174,7 @@ def key_health_series(engine: sa.Engine, flt: QueryFilter) -> pd.DataFrame:
         .where(*where)
         .group_by(sa.literal_column("idx"), t.c.provider, t.c.key_label)
     )
-    columns, rows = _sql.fetch(engine, statement)
+    columns, rows = common.fetch(engine, statement)
     raw = pd.DataFrame(rows, columns=columns)
     if raw.empty:
         return pd.DataFrame({name: pd.Series(dtype=_dtype(name)) for name in KEY_HEALTH_COLUMNS})

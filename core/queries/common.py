@@ -1,4 +1,5 @@
-"""Small SQL building blocks shared by the queries: the same expression on SQLite and PostgreSQL."""
+"""Small SQL building blocks common to the queries (and the alert signals and metrics that read the same rollups):
+the same expression on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
