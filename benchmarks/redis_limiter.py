@@ -25,11 +25,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import hiredis
 import redis
 
-from core.api_keys import ApiKey, Provider
+from core.api_keys import ApiKey
 from core.breaker import CircuitBreaker
 from core.keys.pool import KeyPool
 from core.limits import Demand, LimitSpec, MemoryRateLimiter, RedisRateLimiter
 from core.limits.redis import _DEMANDS
+from core.provider import Provider
 from core.shared_state.redis import RedisSharedState
 
 RUNS = 7

@@ -11,16 +11,11 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from core.masking import fingerprint, mask_secret
+from core.provider import Provider
 
 log = logging.getLogger(__name__)
-
-
-class Provider(StrEnum):
-    ANTHROPIC = "anthropic"
-    OPENAI = "openai"
 
 
 KEY_VARIABLE_PREFIX: dict[Provider, str] = {

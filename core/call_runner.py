@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from core.api_keys import ApiKey, Provider
+from core.api_keys import ApiKey
 from core.breaker import Permit
 from core.clock import Clock
 from core.errors import (
@@ -35,6 +35,7 @@ from core.limit_signals import observe_attempt
 from core.limits.base import Demand, LimitSpec, RateLimiter
 from core.limits.own_use import Sent
 from core.pricing import PriceTable
+from core.provider import Provider
 from core.provider_runtime import KeyLimits, ProviderRuntime, learned_spec
 from core.providers.base import PreparedRequest, RequestSpec
 from core.providers.classify import classify_exception

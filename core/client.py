@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.admission import AdmissionQueue
-from core.api_keys import ApiKey, Provider
+from core.api_keys import ApiKey
 from core.breaker import CircuitBreaker
 from core.call_runner import CallContext, CallRunner, Lease
 from core.clock import SYSTEM_CLOCK, Clock
@@ -31,6 +31,7 @@ from core.limits.memory import MemoryRateLimiter
 from core.limits.own_use import OwnUse
 from core.limits.tuning import LimitTuner
 from core.pricing import PriceTable
+from core.provider import Provider
 from core.provider_runtime import KeyLimits, ProviderRuntime
 from core.providers.anthropic_adapter import AnthropicAdapter
 from core.providers.base import PreparedRequest, ProviderAdapter

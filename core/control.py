@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from core.api_keys import Provider
 from core.errors import PulsegateError
+from core.provider import Provider
 from core.store.tables import PROVIDERS, control_acks, control_commands
 
 if TYPE_CHECKING:

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from core.api_keys import Provider
 from core.errors import PulsegateError
 from core.keys.health import DISABLING
+from core.provider import Provider
 
 if TYPE_CHECKING:
     from core.client import AIClient

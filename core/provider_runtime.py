@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.admission import AdmissionQueue
-from core.api_keys import ApiKey, Provider
+from core.api_keys import ApiKey
 from core.breaker import CircuitBreaker
 from core.keys.pool import KeyPool
 from core.limits.base import Demand, LimitSpec
 from core.limits.own_use import OwnUse
 from core.limits.tuning import LimitTuner
+from core.provider import Provider
 from core.providers.base import ProviderAdapter
 from core.providers.rate_limit_headers import Window
 

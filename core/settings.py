@@ -16,9 +16,10 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from core.api_keys import ApiKey, Provider, discover_keys
+from core.api_keys import ApiKey, discover_keys
 from core.errors import ConfigError
 from core.masking import mask_dsn, mask_secret, mask_url
+from core.provider import Provider
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/pulsegate.db"
 

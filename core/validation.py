@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from core.api_keys import Provider
 from core.errors import RequestValidationError
+from core.provider import Provider
 from core.request import CONFIG_ALIASES, OPTION_ALIASES, CallOptions, ModelConfig, Priority
 
 ROLES = frozenset({"user", "assistant"})

@@ -58,7 +58,7 @@ def panel(ctx: Context, *, prefix: str, compact: bool = False) -> None:
         key_label = cols[1].selectbox("Key", ["all", *labels], key=f"{prefix}_key")
         default_model = ""
         if provider in ("anthropic", "openai"):
-            from core.api_keys import Provider
+            from core.provider import Provider
 
             default_model = probe_model(ctx.settings, Provider(provider))
         model = cols[2].text_input("Model", key=f"{prefix}_model", placeholder=default_model or "probe model")

@@ -27,13 +27,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 
-from core.api_keys import Provider
 from core.clock import Clock
 from core.control import ControlCommandError, command_status, issue_command
 from core.errors import PulsegateError
 from core.health_report import DEFAULT_WINDOW, health_report, http_status
 from core.probe import ProbeError, probe_targets
 from core.probe_requests import probe_request_status, request_probe
+from core.provider import Provider
 from core.settings import Settings
 from core.store.tables import PROVIDERS, key_health_snapshots
 from jobs.auth import AdminAuthMiddleware

@@ -417,7 +417,7 @@ def adopt_disabled_keys(
 ) -> list[str]:
     """For each ``probe:<provider>:<label>`` job last run by another worker: if that worker's latest snapshot of
     the key says ``disabled``, disable it in ``client`` with the same reason. Returns ``provider:label`` of each."""
-    from core.api_keys import Provider
+    from core.provider import Provider
     from core.store.tables import key_health_snapshots as t
 
     adopted: list[str] = []

@@ -240,8 +240,8 @@ async def prune_old_rows(ctx: JobContext) -> str:
 def probe_jobs(settings: Settings) -> list[JobSpec]:
     """One job per configured key, at its provider's interval; first runs spread over the spread window so keys
     are never probed in lockstep."""
-    from core.api_keys import Provider
     from core.probe import probe_interval_s, probe_targets
+    from core.provider import Provider
 
     targets = probe_targets(settings)
     if not targets:

@@ -7,7 +7,8 @@ from typing import Any
 
 import anthropic
 
-from core.api_keys import ApiKey, Provider
+from core.api_keys import ApiKey
+from core.provider import Provider
 from core.providers.base import Completion, PreparedRequest, RequestSpec
 from core.providers.sdk_clients import SdkClients
 from core.providers.sdk_stream import SdkStream

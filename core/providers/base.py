@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.api_keys import ApiKey, Provider
+from core.api_keys import ApiKey
+from core.provider import Provider
 from core.translate.result import NormalizedResponse
 from core.translate.usage import Usage
 

@@ -13,9 +13,9 @@ import anthropic
 import httpx2
 import openai
 
-from core.api_keys import Provider
 from core.errors import ErrorClass, ProviderError
 from core.masking import scrub
+from core.provider import Provider
 from core.providers.rate_limit_headers import parse_retry_after
 from core.translate.result import IncompleteResponseError, StreamErrorEvent
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from core.api_keys import Provider
 from core.errors import ErrorClass
+from core.provider import Provider
 from core.request import PRIORITY_CLASSES
 from core.store import latency_buckets
 

@@ -436,8 +436,8 @@ def test_the_shipped_rules_evaluate_cleanly_on_a_live_store(store: sa.Engine, cl
 def test_enforcement_reaches_a_real_client_through_its_heartbeat(store: sa.Engine, clock: ManualClock) -> None:
     """disable_key reaches the client's key pool; enable_key gives the key back when the month rolls over."""
     from core import AIClient
-    from core.api_keys import Provider
     from core.heartbeat import client_heartbeat
+    from core.provider import Provider
     from core.settings import load_settings
 
     keys = {

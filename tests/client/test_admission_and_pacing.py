@@ -17,7 +17,7 @@ from core import (
     QueueFullError,
     QueueTimeoutError,
 )
-from core.api_keys import Provider
+from core.provider import Provider
 from tests.client.conftest import ANTHROPIC_KEYS, drive, requests_by_key, rows, total_requests
 
 HELLO = [{"role": "user", "content": "Hello"}]

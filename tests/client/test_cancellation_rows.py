@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from core import AIClient, CallOptions, ModelConfig
-from core.api_keys import Provider
 from core.masking import fingerprint
+from core.provider import Provider
 from emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS, rows, sqlite_only
 from tests.client.test_streaming import NO_WAIT

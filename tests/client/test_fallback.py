@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from core import AIClient, CallOptions, ErrorClass, ModelConfig, Priority, ProviderError, RequestValidationError
-from core.api_keys import Provider
 from core.clock import ManualClock
+from core.provider import Provider
 from core.retry import RetryPolicy, wait_exponential_full_jitter
 from core.translate import ModelMap
 from emulator import EmulatorServer

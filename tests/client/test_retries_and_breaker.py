@@ -16,9 +16,9 @@ from core import (
     NoUsableKeyError,
     ProviderError,
 )
-from core.api_keys import Provider
 from core.errors import CallError, ErrorClass, KeysCoolingDownError
 from core.keys import HealthPolicy
+from core.provider import Provider
 from core.retry import RetryPolicy, stop_after_attempt, stop_before_deadline
 from tests.client.conftest import ANTHROPIC_KEYS, drive, requests_by_key, rows, total_requests
 

@@ -17,10 +17,10 @@ import pytest
 import redis
 
 from core import AIClient
-from core.api_keys import Provider
 from core.clock import ManualClock
 from core.control import ControlCommand, apply_command
 from core.errors import CircuitOpenError, ErrorClass, ProviderError
+from core.provider import Provider
 from core.redis_link import RedisLink
 from core.shared_state.redis import RedisSharedState
 from emulator import EmulatorServer

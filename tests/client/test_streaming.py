@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from core import AIClient, CallOptions, ErrorClass, ModelConfig, StreamInterruptedError
-from core.api_keys import Provider
+from core.provider import Provider
 from core.retry import RetryPolicy, wait_exponential_full_jitter
 from emulator import EmulatorServer
 from tests.client.conftest import requests_by_key, rows

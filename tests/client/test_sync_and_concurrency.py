@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from core import AIClient, ModelConfig
-from core.api_keys import Provider
+from core.provider import Provider
 from tests.client.conftest import requests_by_key, settings_for, total_requests
 
 HELLO = [{"role": "user", "content": "Hello"}]

@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from core import AIClient, CallOptions, ErrorClass, ModelConfig, NoUsableKeyError
-from core.api_keys import Provider
 from core.clock import ManualClock
 from core.errors import StreamInterruptedError, UserRateLimitedError
+from core.provider import Provider
 from core.token_estimate import estimate_input_tokens
 from emulator import EmulatorServer
 from tests.client.conftest import rows, total_requests

@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from core import AIClient, CallOptions, ModelConfig, NoUsableKeyError, RequestValidationError
-from core.api_keys import Provider
 from core.errors import ErrorClass
 from core.keys import KeyStatus
+from core.provider import Provider
 from tests.client.conftest import ANTHROPIC_KEYS, requests_by_key, rows, total_requests
 
 HELLO = [{"role": "user", "content": "Hello"}]

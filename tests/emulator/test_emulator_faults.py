@@ -12,8 +12,8 @@ import openai
 import pytest
 from emulator_testkit import ANTHROPIC_KEY, CLAUDE, GPT, make_anthropic, make_openai, sse_events, user
 
-from core.api_keys import Provider
 from core.errors import ErrorClass
+from core.provider import Provider
 from core.providers.classify import classify_exception
 from emulator import EmulatorServer
 

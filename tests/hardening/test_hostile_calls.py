@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import AIClient, RequestValidationError
-from core.api_keys import Provider
 from core.errors import ErrorClass, ProviderError
+from core.provider import Provider
 from tests.client.conftest import emu, emulator_server, make_client, rows, total_requests  # noqa: F401
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))

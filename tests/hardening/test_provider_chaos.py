@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 
 from core import AIClient, CallOptions, ModelConfig
-from core.api_keys import Provider
 from core.errors import CallError, ErrorClass
 from core.keys import HealthPolicy
+from core.provider import Provider
 from core.retry import RetryPolicy, wait_exponential_full_jitter
 from emulator import EmulatorServer
 from tests.client.conftest import rows

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.api_keys import ApiKey, Provider
+from core.api_keys import ApiKey
 from core.clock import ManualClock
 from core.errors import CallError, ErrorClass
 from core.keys.pool import KeyPool
@@ -16,6 +16,7 @@ from core.limit_signals import observe_attempt
 from core.limits.base import LimitSpec
 from core.limits.own_use import OwnUse
 from core.limits.tuning import LimitTuner
+from core.provider import Provider
 from core.provider_runtime import KeyLimits, ProviderRuntime
 from core.providers.rate_limit_headers import RateLimitHeaders, Window
 

@@ -16,11 +16,12 @@ import redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
-from core.api_keys import ApiKey, Provider
+from core.api_keys import ApiKey
 from core.breaker import CircuitBreaker
 from core.clock import ManualClock
 from core.keys.pool import KeyPool
 from core.limits import Demand, LimitSpec, RedisRateLimiter
+from core.provider import Provider
 from core.provider_runtime import KeyLimits, ProviderRuntime
 from core.redis_cluster import describe_mode
 from core.redis_link import RedisLink, hash_tagged

@@ -15,13 +15,13 @@ import pytest
 import sqlalchemy as sa
 
 from core import AIClient, CallOptions, ModelConfig
-from core.api_keys import Provider
 from core.clock import ManualClock
 from core.errors import ErrorClass
 from core.keys.health import KeyStatus
 from core.masking import fingerprint
 from core.pricing import PriceTable
 from core.probe import ProbeResult, ProbeTarget, probe_targets, run_probes
+from core.provider import Provider
 from emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS, requests_by_key, rows
 

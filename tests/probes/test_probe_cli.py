@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from core.api_keys import Provider
 from core.clock import SYSTEM_CLOCK
 from core.errors import ErrorClass
 from core.heartbeat import client_heartbeat
+from core.provider import Provider
 from core.settings import load_settings
 from core.store.engine import create_store_engine
 from core.store.tables import api_usage_metrics, control_commands

@@ -15,7 +15,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from core import AIClient
-from core.api_keys import Provider
 from core.clock import ManualClock
 from core.control import ControlCommand, apply_command, issue_command
 from core.errors import ErrorClass
@@ -29,6 +28,7 @@ from core.probe import (
     restore_recovered_keys,
     run_probes,
 )
+from core.provider import Provider
 from core.store.tables import control_commands
 from emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, settings_for

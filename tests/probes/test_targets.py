@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.api_keys import Provider
 from core.probe import (
     ProbeError,
     ProbeResult,
@@ -16,6 +15,7 @@ from core.probe import (
     probe_targets,
     reasoning_off,
 )
+from core.provider import Provider
 from core.settings import load_settings
 
 ENV = {

@@ -10,11 +10,11 @@ import pytest
 import sqlalchemy as sa
 
 from core import AIClient, ModelConfig
-from core.api_keys import Provider
 from core.clock import ManualClock
 from core.control import command_status, issue_command
 from core.errors import ErrorClass
 from core.heartbeat import Heartbeat, client_heartbeat, live_instances, stale_instances
+from core.provider import Provider
 from core.store.tables import control_acks, instance_snapshots, key_health_snapshots
 from tests.client.conftest import settings_for
 

@@ -7,9 +7,9 @@ import asyncio
 import sqlalchemy as sa
 
 from core import AIClient, ModelConfig
-from core.api_keys import Provider
 from core.control import command_status, issue_command
 from core.keys import KeyStatus
+from core.provider import Provider
 from core.recording import SqlRecorder
 from core.store.tables import instance_snapshots, key_health_snapshots
 from tests.client.conftest import settings_for

@@ -9,8 +9,8 @@ import httpx2
 import openai
 import pytest
 
-from core.api_keys import Provider
 from core.errors import ErrorClass
+from core.provider import Provider
 from core.providers.classify import classify_exception
 from core.providers.rate_limit_headers import Window, parse_duration, parse_rate_limit_headers, parse_retry_after
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.api_keys import Provider
 from core.errors import ConfigError
+from core.provider import Provider
 from core.settings import DEFAULT_DATABASE_URL, load_settings
 
 ANT_1 = "sk-ant-api03-" + "A" * 30 + "p001"
