@@ -2,7 +2,7 @@
 generator, webhook sink, dashboard) with the Overview open in headless Chromium, for whole cycles, measured every
 minute and judged at the end.
 
-It runs the demo's own orchestration (:class:`jobs.demo.orchestrator.Demo`: the same children, environment, alert
+It runs the demo's own orchestration (:class:`jobs.cli.demo.orchestrator.Demo`: the same children, environment, alert
 rules and scenario driver as ``make demo``), in a private folder on free ports, and measures from outside:
 
 - every minute: the Overview's draw time (the timing tab navigates to ``?range=15m`` and waits for its Plotly
@@ -20,7 +20,7 @@ Assertions (exit status 1 when one fails):
    +50 MiB over the same span;
 3. every calm and recovery phase answers ≥ 99 % of the calls started in it;
 4. alerts (see ``benchmarks/soak_judge.py``): per incident (a fault phase of one cycle, until the cycle's end)
-   each alert listed in ``jobs.demo.scenario.EXPECTED_ALERTS`` sends exactly one firing and one resolved message
+   each alert listed in ``jobs.cli.demo.scenario.EXPECTED_ALERTS`` sends exactly one firing and one resolved message
    per channel, no other alert sends anything, nothing is sent in a calm phase, no text contradicts its numbers,
    and every message the worker delivered reached the sink;
 5. no request from Chromium to a host other than loopback.
@@ -63,10 +63,10 @@ from soak_store import SinkPoller, episodes_in_range  # noqa: E402
 from soak_verdicts import COMPONENTS, Minute, SoakResult, judge  # noqa: E402
 
 from core.store import create_store_engine  # noqa: E402
-from jobs.demo.orchestrator import Demo, DemoOptions  # noqa: E402
-from jobs.demo.scenario import PHASE_PLAN, DemoKeys, ScenarioDriver  # noqa: E402
-from jobs.demo.setup import DemoPlan, make_plan  # noqa: E402
-from jobs.demo.tour import dashboard_link  # noqa: E402
+from jobs.cli.demo.orchestrator import Demo, DemoOptions  # noqa: E402
+from jobs.cli.demo.scenario import PHASE_PLAN, DemoKeys, ScenarioDriver  # noqa: E402
+from jobs.cli.demo.setup import DemoPlan, make_plan  # noqa: E402
+from jobs.cli.demo.tour import dashboard_link  # noqa: E402
 
 #: After the last cycle's recovery the scenario goes on for this share of the next calm phase (judged as calm), so
 #: the last resolved messages are delivered and anything sent late is seen; then it stops, the emulator calm.

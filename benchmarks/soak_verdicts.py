@@ -29,8 +29,8 @@ from soak_store import calls, episode_starts, outbox, received_notices
 from core.alerts.config import load_alert_config
 from core.settings import load_settings
 from core.store import create_store_engine
-from jobs.demo.scenario import EXPECTED_ALERTS, PHASE_PLAN
-from jobs.demo.setup import DemoPlan
+from jobs.cli.demo.scenario import EXPECTED_ALERTS, PHASE_PLAN
+from jobs.cli.demo.setup import DemoPlan
 
 DRAW_GOAL = 3.0
 RSS_GOAL = 20 * MIB

@@ -1,1 +1,2 @@
-"""The worker process and the ``pulsegate`` command line; depends on ``core``, never the other way."""
+"""The worker service (``jobs.service``) and the ``pulsegate`` command line (``jobs.cli``); depends on ``core``, never
+the other way."""

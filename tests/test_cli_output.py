@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from core.settings import load_settings
-from jobs.cli import build_parser
-from jobs.settings_command import format_settings
-from jobs.up import NO_KEY_MESSAGE
+from jobs.cli.commands import build_parser
+from jobs.cli.settings_command import format_settings
+from jobs.cli.up import NO_KEY_MESSAGE
 from tests.support.processes import run_cli
 
 #: reST / Sphinx markup a docstring may carry: ``literal``, :role:`target`, `interpreted text`.

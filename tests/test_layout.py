@@ -29,6 +29,13 @@ def _imported_top_names(path: Path) -> set[str]:
     return found
 
 
+def _imports_module(path: Path, module: str) -> bool:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    names += [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module]
+    return any(name == module or name.startswith(module + ".") for name in names)
+
+
 def _imported_packages(path: Path) -> set[str]:
     """Which of our packages the file imports."""
     return _imported_top_names(path) & OURS
@@ -55,4 +62,11 @@ def test_benchmarks_import_nothing_from_the_tests() -> None:
     offenders = [
         str(p.relative_to(ROOT)) for p in (ROOT / "benchmarks").rglob("*.py") if "tests" in _imported_top_names(p)
     ]
+    assert offenders == []
+
+
+def test_the_service_never_imports_the_command_line() -> None:
+    """jobs.cli starts jobs.service (the worker, its API); the arrow points one way."""
+    service = (ROOT / "jobs" / "service").rglob("*.py")
+    offenders = [str(path.relative_to(ROOT)) for path in service if _imports_module(path, "jobs.cli")]
     assert offenders == []

@@ -17,7 +17,7 @@ from core.errors import ErrorClass
 from core.pricing import PriceTable
 from core.settings import Settings
 from emulator import EmulatorServer
-from jobs.cli import build_parser
+from jobs.cli.commands import build_parser
 from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS, emu, emulator_server
 
 __all__ = ["emu", "emulator_server"]

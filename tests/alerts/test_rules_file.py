@@ -175,7 +175,7 @@ def test_the_demo_rules_load_and_every_rule_they_use_has_hysteresis(monkeypatch:
     import tomllib
 
     from core.alerts.config import build_config
-    from jobs.demo.setup import ALERT_RULES, DISCORD_URL_ENV
+    from jobs.cli.demo.setup import ALERT_RULES, DISCORD_URL_ENV
 
     monkeypatch.setenv(DISCORD_URL_ENV, "http://127.0.0.1:9/discord")
     config = build_config(tomllib.loads(ALERT_RULES), Settings())  # type: ignore[call-arg]

@@ -98,7 +98,7 @@ def test_the_inbox_shows_the_sinks_messages_newest_first_with_human_headers(
     """The demo's Inbox reads the real webhook sink (loopback) and draws its messages like every other table."""
     import urllib.request
 
-    from jobs.demo.sink import WebhookSink
+    from jobs.cli.demo.sink import WebhookSink
 
     sink = WebhookSink()
     try:

@@ -12,8 +12,8 @@ import pytest
 
 from core.alerts.config import build_config
 from core.settings import load_settings
-from jobs.demo.scenario import EXPECTED_ALERTS, PHASE_PLAN, ExpectedAlert
-from jobs.demo.setup import ALERT_RULES
+from jobs.cli.demo.scenario import EXPECTED_ALERTS, PHASE_PLAN, ExpectedAlert
+from jobs.cli.demo.setup import ALERT_RULES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import soak_judge as judge

@@ -17,11 +17,11 @@ from core.clock import ManualClock
 from core.request import Priority
 from core.settings import Settings
 from emulator import parse_scenario
-from jobs.demo.orchestrator import children_for
-from jobs.demo.scenario import DemoKeys, Phase, ScenarioCycle, ScenarioDriver, build_phases, phase_scenarios
-from jobs.demo.setup import DEFAULT_PORTS, SOURCE_ROOT, choose_port, make_plan, port_is_free
-from jobs.demo.sink import WebhookSink
-from jobs.demo.traffic import CALL_TIMEOUT_S, USERS, TrafficMix, TrafficStats, plan_call
+from jobs.cli.demo.orchestrator import children_for
+from jobs.cli.demo.scenario import DemoKeys, Phase, ScenarioCycle, ScenarioDriver, build_phases, phase_scenarios
+from jobs.cli.demo.setup import DEFAULT_PORTS, SOURCE_ROOT, choose_port, make_plan, port_is_free
+from jobs.cli.demo.sink import WebhookSink
+from jobs.cli.demo.traffic import CALL_TIMEOUT_S, USERS, TrafficMix, TrafficStats, plan_call
 
 KEYS = DemoKeys(anthropic=("a-1", "a-2", "a-3"), openai=("o-1", "o-2", "o-3"))
 ORDER = ["calm", "anthropic_529_storm", "key_429_pressure", "invalid_key", "recovery"]

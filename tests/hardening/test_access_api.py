@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from core.clock import ManualClock
-from jobs import auth as auth_module
-from jobs.api import build_app
+from jobs.service import auth as auth_module
+from jobs.service.api import build_app
 from tests.worker_api.conftest import NOW, STATUS, TOKEN, asgi_client, auth, make_settings
 
 

@@ -20,7 +20,7 @@ from core import AIClient
 from core.clock import ManualClock
 from core.queries import QueryFilter, kpi_summary, latest_key_health, recent_attempts, traffic_series
 from core.store.tables import ALL_TABLES
-from jobs.api import build_app
+from jobs.service.api import build_app
 from tests.client.conftest import emu, emulator_server, make_client, rows  # noqa: F401
 from tests.worker_api.conftest import (
     NOW,

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from core.clock import ManualClock
 from core.store.tables import worker_leases
-from jobs.leadership import Election, Leadership, LeaseLeadership, PostgresLeadership, leadership_for
+from jobs.service.leadership import Election, Leadership, LeaseLeadership, PostgresLeadership, leadership_for
 
 LEASE = 3.0
 
@@ -196,7 +196,7 @@ async def test_a_leader_that_cannot_renew_stops_before_its_lease_ends(store: sa.
             assert await eb.tick() is False  # its lease has a third left: nobody else leads yet
             clock.advance(LEASE / 3)
         else:
-            await a_inner.close()  # the server ends the unreachable session (see jobs.leadership.postgres)
+            await a_inner.close()  # the server ends the unreachable session (see jobs.service.leadership.postgres)
         assert await eb.tick() is True
         assert events.events == ["a elected", "a demoted", "b elected"]
     finally:

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from core.clock import ManualClock
 from core.settings import Settings, load_settings
 from core.store.tables import worker_leases
-from jobs.leadership import LeaderInfo, Leadership, claim_period, last_claims, leadership_for
-from jobs.worker import Worker, first_runs
-from jobs.worker_jobs import JobContext, JobSpec, default_jobs
+from jobs.service.leadership import LeaderInfo, Leadership, claim_period, last_claims, leadership_for
+from jobs.service.worker import Worker, first_runs
+from jobs.service.worker_jobs import JobContext, JobSpec, default_jobs
 
 
 def worker_settings(store: sa.Engine, tmp_path: Path, **env: str) -> Settings:

@@ -14,7 +14,7 @@ from core.probe import ProbeTarget
 from core.probe_requests import probe_request_status, request_probe
 from core.store.tables import api_usage_metrics
 from emulator import EmulatorServer
-from jobs.worker_jobs import JobContext, evaluate_alerts, poll_probe_requests, probe_key, prune_old_rows
+from jobs.service.worker_jobs import JobContext, evaluate_alerts, poll_probe_requests, probe_key, prune_old_rows
 from tests.client.conftest import requests_by_key
 
 

@@ -23,7 +23,7 @@ from core.heartbeat import Heartbeat
 from core.recording import AttemptRecord
 from core.recording.sql import BatchWriter
 from core.settings import Settings, load_settings
-from jobs.api import build_app
+from jobs.service.api import build_app
 
 TOKEN = "adm-" + "T0k3n" * 6
 ANTHROPIC_SECRETS = ("sk-ant-api03-" + "a1" * 20, "sk-ant-api03-" + "b2" * 20)

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from core.clock import ManualClock
-from jobs import auth as auth_module
-from jobs.api import build_app
-from jobs.auth import DISABLED_MESSAGE, check_authorization
+from jobs.service import auth as auth_module
+from jobs.service.api import build_app
+from jobs.service.auth import DISABLED_MESSAGE, check_authorization
 from tests.worker_api.conftest import STATUS, TOKEN, asgi_client, auth, make_settings
 
 #: Every admin route (method, path) with a body that would be accepted.

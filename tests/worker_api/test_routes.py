@@ -17,7 +17,7 @@ from core.probe import ProbeResult
 from core.probe_requests import claim_probe_requests, finish_probe_request
 from core.store.engine import create_store_engine
 from core.store.tables import control_commands, probe_requests
-from jobs.api import build_app
+from jobs.service.api import build_app
 from tests.worker_api.conftest import (
     NOW,
     SECRETS,

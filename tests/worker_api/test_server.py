@@ -19,7 +19,7 @@ from starlette.routing import Mount, Route
 from core.clock import ManualClock
 from core.settings import Settings
 from core.store.tables import control_commands
-from jobs.api import build_app
+from jobs.service.api import build_app
 from tests.support.processes import free_port
 from tests.worker_api.conftest import SECRETS, STATUS, TOKEN, ago, attempt, beat, key_state, provider_state, record
 

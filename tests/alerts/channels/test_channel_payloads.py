@@ -167,7 +167,7 @@ def test_a_repeat_is_labelled_as_a_repeat_in_every_format() -> None:
     assert [a["state"] for a in generic["alerts"]] == ["firing"]
 
     # what a receiver keying on the title's tag (the demo's inbox does) reads: a repeat, not a new firing
-    from jobs.demo.sink import summarise
+    from jobs.cli.demo.sink import summarise
 
     assert [summarise(fmt, payload)["transition"] for fmt, payload in (("slack", slack), ("discord", discord))] == [
         "repeat",

@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.store.engine import SQLITE_IMMEDIATE
 from core.store.tables import Timestamp, worker_leases
-from jobs.leadership.base import LEADER_LEASE_NAME, LeaderInfo, Leadership
+from jobs.service.leadership.base import LEADER_LEASE_NAME, LeaderInfo, Leadership
 
 CLAIM_PREFIX = "job:"
 NAME_MAX = 64

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.demo.scenario import DemoKeys
+from jobs.cli.demo.scenario import DemoKeys
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `jobs` package
 DEFAULT_DIR = ".pulsegate-demo"
@@ -32,7 +32,7 @@ SCRUBBED_PREFIXES = (
 )  # fmt: skip
 
 #: The demo's own alert rules: windows and hysteresis sized for phases of half a minute, so that each incident of
-#: the cycle (jobs/demo/scenario.py) sends each of its rules once firing and once resolved, and the calm sends
+#: the cycle (jobs/cli/demo/scenario.py) sends each of its rules once firing and once resolved, and the calm sends
 #: nothing. What fires when, with the default cycle: docs/alerts.md#the-demos-rules.
 ALERT_RULES = f"""\
 # Written by `pulsegate demo`: short windows, and hysteresis, so each incident fires its alerts once and resolves

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import PulsegateError
 from core.settings import Settings, load_settings
-from jobs.arguments import is_loopback, port_number
+from jobs.cli.arguments import is_loopback, port_number
 
 if TYPE_CHECKING:
     from core.probe import ProbeResult, ProbeTarget
@@ -68,10 +68,10 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Everything on loopback with fake keys: emulator, worker, traffic, webhook sink, dashboard (jobs/demo/)."""
-    from jobs.demo.orchestrator import DemoOptions, run_demo
-    from jobs.demo.scenario import MIN_CYCLE_S
-    from jobs.demo.setup import make_plan
+    """Everything on loopback with fake keys: emulator, worker, traffic, webhook sink, dashboard (jobs/cli/demo/)."""
+    from jobs.cli.demo.orchestrator import DemoOptions, run_demo
+    from jobs.cli.demo.scenario import MIN_CYCLE_S
+    from jobs.cli.demo.setup import make_plan
 
     if args.cycle_s < MIN_CYCLE_S:
         raise CommandError(f"--cycle-s: the cycle must last at least {MIN_CYCLE_S:g} s, got {args.cycle_s:g}")
@@ -83,8 +83,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Scheduler, leader election and the HTTP API until SIGTERM/SIGINT (see jobs/worker.py)."""
-    from jobs.worker import run_worker
+    """Scheduler, leader election and the HTTP API until SIGTERM/SIGINT (see jobs/service/worker.py)."""
+    from jobs.service.worker import run_worker
 
     if not args.verbose:  # one line per job run and per request would bury what matters; the worker itself
         for name in ("httpx2", "httpx", "uvicorn"):  # logs missed and failed runs
@@ -360,8 +360,8 @@ def cmd_alert_silence(args: argparse.Namespace) -> int:
 
 
 def _add_demo_command(add: Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]) -> None:
-    from jobs.demo.scenario import DEFAULT_CYCLE_S
-    from jobs.demo.setup import DEFAULT_DIR, DEFAULT_PORTS
+    from jobs.cli.demo.scenario import DEFAULT_CYCLE_S
+    from jobs.cli.demo.setup import DEFAULT_DIR, DEFAULT_PORTS
 
     demo = add(
         "demo",
@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = add("migrate", cmd_migrate, "create or upgrade the store's tables (DATABASE_URL)")
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
 
-    from jobs.settings_command import cmd_settings
+    from jobs.cli.settings_command import cmd_settings
 
     add("settings", cmd_settings, "show the settings in force, secrets masked; warn when no provider key is set")
 
@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(os.environ.get("PORT", DEFAULT_DASHBOARD_PORT)),
         help="port (default $PORT or 8501)",
     )
-    from jobs.up import add_up_command  # `pulsegate up` (production: migrate + worker + dashboard) is in jobs/up.py
+    from jobs.cli.up import add_up_command  # `pulsegate up` (production: migrate + worker + dashboard)
 
     add_up_command(add)
     return parser

@@ -36,9 +36,9 @@ from core.probe_requests import probe_request_status, request_probe
 from core.provider import Provider
 from core.settings import Settings
 from core.store.tables import PROVIDERS, key_health_snapshots
-from jobs.auth import AdminAuthMiddleware
-from jobs.metrics import build_registry
-from jobs.openapi import KEY_ACTIONS, openapi_spec
+from jobs.service.auth import AdminAuthMiddleware
+from jobs.service.metrics import build_registry
+from jobs.service.openapi import KEY_ACTIONS, openapi_spec
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +356,7 @@ class WorkerApi:
 def build_app(
     *, engine: sa.Engine, settings: Settings, clock: Clock, status: Callable[[], Mapping[str, Any]]
 ) -> Starlette:
-    """The worker's ASGI app (routes in :mod:`jobs.openapi`); served by uvicorn on the worker's event loop."""
+    """The worker's ASGI app (routes in :mod:`jobs.service.openapi`); served by uvicorn on the worker's event loop."""
     api = WorkerApi(engine, settings, clock, status)
     admin = [
         Route("/ai-health", api.ai_health, methods=["GET"]),

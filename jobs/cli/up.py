@@ -28,8 +28,8 @@ from typing import Any
 
 from core.errors import PulsegateError
 from core.settings import Settings, load_settings
-from jobs.arguments import is_loopback, port_number
-from jobs.parent_death import exit_with_parent
+from jobs.cli.arguments import is_loopback, port_number
+from jobs.cli.parent_death import exit_with_parent
 
 log = logging.getLogger("pulsegate.up")
 
@@ -236,7 +236,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def add_up_command(add: Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]) -> None:
-    """Register ``pulsegate up`` with the CLI's ``add`` helper (jobs/cli.py)."""
+    """Register ``pulsegate up`` with the CLI's ``add`` helper (jobs/cli/commands.py)."""
     up = add("up", cmd_up, "production: migrate, then run the worker and the dashboard together (needs a key)")
     up.add_argument(
         "--host", default=os.environ.get("HOST", "127.0.0.1"), help="dashboard address (default $HOST or 127.0.0.1)"

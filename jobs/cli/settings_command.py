@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 
 from core.settings import Settings, load_settings
-from jobs.up import NO_KEY_MESSAGE
+from jobs.cli.up import NO_KEY_MESSAGE
 
 #: Spaces between the name column and the value column.
 GAP = "  "

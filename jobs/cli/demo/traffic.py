@@ -229,7 +229,7 @@ async def _main(rate: float, seed: int | None, stats_file: Path | None) -> Traff
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m jobs.demo.traffic``: drive AIClient (settings from the environment) until SIGTERM / SIGINT."""
+    """``python -m jobs.cli.demo.traffic``: drive AIClient (settings from the environment) until SIGTERM / SIGINT."""
     parser = argparse.ArgumentParser(prog="pulsegate-demo-traffic", description=main.__doc__)
     parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="calls per second (default 3)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the traffic mix")

@@ -80,9 +80,9 @@ JobFunction = Callable[[JobContext], Awaitable[str | None]]
 class JobSpec:
     """One scheduled job.
 
-    ``once_per_period``: the run first claims its period in ``worker_leases`` (see :mod:`jobs.leadership.lease`),
-    so no two workers run it in the same period and a new leader resumes where the old one stopped. Jobs whose
-    work is claimed row by row (the probe-request poll) skip it.
+    ``once_per_period``: the run first claims its period in ``worker_leases`` (see
+    :mod:`jobs.service.leadership.lease`), so no two workers run it in the same period and a new leader resumes where
+    the old one stopped. Jobs whose work is claimed row by row (the probe-request poll) skip it.
     """
 
     id: str

@@ -1,7 +1,7 @@
 """The worker process: APScheduler jobs, leader election and the HTTP API on one event loop.
 
-Several workers may run (replicas); one leads and schedules the jobs of :mod:`jobs.worker_jobs`, the others
-stand by, watch the leader's lease and take over when it lapses (:mod:`jobs.leadership`). Jobs are added to the
+Several workers may run (replicas); one leads and schedules the jobs of :mod:`jobs.service.worker_jobs`, the others
+stand by, watch the leader's lease and take over when it lapses (:mod:`jobs.service.leadership`). Jobs are added to the
 scheduler when this worker is elected and removed (running ones cancelled) when it stops leading, and every run
 checks leadership and claims its period first — three fences, so a job never runs twice in one period even when
 a paused leader wakes up. Every worker serves the API (``/healthz`` says which role it has) and beats its
@@ -34,8 +34,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from core.clock import SYSTEM_CLOCK, Clock
 from core.errors import PulsegateError
 from core.settings import Settings
-from jobs.leadership import Election, LeaderInfo, Leadership, claim_period, last_claims, leadership_for
-from jobs.worker_jobs import JobContext, JobSpec, default_jobs
+from jobs.service.leadership import Election, LeaderInfo, Leadership, claim_period, last_claims, leadership_for
+from jobs.service.worker_jobs import JobContext, JobSpec, default_jobs
 
 log = logging.getLogger("pulsegate.worker")
 
@@ -124,9 +124,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 class Worker:
-    """One worker. ``jobs`` defaults to :func:`jobs.worker_jobs.default_jobs`, ``leadership`` to the store's
-    election, ``client`` to an AIClient recording to ``engine``; ``serve_http`` serves :func:`jobs.api.build_app`
-    on ``host``:``port`` (tests of scheduling turn it off)."""
+    """One worker. ``jobs`` defaults to :func:`jobs.service.worker_jobs.default_jobs`, ``leadership`` to the
+    store's election, ``client`` to an AIClient recording to ``engine``; ``serve_http`` serves
+    :func:`jobs.service.api.build_app` on ``host``:``port`` (tests of scheduling turn it off)."""
 
     def __init__(
         self,
@@ -341,7 +341,7 @@ class Worker:
             state.skipped += 1
 
     async def _start_http(self) -> None:
-        from jobs.api import build_app
+        from jobs.service.api import build_app
 
         sock = bind_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
