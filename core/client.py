@@ -83,7 +83,7 @@ class AIClient:
             shared_state=shared_state,
             on_home=self._home.on_home,
         )
-        store = getattr(self.recorder, "engine", None)  # state snapshots go where the attempts go
+        store = self.recorder.engine  # state snapshots go where the attempts go
         self._heartbeat: Heartbeat | None = None
         if heartbeat and store is not None:
             from core.ops.heartbeat import instance_heartbeat  # SQLAlchemy: only for a client that has a store

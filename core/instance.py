@@ -193,16 +193,13 @@ class Instance:
             "features": runner.feature_limits.snapshot(),
             "configured_limits": configured_limits(runner.runtimes),
             "limit_changes": self.tuner.changes(),
-            "limiter": self.limiter.status() if hasattr(self.limiter, "status") else {"backend": "memory"},
+            "limiter": self.limiter.status(),
             "shared_state": self.shared_state.status(),
             "recorder": self.recorder.stats(),
         }
 
     def _limit_state(self, name: str, spec: LimitSpec) -> dict[str, float]:
-        state_now = getattr(self.limiter, "state_nowait", None)
-        if state_now is None:
-            return {"limit": spec.limit, "period_s": spec.period_s}
-        return state_now(name, spec).as_dict()
+        return self.limiter.state_nowait(name, spec).as_dict()
 
     async def aclose(self, *, on_home: bool) -> None:
         """Close connections and flush the recorder. ``on_home``: called on the loop the runtimes belong to — else
@@ -212,9 +209,7 @@ class Instance:
             for runtime in self.runtimes.values():
                 runtime.queue.clear("the client is closing")
                 await runtime.adapter.aclose()
-            limiter_close = getattr(self.limiter, "aclose", None)
-            if limiter_close is not None:
-                await limiter_close()
+            await self.limiter.aclose()
             await self.shared_state.aclose()
         await asyncio.to_thread(self.recorder.close)
 

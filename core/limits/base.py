@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,4 +109,16 @@ class RateLimiter(Protocol):
 
     async def state(self, key: str, spec: LimitSpec) -> LimitState:
         """The limit's current numbers; charges nothing."""
+        ...
+
+    def state_nowait(self, key: str, spec: LimitSpec) -> LimitState:
+        """:meth:`state` for synchronous callers (``AIClient.snapshot``)."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """Which backend, and whether it is degraded: for snapshots and the dashboard's "Redis degraded" banner."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close what the limiter holds open (connections); the limiter is not used afterwards."""
         ...

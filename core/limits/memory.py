@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from core.clock import SYSTEM_CLOCK, Clock
 from core.limits import gcra
@@ -75,6 +76,13 @@ class MemoryRateLimiter:
             used=max(0.0, capacity - remaining),
             reset_s=gcra.reset_after(tat, now),
         )
+
+    def status(self) -> dict[str, Any]:
+        """One process's own buckets: never degraded."""
+        return {"backend": "memory"}
+
+    async def aclose(self) -> None:
+        """Nothing is held open."""
 
     def try_acquire_nowait(self, demands: Sequence[Demand]) -> float:
         """:meth:`try_acquire` without the coroutine, for synchronous callers."""

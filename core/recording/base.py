@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from core.recording.attempt import AttemptRecord
 
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
 
 class Recorder(Protocol):
+    #: The store the attempts go to (None: recorded nowhere): the client's heartbeat writes its state snapshots there.
+    engine: sa.Engine | None
+
     def record(self, attempt: AttemptRecord) -> None:
         """Never blocks, never raises."""
 
@@ -21,6 +27,8 @@ class Recorder(Protocol):
 
 class NullRecorder:
     """Records nothing (a client built without a store)."""
+
+    engine: sa.Engine | None = None
 
     def record(self, attempt: AttemptRecord) -> None:
         return None
