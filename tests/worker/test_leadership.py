@@ -121,7 +121,10 @@ async def test_postgres_lock_is_freed_when_the_leader_session_dies(postgres_stor
         assert (await b.holder(clock.now())).silent is True  # ...but a leader that stopped renewing is reported
         with store.connect() as connection:  # the leader's process dies: the server ends its session
             killed = connection.execute(
-                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+                sa.text(  # this test's scratch database only: other runs on the server lead under the same name
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = :name AND datname = current_database()"
+                ),
                 {"name": "pulsegate-leader worker-a"},
             ).all()
         assert killed == [(True,)]
