@@ -84,7 +84,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Scheduler, leader election and the HTTP API until SIGTERM/SIGINT (see jobs/service/worker.py)."""
-    from jobs.service.worker import run_worker
+    from jobs.service.worker_process import run_worker
 
     if not args.verbose:  # one line per job run and per request would bury what matters; the worker itself
         for name in ("httpx2", "httpx", "uvicorn"):  # logs missed and failed runs
