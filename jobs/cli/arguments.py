@@ -1,9 +1,13 @@
-"""Argument types shared by the command line's subcommands."""
+"""Argument types shared by the command line's subcommands, and the signature they register themselves with."""
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+from collections.abc import Callable
+
+#: ``build_parser``'s helper each command module registers its sub-command with: name, handler, help → its parser.
+AddCommand = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
 
 def port_number(value: str) -> int:

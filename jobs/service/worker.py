@@ -10,6 +10,9 @@ heartbeat as a ``worker`` instance.
 Shutdown (SIGTERM / SIGINT): stop scheduling, let running jobs finish (at most ``shutdown_grace_s``, then they
 are cancelled), give the lease back so a standby takes over at once, close the AIClient (which flushes the
 recorder), stop the API, exit 0.
+
+The process around it (store checks, signals) is :mod:`jobs.service.worker_process`; what it records of each job
+is :mod:`jobs.service.job_runs`; the API's socket and server, :mod:`jobs.service.worker_http`.
 """
 
 from __future__ import annotations
@@ -18,11 +21,8 @@ import asyncio
 import contextlib
 import logging
 import math
-import signal
-import socket
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,95 +32,17 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.clock import SYSTEM_CLOCK, Clock
-from core.errors import PulsegateError
 from core.settings import Settings
+from jobs.service.job_runs import ERROR_MAX, JobState, first_runs, iso, reason
+from jobs.service.key_adoption import adopt_disabled_keys
 from jobs.service.leadership import Election, LeaderInfo, Leadership, claim_period, last_claims, leadership_for
+from jobs.service.worker_http import QuietServer, bind_socket
 from jobs.service.worker_jobs import JobContext, JobSpec, default_jobs
 
 log = logging.getLogger("pulsegate.worker")
 
 SHUTDOWN_GRACE_S = 10.0
 HTTP_STOP_TIMEOUT_S = 5.0
-ERROR_MAX = 300
-
-
-class WorkerError(PulsegateError):
-    """The worker cannot start as configured (address in use, store not migrated); one line, exit 2."""
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:ERROR_MAX]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-@dataclass(slots=True)
-class JobState:
-    """What ``/healthz`` says about one job. ``ran_by`` is the worker that ran it last (a standby learns the
-    leader's runs from the period claims)."""
-
-    last_run: datetime | None = None
-    last_ok: bool | None = None
-    last_error: str | None = None
-    last_result: str | None = None
-    ran_by: str | None = None
-    runs: int = 0
-    failures: int = 0
-    skipped: int = 0
-    missed: int = 0
-
-    def to_json(self, next_run: datetime | None) -> dict[str, Any]:
-        return {
-            "last_run": _iso(self.last_run),
-            "last_ok": self.last_ok,
-            "last_error": self.last_error,
-            "last_result": self.last_result,
-            "next_run": _iso(next_run),
-            "ran_by": self.ran_by,
-            "runs": self.runs,
-            "failures": self.failures,
-            "skipped": self.skipped,
-            "missed": self.missed,
-        }
-
-
-def first_runs(jobs: Sequence[JobSpec], claims: Mapping[str, LeaderInfo], now: datetime) -> dict[str, datetime]:
-    """When each job first runs after this worker is elected.
-
-    A job that ran before (its claim's ``acquired_at``, by any worker) resumes one interval after that run, so a
-    takeover or a restart neither repeats a period nor starts afresh; one overdue, or never run, starts after
-    its start delay (probes spread over a window).
-    """
-    plan = {}
-    for job in jobs:
-        claim = claims.get(job.id)
-        fresh = now + timedelta(seconds=job.start_delay_s)
-        if claim is not None and claim.acquired_at is not None:
-            due = claim.acquired_at + timedelta(seconds=job.interval_s)
-            plan[job.id] = due if due > now else fresh
-        else:
-            plan[job.id] = fresh
-    return plan
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """The API's listening socket, bound here so a taken port is one clear error (uvicorn would ``sys.exit``)."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except socket.gaierror as exc:
-        raise WorkerError(f"WORKER_HOST / --host {host!r}: cannot resolve it ({exc.strerror})") from None
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        raise WorkerError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (WORKER_PORT / --port)") from None
-    sock.set_inheritable(True)
-    return sock
 
 
 class Worker:
@@ -184,7 +106,7 @@ class Worker:
             "status": "stopping" if self.stopping else "ok",
             "role": self.election.role,
             "instance_id": self.instance_id,
-            "started_at": _iso(self.started_at),
+            "started_at": iso(self.started_at),
             "lease_s": self.election.lease_s,
             "leader": self.election.leader.to_json(self.instance_id),
             "election": {"failures": self.election.failures, "last_error": self.election.last_error},
@@ -199,7 +121,7 @@ class Worker:
         try:
             claims = await asyncio.to_thread(last_claims, self.engine, list(self.jobs), now)
         except Exception as exc:  # the claims still guard every run; we only lose the resume point
-            log.warning("could not read the jobs' last runs (starting their schedules afresh): %s", _reason(exc))
+            log.warning("could not read the jobs' last runs (starting their schedules afresh): %s", reason(exc))
             claims = {}
         self._absorb_claims(claims)
         await self._adopt_disabled_keys(claims, now)
@@ -231,7 +153,7 @@ class Worker:
         try:
             adopted = await asyncio.to_thread(adopt_disabled_keys, self.engine, self.client, claims, self.instance_id)
         except Exception as exc:
-            log.warning("could not read the previous leader's key states: %s", _reason(exc))
+            log.warning("could not read the previous leader's key states: %s", reason(exc))
             return
         if adopted:
             log.info("leader: keys the previous leader had disabled stay disabled: %s", ", ".join(adopted))
@@ -281,7 +203,7 @@ class Worker:
                 claimed = await asyncio.to_thread(claim_period, self.engine, job_id, self.instance_id, now, job.claim_s)
             except Exception as exc:
                 state.failures += 1
-                state.last_ok, state.last_error = False, f"could not claim the period: {_reason(exc)}"
+                state.last_ok, state.last_error = False, f"could not claim the period: {reason(exc)}"
                 log.warning("job %s not run: %s", job_id, state.last_error)
                 return
             if not claimed:
@@ -300,7 +222,7 @@ class Worker:
             log.warning("job %s cancelled", job_id)
         except Exception as exc:
             state.failures += 1
-            state.last_ok, state.last_error, state.last_result = False, _reason(exc), None
+            state.last_ok, state.last_error, state.last_result = False, reason(exc), None
             log.warning("job %s failed: %s", job_id, state.last_error)
         else:
             state.last_ok, state.last_error = True, None
@@ -347,7 +269,7 @@ class Worker:
         self.port = sock.getsockname()[1]
         app = build_app(engine=self.engine, settings=self.settings, clock=self.clock, status=self.status)
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=3)
-        self._http = _QuietServer(config)
+        self._http = QuietServer(config)
         self._http_task = asyncio.get_running_loop().create_task(self._http.serve(sockets=[sock]), name="worker-api")
         for _ in range(200):  # started within a second or so; a failure surfaces when the task ends
             if self._http.started or self._http_task.done():
@@ -403,50 +325,6 @@ class Worker:
             await self.stop()
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn's server without its signal handling: the worker owns SIGTERM/SIGINT (uvicorn would re-raise them
-    after its own shutdown and end the process before the worker's)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def adopt_disabled_keys(
-    engine: sa.Engine, client: Any, claims: Mapping[str, LeaderInfo], instance_id: str
-) -> list[str]:
-    """For each ``probe:<provider>:<label>`` job last run by another worker: if that worker's latest snapshot of
-    the key says ``disabled``, disable it in ``client`` with the same reason. Returns ``provider:label`` of each."""
-    from core.provider import Provider
-    from core.store.tables import key_health_snapshots as t
-
-    adopted: list[str] = []
-    for job_id, claim in sorted(claims.items()):
-        kind, _, rest = job_id.partition(":")
-        provider_name, _, label = rest.partition(":")
-        if kind != "probe" or not label or claim.holder in (None, instance_id):
-            continue
-        try:
-            pool = client.pools[Provider(provider_name)]
-        except (ValueError, KeyError):
-            continue
-        key = pool.by_label(label)
-        if key is None or pool.state(key).disabled_reason is not None:
-            continue
-        query = (
-            sa.select(t.c.status, t.c.disabled_reason)
-            .where(t.c.instance_id == claim.holder, t.c.key_fingerprint == key.fingerprint)
-            .order_by(t.c.ts.desc())
-            .limit(1)
-        )
-        with engine.connect() as connection:
-            row = connection.execute(query).first()
-        if row is not None and row.status == "disabled":
-            pool.state(key).disable(row.disabled_reason or "disabled by the previous leader")
-            adopted.append(f"{provider_name}:{label}")
-    return adopted
-
-
 def _worker_client(settings: Settings, engine: sa.Engine, clock: Clock) -> Any:
     from core.client import AIClient
     from core.recording import SqlRecorder
@@ -460,50 +338,3 @@ def _worker_heartbeat(client: Any, engine: sa.Engine) -> Any:
     from core.ops.heartbeat import instance_heartbeat
 
     return instance_heartbeat(client.instance, engine, kind="worker")
-
-
-def run_worker(settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
-    """``pulsegate worker``: check the store, run until SIGTERM/SIGINT, exit 0."""
-    from core.store import create_store_engine, describe_url, store_status
-
-    engine = create_store_engine(settings.database_url)
-    try:
-        status = store_status(engine)
-        if not status.reachable:
-            raise WorkerError(status.problem or f"cannot reach {status.description}")
-        if status.revision is None:
-            raise WorkerError(f"the store ({status.description}) has no tables: run `pulsegate migrate` first")
-        from core.alerts.config import AlertConfigLoader
-
-        alerts = AlertConfigLoader(settings)  # a bad rules file stops the start with its one-line error
-        worker = Worker(settings, engine, host=host, port=port)
-        worker.context.alerts = alerts
-        asyncio.run(_main(worker, describe_url(engine.url)))
-    finally:
-        engine.dispose()
-    return 0
-
-
-async def _main(worker: Worker, where: str) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await worker.start()
-    except BaseException:
-        await worker.stop()
-        raise
-    log.info(
-        "worker started on %s: instance %s, %s, API on http://%s:%s — SIGTERM stops it",
-        where,
-        worker.instance_id,
-        worker.election.role,
-        worker.host,
-        worker.port,
-    )
-    try:
-        await stop.wait()
-    finally:
-        log.info("worker stopping (%s)", worker.election.role)
-        await worker.stop()

@@ -51,7 +51,7 @@ def test_the_walk_finds_the_classes_defined_outside_errors_py() -> None:
     found = _exception_classes()
     assert {
         "core.queries.filters.QueryFilterError",
-        "jobs.cli.commands.CommandError",
+        "jobs.cli.command_error.CommandError",
         "dashboard.data.StoreDown",
     } <= set(found)
 

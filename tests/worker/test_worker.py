@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from core.clock import ManualClock
 from core.settings import Settings, load_settings
 from core.store.tables import worker_leases
+from jobs.service.job_runs import first_runs
 from jobs.service.leadership import LeaderInfo, Leadership, claim_period, last_claims, leadership_for
-from jobs.service.worker import Worker, first_runs
+from jobs.service.worker import Worker
 from jobs.service.worker_jobs import JobContext, JobSpec, default_jobs
 
 

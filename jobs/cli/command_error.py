@@ -1,0 +1,12 @@
+"""The CLI's own error, apart from the command modules so each can raise it without importing the parser.
+
+``jobs.cli.commands.main`` prints any :class:`~core.errors.PulsegateError` as one line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+from core.errors import PulsegateError
+
+
+class CommandError(PulsegateError):
+    """A CLI-level problem (a bad flag value or file) reported as one line."""
