@@ -22,7 +22,7 @@ from core.instance import AdapterFactory, Instance
 from core.keys.health import HealthPolicy
 from core.keys.pool import KeyPool
 from core.limits.base import RateLimiter
-from core.limits.tuning import LimitTuner
+from core.limits.tuner import LimitTuner
 from core.ops.probe import ProbeResult, ProbeTarget, probe_key
 from core.pricing import PriceTable
 from core.provider import Provider

@@ -27,7 +27,7 @@ from core.limit_snapshot import configured_limits, provider_limits, with_key_lim
 from core.limits.base import LimitSpec, RateLimiter
 from core.limits.memory import MemoryRateLimiter
 from core.limits.own_use import OwnUse
-from core.limits.tuning import LimitTuner
+from core.limits.tuner import LimitTuner
 from core.pricing import PriceTable
 from core.provider import Provider
 from core.provider_runtime import KeyLimits, ProviderRuntime

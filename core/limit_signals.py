@@ -16,7 +16,8 @@ from core.api_keys import ApiKey
 from core.errors import CallError, ErrorClass
 from core.keys.health import KeyStatus
 from core.limits.base import LimitSpec
-from core.limits.tuning import LimitScope, LimitTuner
+from core.limits.tuner import LimitTuner
+from core.limits.tuning import LimitScope
 from core.provider_runtime import ProviderRuntime
 from core.providers.rate_limit_headers import RateLimitHeaders, Window
 

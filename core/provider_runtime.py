@@ -15,7 +15,7 @@ from core.breaker import CircuitBreaker
 from core.keys.pool import KeyPool
 from core.limits.base import Demand, LimitSpec
 from core.limits.own_use import OwnUse
-from core.limits.tuning import LimitTuner
+from core.limits.tuner import LimitTuner
 from core.provider import Provider
 from core.providers.base import ProviderAdapter
 from core.providers.rate_limit_headers import Window

@@ -18,15 +18,14 @@ module only reads and updates those rows, so a crash, a receiver outage or a sto
 Secrets: the URL and HMAC secret only ever reach the HTTP request. Errors stored or logged are built from the
 status code, the receiver's short error word and exception class names, then passed through :func:`redact`.
 ``alert_deliveries.error`` starts with the outcome kind (``retry:``, ``rejected:``, ``broken:``) so
-:func:`channel_health` can tell a dead webhook from a flaky one without another column.
+:func:`core.alerts.channel_health.channel_health` can tell a dead webhook from a flaky one without another column.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -35,9 +34,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.alerts.channels import Channel, ChannelConfig, DeliveryOutcome, make_channel
+from core.alerts.dispatch_report import Attempt, DispatchReport
 from core.alerts.model import Message
+from core.alerts.redaction import redact, redact_in_logs
 from core.clock import SYSTEM_CLOCK, Clock
-from core.masking import mask_secret, mask_url
 from core.store.engine import SQLITE_IMMEDIATE
 from core.store.tables import alert_deliveries, alert_notifications
 
@@ -49,123 +49,6 @@ BACKOFF_MAX_S = 600.0
 GIVE_UP_AFTER_S = 24 * 3600.0
 LEASE_S = 60.0
 BATCH = 50
-#: Consecutive failed attempts after which a channel counts as failing (a dead webhook is broken at once).
-FAILING_AFTER = 3
-HEALTH_LOOKBACK = 20
-
-HealthState = Literal["ok", "failing", "broken", "unknown"]
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One send of one outbox row, as recorded in ``alert_deliveries``."""
-
-    notification_id: int
-    channel: str
-    transition: str
-    attempt: int
-    outcome: DeliveryOutcome
-    status_code: int | None
-    error: str | None  # secret-free; None when delivered
-    next_attempt_at: datetime | None  # when it will be tried again (retry outcome only)
-    status: Literal["delivered", "pending", "failed"]
-
-
-@dataclass(slots=True)
-class DispatchReport:
-    """What one :meth:`Dispatcher.run_once` did; ``store_error`` is set when the store could not be used."""
-
-    claimed: int = 0
-    attempts: list[Attempt] = field(default_factory=list)
-    store_error: str | None = None
-
-    @property
-    def delivered(self) -> int:
-        return sum(a.status == "delivered" for a in self.attempts)
-
-    @property
-    def retrying(self) -> int:
-        return sum(a.status == "pending" for a in self.attempts)
-
-    @property
-    def failed(self) -> int:
-        return sum(a.status == "failed" for a in self.attempts)
-
-    @property
-    def broken_channels(self) -> tuple[str, ...]:
-        return tuple(sorted({a.channel for a in self.attempts if a.outcome.kind == "broken"}))
-
-    def line(self) -> str:
-        """One log line for the worker: ``alerts sent: 3 delivered, 1 retrying, 0 failed (broken: ops)``."""
-        text = f"alerts sent: {self.delivered} delivered, {self.retrying} retrying, {self.failed} failed"
-        if self.broken_channels:
-            text += f" (broken: {', '.join(self.broken_channels)})"
-        if self.store_error:
-            text += f"; store unavailable: {self.store_error}"
-        return text
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelHealth:
-    """How a channel has been doing, from its latest ``alert_deliveries`` rows."""
-
-    channel: str
-    state: HealthState
-    consecutive_failures: int
-    last_attempt_at: datetime | None
-    last_delivered_at: datetime | None
-    last_status_code: int | None
-    last_error: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "channel": self.channel,
-            "state": self.state,
-            "consecutive_failures": self.consecutive_failures,
-            "last_attempt_at": None if self.last_attempt_at is None else self.last_attempt_at.isoformat(),
-            "last_delivered_at": None if self.last_delivered_at is None else self.last_delivered_at.isoformat(),
-            "last_status_code": self.last_status_code,
-            "last_error": self.last_error,
-        }
-
-
-def redact(text: str, channels: Iterable[ChannelConfig]) -> str:
-    """``text`` with every channel URL (and its path and query alone) and secret replaced by masked forms."""
-    for config in channels:
-        url = config.url.get_secret_value()
-        replacements = [(url, mask_url(url))]
-        path, _, query = httpx2.URL(url).raw_path.decode("ascii", "replace").partition("?")
-        if len(path) > 8:  # the path of a webhook URL is its token (a short one like /in is no secret)
-            replacements.append((path, "/…"))
-        if len(query) > 8:  # some receivers take the token as ?token=…
-            replacements.append((query, "…"))
-        if config.secret is not None:
-            secret = config.secret.get_secret_value()
-            replacements.append((secret, mask_secret(secret)))
-        for secret_text, shown in replacements:
-            if secret_text:
-                text = text.replace(secret_text, shown)
-    return text
-
-
-class _RedactingFilter(logging.Filter):
-    """httpx2 logs every request's full URL at INFO; a webhook URL is a credential, so it is masked there."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.channels: dict[str, ChannelConfig] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.channels and record.args:
-            args = record.args if isinstance(record.args, tuple) else (record.args,)
-            record.args = tuple(
-                redact(str(a), self.channels.values()) if isinstance(a, str | httpx2.URL) else a for a in args
-            )
-        return True
-
-
-_LOG_FILTER = _RedactingFilter()
-logging.getLogger("httpx2").addFilter(_LOG_FILTER)
 
 
 def backoff_s(attempt: int, base_s: float = BACKOFF_BASE_S, max_s: float = BACKOFF_MAX_S) -> float:
@@ -198,7 +81,7 @@ class Dispatcher:
         self.give_up_after_s = give_up_after_s
         self.lease_s = lease_s
         self.batch = batch
-        _LOG_FILTER.channels.update(self.channels)
+        redact_in_logs(self.channels)
 
     async def run_once(self, now: datetime | None = None) -> DispatchReport:
         """Claim due rows, send each once, record the outcomes. Never raises for a receiver or store failure."""
@@ -455,58 +338,3 @@ def _store_reason(exc: SQLAlchemyError) -> str:
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:ERROR_MAX]
-
-
-def channel_health(
-    engine: sa.Engine,
-    now: datetime,
-    *,
-    channels: Iterable[str] = (),
-    lookback: int = HEALTH_LOOKBACK,
-) -> dict[str, ChannelHealth]:
-    """Per channel: ``broken`` if its latest attempt found the webhook dead, ``failing`` after
-    :data:`FAILING_AFTER` failed attempts in a row, ``ok`` if its latest attempt (or one since) delivered,
-    ``unknown`` for a named channel never tried. Reads only the last ``lookback`` attempts of each channel."""
-    d = alert_deliveries
-    health: dict[str, ChannelHealth] = {}
-    with engine.connect() as connection:
-        names = set(connection.execute(sa.select(d.c.channel).where(d.c.ts <= now).distinct()).scalars())
-        for name in sorted(names):
-            rows = connection.execute(
-                sa.select(d.c.ts, d.c.delivered, d.c.status_code, d.c.error)
-                .where(d.c.channel == name, d.c.ts <= now)
-                .order_by(d.c.ts.desc(), d.c.id.desc())
-                .limit(lookback)
-            ).all()
-            failures = 0
-            for row in rows:
-                if row.delivered:
-                    break
-                failures += 1
-            delivered_at = next((row.ts for row in rows if row.delivered), None)
-            if delivered_at is None:
-                delivered_at = connection.execute(
-                    sa.select(sa.func.max(d.c.ts)).where(d.c.channel == name, d.c.delivered.is_(True))
-                ).scalar()
-            latest = rows[0]
-            state: HealthState
-            if latest.delivered:
-                state = "ok"
-            elif (latest.error or "").startswith("broken:"):
-                state = "broken"
-            elif failures >= FAILING_AFTER:
-                state = "failing"
-            else:
-                state = "ok"
-            health[name] = ChannelHealth(
-                channel=name,
-                state=state,
-                consecutive_failures=failures,
-                last_attempt_at=latest.ts,
-                last_delivered_at=delivered_at,
-                last_status_code=latest.status_code,
-                last_error=None if latest.delivered else latest.error,
-            )
-    for name in channels:
-        health.setdefault(name, ChannelHealth(name, "unknown", 0, None, None, None, None))
-    return health

@@ -184,7 +184,7 @@ def no_probes(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
 
 def channel_failing(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     """Per configured channel: breached while its deliveries are failing or it is broken (permanent error)."""
-    from core.alerts.delivery import channel_health
+    from core.alerts.channel_health import channel_health
 
     health = ctx.cached("channels", lambda: channel_health(ctx.engine, ctx.now, channels=ctx.channel_names))
     out = []

@@ -15,7 +15,7 @@ from core.keys.pool import KeyPool
 from core.limit_signals import observe_attempt
 from core.limits.base import LimitSpec
 from core.limits.own_use import OwnUse
-from core.limits.tuning import LimitTuner
+from core.limits.tuner import LimitTuner
 from core.provider import Provider
 from core.provider_runtime import KeyLimits, ProviderRuntime
 from core.providers.rate_limit_headers import RateLimitHeaders, Window

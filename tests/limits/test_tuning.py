@@ -8,7 +8,8 @@ import pytest
 
 from core.clock import ManualClock
 from core.limits.base import Demand, LimitSpec
-from core.limits.tuning import LimitScope, LimitTuner, TuningPolicy
+from core.limits.tuner import LimitTuner
+from core.limits.tuning import LimitScope, TuningPolicy
 
 RPM = LimitSpec(100.0)
 NAME = "anthropic:rpm"

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from core.recording.batch_writer import BatchWriter
 
 from core.queries import QueryFilter, latest_instances
 from core.queries.limits import (
@@ -21,7 +22,6 @@ from core.queries.limits import (
     user_window,
 )
 from core.recording import AttemptRecord
-from core.recording.sql import BatchWriter
 from core.store.tables import limit_changes, user_rollups_1h
 from tests.queries.data import (
     NOW,

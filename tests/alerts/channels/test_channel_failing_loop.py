@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from core.alerts.channel_health import channel_health
 from core.alerts.config import AlertConfig
-from core.alerts.delivery import Dispatcher, channel_health
+from core.alerts.delivery import Dispatcher
 from core.alerts.evaluator import AlertEvaluator
 from core.alerts.rules import DEFAULT_RULES
 from core.alerts.sample_alert import send_sample_alert

@@ -9,9 +9,11 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
+from core.alerts.channel_health import channel_health
 from core.alerts.channels import ChannelConfig, parse_channels
 from core.alerts.channels.config import ChannelConfigError
-from core.alerts.delivery import Dispatcher, channel_health, redact
+from core.alerts.delivery import Dispatcher
+from core.alerts.redaction import redact
 from core.alerts.sample_alert import send_sample_alert
 from core.clock import ManualClock
 from core.settings import load_settings

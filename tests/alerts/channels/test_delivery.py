@@ -10,7 +10,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from core.alerts.delivery import Dispatcher, backoff_s, channel_health
+from core.alerts.channel_health import channel_health
+from core.alerts.delivery import Dispatcher, backoff_s
 from core.clock import ManualClock
 from core.store.engine import create_store_engine
 from core.store.tables import alert_notifications
