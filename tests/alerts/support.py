@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from core.recording.batch_writer import BatchWriter
 from pydantic import SecretStr
 
 from core.alerts.channels import make_channel
@@ -25,6 +24,7 @@ from core.clock import ManualClock
 from core.errors import ErrorClass
 from core.ops.heartbeat import Heartbeat
 from core.recording import AttemptRecord
+from core.recording.batch_writer import BatchWriter
 from core.store.tables import alert_episodes, alert_notifications, control_commands
 
 #: A Monday, mid-month: windows never cross a month boundary unless a test moves there.

@@ -9,7 +9,6 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from core.recording.batch_writer import BatchWriter
 
 from core.queries import QueryFilter, latest_instances
 from core.queries.limits import (
@@ -22,6 +21,7 @@ from core.queries.limits import (
     user_window,
 )
 from core.recording import AttemptRecord
+from core.recording.batch_writer import BatchWriter
 from core.store.tables import limit_changes, user_rollups_1h
 from tests.queries.data import (
     NOW,

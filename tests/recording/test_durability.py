@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from core.recording.batch_writer import BatchWriter
 
 import migrations
 from benchmarks.support.tcp_proxy import TcpProxy
 from core.recording import AttemptRecord, SqlRecorder
+from core.recording.batch_writer import BatchWriter
 from core.recording.spool import Spool
 from core.store import create_store_engine
 from tests.recording.support import assert_rollups_match_raw, hour_ago, random_attempt

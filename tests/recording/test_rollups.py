@@ -6,9 +6,9 @@ import random
 from pathlib import Path
 
 import sqlalchemy as sa
-from core.recording.batch_writer import BatchWriter
 
 from core.recording import SqlRecorder
+from core.recording.batch_writer import BatchWriter
 from core.store import latency_buckets
 from core.store.tables import metric_rollups_1h, metric_rollups_1m, metric_rollups_10m, user_rollups_1h
 from tests.recording.support import assert_rollups_match_raw, expected_rollups, hour_ago, random_attempt, raw_rows

@@ -16,12 +16,12 @@ from typing import Any
 import httpx2
 import pytest
 import sqlalchemy as sa
-from core.recording.batch_writer import BatchWriter
 from starlette.applications import Starlette
 
 from core.clock import ManualClock
 from core.ops.heartbeat import Heartbeat
 from core.recording import AttemptRecord
+from core.recording.batch_writer import BatchWriter
 from core.settings import Settings, load_settings
 from jobs.service.api import build_app
 
