@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.breaker import CircuitBreaker
-from core.call import CallContext
+from core.call.context import CallContext
 from core.clock import SYSTEM_CLOCK, Clock
 from core.home_loop import HomeLoop
 from core.ids import uuid7

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.admission import AdmissionQueue
 from core.breaker import CircuitBreaker
-from core.call import CallRunner
+from core.call.runner import CallRunner
 from core.clock import SYSTEM_CLOCK, Clock
 from core.keys.health import HealthPolicy
 from core.keys.pool import KeyPool

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from core.translate.usage import Usage
 
 if TYPE_CHECKING:
-    from core.call import Call
+    from core.call.runner import Call
     from core.translate.result import NormalizedResponse
 
 

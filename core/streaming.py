@@ -22,7 +22,8 @@ from types import TracebackType
 from typing import Any
 
 from core.api_keys import ApiKey
-from core.call import Call, CallContext, CallRunner
+from core.call.context import CallContext
+from core.call.runner import Call, CallRunner
 from core.clock import Clock
 from core.errors import CallError, ErrorClass, StreamInterruptedError
 from core.provider_runtime import ProviderRuntime

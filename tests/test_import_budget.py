@@ -27,3 +27,32 @@ def test_importing_the_client_loads_no_dashboard_libraries(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {"core": str(ROOT / "core" / "__init__.py"), "client": "core.client", "loaded": []}
+
+
+#: What the dashboard and the worker's API import to read the store and to ask for operator actions.
+DASHBOARD_READS = (
+    "dashboard.data",
+    "core.ops.control",
+    "core.ops.health_report",
+    "core.ops.probe_requests",
+    "core.queries.alerts",
+    "core.queries.limits",
+    "core.queries.attempt_export",
+)
+
+
+def test_the_dashboards_reads_load_no_provider_sdk(tmp_path: Path) -> None:
+    """The dashboard asks the worker to run probes; it never calls a provider, so it never pays for loading the
+    SDKs (tens of MiB and a second per process, seen as a slower first draw of the Overview)."""
+    code = (
+        "import json, sys, importlib\n"
+        f"for name in {DASHBOARD_READS!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('anthropic', 'openai'))))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []

@@ -1,8 +1,8 @@
-"""One call, from its plan to its rows: :class:`CallRunner` runs a call's attempts, :class:`Call` is one call as
-one object (``async with runner.call(ctx) as call``). Its rooms: ``plan``, ``admission``, ``attempt``,
-``pacing``, ``settle``, ``rows`` — and ``policy``, what each error class means for the rest of a call."""
+"""One call, from its plan to its rows: :class:`~core.call.runner.CallRunner` runs a call's attempts,
+:class:`~core.call.runner.Call` is one call as one object (``async with runner.call(ctx) as call``). Its rooms:
+``context`` (what a call and an attempt carry), ``plan``, ``admission``, ``attempt``, ``pacing``, ``settle``,
+``rows`` — and ``policy``, what each error class means for the rest of a call.
 
-from core.call.context import CallContext, Lease
-from core.call.runner import Call, CallRunner
-
-__all__ = ["Call", "CallContext", "CallRunner", "Lease"]
+Nothing is re-exported here: the runner imports the provider SDKs, and code that only names a call's context (the
+operators' rooms, the dashboard through them) must not load them.
+"""

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from core.api_keys import ApiKey
-from core.call import CallContext
+from core.call.context import CallContext
 from core.errors import CallError, PulsegateError
 from core.ids import uuid7
 from core.ops.probe_auth import list_models
