@@ -199,6 +199,8 @@ SERIAL_FILES = (
     "tests/client/test_cancellation_rows.py",
     "tests/client/test_stream_stalls.py",
     "tests/dashboard/test_overview_live.py",
+    "tests/limits/test_redis_link.py",
+    "tests/worker/test_leadership.py",
 )
 
 

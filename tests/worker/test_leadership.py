@@ -28,6 +28,20 @@ async def close(*leaderships: Leadership) -> None:
         await leadership.close()
 
 
+async def session_ended(store: sa.Engine, holder: str) -> None:
+    """Wait (up to 5 s) until the server has ended ``holder``'s leader session: a client closing its socket, or
+    ``pg_terminate_backend``, returns at once; the backend exits — and frees the advisory lock — a moment later."""
+    query = sa.text(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND datname = current_database()"
+    )
+    for _ in range(500):
+        with store.connect() as connection:
+            if connection.execute(query, {"name": f"pulsegate-leader {holder}"}).scalar_one() == 0:
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{holder}'s leader session is still open 5 s after it was ended")
+
+
 def lease_rows(store: sa.Engine) -> list[tuple[str, str]]:
     with store.connect() as connection:
         return [tuple(r) for r in connection.execute(sa.select(worker_leases.c.name, worker_leases.c.holder))]
@@ -128,6 +142,7 @@ async def test_postgres_lock_is_freed_when_the_leader_session_dies(postgres_stor
                 {"name": "pulsegate-leader worker-a"},
             ).all()
         assert killed == [(True,)]
+        await session_ended(store, "worker-a")
         assert await b.acquire_or_renew(clock.now()) is True
         assert (await b.holder(clock.now())).holder == "worker-b"
         assert await a.acquire_or_renew(clock.now()) is False  # its session is gone: it does not lead
@@ -200,6 +215,7 @@ async def test_a_leader_that_cannot_renew_stops_before_its_lease_ends(store: sa.
             clock.advance(LEASE / 3)
         else:
             await a_inner.close()  # the server ends the unreachable session (see jobs.service.leadership.postgres)
+            await session_ended(store, "worker-a")
         assert await eb.tick() is True
         assert events.events == ["a elected", "a demoted", "b elected"]
     finally:
@@ -216,6 +232,7 @@ async def test_a_standby_takes_over_a_dead_leader_within_two_lease_periods(
         last_renewal = clock.now()
         if store.dialect.name == "postgresql":
             await a.close()  # kill -9: the server ends the session and frees the lock
+            await session_ended(store, "worker-a")
         waited = 0.0
         while not await eb.tick():  # ea ticks no more: its process is gone
             clock.advance(eb.renew_every_s)
