@@ -14,6 +14,10 @@ FLOOR_LOCK  := requirements-sdk-floor.lock
 FLOOR       := $(VENV)/sdk-floor
 FLOOR_STAMP := $(FLOOR)/.installed
 FLOOR_TESTS := tests/emulator tests/client tests/unit/test_provider_wire_reading.py
+# Every file requirements.lock pins, downloaded once: tests/packaging builds the wheel and installs it from here into
+# a fresh venv with no index, as a user's offline machine would.
+WHEELHOUSE       := $(VENV)/wheelhouse
+WHEELHOUSE_STAMP := $(WHEELHOUSE)/.filled
 # `make lock` resolves with uv (its own venv, this exact version); `make test-latest` builds its own venv too.
 LOCK_VENV   := .venv-lock
 UV_VERSION  := 0.13.9
@@ -38,16 +42,21 @@ $(FLOOR_STAMP): $(FLOOR_LOCK) | $(STAMP)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --target $(FLOOR) -r $(FLOOR_LOCK)
 	touch $(FLOOR_STAMP)
 
-install: $(STAMP) $(FLOOR_STAMP)
+$(WHEELHOUSE_STAMP): $(LOCK) | $(STAMP)
+	rm -rf $(WHEELHOUSE)
+	$(BIN)/python -m pip download --quiet --require-hashes --no-deps -r $(LOCK) -d $(WHEELHOUSE)
+	touch $(WHEELHOUSE_STAMP)
+
+install: $(STAMP) $(FLOOR_STAMP) $(WHEELHOUSE_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/pulsegate demo
 
-test: $(STAMP) $(FLOOR_STAMP)
+test: $(STAMP) $(FLOOR_STAMP) $(WHEELHOUSE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest -n 2 -m "not serial"
+	PULSEGATE_TEST_WHEELHOUSE=$(abspath $(WHEELHOUSE)) $(BIN)/pytest -n 2 -m "not serial"
 	$(BIN)/pytest -m serial
 	PYTHONPATH=$(abspath $(FLOOR)) PULSEGATE_TEST_SDK_FLOOR=$(FLOOR_LOCK) $(BIN)/pytest -n 2 -m "not serial" $(FLOOR_TESTS)
 	PYTHONPATH=$(abspath $(FLOOR)) PULSEGATE_TEST_SDK_FLOOR=$(FLOOR_LOCK) $(BIN)/pytest -m serial $(FLOOR_TESTS)

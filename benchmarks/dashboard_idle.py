@@ -31,7 +31,6 @@ from results import machine, write_section
 from support import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from support.browser import BROWSER_ARGS, CHROMIUM  # noqa: E402 — the tests' browser, same flags
 from support.overview_store import seed_store  # noqa: E402
@@ -56,11 +55,13 @@ def share(pid: int, seconds: float) -> float:
 def serve(code: Path, url: str, scratch: Path) -> tuple[subprocess.Popen[bytes], int]:
     """``pulsegate dashboard`` from checkout ``code`` on ``url``, once it answers; and its port."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(code), "DATABASE_URL": url}
+    # a checkout from before the library was named `pulsegate` keeps its packages at the top
+    source = code / "src" if (code / "src" / "pulsegate").is_dir() else code
+    env = {**os.environ, "PYTHONPATH": str(source), "DATABASE_URL": url}
     for name in ("DASHBOARD_PASSWORD", "PULSEGATE_DASHBOARD_NOW"):
         env.pop(name, None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "jobs.cli", "dashboard", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "pulsegate.jobs.cli", "dashboard", "--host", "127.0.0.1", "--port", str(port)],
         cwd=scratch,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -3,7 +3,7 @@ one-chart toy Streamlit page served the same way in the same run. Goal: Overview
 
 - The store is a PostgreSQL database with ~10 M raw rows over 7 days and 1,000 alert episodes over its last day, as
   ``benchmarks/queries.py --keep`` leaves it (its data ends 2025-06-02 12:00 UTC). Its schema is upgraded first
-  (``migrations.upgrade``); a store kept before the episodes were part of it gets them added here.
+  (``pulsegate.migrations.upgrade``); a store kept before the episodes were part of it gets them added here.
 - The dashboard is ``pulsegate dashboard`` with ``PULSEGATE_DASHBOARD_NOW`` pinned to the data's end; the toy page
   (title, one ``px.line`` chart, a button, a metric) runs under the same Streamlit flags. Both servers are warmed
   with one load each (imports, first session) before timing.
@@ -35,14 +35,13 @@ from results import machine, write_section
 from support import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from support.browser import BROWSER_ARGS, CHROMIUM  # noqa: E402 — the tests' browser, same flags
 from support.overview_store import episode_rows, insert_episodes  # noqa: E402
 
-import migrations  # noqa: E402
-from core.queries.alerts import alert_episode_count  # noqa: E402
-from core.store import create_store_engine  # noqa: E402
+from pulsegate import migrations  # noqa: E402
+from pulsegate.core.queries.alerts import alert_episode_count  # noqa: E402
+from pulsegate.core.store import create_store_engine  # noqa: E402
 
 DEFAULT_URL = os.environ.get(
     "PULSEGATE_BENCH_DASHBOARD_URL",
@@ -115,7 +114,6 @@ def run(url: str, range_name: str, repeats: int, screenshot: Path | None) -> dic
     web_port, toy_port = free_port(), free_port()
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
         "DATABASE_URL": url,
         "PULSEGATE_DASHBOARD_NOW": DATA_END.isoformat(),
     }
@@ -125,7 +123,16 @@ def run(url: str, range_name: str, repeats: int, screenshot: Path | None) -> dic
         toy.write_text(TOY)
         servers = [
             start(
-                [sys.executable, "-m", "jobs.cli", "dashboard", "--host", "127.0.0.1", "--port", str(web_port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "pulsegate.jobs.cli",
+                    "dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(web_port),
+                ],
                 {**env, "HOST": "127.0.0.1"},
                 web_port,
             ),

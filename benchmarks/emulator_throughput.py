@@ -101,8 +101,7 @@ def serve_pinned(port: int) -> None:
     """Child entry point: pin to CPU 0 and serve."""
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setaffinity(0, {0})
-    sys.path.insert(0, str(ROOT))
-    from emulator import parse_scenario, serve
+    from pulsegate.emulator import parse_scenario, serve
 
     serve("127.0.0.1", port, parse_scenario(SCENARIO))
 

@@ -1,4 +1,4 @@
-"""Import time: ``from core import AIClient`` vs the two SDKs it wraps (issue 3, "Performance").
+"""Import time: ``from pulsegate import AIClient`` vs the two SDKs it wraps (issue 3, "Performance").
 
 Each measurement is a fresh interpreter (``python -c``) that times the import statement itself with
 ``time.perf_counter`` (interpreter start-up excluded); runs of the two statements alternate and each figure is the
@@ -29,7 +29,7 @@ from results import write_section
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "import-time"
 SDKS = "import anthropic, openai"
-CORE = "from core import AIClient"
+CORE = "from pulsegate import AIClient"
 FORBIDDEN = ("pandas", "plotly", "streamlit")
 BUDGET_S = 0.3
 
@@ -47,7 +47,6 @@ def environment(cwd: str) -> dict[str, str]:
     then every timed run reads compiled ``.pyc`` files, as an installed application does (the repo is not written).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}  # e.g. PYTHONDONTWRITEBYTECODE
-    env["PYTHONPATH"] = str(ROOT)
     env["PYTHONPYCACHEPREFIX"] = str(Path(cwd) / "pycache")
     return env
 
@@ -94,7 +93,7 @@ def packages_by_cost(statement: str, cwd: str) -> dict[str, tuple[float, str]]:
         package = module.split(".")[0]
         if not parents or parents[-1][1].split(".")[0] != package:
             costs[package] += cumulative
-            importers = [m for _, m in parents if m.split(".")[0] == "core"]
+            importers = [m for _, m in parents if m.split(".")[0] == "pulsegate"]
             via.setdefault(package, importers[-1] if importers else "")
         parents.append((depth, module))
     return {package: (cost, via.get(package, "")) for package, cost in costs.items()}

@@ -32,13 +32,12 @@ from results import machine, write_section
 from support import ScratchPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import migrations  # noqa: E402
-from core.errors import ErrorClass  # noqa: E402
-from core.recording import AttemptRecord, SqlRecorder  # noqa: E402
-from core.recording.batch_writer import BatchWriter, assign_ids  # noqa: E402
-from core.store import create_store_engine  # noqa: E402
+from pulsegate import migrations  # noqa: E402
+from pulsegate.core.errors import ErrorClass  # noqa: E402
+from pulsegate.core.recording import AttemptRecord, SqlRecorder  # noqa: E402
+from pulsegate.core.recording.batch_writer import BatchWriter, assign_ids  # noqa: E402
+from pulsegate.core.store import create_store_engine  # noqa: E402
 
 PG_SERVER = os.environ.get("PULSEGATE_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 GOALS = {"postgresql": 40_000, "sqlite": 30_000}

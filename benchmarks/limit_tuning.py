@@ -28,15 +28,12 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import anthropic
 from results import machine, write_section
 from support import free_port, start_emulator
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import anthropic
-
-from core import AIClient, CallOptions, ModelConfig
-from core.settings import load_settings
+from pulsegate import AIClient, CallOptions, ModelConfig
+from pulsegate.core.settings import load_settings
 
 HELLO = [{"role": "user", "content": "Hello"}]
 HAIKU = ModelConfig(model="claude-haiku-4-5", max_tokens=16)

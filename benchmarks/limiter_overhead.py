@@ -15,10 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from results import write_section
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from core.admission import AdmissionQueue
-from core.limits import Demand, LimitSpec, MemoryRateLimiter
+from pulsegate.core.admission import AdmissionQueue
+from pulsegate.core.limits import Demand, LimitSpec, MemoryRateLimiter
 
 CALLS = 50_000
 RUNS = 5

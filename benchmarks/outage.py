@@ -1,6 +1,6 @@
 """Calls during a database outage: AIClient latency with the store up, cut and restored (issue 4, "Performance").
 
-One run starts the emulator (``python -m emulator``) in its own process pinned to CPU 1 (budgets raised with
+One run starts the emulator (``python -m pulsegate.emulator``) in its own process pinned to CPU 1 (budgets raised with
 ``PUT /_emulator/scenario``), pins this process to CPU 0, creates a scratch PostgreSQL database on 127.0.0.1:5432
 (dropped at the end) and routes the recorder's engine through the loopback TCP proxy of benchmarks/support/tcp_proxy.py,
 run in a child process of its own so its pump threads never hold this process's GIL. Then, at concurrency 1 and 8,
@@ -50,14 +50,15 @@ from results import machine, write_section
 from support import ScratchPostgres, can_pin, free_port, start_emulator, stop
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-import migrations  # noqa: E402
-from core import AIClient, ModelConfig  # noqa: E402
-from core.recording import AttemptRecord, SqlRecorder  # noqa: E402
-from core.settings import load_settings  # noqa: E402
-from core.store import create_store_engine  # noqa: E402
+from pulsegate import (  # noqa: E402
+    AIClient,
+    ModelConfig,
+    migrations,
+)
+from pulsegate.core.recording import AttemptRecord, SqlRecorder  # noqa: E402
+from pulsegate.core.settings import load_settings  # noqa: E402
+from pulsegate.core.store import create_store_engine  # noqa: E402
 
 SECTION = "outage"
 PG_SERVER = os.environ.get("PULSEGATE_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -76,7 +77,7 @@ class ProxyProcess:
     """benchmarks/support/tcp_proxy.py's ``TcpProxy`` in a child process, driven by lines on its stdin."""
 
     def __init__(self, host: str, port: int) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = dict(os.environ)
         command = [sys.executable, str(Path(__file__).resolve()), "--proxy-child", f"{host}:{port}"]
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
@@ -427,7 +428,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.proxy_child:
         return proxy_child(args.proxy_child)
 
-    for name in ("core.recording.sql", "core.ops.heartbeat"):  # no outage start/end warnings per phase
+    for name in (
+        "pulsegate.core.recording.sql",
+        "pulsegate.core.ops.heartbeat",
+    ):  # no outage start/end warnings per phase
         logging.getLogger(name).setLevel(logging.ERROR)
     pin = can_pin()
     if pin:

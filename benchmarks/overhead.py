@@ -1,7 +1,7 @@
 """AIClient overhead: the raw SDKs vs ``AIClient`` against the emulator in another process (issue 3, "Performance").
 
-One run starts the emulator (``python -m emulator``) in its own process pinned to CPU 1 and pins this process to
-CPU 0, then measures, at concurrency 1 and 32, in interleaved rounds:
+One run starts the emulator (``python -m pulsegate.emulator``) in its own process pinned to CPU 1 and pins this process
+to CPU 0, then measures, at concurrency 1 and 32, in interleaved rounds:
 
 * raw ``anthropic.AsyncAnthropic(max_retries=0).messages.create`` vs ``AIClient.generate_response`` with 3
   Anthropic keys, limits far above the load, the circuit breaker on and recording ON to a SQLite file;
@@ -46,16 +46,14 @@ import anthropic
 import openai
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from results import machine, write_section  # noqa: E402
 from support import can_pin, free_port, start_emulator, stop  # noqa: E402
 
-from core import AIClient, ModelConfig  # noqa: E402
-from core.recording import SqlRecorder  # noqa: E402
-from core.settings import load_settings  # noqa: E402
-from core.store import create_store_engine  # noqa: E402
+from pulsegate import AIClient, ModelConfig  # noqa: E402
+from pulsegate.core.recording import SqlRecorder  # noqa: E402
+from pulsegate.core.settings import load_settings  # noqa: E402
+from pulsegate.core.store import create_store_engine  # noqa: E402
 
 SECTION = "overhead"
 SCENARIO = {"defaults": {"requests": 1_000_000_000, "tokens": 1_000_000_000_000}}
@@ -167,7 +165,7 @@ class Case:
 
 
 def build_wrapper(url: str, database_url: str) -> AIClient:
-    import migrations
+    from pulsegate import migrations
 
     migrations.upgrade(database_url)
     values = {
@@ -275,7 +273,7 @@ def median_of(samples: list[Sample], attribute: str) -> float:
 def count_rows(database_url: str) -> int:
     import sqlalchemy as sa
 
-    from core.store.tables import api_usage_metrics
+    from pulsegate.core.store.tables import api_usage_metrics
 
     engine = create_store_engine(database_url)
     with engine.connect() as connection:
@@ -486,7 +484,7 @@ Command (run {time.strftime("%Y-%m-%d")}, timed part {elapsed:.0f} s):
 
 Machine: {sdk_machine()}.
 
-The emulator runs in its own process (`python -m emulator`, default scenario with budgets raised so nothing is
+The emulator runs in its own process (`python -m pulsegate.emulator`, default scenario with budgets raised so nothing is
 rate-limited), pinned to CPU {EMULATOR_CPU}; the benchmark process is pinned to CPU {CLIENT_CPU}. Raw clients (one key
 each): `anthropic.AsyncAnthropic(max_retries=0).messages.create` and
 `openai.AsyncOpenAI(max_retries=0).chat.completions.create`. AIClient: 3 keys per provider, `*_RPM=10000000`, breaker

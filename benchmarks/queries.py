@@ -1,5 +1,5 @@
-"""Dashboard queries: every ``core.queries`` function for 1 h, 24 h and 7 d ranges over N raw rows spread across
-7 days in PostgreSQL, against a ≤ 50 ms goal, next to the equivalent aggregate straight from the raw table.
+"""Dashboard queries: every ``pulsegate.core.queries`` function for 1 h, 24 h and 7 d ranges over N raw rows spread
+across 7 days in PostgreSQL, against a ≤ 50 ms goal, next to the equivalent aggregate straight from the raw table.
 
 - A scratch database on 127.0.0.1:5432 (created and dropped here), schema from the Alembic migrations.
 - N raw rows are generated server-side in one ``INSERT … SELECT … generate_series`` (2 providers, 5 models, 3 keys,
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -39,17 +38,16 @@ from results import machine, write_section
 from support import ScratchPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from support.overview_store import episode_rows  # noqa: E402
 
-import migrations  # noqa: E402
-from core import queries  # noqa: E402
-from core.ops.probe_history import consecutive_probe_failures  # noqa: E402
-from core.queries import common  # noqa: E402
-from core.queries.limits import user_usage, user_window  # noqa: E402
-from core.store import create_store_engine, latency_buckets  # noqa: E402
-from core.store.rollups import (  # noqa: E402
+from pulsegate import migrations  # noqa: E402
+from pulsegate.core import queries  # noqa: E402
+from pulsegate.core.ops.probe_history import consecutive_probe_failures  # noqa: E402
+from pulsegate.core.queries import common  # noqa: E402
+from pulsegate.core.queries.limits import user_usage, user_window  # noqa: E402
+from pulsegate.core.store import create_store_engine, latency_buckets  # noqa: E402
+from pulsegate.core.store.rollups import (  # noqa: E402
     KEY_COLUMNS,
     _aggregates,
     hour_expression,
@@ -57,8 +55,8 @@ from core.store.rollups import (  # noqa: E402
     ten_minute_expression,
     user_aggregate_sql,
 )
-from core.store.snapshot_rollups import KEY_STATUS_RANK  # noqa: E402
-from core.store.tables import (  # noqa: E402
+from pulsegate.core.store.snapshot_rollups import KEY_STATUS_RANK  # noqa: E402
+from pulsegate.core.store.tables import (  # noqa: E402
     alert_episodes,
     api_usage_metrics,
     metric_rollups_1h,

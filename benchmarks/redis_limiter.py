@@ -13,25 +13,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
-from results import machine, write_section
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 import hiredis
 import redis
+from results import machine, write_section
 
-from core.api_keys import ApiKey
-from core.breaker import CircuitBreaker
-from core.keys.pool import KeyPool
-from core.limits import Demand, LimitSpec, MemoryRateLimiter, RedisRateLimiter
-from core.limits.redis import _DEMANDS
-from core.provider import Provider
-from core.shared_state.redis import RedisSharedState
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.breaker import CircuitBreaker
+from pulsegate.core.keys.pool import KeyPool
+from pulsegate.core.limits import Demand, LimitSpec, MemoryRateLimiter, RedisRateLimiter
+from pulsegate.core.limits.redis import _DEMANDS
+from pulsegate.core.provider import Provider
+from pulsegate.core.shared_state.redis import RedisSharedState
 
 RUNS = 7
 HUGE = LimitSpec(limit=1e12, period_s=60.0)

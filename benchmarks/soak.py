@@ -2,8 +2,9 @@
 generator, webhook sink, dashboard) with the Overview open in headless Chromium, for whole cycles, measured every
 minute and judged at the end.
 
-It runs the demo's own orchestration (:class:`jobs.cli.demo.orchestrator.Demo`: the same children, environment, alert
-rules and scenario driver as ``make demo``), in a private folder on free ports, and measures from outside:
+It runs the demo's own orchestration (:class:`pulsegate.jobs.cli.demo.orchestrator.Demo`: the same children,
+environment, alert rules and scenario driver as ``make demo``), in a private folder on free ports, and measures from
+outside:
 
 - every minute: the Overview's draw time (the timing tab navigates to ``?range=15m`` and waits for its Plotly
   figure) beside the toy Streamlit page of ``benchmarks/dashboard_load.py`` measured the same way; RSS and CPU of
@@ -20,8 +21,8 @@ Assertions (exit status 1 when one fails):
    +50 MiB over the same span;
 3. every calm and recovery phase answers ≥ 99 % of the calls started in it;
 4. alerts (see ``benchmarks/soak_judge.py``): per incident (a fault phase of one cycle, until the cycle's end)
-   each alert listed in ``jobs.cli.demo.scenario.EXPECTED_ALERTS`` sends exactly one firing and one resolved message
-   per channel, no other alert sends anything, nothing is sent in a calm phase, no text contradicts its numbers,
+   each alert listed in ``pulsegate.jobs.cli.demo.scenario.EXPECTED_ALERTS`` sends exactly one firing and one resolved
+   message per channel, no other alert sends anything, nothing is sent in a calm phase, no text contradicts its numbers,
    and every message the worker delivered reached the sink;
 5. no request from Chromium to a host other than loopback.
 
@@ -51,8 +52,6 @@ from results import write_section
 from support import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from dashboard_load import SERVE, STREAMLIT_FLAGS, TOY, start  # noqa: E402
 from soak_browser import SoakBrowser  # noqa: E402
@@ -62,11 +61,11 @@ from soak_report import render  # noqa: E402
 from soak_store import SinkPoller, episodes_in_range  # noqa: E402
 from soak_verdicts import COMPONENTS, Minute, SoakResult, judge  # noqa: E402
 
-from core.store import create_store_engine  # noqa: E402
-from jobs.cli.demo.orchestrator import Demo, DemoOptions  # noqa: E402
-from jobs.cli.demo.scenario import PHASE_PLAN, DemoKeys, ScenarioDriver  # noqa: E402
-from jobs.cli.demo.setup import DemoPlan, make_plan  # noqa: E402
-from jobs.cli.demo.tour import dashboard_link  # noqa: E402
+from pulsegate.core.store import create_store_engine  # noqa: E402
+from pulsegate.jobs.cli.demo.orchestrator import Demo, DemoOptions  # noqa: E402
+from pulsegate.jobs.cli.demo.scenario import PHASE_PLAN, DemoKeys, ScenarioDriver  # noqa: E402
+from pulsegate.jobs.cli.demo.setup import DemoPlan, make_plan  # noqa: E402
+from pulsegate.jobs.cli.demo.tour import dashboard_link  # noqa: E402
 
 #: After the last cycle's recovery the scenario goes on for this share of the next calm phase (judged as calm), so
 #: the last resolved messages are delivered and anything sent late is seen; then it stops, the emulator calm.
@@ -181,7 +180,7 @@ class Instruments:
         toy_port = free_port()
         (self.scratch / "toy.py").write_text(TOY)
         command = [sys.executable, "-m", "streamlit", "run", str(self.scratch / "toy.py"), *SERVE, str(toy_port)]
-        self.toy = start([*command, *STREAMLIT_FLAGS], {**os.environ, "PYTHONPATH": str(ROOT)}, toy_port)
+        self.toy = start([*command, *STREAMLIT_FLAGS], dict(os.environ), toy_port)
         self.overview_url, self.toy_url = dashboard_link(demo.plan), f"http://127.0.0.1:{toy_port}/"
         self.browser = SoakBrowser(self.overview_url, self.toy_url, demo.args.draw_timeout_s)
         record.warm_draws = {"toy": self.browser.draw_s(self.toy_url)}

@@ -5,7 +5,7 @@ An *incident* is one fault phase of one cycle. Its window runs from the phase's 
 (the end of its recovery: later fault phases and the recovery phase are the time its alerts have to resolve). A
 notification belongs to the incident in which its alert's episode started (``pending_since``): an episode that
 starts in a later phase is a new alert, even of the same rule. Expected alerts come from
-:data:`jobs.cli.demo.scenario.EXPECTED_ALERTS`.
+:data:`pulsegate.jobs.cli.demo.scenario.EXPECTED_ALERTS`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from jobs.cli.demo.scenario import ExpectedAlert
+from pulsegate.jobs.cli.demo.scenario import ExpectedAlert
 
 QUIET_PHASES = ("startup", "calm")
 FIRING_TRANSITIONS = ("firing", "repeat")

@@ -11,9 +11,9 @@ from soak_judge import Tally
 from soak_procs import MIB
 from soak_verdicts import COMPONENTS, SHOWN_PROBLEMS, SoakResult, Verdict, toy_median
 
-from jobs.cli.demo.scenario import EXPECTED_ALERTS, PHASE_PLAN
-from jobs.cli.demo.setup import ALERT_INTERVAL_S, HEARTBEAT_INTERVAL_S, PROBE_INTERVAL_S
-from jobs.cli.demo.traffic import DEMO_BREAKER
+from pulsegate.jobs.cli.demo.scenario import EXPECTED_ALERTS, PHASE_PLAN
+from pulsegate.jobs.cli.demo.setup import ALERT_INTERVAL_S, HEARTBEAT_INTERVAL_S, PROBE_INTERVAL_S
+from pulsegate.jobs.cli.demo.traffic import DEMO_BREAKER
 
 ORDER = {name: i for i, (name, _, _) in enumerate(PHASE_PLAN)}
 

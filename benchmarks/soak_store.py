@@ -19,9 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 from soak_judge import Notice, NoticeAlert
 
-from core.clock import as_utc
-from core.queries.alerts import MAX_LIMIT, alert_episodes_frame
-from core.store.tables import alert_episodes, alert_notifications, api_usage_metrics
+from pulsegate.core.clock import as_utc
+from pulsegate.core.queries.alerts import MAX_LIMIT, alert_episodes_frame
+from pulsegate.core.store.tables import alert_episodes, alert_notifications, api_usage_metrics
 
 #: Sink format (its URL path) → the alert channel that posts there in the demo.
 CHANNEL_OF_FORMAT = {"slack": "default", "discord": "discord"}

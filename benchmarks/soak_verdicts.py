@@ -26,11 +26,11 @@ from soak_judge import (
 from soak_procs import MIB
 from soak_store import calls, episode_starts, outbox, received_notices
 
-from core.alerts.config import load_alert_config
-from core.settings import load_settings
-from core.store import create_store_engine
-from jobs.cli.demo.scenario import EXPECTED_ALERTS, PHASE_PLAN
-from jobs.cli.demo.setup import DemoPlan
+from pulsegate.core.alerts.config import load_alert_config
+from pulsegate.core.settings import load_settings
+from pulsegate.core.store import create_store_engine
+from pulsegate.jobs.cli.demo.scenario import EXPECTED_ALERTS, PHASE_PLAN
+from pulsegate.jobs.cli.demo.setup import DemoPlan
 
 DRAW_GOAL = 3.0
 RSS_GOAL = 20 * MIB

@@ -2,7 +2,7 @@
 
 A scratch PostgreSQL table with a uuid primary key, a second uuid index (like ``call_id``) and ~300-byte rows is
 filled with 3 M rows, then 100,000 more are inserted in 10 statements — once with random (version 4) ids, once
-with time-ordered (version 7) ids generated in SQL the same shape as :mod:`core.ids`. The ratio is the point:
+with time-ordered (version 7) ids generated in SQL the same shape as :mod:`pulsegate.core.ids`. The ratio is the point:
 random keys touch a random leaf page of each index per row, time-ordered keys append.
 
     .venv/bin/python benchmarks/uuid_order.py [--rows 3000000] [--write-results]
@@ -63,7 +63,7 @@ def main() -> None:
             "| ids | insert cost per row |",
             "|---|---:|",
             f"| random (version 4) | {v4:.1f} µs |",
-            f"| time-ordered (version 7, `core.ids`) | {v7:.1f} µs |",
+            f"| time-ordered (version 7, `pulsegate.core.ids`) | {v7:.1f} µs |",
             "",
             (
                 f"Time-ordered ids insert {v4 / v7:.1f}× faster at this size, and the gap grows with the table "

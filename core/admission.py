@@ -23,9 +23,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from core.clock import SYSTEM_CLOCK, Clock
-from core.errors import QueueClearedError, QueueFullError, QueueTimeoutError
-from core.limits.base import Demand, RateLimiter
+from pulsegate.core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.errors import QueueClearedError, QueueFullError, QueueTimeoutError
+from pulsegate.core.limits.base import Demand, RateLimiter
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from core.masking import fingerprint, mask_secret
-from core.provider import Provider
+from pulsegate.core.masking import fingerprint, mask_secret
+from pulsegate.core.provider import Provider
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ time (the libraries evaluated all let every concurrent caller through, which is 
 not see). A healthy trial closes the breaker with an empty window; a failed one re-opens it for
 ``open_s × backoff^n`` (capped at ``max_open_s``).
 
-Several processes (a shared-state backend, :mod:`core.shared_state`): each process judges its own window, and the
-transitions it decides are collected in ``pending`` for the backend to publish; :meth:`CircuitBreaker.adopt` takes
+Several processes (a shared-state backend, :mod:`pulsegate.core.shared_state`): each process judges its own window, and
+the transitions it decides are collected in ``pending`` for the backend to publish; :meth:`CircuitBreaker.adopt` takes
 the common state, so one process tripping opens the breaker for all, and the half-open trial is claimed in the
 shared state so that exactly one process sends it.
 
@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.clock import SYSTEM_CLOCK, Clock
 
 CLOSED = "closed"
 OPEN = "open"

@@ -1,8 +1,8 @@
 """``AIClient``: what an application imports. Async, with a sync twin and a streaming twin.
 
-The client is the public face of one :class:`~core.instance.Instance` (``client.instance``), which holds the state —
-key health, breakers, limits, queues, the recorder. The client owns only the event loop binding: the first loop it
-is used on is its home; used on a new loop (e.g. a second ``asyncio.run``), the instance rebuilds its per-loop
+The client is the public face of one :class:`~pulsegate.core.instance.Instance` (``client.instance``), which holds the
+state — key health, breakers, limits, queues, the recorder. The client owns only the event loop binding: the first loop
+it is used on is its home; used on a new loop (e.g. a second ``asyncio.run``), the instance rebuilds its per-loop
 runtimes; a call made from a loop other than the running home loop is handed to that loop.
 """
 
@@ -13,31 +13,31 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from core.breaker import CircuitBreaker
-from core.call.context import CallContext
-from core.clock import SYSTEM_CLOCK, Clock
-from core.home_loop import HomeLoop
-from core.ids import uuid7
-from core.instance import AdapterFactory, Instance
-from core.keys.health import HealthPolicy
-from core.keys.pool import KeyPool
-from core.limits.base import RateLimiter
-from core.limits.tuner import LimitTuner
-from core.ops.probe import ProbeResult, ProbeTarget, probe_key
-from core.pricing import PriceTable
-from core.provider import Provider
-from core.recording import Recorder
-from core.request import CallOptions, ModelConfig
-from core.response import AIResponse
-from core.retry import RetryPolicy
-from core.settings import Settings, load_settings
-from core.shared_state import SharedState
-from core.streaming import ResponseStream
-from core.translate.model_map import ModelMap
-from core.validation import Rejected, screen_call
+from pulsegate.core.breaker import CircuitBreaker
+from pulsegate.core.call.context import CallContext
+from pulsegate.core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.home_loop import HomeLoop
+from pulsegate.core.ids import uuid7
+from pulsegate.core.instance import AdapterFactory, Instance
+from pulsegate.core.keys.health import HealthPolicy
+from pulsegate.core.keys.pool import KeyPool
+from pulsegate.core.limits.base import RateLimiter
+from pulsegate.core.limits.tuner import LimitTuner
+from pulsegate.core.ops.probe import ProbeResult, ProbeTarget, probe_key
+from pulsegate.core.pricing import PriceTable
+from pulsegate.core.provider import Provider
+from pulsegate.core.recording import Recorder
+from pulsegate.core.request import CallOptions, ModelConfig
+from pulsegate.core.response import AIResponse
+from pulsegate.core.retry import RetryPolicy
+from pulsegate.core.settings import Settings, load_settings
+from pulsegate.core.shared_state import SharedState
+from pulsegate.core.streaming import ResponseStream
+from pulsegate.core.translate.model_map import ModelMap
+from pulsegate.core.validation import Rejected, screen_call
 
 if TYPE_CHECKING:
-    from core.ops.heartbeat import Heartbeat
+    from pulsegate.core.ops.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,7 +86,9 @@ class AIClient:
         store = self.recorder.engine  # state snapshots go where the attempts go
         self._heartbeat: Heartbeat | None = None
         if heartbeat and store is not None:
-            from core.ops.heartbeat import instance_heartbeat  # SQLAlchemy: only for a client that has a store
+            from pulsegate.core.ops.heartbeat import (
+                instance_heartbeat,  # SQLAlchemy: only for a client that has a store
+            )
 
             self._heartbeat = instance_heartbeat(self.instance, store)
 
@@ -139,8 +141,8 @@ class AIClient:
     @classmethod
     def from_env(cls, **overrides: Any) -> AIClient:
         """Settings from the environment (and ``.env``); attempts recorded to ``DATABASE_URL``."""
-        from core.recording import SqlRecorder
-        from core.store import create_store_engine, store_status
+        from pulsegate.core.recording import SqlRecorder
+        from pulsegate.core.store import create_store_engine, store_status
 
         settings = overrides.pop("settings", None) or load_settings()
         if "recorder" not in overrides:
@@ -157,8 +159,8 @@ class AIClient:
         return cls(settings, **overrides)
 
     def _bound(self, moved: bool) -> None:
-        """The client is bound to a loop (see :class:`~core.home_loop.HomeLoop`): the instance rebuilds what the
-        old loop held, and the heartbeat runs on the new one."""
+        """The client is bound to a loop (see :class:`~pulsegate.core.home_loop.HomeLoop`): the instance rebuilds what
+        the old loop held, and the heartbeat runs on the new one."""
         if moved:
             log.debug("AIClient moves to a new event loop; connection pools and queues are rebuilt")
             self.instance.rebind()
@@ -209,7 +211,7 @@ class AIClient:
         system_prompt: str | list[dict[str, Any]] | None = None,
         options: CallOptions | Mapping[str, Any] | None = None,
     ) -> AIResponse:
-        """One completion. Raises a :class:`~core.errors.CallError` subclass naming what failed and why."""
+        """One completion. Raises a :class:`~pulsegate.core.errors.CallError` subclass naming what failed and why."""
         return await self._home.run(self._generate(config, messages, system_prompt, options))
 
     async def _generate(
@@ -250,8 +252,9 @@ class AIClient:
     # --- probes -------------------------------------------------------------------------------------------------
 
     async def probe(self, target: ProbeTarget, *, timeout_s: float | None = None) -> ProbeResult:
-        """One probe on exactly ``target``'s key (see :mod:`core.ops.probe`), recorded with ``source='probe'``.
-        Provider failures come back as a failed result; an unknown provider or key label raises ``ProbeError``."""
+        """One probe on exactly ``target``'s key (see :mod:`pulsegate.core.ops.probe`), recorded with
+        ``source='probe'``. Provider failures come back as a failed result; an unknown provider or key label raises
+        ``ProbeError``."""
         timeout = timeout_s if timeout_s is not None else self.settings.probe_timeout_s
         return await self._home.run(probe_key(self.instance, target, timeout))
 

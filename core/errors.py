@@ -119,7 +119,7 @@ class StoreUnreachableError(StoreError):
 
 
 class CallError(PulsegateError):
-    """A call through :class:`core.AIClient` failed. Never carries a key: only its label."""
+    """A call through :class:`pulsegate.core.AIClient` failed. Never carries a key: only its label."""
 
     error_class: ErrorClass = ErrorClass.SERVER_ERROR
 

@@ -1,4 +1,4 @@
-"""``HomeLoop``: the event loop an :class:`~core.client.AIClient` runs on, and how work reaches it.
+"""``HomeLoop``: the event loop an :class:`~pulsegate.core.client.AIClient` runs on, and how work reaches it.
 
 A client binds to the first loop it is used on (its home). Used on a new loop once the old one is gone (e.g. a
 second ``asyncio.run``), it moves there and its instance rebuilds what was bound to the old loop. A call made from

@@ -1,5 +1,5 @@
-"""``Instance``: one process's running state — what an :class:`~core.client.AIClient` calls through and what the
-operators' tools (:mod:`core.ops`: heartbeat, control commands, probes) act on.
+"""``Instance``: one process's running state — what an :class:`~pulsegate.core.client.AIClient` calls through and what
+the operators' tools (:mod:`pulsegate.core.ops`: heartbeat, control commands, probes) act on.
 
 State that must outlive any one event loop lives here for the instance's whole life: key pools and their health,
 breakers, the limiter, shared state, the limit tuner, this process's own use of each key, user and feature limits,
@@ -17,32 +17,32 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from core.admission import AdmissionQueue
-from core.breaker import CircuitBreaker
-from core.call.runner import CallRunner
-from core.clock import SYSTEM_CLOCK, Clock
-from core.keys.health import HealthPolicy
-from core.keys.pool import KeyPool
-from core.limit_snapshot import configured_limits, provider_limits, with_key_limits
-from core.limits.base import LimitSpec, RateLimiter
-from core.limits.memory import MemoryRateLimiter
-from core.limits.own_use import OwnUse
-from core.limits.tuner import LimitTuner
-from core.pricing import PriceTable
-from core.provider import Provider
-from core.provider_runtime import KeyLimits, ProviderRuntime
-from core.providers.anthropic_adapter import AnthropicAdapter
-from core.providers.base import ProviderAdapter
-from core.providers.openai_adapter import OpenAIAdapter
-from core.recording import NullRecorder, Recorder, new_instance_id
-from core.retry import RetryPolicy
-from core.settings import Settings
-from core.shared_state import LocalSharedState, SharedState
-from core.translate.model_map import ModelMap
-from core.user_limits import UserLimits
+from pulsegate.core.admission import AdmissionQueue
+from pulsegate.core.breaker import CircuitBreaker
+from pulsegate.core.call.runner import CallRunner
+from pulsegate.core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.keys.health import HealthPolicy
+from pulsegate.core.keys.pool import KeyPool
+from pulsegate.core.limit_snapshot import configured_limits, provider_limits, with_key_limits
+from pulsegate.core.limits.base import LimitSpec, RateLimiter
+from pulsegate.core.limits.memory import MemoryRateLimiter
+from pulsegate.core.limits.own_use import OwnUse
+from pulsegate.core.limits.tuner import LimitTuner
+from pulsegate.core.pricing import PriceTable
+from pulsegate.core.provider import Provider
+from pulsegate.core.provider_runtime import KeyLimits, ProviderRuntime
+from pulsegate.core.providers.anthropic_adapter import AnthropicAdapter
+from pulsegate.core.providers.base import ProviderAdapter
+from pulsegate.core.providers.openai_adapter import OpenAIAdapter
+from pulsegate.core.recording import NullRecorder, Recorder, new_instance_id
+from pulsegate.core.retry import RetryPolicy
+from pulsegate.core.settings import Settings
+from pulsegate.core.shared_state import LocalSharedState, SharedState
+from pulsegate.core.translate.model_map import ModelMap
+from pulsegate.core.user_limits import UserLimits
 
 if TYPE_CHECKING:
-    from core.redis_link import RedisLink
+    from pulsegate.core.redis_link import RedisLink
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -220,7 +220,7 @@ class Instance:
 
 def _redis_link(settings: Settings) -> RedisLink:
     """One connection for the limiter and the key/breaker state: one outage, one warning, one flag."""
-    from core.redis_link import RedisLink
+    from pulsegate.core.redis_link import RedisLink
 
     assert settings.redis_url is not None
     return RedisLink(settings.redis_url.get_secret_value())
@@ -230,7 +230,7 @@ def _default_limiter(settings: Settings, clock: Clock, link: RedisLink | None) -
     """Redis when ``REDIS_URL`` is set (limits shared by every app server, time from Redis), else in memory."""
     if link is None:
         return MemoryRateLimiter(clock)
-    from core.limits.redis import RedisRateLimiter
+    from pulsegate.core.limits.redis import RedisRateLimiter
 
     return RedisRateLimiter(link=link, local_share=settings.redis_local_share)
 
@@ -239,7 +239,7 @@ def _default_shared_state(link: RedisLink | None, instance_id: str) -> SharedSta
     """Key health, cooldowns and the breaker shared through the same Redis as the limits, else this process's."""
     if link is None:
         return LocalSharedState()
-    from core.shared_state.redis import RedisSharedState
+    from pulsegate.core.shared_state.redis import RedisSharedState
 
     link.headline = "RATE LIMITS DEGRADED (and shared key/breaker state)"
     link.fallback_note += "; key cooldowns and the circuit breaker are each process's own"

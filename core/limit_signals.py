@@ -6,20 +6,20 @@
   policy's window (30 s): one key refused is that key's business, and the key cools down and is paced on its own.
 * **Headers showing less than 10 % left** take that kind of the key's limit ×0.8 — but only when more than 10 % of
   the limit was used by someone else: ``limit - remaining`` beyond what this client itself sent on the key in the
-  last period (:mod:`core.limits.own_use`). A burst this client's own limiter admitted is not pushback.
-* Anything else moves nothing; recovery runs on time alone (:mod:`core.limits.tuning`).
+  last period (:mod:`pulsegate.core.limits.own_use`). A burst this client's own limiter admitted is not pushback.
+* Anything else moves nothing; recovery runs on time alone (:mod:`pulsegate.core.limits.tuning`).
 """
 
 from __future__ import annotations
 
-from core.api_keys import ApiKey
-from core.errors import CallError, ErrorClass
-from core.keys.health import KeyStatus
-from core.limits.base import LimitSpec
-from core.limits.tuner import LimitTuner
-from core.limits.tuning import LimitScope
-from core.provider_runtime import ProviderRuntime
-from core.providers.rate_limit_headers import RateLimitHeaders, Window
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.errors import CallError, ErrorClass
+from pulsegate.core.keys.health import KeyStatus
+from pulsegate.core.limits.base import LimitSpec
+from pulsegate.core.limits.tuner import LimitTuner
+from pulsegate.core.limits.tuning import LimitScope
+from pulsegate.core.provider_runtime import ProviderRuntime
+from pulsegate.core.providers.rate_limit_headers import RateLimitHeaders, Window
 
 _UNITS = {"rpm": "requests", "tpm": "tokens"}
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.limits.base import LimitSpec
-from core.provider_runtime import ProviderRuntime
+from pulsegate.core.limits.base import LimitSpec
+from pulsegate.core.provider_runtime import ProviderRuntime
 
 StateOf = Callable[[str, LimitSpec], dict[str, float]]
 

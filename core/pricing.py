@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from core.errors import ConfigError
-from core.translate.usage import Usage
+from pulsegate.core.errors import ConfigError
+from pulsegate.core.translate.usage import Usage
 
 PER_MILLION = 1_000_000
 _FIELDS = ("input", "output", "cache_write", "cache_read", "cache_write_1h")
@@ -70,7 +70,7 @@ class PriceTable:
     @classmethod
     def load(cls, override: Path | str | None = None) -> PriceTable:
         """The shipped table, with ``override`` (a TOML file of the same shape) laid over it."""
-        shipped = resources.files("core").joinpath("data/prices.toml").read_text("utf-8")
+        shipped = resources.files("pulsegate.core").joinpath("data/prices.toml").read_text("utf-8")
         prices = _parse(tomllib.loads(shipped), "the shipped price table")
         if override is not None:
             path = Path(override)

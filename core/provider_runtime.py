@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.admission import AdmissionQueue
-from core.api_keys import ApiKey
-from core.breaker import CircuitBreaker
-from core.keys.pool import KeyPool
-from core.limits.base import Demand, LimitSpec
-from core.limits.own_use import OwnUse
-from core.limits.tuner import LimitTuner
-from core.provider import Provider
-from core.providers.base import ProviderAdapter
-from core.providers.rate_limit_headers import Window
+from pulsegate.core.admission import AdmissionQueue
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.breaker import CircuitBreaker
+from pulsegate.core.keys.pool import KeyPool
+from pulsegate.core.limits.base import Demand, LimitSpec
+from pulsegate.core.limits.own_use import OwnUse
+from pulsegate.core.limits.tuner import LimitTuner
+from pulsegate.core.provider import Provider
+from pulsegate.core.providers.base import ProviderAdapter
+from pulsegate.core.providers.rate_limit_headers import Window
 
 
 @dataclass(slots=True)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.admission import AdmissionQueue
-from core.clock import Clock
-from core.errors import QueueTimeoutError
-from core.limits.base import Demand
+from pulsegate.core.admission import AdmissionQueue
+from pulsegate.core.clock import Clock
+from pulsegate.core.errors import QueueTimeoutError
+from pulsegate.core.limits.base import Demand
 
 DEFAULT_FALLBACK_RESERVE_S = 10.0
 """Seconds of a call's deadline kept for its fallback (``FALLBACK_RESERVE_S``)."""

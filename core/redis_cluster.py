@@ -25,7 +25,7 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.connection import parse_url
 
-from core.errors import PulsegateError
+from pulsegate.core.errors import PulsegateError
 
 Mode = Literal["single", "cluster"]
 SINGLE: Mode = "single"

@@ -1,10 +1,10 @@
 """One connection to the shared Redis that degrades instead of failing.
 
-The shared limiter (:mod:`core.limits.redis`) and the shared key and breaker state (:mod:`core.shared_state.redis`)
-both run Lua scripts through a :class:`RedisLink`; sharing one link means one outage, one warning and one
-"degraded" flag for both. Every call has a short timeout (default 50 ms) and no retries: a call that fails marks the
-link degraded (one loud warning per outage), callers fall back to their local state, and while degraded Redis is
-tried again at most once every ``probe_interval_s`` — the first answer ends the outage.
+The shared limiter (:mod:`pulsegate.core.limits.redis`) and the shared key and breaker state
+(:mod:`pulsegate.core.shared_state.redis`) both run Lua scripts through a :class:`RedisLink`; sharing one link means one
+outage, one warning and one "degraded" flag for both. Every call has a short timeout (default 50 ms) and no retries: a
+call that fails marks the link degraded (one loud warning per outage), callers fall back to their local state, and while
+degraded Redis is tried again at most once every ``probe_interval_s`` — the first answer ends the outage.
 
 An async client is made per event loop, since redis-py's asyncio connections belong to the loop that opened them; a
 blocking client serves synchronous readers (snapshots). Scripts, the hot path (one per rate-limit decision and one per
@@ -13,8 +13,8 @@ run on redis-py connections kept in a small idle stack per loop (:class:`_LoopCo
 authenticates, selects the database, speaks TLS and parses replies (with ``hiredis``, which also packs our commands:
 redis-py's asyncio packer takes 11 µs for a three-limit acquire, hiredis 2 µs).
 
-Redis Cluster: the first call asks the server which kind it is (``INFO cluster``, :mod:`core.redis_cluster`); a
-cluster's scripts then go through redis-py's cluster client, which routes each script to the node owning its keys'
+Redis Cluster: the first call asks the server which kind it is (``INFO cluster``, :mod:`pulsegate.core.redis_cluster`);
+a cluster's scripts then go through redis-py's cluster client, which routes each script to the node owning its keys'
 slot (every script's keys share one hash tag, :func:`hash_tagged`). The single-node path above pays one attribute
 check for this. After an outage the server is asked again, so a Redis replaced by a cluster (or back) is followed.
 """
@@ -39,8 +39,8 @@ from redis.asyncio.connection import AbstractConnection
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 
-from core.clock import SYSTEM_CLOCK, Clock
-from core.redis_cluster import (
+from pulsegate.core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.redis_cluster import (
     CLUSTER,
     SINGLE,
     Mode,

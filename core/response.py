@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.translate.usage import Usage
+from pulsegate.core.translate.usage import Usage
 
 if TYPE_CHECKING:
-    from core.call.runner import Call
-    from core.translate.result import NormalizedResponse
+    from pulsegate.core.call.runner import Call
+    from pulsegate.core.translate.result import NormalizedResponse
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Pulsegate's settings: one object, read once from the environment and an optional ``.env`` file.
 
 Environment variables win over ``.env``; empty values count as unset. Invalid settings fail at start with ONE
-:class:`~core.errors.ConfigError` listing every bad variable, its value (secrets masked) and what is expected.
+:class:`~pulsegate.core.errors.ConfigError` listing every bad variable, its value (secrets masked) and what is expected.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from core.api_keys import ApiKey, discover_keys
-from core.errors import ConfigError
-from core.masking import mask_dsn, mask_secret, mask_url
-from core.provider import Provider
+from pulsegate.core.api_keys import ApiKey, discover_keys
+from pulsegate.core.errors import ConfigError
+from pulsegate.core.masking import mask_dsn, mask_secret, mask_url
+from pulsegate.core.provider import Provider
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/pulsegate.db"
 

@@ -21,16 +21,16 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from core.api_keys import ApiKey
-from core.call.context import CallContext
-from core.call.runner import Call, CallRunner
-from core.clock import Clock
-from core.errors import CallError, ErrorClass, StreamInterruptedError
-from core.provider_runtime import ProviderRuntime
-from core.providers.base import PreparedRequest, ProviderStream
-from core.providers.classify import classify_exception
-from core.response import AIResponse
-from core.translate.usage import Usage
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.call.context import CallContext
+from pulsegate.core.call.runner import Call, CallRunner
+from pulsegate.core.clock import Clock
+from pulsegate.core.errors import CallError, ErrorClass, StreamInterruptedError
+from pulsegate.core.provider_runtime import ProviderRuntime
+from pulsegate.core.providers.base import PreparedRequest, ProviderStream
+from pulsegate.core.providers.classify import classify_exception
+from pulsegate.core.response import AIResponse
+from pulsegate.core.translate.usage import Usage
 
 
 class _Stalled(Exception):

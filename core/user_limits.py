@@ -2,7 +2,7 @@
 
 A call with a ``user_id`` is charged one request and its token reservation (estimated input + ``max_tokens``)
 against ``user:<id>:rpm`` / ``user:<id>:tpm`` before it enters the provider's queue. A user over the limit is
-refused at once with :class:`~core.errors.UserRateLimitedError` — it never waits in the queue behind everybody
+refused at once with :class:`~pulsegate.core.errors.UserRateLimitedError` — it never waits in the queue behind everybody
 else. With ``HASH_USER_IDS`` set, the limiter keys carry the keyed hash, never the raw id, and messages do not name
 the user. Calls without a ``user_id`` are not limited here.
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.limits.base import Demand, LimitSpec, RateLimiter
-from core.user_ids import hash_user_id
+from pulsegate.core.limits.base import Demand, LimitSpec, RateLimiter
+from pulsegate.core.user_ids import hash_user_id
 
 
 @dataclass(slots=True)

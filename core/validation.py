@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from core.errors import RequestValidationError
-from core.provider import Provider
-from core.request import CONFIG_ALIASES, OPTION_ALIASES, CallOptions, ModelConfig, Priority
+from pulsegate.core.errors import RequestValidationError
+from pulsegate.core.provider import Provider
+from pulsegate.core.request import CONFIG_ALIASES, OPTION_ALIASES, CallOptions, ModelConfig, Priority
 
 ROLES = frozenset({"user", "assistant"})
 BLOCK_TYPES = frozenset(

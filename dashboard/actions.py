@@ -1,18 +1,18 @@
 """Admin actions through the control channel: reset a key's cooldown, disable / enable a key, clear a queue.
 
-Each action asks for confirmation, then issues one ``control_commands`` row (``core.ops.control.issue_command``,
-``requested_by='dashboard'``); live instances apply it on their next heartbeat and acknowledge it, and the page
-shows each acknowledgement as it arrives (a small fragment polls ``command_status`` until every live instance has
-answered or the command expired).
+Each action asks for confirmation, then issues one ``control_commands`` row
+(``pulsegate.core.ops.control.issue_command``, ``requested_by='dashboard'``); live instances apply it on their next
+heartbeat and acknowledge it, and the page shows each acknowledgement as it arrives (a small fragment polls
+``command_status`` until every live instance has answered or the command expired).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from core.ops.control import ControlCommandError
-from dashboard import data
-from dashboard.ui import Context
+from pulsegate.core.ops.control import ControlCommandError
+from pulsegate.dashboard import data
+from pulsegate.dashboard.ui import Context
 
 PENDING = "_action_pending"
 ISSUED = "_action_issued"

@@ -3,7 +3,7 @@ delivery log, silences and the rules in force — one description, so the two pa
 
 from __future__ import annotations
 
-from dashboard.tables import Col
+from pulsegate.dashboard.tables import Col
 
 _EPISODE = {
     "severity": Col("Severity"),

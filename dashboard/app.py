@@ -18,6 +18,6 @@ PAGE_ICON = (
 
 st.set_page_config(page_title="Pulsegate", page_icon=PAGE_ICON, layout="wide")
 
-from dashboard import ui  # noqa: E402 — set_page_config must come first
+from pulsegate.dashboard import ui  # noqa: E402 — set_page_config must come first
 
 ui.main()

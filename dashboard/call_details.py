@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dashboard import tables
+from pulsegate.dashboard import tables
 
 #: A selected row's details: every stored field, ids in full.
 DETAILS: dict[str, str] = {

@@ -1,8 +1,8 @@
 """Plotly figures from ``core`` query frames: pure functions, so their data is unit-tested without a browser.
 
 The colours every chart shares, the Keys and Probes pages' figures and the KPI tiles' sparklines; the Overview's
-figure is :mod:`dashboard.overview_chart`. Empty frames still give a chart with its axes and title (an empty store
-draws frames, not blanks).
+figure is :mod:`pulsegate.dashboard.overview_chart`. Empty frames still give a chart with its axes and title (an empty
+store draws frames, not blanks).
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
-from core.errors import PulsegateError, StoreError, one_line_reason
-from core.queries import (
+from pulsegate.core.errors import PulsegateError, StoreError, one_line_reason
+from pulsegate.core.queries import (
     QueryFilter,
     key_health_series,
     kpi_summary,
@@ -29,8 +29,8 @@ from core.queries import (
     recent_attempts,
     traffic_series,
 )
-from core.store import create_store_engine, store_status
-from core.store.engine import describe_url
+from pulsegate.core.store import create_store_engine, store_status
+from pulsegate.core.store.engine import describe_url
 
 TTL_S = 10
 P = ParamSpec("P")
@@ -124,7 +124,7 @@ def keys_now(url: str, now: datetime, heartbeat_s: float) -> pd.DataFrame:
 
 @cached
 def health(url: str, now: datetime, window_s: int, heartbeat_s: float) -> dict[str, Any]:
-    from core.ops.health_report import health_report
+    from pulsegate.core.ops.health_report import health_report
 
     return health_report(engine(url), now, window=timedelta(seconds=window_s), heartbeat_interval_s=heartbeat_s)
 
@@ -152,7 +152,7 @@ def attempts(
 @guarded
 def calls_count(url: str, key: FilterKey, outcome: str | None, error_class: str | None) -> int:
     """How many attempts a CSV export of this view holds (not cached: asked once per click, and must be exact)."""
-    from core.queries.attempt_export import count_attempts
+    from pulsegate.core.queries.attempt_export import count_attempts
 
     return count_attempts(engine(url), _flt(key), outcome=outcome, error_class=error_class)
 
@@ -161,49 +161,49 @@ def calls_count(url: str, key: FilterKey, outcome: str | None, error_class: str 
 def episodes(
     url: str, start: datetime, end: datetime, states: tuple[str, ...] | None = None, limit: int = 200
 ) -> pd.DataFrame:
-    from core.queries.alerts import alert_episodes_frame
+    from pulsegate.core.queries.alerts import alert_episodes_frame
 
     return alert_episodes_frame(engine(url), start, end, states=states, limit=limit)
 
 
 @cached
 def episode_count(url: str, start: datetime, end: datetime) -> int:
-    from core.queries.alerts import alert_episode_count
+    from pulsegate.core.queries.alerts import alert_episode_count
 
     return alert_episode_count(engine(url), start, end)
 
 
 @cached
 def deliveries(url: str, start: datetime, end: datetime) -> pd.DataFrame:
-    from core.queries.alerts import alert_deliveries_frame
+    from pulsegate.core.queries.alerts import alert_deliveries_frame
 
     return alert_deliveries_frame(engine(url), start, end)
 
 
 @cached
 def breaker_spans(url: str, key: FilterKey) -> pd.DataFrame:
-    from core.queries.alerts import breaker_open_spans
+    from pulsegate.core.queries.alerts import breaker_open_spans
 
     return breaker_open_spans(engine(url), _flt(key))
 
 
 @cached
 def limit_history(url: str, key: FilterKey) -> pd.DataFrame:
-    from core.queries.limits import limit_change_history
+    from pulsegate.core.queries.limits import limit_change_history
 
     return limit_change_history(engine(url), _flt(key))
 
 
 @cached
 def instance_lifetimes(url: str, instance_ids: tuple[str, ...]) -> dict[str, tuple[datetime, datetime]]:
-    from core.queries.limits import instance_lifetimes as lifetimes
+    from pulsegate.core.queries.limits import instance_lifetimes as lifetimes
 
     return lifetimes(engine(url), instance_ids)
 
 
 @cached
 def users(url: str, key: FilterKey, top: int) -> pd.DataFrame:
-    from core.queries.limits import user_usage
+    from pulsegate.core.queries.limits import user_usage
 
     return user_usage(engine(url), _flt(key), top=top)
 
@@ -211,7 +211,7 @@ def users(url: str, key: FilterKey, top: int) -> pd.DataFrame:
 @guarded
 def redis_status(url: str, now: datetime, heartbeat_s: float) -> list[dict[str, Any]]:
     """Live instances whose newest snapshot says Redis is degraded (cached with :func:`instances`)."""
-    from core.queries.limits import redis_degraded
+    from pulsegate.core.queries.limits import redis_degraded
 
     return redis_degraded(instances(url, now, heartbeat_s))
 
@@ -221,7 +221,7 @@ def redis_status(url: str, now: datetime, heartbeat_s: float) -> list[dict[str, 
 
 @guarded
 def issue(url: str, command: str, *, provider: str | None, key_label: str | None, now: datetime) -> int:
-    from core.ops.control import issue_command
+    from pulsegate.core.ops.control import issue_command
 
     return issue_command(
         engine(url), command, provider=provider, key_label=key_label, requested_by="dashboard", now=now
@@ -230,14 +230,14 @@ def issue(url: str, command: str, *, provider: str | None, key_label: str | None
 
 @guarded
 def command(url: str, command_id: int, now: datetime) -> dict[str, Any]:
-    from core.ops.control import command_status
+    from pulsegate.core.ops.control import command_status
 
     return command_status(engine(url), command_id, now)
 
 
 @guarded
 def probe(url: str, *, provider: str | None, key_label: str | None, model: str | None, now: datetime) -> int:
-    from core.ops.probe_requests import request_probe
+    from pulsegate.core.ops.probe_requests import request_probe
 
     return request_probe(
         engine(url), requested_by="dashboard", now=now, provider=provider, key_label=key_label, model=model
@@ -246,7 +246,7 @@ def probe(url: str, *, provider: str | None, key_label: str | None, model: str |
 
 @guarded
 def probe_status(url: str, request_id: int) -> dict[str, Any] | None:
-    from core.ops.probe_requests import probe_request_status
+    from pulsegate.core.ops.probe_requests import probe_request_status
 
     return probe_request_status(engine(url), request_id)
 

@@ -1,11 +1,11 @@
 """The Calls page's CSV export, streamed over HTTP: every matching row, never the whole file in memory.
 
-Why not ``st.download_button``: Streamlit keeps a download's bytes in its in-memory media store — even with a
-callable ``data`` (deferred generation), whose result is converted to one ``bytes`` object and stored — and hands
-them out from there. A million rows are about 250 MB of CSV (about 63 MB gzipped: the ids are random), held
-at least once and copied on the way out. So the export is an HTTP route of the dashboard's own server
-(:mod:`dashboard.server`, which ``pulsegate dashboard`` runs): the rows come from a server-side cursor a chunk at a
-time (:mod:`core.queries.attempt_export`) and each chunk is sent before the next is read — memory stays at a chunk.
+Why not ``st.download_button``: Streamlit keeps a download's bytes in its in-memory media store — even with a callable
+``data`` (deferred generation), whose result is converted to one ``bytes`` object and stored — and hands them out from
+there. A million rows are about 250 MB of CSV (about 63 MB gzipped: the ids are random), held at least once and copied
+on the way out. So the export is an HTTP route of the dashboard's own server (:mod:`pulsegate.dashboard.server`, which
+``pulsegate dashboard`` runs): the rows come from a server-side cursor a chunk at a time
+(:mod:`pulsegate.core.queries.attempt_export`) and each chunk is sent before the next is read — memory stays at a chunk.
 
 The page (a session past the password gate) counts the rows on click, refuses over the cap, and otherwise
 registers an :class:`ExportRequest` under a random one-time token; the link it shows carries the token. The route
@@ -26,9 +26,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from core.queries.attempt_export import csv_chunks, export_columns, stream_attempts
-from core.queries.filters import QueryFilter
-from core.store import create_store_engine
+from pulsegate.core.queries.attempt_export import csv_chunks, export_columns, stream_attempts
+from pulsegate.core.queries.filters import QueryFilter
+from pulsegate.core.store import create_store_engine
 
 PATH = "/export/calls.csv"
 TOKEN_TTL_S = 600.0
@@ -59,7 +59,7 @@ _served = False
 
 
 def served() -> bool:
-    """Whether this process serves :data:`PATH` (the dashboard runs under :mod:`dashboard.server`)."""
+    """Whether this process serves :data:`PATH` (the dashboard runs under :mod:`pulsegate.dashboard.server`)."""
     return _served
 
 

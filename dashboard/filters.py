@@ -1,6 +1,6 @@
 """The global filters: time range, provider, model, key and source — kept in the URL so a view can be shared.
 
-Pure functions (no Streamlit) turn query-string values into a :class:`Filters` and back; ``dashboard.sidebar``
+Pure functions (no Streamlit) turn query-string values into a :class:`Filters` and back; ``pulsegate.dashboard.sidebar``
 draws the widgets. "Now" is the wall clock, unless ``PULSEGATE_DASHBOARD_NOW`` (or the ``now`` query parameter)
 fixes it to an ISO 8601 instant — for looking at a past incident, and for benchmarks on a kept database.
 """
@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from core.clock import as_utc
-from core.errors import PulsegateError
-from core.queries import QueryFilter
+from pulsegate.core.clock import as_utc
+from pulsegate.core.errors import PulsegateError
+from pulsegate.core.queries import QueryFilter
 
 NOW_ENV = "PULSEGATE_DASHBOARD_NOW"
 RANGES: dict[str, timedelta | None] = {

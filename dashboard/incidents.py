@@ -9,7 +9,7 @@ are capped (:data:`MAX_BARS`, newest kept) and the lanes too (:data:`MAX_LANES`;
 alerts" lane); whatever is not drawn is counted in a "+N more" note, never silently dropped. Breaker openings
 are also shaded on every panel (:data:`MAX_SHADES` at most, newest kept).
 
-Pure functions of the query frames: no Plotly here (``dashboard.charts`` draws them), so they are unit-tested
+Pure functions of the query frames: no Plotly here (``pulsegate.dashboard.charts`` draws them), so they are unit-tested
 on their numbers.
 """
 
@@ -105,7 +105,7 @@ class Incidents:
         unread: int = 0,
         provider: str | None = None,
     ) -> Incidents:
-        """From :func:`core.queries.alerts.alert_episodes_frame` and ``breaker_open_spans`` frames over
+        """From :func:`pulsegate.core.queries.alerts.alert_episodes_frame` and ``breaker_open_spans`` frames over
         ``[start, end)``. ``unread``: episodes in the range the frame did not hold (past its row limit).
         ``provider``: the view's provider filter — episodes labelled with another provider are left out."""
         low, high = _utc(start), _utc(end)

@@ -1,8 +1,8 @@
 """The Keys page's table: each key's own health next to what its calls and probes saw, so the two never disagree
 silently.
 
-A key's status and health score (:mod:`core.keys.health`) count only the failures that are the key's own: its 429s,
-auth and quota refusals, server errors, timeouts and broken connections. An overloaded provider (529) fails every
+A key's status and health score (:mod:`pulsegate.core.keys.health`) count only the failures that are the key's own: its
+429s, auth and quota refusals, server errors, timeouts and broken connections. An overloaded provider (529) fails every
 key alike and a bad request is the caller's, so neither touches the key — during a 529 storm a key is ``healthy``
 while half its calls fail. That is right for choosing keys, but a table showing only "healthy" beside a 50 %
 success rate and a failed probe would read as a contradiction. So the table splits the range's failures into the
@@ -17,11 +17,11 @@ from typing import Any
 
 import pandas as pd
 
-from core.errors import ErrorClass
-from core.keys.health import KEY_FAILURES, HealthPolicy
-from core.queries.kpis import kpis_from_totals
-from core.store.tables import error_count_column
-from dashboard.tables import Col
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.keys.health import KEY_FAILURES, HealthPolicy
+from pulsegate.core.queries.kpis import kpis_from_totals
+from pulsegate.core.store.tables import error_count_column
+from pulsegate.dashboard.tables import Col
 
 _POLICY = HealthPolicy()
 #: The health bar's scale: green above its middle, red at or below. The middle sits just under the "unhealthy"

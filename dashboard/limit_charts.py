@@ -1,7 +1,7 @@
 """Plotly figures of the Limits page: effective vs configured limits over time, and user-rate-limited refusals.
 
-Pure functions of ``core.queries.limits`` frames, like :mod:`dashboard.charts`, so their data is unit-tested
-without a browser.
+Pure functions of ``pulsegate.core.queries.limits`` frames, like :mod:`pulsegate.dashboard.charts`, so their data is
+unit-tested without a browser.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.charts import COLORS, ERROR_COLORS, _frame
+from pulsegate.dashboard.charts import COLORS, ERROR_COLORS, _frame
 
 UNITS = {"rpm": "requests", "tpm": "tokens"}
 
@@ -35,7 +35,7 @@ def drawable(steps: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 def limit_history(steps: pd.DataFrame, kind: str, period_s: float = 60.0) -> go.Figure:
     """One step line per series (provider or key, per instance) of the effective limit, its configured ceiling
     dashed in the same colour, and a marker at each change whose hover names the reason. Each line spans its
-    instance's life (see :func:`core.queries.limits.limit_steps`); the y-axis runs from 0 to what is drawn."""
+    instance's life (see :func:`pulsegate.core.queries.limits.limit_steps`); the y-axis runs from 0 to what is drawn."""
     unit = f"{UNITS.get(kind, kind)} per {window_label(period_s)}"
     fig = _frame(f"Effective vs configured limit · {unit} ({kind})", unit)
     fig.update_layout(

@@ -4,7 +4,7 @@ One Plotly figure with subplots, not eight charts: the browser lays out one plot
 Overview's load time is dominated by Plotly's work in the page), and zooming or panning one panel moves them all,
 so an incident lines up across success rate, latency, queues and errors.
 
-Incidents (:mod:`dashboard.incidents`) are drawn in one go whatever their number: the lane's bars are a single
+Incidents (:mod:`pulsegate.dashboard.incidents`) are drawn in one go whatever their number: the lane's bars are a single
 trace, the panels' shading one list of shapes assigned once — never a shape or annotation added per alert, which
 Plotly validates against all earlier ones (quadratic: 60 alert lines took 94 s). Each column of panels has its
 lane right above it on the same time axis, and hovering draws a dotted line across the panels at that moment.
@@ -21,9 +21,9 @@ import functools
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.errors import ErrorClass
-from dashboard.charts import COLORS, ERROR_COLORS
-from dashboard.incidents import Incidents
+from pulsegate.core.errors import ErrorClass
+from pulsegate.dashboard.charts import COLORS, ERROR_COLORS
+from pulsegate.dashboard.incidents import Incidents
 
 PANELS: tuple[str, ...] = (
     "Success rate",

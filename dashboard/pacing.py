@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.clock import Clock, SystemClock
+from pulsegate.core.clock import Clock, SystemClock
 
 #: A fresh render is followed by at least this share of the refresh interval without one.
 IDLE_SHARE = 0.5

@@ -1,8 +1,8 @@
 """ "Run probe": queue a probe request for the worker and show its result on the page within seconds.
 
-The dashboard never calls a provider itself: it inserts a ``probe_requests`` row (``core.ops.probe_requests``), the
-worker claims it within about a second and runs the probe, and a fragment polls the row every second until it is
-done — then the page shows each key's result.
+The dashboard never calls a provider itself: it inserts a ``probe_requests`` row
+(``pulsegate.core.ops.probe_requests``), the worker claims it within about a second and runs the probe, and a fragment
+polls the row every second until it is done — then the page shows each key's result.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.ops.probe import ProbeError, probe_model
-from dashboard import data, tables
-from dashboard.tables import Col
-from dashboard.ui import Context
+from pulsegate.core.ops.probe import ProbeError, probe_model
+from pulsegate.dashboard import data, tables
+from pulsegate.dashboard.tables import Col
+from pulsegate.dashboard.ui import Context
 
 POLL_S = 1
 #: A request no worker has claimed after this long gets a hint on the page.
@@ -58,7 +58,7 @@ def panel(ctx: Context, *, prefix: str, compact: bool = False) -> None:
         key_label = cols[1].selectbox("Key", ["all", *labels], key=f"{prefix}_key")
         default_model = ""
         if provider in ("anthropic", "openai"):
-            from core.provider import Provider
+            from pulsegate.core.provider import Provider
 
             default_model = probe_model(ctx.settings, Provider(provider))
         model = cols[2].text_input("Model", key=f"{prefix}_model", placeholder=default_model or "probe model")

@@ -16,12 +16,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.clock import as_utc
-from core.errors import PulsegateError
-from core.queries import QueryFilter
-from core.settings import Settings, load_settings
-from dashboard import auth, data, pacing
-from dashboard import filters as flt_mod
+from pulsegate.core.clock import as_utc
+from pulsegate.core.errors import PulsegateError
+from pulsegate.core.queries import QueryFilter
+from pulsegate.core.settings import Settings, load_settings
+from pulsegate.dashboard import auth, data, pacing
+from pulsegate.dashboard import filters as flt_mod
 
 HERE = Path(__file__).resolve().parent
 DOWN_RETRY_S = 5
@@ -270,7 +270,8 @@ def redis_banner(ctx: Context) -> None:
 def live(render: Callable[[Context], None], *, key: str) -> None:
     """Draw ``render`` in a fragment rerun every refresh interval (and every few seconds while the store is down,
     even when auto-refresh is paused). Database failures become a banner. A refresh that comes too soon after the
-    last fresh render (it queued behind it) redraws that render's view from the cache (:mod:`dashboard.pacing`)."""
+    last fresh render (it queued behind it) redraws that render's view from the cache
+    (:mod:`pulsegate.dashboard.pacing`)."""
     base = context()
     down = bool(st.session_state.get(_DOWN))
     every: int | None = base.refresh_s

@@ -4,12 +4,12 @@ One loopback port serves both providers; scenarios (file, constructor or admin A
 latency and faults. See docs/emulator.md.
 """
 
-from emulator.clock import Clock, ManualClock, MonotonicClock
-from emulator.errors import EmulatorError, ScenarioError
-from emulator.scenario import Fault, KeyPolicy, Latency, ReplyConfig, Scenario
-from emulator.scenario_parser import load_scenario, parse_scenario
-from emulator.server import EmulatorServer, serve
-from emulator.stats import fingerprint
+from pulsegate.emulator.clock import Clock, ManualClock, MonotonicClock
+from pulsegate.emulator.errors import EmulatorError, ScenarioError
+from pulsegate.emulator.scenario import Fault, KeyPolicy, Latency, ReplyConfig, Scenario
+from pulsegate.emulator.scenario_parser import load_scenario, parse_scenario
+from pulsegate.emulator.server import EmulatorServer, serve
+from pulsegate.emulator.stats import fingerprint
 
 __all__ = [
     "Clock",

@@ -9,16 +9,16 @@ import json
 import tomllib
 from typing import Any, Protocol
 
-from emulator.clock import Clock
-from emulator.errors import ScenarioError
-from emulator.plan import Reply, Request
-from emulator.scenario import Fault, Scenario
-from emulator.scenario_parser import parse_fault, parse_scenario
-from emulator.stats import Stats
+from pulsegate.emulator.clock import Clock
+from pulsegate.emulator.errors import ScenarioError
+from pulsegate.emulator.plan import Reply, Request
+from pulsegate.emulator.scenario import Fault, Scenario
+from pulsegate.emulator.scenario_parser import parse_fault, parse_scenario
+from pulsegate.emulator.stats import Stats
 
 
 class Emulator(Protocol):
-    """What the admin routes act on: :class:`emulator.app.Emulator` is one. A protocol, so that the app can
+    """What the admin routes act on: :class:`pulsegate.emulator.app.Emulator` is one. A protocol, so that the app can
     dispatch here without this module importing the app back."""
 
     scenario: Scenario

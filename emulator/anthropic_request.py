@@ -10,8 +10,8 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from emulator.scenario import ReplyConfig
-from emulator.textgen import IMAGE_TOKENS, Ask, estimate_tokens, mentions_tool, sample_value
+from pulsegate.emulator.scenario import ReplyConfig
+from pulsegate.emulator.textgen import IMAGE_TOKENS, Ask, estimate_tokens, mentions_tool, sample_value
 
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 

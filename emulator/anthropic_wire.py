@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from emulator.budget import Window
-from emulator.formats import rfc3339
-from emulator.textgen import Answer, Ask, json_fragments
+from pulsegate.emulator.budget import Window
+from pulsegate.emulator.formats import rfc3339
+from pulsegate.emulator.textgen import Answer, Ask, json_fragments
 
 NAME = "anthropic"
 REQUEST_ID_HEADER = "request-id"

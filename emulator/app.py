@@ -11,20 +11,20 @@ from __future__ import annotations
 import math
 import random
 
-from emulator import admin
-from emulator import anthropic_request as ar
-from emulator import anthropic_wire as aw
-from emulator import openai_request as orq
-from emulator import openai_wire as ow
-from emulator.budget import BudgetBook, KeyBudget
-from emulator.clock import Clock, ManualClock, MonotonicClock
-from emulator.faults import FaultBook, Target, drip, reshape_stream
-from emulator.formats import retry_after_seconds
-from emulator.plan import Reply, Request
-from emulator.providers import ANTHROPIC, OPENAI, Provider
-from emulator.scenario import Fault, Latency, Scenario
-from emulator.stats import Stats
-from emulator.textgen import Answer, Ask, answer, tool_answer
+from pulsegate.emulator import admin
+from pulsegate.emulator import anthropic_request as ar
+from pulsegate.emulator import anthropic_wire as aw
+from pulsegate.emulator import openai_request as orq
+from pulsegate.emulator import openai_wire as ow
+from pulsegate.emulator.budget import BudgetBook, KeyBudget
+from pulsegate.emulator.clock import Clock, ManualClock, MonotonicClock
+from pulsegate.emulator.faults import FaultBook, Target, drip, reshape_stream
+from pulsegate.emulator.formats import retry_after_seconds
+from pulsegate.emulator.plan import Reply, Request
+from pulsegate.emulator.providers import ANTHROPIC, OPENAI, Provider
+from pulsegate.emulator.scenario import Fault, Latency, Scenario
+from pulsegate.emulator.stats import Stats
+from pulsegate.emulator.textgen import Answer, Ask, answer, tool_answer
 
 JSON = ("content-type", "application/json")
 SSE_HEADERS = [("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache")]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emulator.scenario import KeyPolicy
+from pulsegate.emulator.scenario import KeyPolicy
 
 
 class TokenBucket:

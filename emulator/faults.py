@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from emulator.scenario import STREAM_FAULTS, Fault
+from pulsegate.emulator.scenario import STREAM_FAULTS, Fault
 
 
 @dataclass(frozen=True, slots=True)

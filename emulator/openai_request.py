@@ -9,9 +9,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from emulator.openai_wire import error_body
-from emulator.scenario import ReplyConfig
-from emulator.textgen import IMAGE_TOKENS, Ask, estimate_tokens, mentions_tool, sample_value
+from pulsegate.emulator.openai_wire import error_body
+from pulsegate.emulator.scenario import ReplyConfig
+from pulsegate.emulator.textgen import IMAGE_TOKENS, Ask, estimate_tokens, mentions_tool, sample_value
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode

@@ -11,9 +11,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from emulator.budget import Window
-from emulator.formats import go_duration
-from emulator.textgen import Answer, Ask, json_fragments
+from pulsegate.emulator.budget import Window
+from pulsegate.emulator.formats import go_duration
+from pulsegate.emulator.textgen import Answer, Ask, json_fragments
 
 NAME = "openai"
 REQUEST_ID_HEADER = "x-request-id"

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from emulator.plan import LAST_CHUNK, Reply, Request, encode_chunk, encode_head
+from pulsegate.emulator.plan import LAST_CHUNK, Reply, Request, encode_chunk, encode_head
 
 if TYPE_CHECKING:
-    from emulator.app import Emulator
+    from pulsegate.emulator.app import Emulator
 
 _BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 

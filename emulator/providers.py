@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from emulator import anthropic_wire as aw
-from emulator import openai_wire as ow
-from emulator.budget import Denial, Window
+from pulsegate.emulator import anthropic_wire as aw
+from pulsegate.emulator import openai_wire as ow
+from pulsegate.emulator.budget import Denial, Window
 
 ErrorParts = tuple[int, bytes, list[tuple[str, str]]]
 

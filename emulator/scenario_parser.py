@@ -13,8 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from emulator.errors import ScenarioError
-from emulator.scenario import (
+from pulsegate.emulator.errors import ScenarioError
+from pulsegate.emulator.scenario import (
     BEHAVIOURS,
     ERROR_STATUSES,
     FAULT_KINDS,

@@ -18,12 +18,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from emulator.app import Emulator
-from emulator.clock import Clock, ManualClock, MonotonicClock
-from emulator.errors import EmulatorError
-from emulator.protocol import HttpProtocol
-from emulator.scenario import Fault, Scenario
-from emulator.scenario_parser import load_scenario, parse_fault, parse_scenario
+from pulsegate.emulator.app import Emulator
+from pulsegate.emulator.clock import Clock, ManualClock, MonotonicClock
+from pulsegate.emulator.errors import EmulatorError
+from pulsegate.emulator.protocol import HttpProtocol
+from pulsegate.emulator.scenario import Fault, Scenario
+from pulsegate.emulator.scenario_parser import load_scenario, parse_fault, parse_scenario
 
 T = TypeVar("T")
 

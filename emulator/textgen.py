@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.scenario import ReplyConfig
+from pulsegate.emulator.scenario import ReplyConfig
 
 IMAGE_TOKENS = 85
 _PIECE = re.compile(r"\s*\S{1,4}")

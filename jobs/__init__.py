@@ -1,2 +1,2 @@
-"""The worker service (``jobs.service``) and the ``pulsegate`` command line (``jobs.cli``); depends on ``core``, never
-the other way."""
+"""The worker service (``pulsegate.jobs.service``) and the ``pulsegate`` command line (``pulsegate.jobs.cli``); depends
+on ``core``, never the other way."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from core.store.engine import create_store_engine
-from core.store.tables import metadata
+from pulsegate.core.store.engine import create_store_engine
+from pulsegate.core.store.tables import metadata
 
 #: Serialises concurrent ``pulsegate migrate`` runs (several release phases at once) on PostgreSQL.
 MIGRATION_LOCK_ID = 0x70756C7365  # "pulse"

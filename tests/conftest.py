@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-import migrations
-from core.clock import ManualClock
-from core.store.engine import create_store_engine
-from core.store.tables import ALL_TABLES
+from pulsegate import migrations
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.store.engine import create_store_engine
+from pulsegate.core.store.tables import ALL_TABLES
 from tests.support.redis_cluster import RedisClusterProcesses
 from tests.support.sdk_versions import floor_problem, report_header
 

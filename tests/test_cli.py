@@ -9,7 +9,7 @@ import openai
 import pytest
 import sqlalchemy as sa
 
-import migrations
+from pulsegate import migrations
 from tests.support.processes import BackgroundProcess, free_port, run_cli, wait_http
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import load_settings
-from jobs.cli.commands import build_parser
-from jobs.cli.settings_command import format_settings
-from jobs.cli.up import NO_KEY_MESSAGE
+from pulsegate.core.settings import load_settings
+from pulsegate.jobs.cli.commands import build_parser
+from pulsegate.jobs.cli.settings_command import format_settings
+from pulsegate.jobs.cli.up import NO_KEY_MESSAGE
 from tests.support.processes import run_cli
 
 #: reST / Sphinx markup a docstring may carry: ``literal``, :role:`target`, `interpreted text`.

@@ -1,9 +1,8 @@
-"""``from core import AIClient`` stays light: no dashboard-only libraries in an application that only calls models."""
+"""``from pulsegate import AIClient`` stays light: no dashboard-only libraries in an app that only calls models."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,29 +14,32 @@ DASHBOARD_ONLY = ("pandas", "plotly", "streamlit")
 def test_importing_the_client_loads_no_dashboard_libraries(tmp_path: Path) -> None:
     code = (
         "import json, sys\n"
-        "import core\n"
-        "from core import AIClient\n"
+        "import pulsegate\n"
+        "from pulsegate import AIClient\n"
         f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {DASHBOARD_ONLY!r})\n"
-        "print(json.dumps({'core': core.__file__, 'client': AIClient.__module__, 'loaded': loaded}))\n"
+        "print(json.dumps({'pulsegate': pulsegate.__file__, 'client': AIClient.__module__, 'loaded': loaded}))\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report == {"core": str(ROOT / "core" / "__init__.py"), "client": "core.client", "loaded": []}
+    assert report == {
+        "pulsegate": str(ROOT / "src" / "pulsegate" / "__init__.py"),
+        "client": "pulsegate.core.client",
+        "loaded": [],
+    }
 
 
 #: What the dashboard and the worker's API import to read the store and to ask for operator actions.
 DASHBOARD_READS = (
-    "dashboard.data",
-    "core.ops.control",
-    "core.ops.health_report",
-    "core.ops.probe_requests",
-    "core.queries.alerts",
-    "core.queries.limits",
-    "core.queries.attempt_export",
+    "pulsegate.dashboard.data",
+    "pulsegate.core.ops.control",
+    "pulsegate.core.ops.health_report",
+    "pulsegate.core.ops.probe_requests",
+    "pulsegate.core.queries.alerts",
+    "pulsegate.core.queries.limits",
+    "pulsegate.core.queries.attempt_export",
 )
 
 
@@ -50,9 +52,8 @@ def test_the_dashboards_reads_load_no_provider_sdk(tmp_path: Path) -> None:
         "    importlib.import_module(name)\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('anthropic', 'openai'))))\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []

@@ -31,13 +31,6 @@ def test_the_import_contracts_hold() -> None:
     assert "0 broken" in result.stdout
 
 
-def test_core_exports_are_listed_once_and_resolve() -> None:
-    import core
-
-    assert sorted(core.__all__) == sorted(core._EXPORTS)
-    assert all(getattr(core, name).__name__ == name for name in core.__all__)
-
-
 def test_benchmarks_import_nothing_from_the_tests() -> None:
     """What both need (browser flags, the TCP proxy, synthetic rows) lives in benchmarks/support/."""
     offenders = [

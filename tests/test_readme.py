@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-import migrations
-from core.errors import ErrorClass
-from core.pricing import PriceTable
-from core.settings import Settings
-from emulator import EmulatorServer
-from jobs.cli.commands import build_parser
+from pulsegate import migrations
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.pricing import PriceTable
+from pulsegate.core.settings import Settings
+from pulsegate.emulator import EmulatorServer
+from pulsegate.jobs.cli.commands import build_parser
 from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS, emu, emulator_server
 
 __all__ = ["emu", "emulator_server"]
@@ -104,7 +104,8 @@ def _subcommands(parser: Any) -> dict[str, Any]:
 
 def test_every_command_the_readme_shows_exists() -> None:
     top = _subcommands(build_parser())
-    shown = re.findall(r"pulsegate ([a-z][a-z-]*)(?: ([a-z][a-z|\\]*))?", README)
+    # `pulsegate X` is a command; `from pulsegate import X` is Python
+    shown = re.findall(r"(?<!from )pulsegate ([a-z][a-z-]*)(?: ([a-z][a-z|\\]*))?", README)
     assert shown
     for command, sub in shown:
         assert command in top, f"`pulsegate {command}` is not a command"

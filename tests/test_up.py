@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from emulator import EmulatorServer
-from jobs.cli.up import NO_KEY_MESSAGE, exit_status
+from pulsegate.emulator import EmulatorServer
+from pulsegate.jobs.cli.up import NO_KEY_MESSAGE, exit_status
 from tests.client.conftest import ANTHROPIC_KEYS, emu, emulator_server
 from tests.support.processes import BackgroundProcess, free_port, run_cli, wait_http
 
@@ -149,7 +149,7 @@ def test_a_crashed_child_stops_the_other_and_up_exits_non_zero(up: Up) -> None:
 
 
 def test_up_runs_the_procfiles_commands() -> None:
-    from jobs.cli.up import PROCFILE_STEPS
+    from pulsegate.jobs.cli.up import PROCFILE_STEPS
 
     procfile = (Path(__file__).resolve().parents[1] / "Procfile").read_text()
     lines = dict(line.split(": ", 1) for line in procfile.splitlines() if line.strip())

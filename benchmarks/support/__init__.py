@@ -63,14 +63,14 @@ def stop(process: subprocess.Popen[Any], timeout_s: float = 20.0) -> None:
 def start_emulator(
     port: int, *, pin: bool, scenario: Mapping[str, Any] | None = None, scenario_file: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    """``python -m emulator`` on ``port`` (pinned to EMULATOR_CPU when ``pin``), with a scenario file and/or a
+    """``python -m pulsegate.emulator`` on ``port`` (pinned to EMULATOR_CPU when ``pin``), with a scenario file and/or a
     scenario PUT through the admin API once it answers."""
 
     def pin_child() -> None:
         os.sched_setaffinity(0, {EMULATOR_CPU})
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "emulator", "--host", "127.0.0.1", "--port", str(port)]
+    env = dict(os.environ)
+    command = [sys.executable, "-m", "pulsegate.emulator", "--host", "127.0.0.1", "--port", str(port)]
     if scenario_file is not None:
         command += ["--scenario", str(scenario_file)]
     process = subprocess.Popen(

@@ -10,9 +10,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-import migrations
-from core.store import create_store_engine
-from core.store.tables import alert_episodes
+from pulsegate import migrations
+from pulsegate.core.store import create_store_engine
+from pulsegate.core.store.tables import alert_episodes
 
 from .store_rows import insert_instances, insert_tiers, instance_row, rollup_row
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.errors import ErrorClass
-from core.store import latency_buckets
-from core.store.snapshot_rollups import write_snapshots
-from core.store.tables import (
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.store import latency_buckets
+from pulsegate.core.store.snapshot_rollups import write_snapshots
+from pulsegate.core.store.tables import (
     error_count_column,
     metric_rollups_1h,
     metric_rollups_1m,

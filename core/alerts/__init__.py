@@ -7,5 +7,5 @@ typed), ``transitions`` (the state machine: a pure function), ``evaluator`` (the
 ``subscriber``), ``silences``; ``channels`` and ``delivery`` send the outbox
 (``dispatch_report`` what a run did, ``redaction`` the masking of channel secrets, ``channel_health`` each
 channel's state from its attempts). Nothing is imported here: the evaluator pulls in pandas through
-:mod:`core.queries`.
+:mod:`pulsegate.core.queries`.
 """

@@ -1,6 +1,6 @@
 """Channel health: whether each alert channel is ``ok``, ``failing``, ``broken`` or ``unknown``.
 
-Read from the latest ``alert_deliveries`` rows alone: the dispatcher (:mod:`core.alerts.delivery`) starts each
+Read from the latest ``alert_deliveries`` rows alone: the dispatcher (:mod:`pulsegate.core.alerts.delivery`) starts each
 stored error with its outcome kind (``retry:``, ``rejected:``, ``broken:``), so a dead webhook can be told from a
 flaky one without another column.
 """
@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from core.store.tables import alert_deliveries
+from pulsegate.core.store.tables import alert_deliveries
 
 #: Consecutive failed attempts after which a channel counts as failing (a dead webhook is broken at once).
 FAILING_AFTER = 3

@@ -1,6 +1,6 @@
 """Reading back the comparisons an alert text states, to check that none contradicts its own numbers.
 
-Alert texts state a comparison in one of two forms (:mod:`core.alerts.wording` writes them):
+Alert texts state a comparison in one of two forms (:mod:`pulsegate.core.alerts.wording` writes them):
 
 * firing — ``anthropic success rate 80.0 % < 95 % over 5m``: value, operator, bound;
 * resolved — ``anthropic success rate back to 96.1 % (≥ 95 %) over 5m``: ``back to`` value, (operator bound).
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.alerts.wording import holds
+from pulsegate.core.alerts.wording import holds
 
 _NUMBER = r"-?\$?\d[\d,]*(?:\.\d+)?"
 _UNIT = r"(?:\s?%|\sms|\ss|×)?"

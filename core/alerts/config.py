@@ -2,9 +2,9 @@
 
 The TOML file has ``[[rules]]`` entries (a default's ``id`` overrides the fields it gives, ``enabled = false``
 turns it off, a new ``id`` with a ``kind`` adds a rule), ``[[channels]]`` entries (parsed by
-:func:`core.alerts.channels.config.parse_channels`) and optional top-level ``group_wait`` / ``repeat_interval``.
-Every problem names the rule (or channel), the field and what is wrong; :class:`AlertConfigLoader` keeps the last
-good configuration when a reload fails.
+:func:`pulsegate.core.alerts.channels.config.parse_channels`) and optional top-level ``group_wait`` /
+``repeat_interval``. Every problem names the rule (or channel), the field and what is wrong; :class:`AlertConfigLoader`
+keeps the last good configuration when a reload fails.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.alerts import rule_parsing
-from core.alerts.rule_fields import parse_duration
-from core.alerts.rule_parsing import RuleProblems, did_you_mean, rule_from_toml
-from core.alerts.rules import DEFAULT_RULES, Rule
-from core.errors import ConfigError
+from pulsegate.core.alerts import rule_parsing
+from pulsegate.core.alerts.rule_fields import parse_duration
+from pulsegate.core.alerts.rule_parsing import RuleProblems, did_you_mean, rule_from_toml
+from pulsegate.core.alerts.rules import DEFAULT_RULES, Rule
+from pulsegate.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from core.alerts.channels.config import ChannelConfig
-    from core.settings import Settings
+    from pulsegate.core.alerts.channels.config import ChannelConfig
+    from pulsegate.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def _timer(raw: Mapping[str, Any], name: str, default: float, minimum: float, pr
 
 def build_config(raw: Mapping[str, Any], settings: Settings, *, source: str = "defaults") -> AlertConfig:
     """An :class:`AlertConfig` from a parsed TOML document (``{}`` for the defaults) and the settings."""
-    from core.alerts.channels.config import parse_channels
+    from pulsegate.core.alerts.channels.config import parse_channels
 
     problems = [
         f"{key}: unknown top-level field{did_you_mean(key, _TOP_LEVEL)}" for key in sorted(set(raw) - _TOP_LEVEL)

@@ -15,10 +15,11 @@ module only reads and updates those rows, so a crash, a receiver outage or a sto
   ``delivered`` (never sent again), ``pending`` with an exponential-backoff ``next_attempt_at`` (retryable), or
   ``failed`` (rejected, broken channel, or still undelivered after ``give_up_after_s``).
 
-Secrets: the URL and HMAC secret only ever reach the HTTP request. Errors stored or logged are built from the
-status code, the receiver's short error word and exception class names, then passed through :func:`redact`.
+Secrets: the URL and HMAC secret only ever reach the HTTP request. Errors stored or logged are built from the status
+code, the receiver's short error word and exception class names, then passed through :func:`redact`.
 ``alert_deliveries.error`` starts with the outcome kind (``retry:``, ``rejected:``, ``broken:``) so
-:func:`core.alerts.channel_health.channel_health` can tell a dead webhook from a flaky one without another column.
+:func:`pulsegate.core.alerts.channel_health.channel_health` can tell a dead webhook from a flaky one without another
+column.
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ import httpx2
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.alerts.channels import Channel, ChannelConfig, DeliveryOutcome, make_channel
-from core.alerts.dispatch_report import Attempt, DispatchReport
-from core.alerts.model import Message
-from core.alerts.redaction import redact, redact_in_logs
-from core.clock import SYSTEM_CLOCK, Clock
-from core.store.engine import SQLITE_IMMEDIATE
-from core.store.tables import alert_deliveries, alert_notifications
+from pulsegate.core.alerts.channels import Channel, ChannelConfig, DeliveryOutcome, make_channel
+from pulsegate.core.alerts.dispatch_report import Attempt, DispatchReport
+from pulsegate.core.alerts.model import Message
+from pulsegate.core.alerts.redaction import redact, redact_in_logs
+from pulsegate.core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.store.engine import SQLITE_IMMEDIATE
+from pulsegate.core.store.tables import alert_deliveries, alert_notifications
 
 log = logging.getLogger("pulsegate.alerts.delivery")
 

@@ -1,6 +1,6 @@
 """What the outbox dispatcher did: one :class:`Attempt` per send and the :class:`DispatchReport` of a run.
 
-Kept apart from :mod:`core.alerts.delivery` so the worker, ``pulsegate alert test`` and the tests can read a
+Kept apart from :mod:`pulsegate.core.alerts.delivery` so the worker, ``pulsegate alert test`` and the tests can read a
 run's outcome without the machinery that produced it.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from core.alerts.channels import DeliveryOutcome
+from pulsegate.core.alerts.channels import DeliveryOutcome
 
 
 @dataclass(frozen=True, slots=True)

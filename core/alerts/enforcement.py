@@ -1,6 +1,7 @@
 """Budget enforcement, a subscriber to the alert state machine: a ``key_monthly_spend`` rule with ``enforce = true``
-disables its key when it fires and enables it when it resolves, through the control channel (:mod:`core.ops.control`),
-in the evaluator's transactions; while it fires, a key a live instance still serves is disabled again."""
+disables its key when it fires and enables it when it resolves, through the control channel
+(:mod:`pulsegate.core.ops.control`), in the evaluator's transactions; while it fires, a key a live instance still serves
+is disabled again."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from core.alerts.episode import Episode
-from core.alerts.rules import Rule
-from core.ops.control import validate_command
-from core.store.tables import control_commands
+from pulsegate.core.alerts.episode import Episode
+from pulsegate.core.alerts.rules import Rule
+from pulsegate.core.ops.control import validate_command
+from pulsegate.core.store.tables import control_commands
 
 log = logging.getLogger(__name__)
 
-#: How long an enforcement command stays available to instances (core.ops.control caps it at one day).
+#: How long an enforcement command stays available to instances (pulsegate.core.ops.control caps it at one day).
 ENFORCE_TTL = timedelta(hours=1)
 
 
@@ -26,7 +27,7 @@ def enforces(rule: Rule | None, labels: Mapping[str, str]) -> bool:
 
 
 class BudgetEnforcement:
-    """The :class:`~core.alerts.subscriber.Subscriber` that turns budget alerts into ``disable_key`` /
+    """The :class:`~pulsegate.core.alerts.subscriber.Subscriber` that turns budget alerts into ``disable_key`` /
     ``enable_key`` control commands."""
 
     def __init__(
@@ -53,7 +54,7 @@ class BudgetEnforcement:
         enforced = [ep for ep in episodes if ep.state == "firing" and enforces(self.rules.get(ep.rule_id), ep.labels)]
         if not enforced:
             return []
-        from core.queries.keys import latest_key_views, stale_before
+        from pulsegate.core.queries.keys import latest_key_views, stale_before
 
         live_after = stale_before(now, self.heartbeat_interval_s)
         issued = []

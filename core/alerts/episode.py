@@ -1,8 +1,8 @@
 """An alert episode — one rule × label set from its first breach to its resolution — as a typed value.
 
 One :class:`Episode` is one ``alert_episodes`` row. Episodes are never changed in place: the transition function
-(:mod:`core.alerts.transitions`) returns a new one, and the store (:mod:`core.alerts.episode_store`) writes the
-difference, conditional on the state it was decided from. Keeping the row typed here is what lets the state
+(:mod:`pulsegate.core.alerts.transitions`) returns a new one, and the store (:mod:`pulsegate.core.alerts.episode_store`)
+writes the difference, conditional on the state it was decided from. Keeping the row typed here is what lets the state
 machine be read (and tested) without a database.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from core.alerts.model import Severity
+from pulsegate.core.alerts.model import Severity
 
 EpisodeState = Literal["pending", "firing", "resolved"]
 OPEN_STATES: tuple[EpisodeState, ...] = ("pending", "firing")

@@ -14,9 +14,9 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from core.alerts.episode import OPEN_STATES, Episode
-from core.errors import PulsegateError
-from core.store.tables import alert_episodes
+from pulsegate.core.alerts.episode import OPEN_STATES, Episode
+from pulsegate.core.errors import PulsegateError
+from pulsegate.core.store.tables import alert_episodes
 
 
 class EpisodeConflict(PulsegateError):

@@ -1,14 +1,14 @@
 """The alert evaluator: readings in, episodes and outbox rows out — exactly once, across restarts and workers.
 
-It is the persistence around the pure state machine (:func:`core.alerts.transitions.transition`). Each
+It is the persistence around the pure state machine (:func:`pulsegate.core.alerts.transitions.transition`). Each
 :meth:`AlertEvaluator.evaluate` has two phases, each a short transaction per *group* (rule × provider):
 
-1. **Transitions.** Every rule's readings (:mod:`core.alerts.kinds`) and the open episodes
-   (:mod:`core.alerts.episode_store`) go through the transition function; what changed is written, conditional
-   on the state it was decided from, with the *resolved* messages it produced (:mod:`core.alerts.outbox`), and
-   every state change is handed to the subscribers (budget enforcement, :mod:`core.alerts.enforcement`) in the
+1. **Transitions.** Every rule's readings (:mod:`pulsegate.core.alerts.kinds`) and the open episodes
+   (:mod:`pulsegate.core.alerts.episode_store`) go through the transition function; what changed is written, conditional
+   on the state it was decided from, with the *resolved* messages it produced (:mod:`pulsegate.core.alerts.outbox`), and
+   every state change is handed to the subscribers (budget enforcement, :mod:`pulsegate.core.alerts.enforcement`) in the
    same transaction.
-2. **Notifications.** Firing and repeat messages per group (:mod:`core.alerts.notifier`).
+2. **Notifications.** Firing and repeat messages per group (:mod:`pulsegate.core.alerts.notifier`).
 
 When two evaluators race, the second finds nothing to change, rolls its group back and writes nothing — a
 notification is written once, and a crash between phases only delays it to the next evaluation.
@@ -24,19 +24,19 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from core.alerts import episode_store, inhibition, kinds, notifier, outbox
-from core.alerts.config import AlertConfig
-from core.alerts.enforcement import BudgetEnforcement
-from core.alerts.episode import Episode, fingerprint, group_key
-from core.alerts.reading import Reading
-from core.alerts.reports import AlertStatus, EvaluationReport
-from core.alerts.rules import Rule
-from core.alerts.signal_context import SignalContext
-from core.alerts.silences import Silence, active_silences, silenced_by
-from core.alerts.subscriber import Subscriber
-from core.alerts.transitions import Event, Notification, Observation, events, transition
-from core.clock import SYSTEM_CLOCK, Clock
-from core.store.engine import SQLITE_IMMEDIATE
+from pulsegate.core.alerts import episode_store, inhibition, kinds, notifier, outbox
+from pulsegate.core.alerts.config import AlertConfig
+from pulsegate.core.alerts.enforcement import BudgetEnforcement
+from pulsegate.core.alerts.episode import Episode, fingerprint, group_key
+from pulsegate.core.alerts.reading import Reading
+from pulsegate.core.alerts.reports import AlertStatus, EvaluationReport
+from pulsegate.core.alerts.rules import Rule
+from pulsegate.core.alerts.signal_context import SignalContext
+from pulsegate.core.alerts.silences import Silence, active_silences, silenced_by
+from pulsegate.core.alerts.subscriber import Subscriber
+from pulsegate.core.alerts.transitions import Event, Notification, Observation, events, transition
+from pulsegate.core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.store.engine import SQLITE_IMMEDIATE
 
 __all__ = ["AlertEvaluator", "EvaluationReport", "fingerprint", "group_key"]
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
-from core.alerts.episode import Episode
-from core.alerts.rules import Rule
+from pulsegate.core.alerts.episode import Episode
+from pulsegate.core.alerts.rules import Rule
 
 
 def sources(episodes: Iterable[Episode], rules: Mapping[str, Rule], now: datetime) -> dict[str, str]:

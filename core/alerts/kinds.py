@@ -1,11 +1,11 @@
 """The alert kinds, each one :class:`Kind`: its spec (what it compares, its scopes and unit, the fields it takes)
 paired with the reader that measures it — so a new kind is its reader and one row here.
 
-Traffic kinds (:mod:`core.alerts.traffic_signals`) read the rollup tiers, grouped in SQL: a few rows per label set;
-state kinds (:mod:`core.alerts.state_signals`) read the instance registry and the latest snapshots
-(:mod:`core.queries.keys`), probe streaks and channel health. Nothing scans raw attempt rows. One
-:class:`~core.alerts.signal_context.SignalContext` per evaluation caches shared queries, so twenty rules cost a
-handful of queries. The order here is the order error messages list the kinds in.
+Traffic kinds (:mod:`pulsegate.core.alerts.traffic_signals`) read the rollup tiers, grouped in SQL: a few rows per label
+set; state kinds (:mod:`pulsegate.core.alerts.state_signals`) read the instance registry and the latest snapshots
+(:mod:`pulsegate.core.queries.keys`), probe streaks and channel health. Nothing scans raw attempt rows. One
+:class:`~pulsegate.core.alerts.signal_context.SignalContext` per evaluation caches shared queries, so twenty rules cost
+a handful of queries. The order here is the order error messages list the kinds in.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.alerts import state_signals as state
-from core.alerts import traffic_signals as traffic
-from core.alerts.reading import Reading
-from core.alerts.rule_fields import KindSpec, RuleFields
-from core.alerts.signal_context import SignalContext
-from core.alerts.wording import USD, WHOLE_PERCENT
+from pulsegate.core.alerts import state_signals as state
+from pulsegate.core.alerts import traffic_signals as traffic
+from pulsegate.core.alerts.reading import Reading
+from pulsegate.core.alerts.rule_fields import KindSpec, RuleFields
+from pulsegate.core.alerts.signal_context import SignalContext
+from pulsegate.core.alerts.wording import USD, WHOLE_PERCENT
 
 Reader = Callable[[RuleFields, SignalContext], list[Reading]]
 

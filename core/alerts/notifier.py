@@ -1,10 +1,10 @@
 """Phase 2 of an evaluation: firing and repeat messages, per group, for the firing episodes that are due one.
 
-An episode due a message (:func:`core.alerts.transitions.notification_due`) is held back while a silence matches
-it (:mod:`core.alerts.silences`) or a provider-wide alert inhibits it (:mod:`core.alerts.inhibition`). The rest go
-out as one message per group and channel: never-notified ones as *firing* once the group's oldest has waited
-``group_wait`` (alerts that start together arrive together), notified ones as *repeat* every ``repeat_interval``.
-``last_notified_at`` is set in the transaction that writes the outbox rows.
+An episode due a message (:func:`pulsegate.core.alerts.transitions.notification_due`) is held back while a silence
+matches it (:mod:`pulsegate.core.alerts.silences`) or a provider-wide alert inhibits it
+(:mod:`pulsegate.core.alerts.inhibition`). The rest go out as one message per group and channel: never-notified ones as
+*firing* once the group's oldest has waited ``group_wait`` (alerts that start together arrive together), notified ones
+as *repeat* every ``repeat_interval``. ``last_notified_at`` is set in the transaction that writes the outbox rows.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from core.alerts import episode_store, inhibition, outbox
-from core.alerts.config import AlertConfig
-from core.alerts.episode import Episode, group_key
-from core.alerts.reports import EvaluationReport
-from core.alerts.rules import Rule
-from core.alerts.silences import Silence, silenced_by
-from core.alerts.transitions import notification_due
+from pulsegate.core.alerts import episode_store, inhibition, outbox
+from pulsegate.core.alerts.config import AlertConfig
+from pulsegate.core.alerts.episode import Episode, group_key
+from pulsegate.core.alerts.reports import EvaluationReport
+from pulsegate.core.alerts.rules import Rule
+from pulsegate.core.alerts.silences import Silence, silenced_by
+from pulsegate.core.alerts.transitions import notification_due
 
 
 def send_due(

@@ -1,5 +1,5 @@
-"""Turning episodes into outbox rows: one :class:`~core.alerts.model.Message` per group and channel, titled by its
-transition (``[FIRING]``, ``[RESOLVED]``, ``[REPEAT]``), written in the evaluator's transaction."""
+"""Turning episodes into outbox rows: one :class:`~pulsegate.core.alerts.model.Message` per group and channel, titled by
+its transition (``[FIRING]``, ``[RESOLVED]``, ``[REPEAT]``), written in the evaluator's transaction."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from core.alerts.channels.config import ChannelConfig
-from core.alerts.episode import Episode
-from core.alerts.model import AlertState, AlertView, Message, Transition
-from core.alerts.rules import Rule
-from core.store.tables import alert_notifications
+from pulsegate.core.alerts.channels.config import ChannelConfig
+from pulsegate.core.alerts.episode import Episode
+from pulsegate.core.alerts.model import AlertState, AlertView, Message, Transition
+from pulsegate.core.alerts.rules import Rule
+from pulsegate.core.store.tables import alert_notifications
 
 #: The tag each transition's title starts with (one word: receivers and the demo's inbox read it back).
 TITLE_TAGS: dict[str, str] = {"firing": "FIRING", "resolved": "RESOLVED", "repeat": "REPEAT", "test": "TEST"}

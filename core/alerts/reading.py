@@ -1,6 +1,7 @@
 """A reading — one label set's value for one rule, with the texts that state it truly in each state — and the
 shared ways kinds make one (:func:`compared_reading`), say where it is (:func:`scope_text`) and say it is gone
-(:func:`gone`). Pure: the state machine (:mod:`core.alerts.transitions`) uses these without touching the store.
+(:func:`gone`). Pure: the state machine (:mod:`pulsegate.core.alerts.transitions`) uses these without touching the
+store.
 """
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.alerts.rule_fields import CLEAR_OPERATOR, FIRING_OPERATOR, RuleFields, crosses, format_duration
-from core.alerts.wording import Quantity, back_to, bound_text, compared
+from pulsegate.core.alerts.rule_fields import CLEAR_OPERATOR, FIRING_OPERATOR, RuleFields, crosses, format_duration
+from pulsegate.core.alerts.wording import Quantity, back_to, bound_text, compared
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 
 import httpx2
 
-from core.alerts.channels import ChannelConfig
-from core.masking import mask_secret, mask_url
+from pulsegate.core.alerts.channels import ChannelConfig
+from pulsegate.core.masking import mask_secret, mask_url
 
 
 def redact(text: str, channels: Iterable[ChannelConfig]) -> str:

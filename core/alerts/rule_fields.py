@@ -1,7 +1,7 @@
 """What a rule is made of, below the kind registry: a rule's fields, a kind's spec, comparisons and durations.
 
-A rule is data: the kind names the signal (:mod:`core.alerts.kinds` pairs each kind's spec with its reader), the
-threshold and window say when it is breached, ``for`` how long it must stay breached before it fires,
+A rule is data: the kind names the signal (:mod:`pulsegate.core.alerts.kinds` pairs each kind's spec with its reader),
+the threshold and window say when it is breached, ``for`` how long it must stay breached before it fires,
 ``min_sample`` how many calls a window needs before a rate is trusted. Hysteresis keeps a firing alert from
 flapping: it resolves only once the value is back past ``resolve_threshold`` (default: the threshold itself) and
 has stayed there for ``keep_firing_for``. Ratios are percent (``95`` = 95 %), latencies milliseconds, waits and
@@ -15,8 +15,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from core.alerts.model import Severity
-from core.alerts.wording import Quantity
+from pulsegate.core.alerts.model import Severity
+from pulsegate.core.alerts.wording import Quantity
 
 SCOPES = ("global", "provider", "key", "model")
 SOURCES = ("live", "probe", "all")
@@ -38,9 +38,9 @@ class KindSpec:
 
 @dataclass(frozen=True, slots=True)
 class RuleFields:
-    """One alert rule's data, without its kind's spec: what a signal reader (:mod:`core.alerts.kinds`) is given.
-    :class:`core.alerts.rules.Rule` adds the spec; the split keeps the readers below the kind registry, so the
-    registry can pair each kind's spec with its reader without an import cycle. ``labels`` are added to every
+    """One alert rule's data, without its kind's spec: what a signal reader (:mod:`pulsegate.core.alerts.kinds`) is
+    given. :class:`pulsegate.core.alerts.rules.Rule` adds the spec; the split keeps the readers below the kind registry,
+    so the registry can pair each kind's spec with its reader without an import cycle. ``labels`` are added to every
     alert of the rule (routing and silences can match them)."""
 
     id: str
@@ -74,7 +74,7 @@ class RuleFields:
 
     @property
     def spec(self) -> KindSpec:
-        """The kind's spec: only :class:`~core.alerts.rules.Rule` knows the registry."""
+        """The kind's spec: only :class:`~pulsegate.core.alerts.rules.Rule` knows the registry."""
         raise NotImplementedError
 
     @property

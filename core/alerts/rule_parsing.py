@@ -1,5 +1,6 @@
-"""Reading one ``[[rules]]`` entry of the rules file into a :class:`~core.alerts.rules.Rule` — with every problem
-of the entry reported at once, each naming the field, and a "did you mean" for a misspelt rule id, kind or field.
+"""Reading one ``[[rules]]`` entry of the rules file into a :class:`~pulsegate.core.alerts.rules.Rule` — with every
+problem of the entry reported at once, each naming the field, and a "did you mean" for a misspelt rule id, kind or
+field.
 
 A default's ``id`` overrides the fields the entry gives; a new ``id`` needs a ``kind``. :func:`check_rule` runs the
 cross-field checks (a resolve threshold on the firing side of the threshold, a percentage above 100 …) on any rule,
@@ -14,13 +15,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import fields, replace
 from typing import Any
 
-from core.alerts.kinds import KINDS
-from core.alerts.model import SEVERITIES
-from core.alerts.rule_fields import CLEAR_OPERATOR, FIRING_OPERATOR, SCOPES, SOURCES, parse_duration
-from core.alerts.rules import ID_PATTERN, Rule
-from core.errors import ErrorClass, PulsegateError
-from core.store.snapshot_rollups import KEY_STATUS_RANK
-from core.store.tables import PROVIDERS
+from pulsegate.core.alerts.kinds import KINDS
+from pulsegate.core.alerts.model import SEVERITIES
+from pulsegate.core.alerts.rule_fields import CLEAR_OPERATOR, FIRING_OPERATOR, SCOPES, SOURCES, parse_duration
+from pulsegate.core.alerts.rules import ID_PATTERN, Rule
+from pulsegate.core.errors import ErrorClass, PulsegateError
+from pulsegate.core.store.snapshot_rollups import KEY_STATUS_RANK
+from pulsegate.core.store.tables import PROVIDERS
 
 #: TOML field → Rule attribute (durations are converted); the rest map by name.
 _RENAMED = {

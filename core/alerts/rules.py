@@ -1,7 +1,8 @@
 """Alert rules: a rule with its kind's spec, how the CLI describes one, and the shipped defaults.
 
-A rule's fields, comparisons and durations are :mod:`core.alerts.rule_fields`; what each kind measures and
-compares is :mod:`core.alerts.kinds`. Reading a rules file's ``[[rules]]`` entries is :mod:`core.alerts.rule_parsing`.
+A rule's fields, comparisons and durations are :mod:`pulsegate.core.alerts.rule_fields`; what each kind measures and
+compares is :mod:`pulsegate.core.alerts.kinds`. Reading a rules file's ``[[rules]]`` entries is
+:mod:`pulsegate.core.alerts.rule_parsing`.
 """
 
 from __future__ import annotations
@@ -10,15 +11,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from core.alerts.kinds import KINDS
-from core.alerts.rule_fields import KindSpec, RuleFields, format_duration
+from pulsegate.core.alerts.kinds import KINDS
+from pulsegate.core.alerts.rule_fields import KindSpec, RuleFields, format_duration
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
 class Rule(RuleFields):
-    """One alert rule, knowing its kind (the fields are :class:`~core.alerts.rule_fields.RuleFields`')."""
+    """One alert rule, knowing its kind (the fields are :class:`~pulsegate.core.alerts.rule_fields.RuleFields`')."""
 
     @property
     def spec(self) -> KindSpec:

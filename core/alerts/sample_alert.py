@@ -18,12 +18,12 @@ from typing import Any
 import httpx2
 import sqlalchemy as sa
 
-from core.alerts.channels import ChannelConfig
-from core.alerts.delivery import Dispatcher
-from core.alerts.model import AlertView, Message
-from core.clock import SYSTEM_CLOCK, Clock
-from core.errors import PulsegateError
-from core.store.tables import alert_notifications
+from pulsegate.core.alerts.channels import ChannelConfig
+from pulsegate.core.alerts.delivery import Dispatcher
+from pulsegate.core.alerts.model import AlertView, Message
+from pulsegate.core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.errors import PulsegateError
+from pulsegate.core.store.tables import alert_notifications
 
 SAMPLE_GROUP_KEY = "test"
 

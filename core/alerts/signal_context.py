@@ -1,5 +1,5 @@
 """What every rule kind reads through: the per-evaluation :class:`SignalContext` (store, time, cached queries) and
-the grouped rollup query. What a kind makes of it is a :class:`~core.alerts.reading.Reading`.
+the grouped rollup query. What a kind makes of it is a :class:`~pulsegate.core.alerts.reading.Reading`.
 
 Windows are read from the rollup tiers — whole minutes from the minute tier, whole hours from the hour tier for
 long windows — except the part of the minute a window starts in: that part is counted from the raw attempt rows
@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from core.alerts.rule_fields import RuleFields
-from core.queries import common
-from core.store import latency_buckets
-from core.store.rollups import raw_row_aggregates
-from core.store.tables import api_usage_metrics, metric_rollups_1h, metric_rollups_1m
+from pulsegate.core.alerts.rule_fields import RuleFields
+from pulsegate.core.queries import common
+from pulsegate.core.store import latency_buckets
+from pulsegate.core.store.rollups import raw_row_aggregates
+from pulsegate.core.store.tables import api_usage_metrics, metric_rollups_1h, metric_rollups_1m
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,7 +62,7 @@ class SignalContext:
         )
 
     def key_health(self) -> pd.DataFrame:
-        from core.queries.keys import latest_key_health
+        from pulsegate.core.queries.keys import latest_key_health
 
         return self.cached(
             "keys",
@@ -70,7 +70,7 @@ class SignalContext:
         )
 
     def queues(self) -> pd.DataFrame:
-        from core.queries.keys import current_queues, latest_instances
+        from pulsegate.core.queries.keys import current_queues, latest_instances
 
         return self.cached(
             "queues",

@@ -16,8 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.errors import PulsegateError
-from core.store.tables import alert_silences
+from pulsegate.core.errors import PulsegateError
+from pulsegate.core.store.tables import alert_silences
 
 MAX_DURATION = timedelta(days=90)
 #: Ended silences stay listed this long (for the dashboard's history).

@@ -14,15 +14,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.alerts.reading import Reading, compared_reading, scope_text
-from core.alerts.rule_fields import RuleFields
-from core.alerts.signal_context import SignalContext, keep
-from core.alerts.wording import COUNT, SECONDS
-from core.store.tables import instances, metric_rollups_1h, metric_rollups_1m
+from pulsegate.core.alerts.reading import Reading, compared_reading, scope_text
+from pulsegate.core.alerts.rule_fields import RuleFields
+from pulsegate.core.alerts.signal_context import SignalContext, keep
+from pulsegate.core.alerts.wording import COUNT, SECONDS
+from pulsegate.core.store.tables import instances, metric_rollups_1h, metric_rollups_1m
 
 INSTANCE_LOOKBACK = timedelta(days=7)
 PROBE_LOOKBACK = timedelta(days=7)
-#: Reason text core.ops.control gives keys disabled by an alert's enforcement: those are not "unhealthy" alerts.
+#: Reason text pulsegate.core.ops.control gives keys disabled by an alert's enforcement: those are not "unhealthy"
+#: alerts.
 ALERT_DISABLED_PREFIX = "disabled by alert:"
 #: Key statuses that count as "unavailable" for provider_all_keys_unavailable (healthy / degraded still serve).
 UNAVAILABLE_STATUSES = ("unhealthy", "cooldown", "disabled")
@@ -112,7 +113,7 @@ def queue_wait_above(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
 
 
 def consecutive_probe_failures(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
-    from core.ops.probe_history import consecutive_probe_failures as failures
+    from pulsegate.core.ops.probe_history import consecutive_probe_failures as failures
 
     counts = ctx.cached("probe_failures", lambda: failures(ctx.engine, ctx.now))
     out = []
@@ -184,7 +185,7 @@ def no_probes(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
 
 def channel_failing(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
     """Per configured channel: breached while its deliveries are failing or it is broken (permanent error)."""
-    from core.alerts.channel_health import channel_health
+    from pulsegate.core.alerts.channel_health import channel_health
 
     health = ctx.cached("channels", lambda: channel_health(ctx.engine, ctx.now, channels=ctx.channel_names))
     out = []

@@ -1,7 +1,7 @@
 """What may listen to the state machine: a :class:`Subscriber` is told of every state change the evaluator writes
 (inside that transaction, so its own writes commit or roll back with it), and once more after all of an
-evaluation's transitions, with the open episodes. Budget enforcement (:mod:`core.alerts.enforcement`) is one; the
-engine itself knows nothing of what a subscriber does, only the control-command ids it reports.
+evaluation's transitions, with the open episodes. Budget enforcement (:mod:`pulsegate.core.alerts.enforcement`) is one;
+the engine itself knows nothing of what a subscriber does, only the control-command ids it reports.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
-from core.alerts.episode import Episode
-from core.alerts.rules import Rule
+from pulsegate.core.alerts.episode import Episode
+from pulsegate.core.alerts.rules import Rule
 
 
 class Subscriber(Protocol):

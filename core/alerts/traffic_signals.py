@@ -1,7 +1,8 @@
-"""The kinds measured over a window of calls, from the rollup tiers (:func:`core.alerts.signal_context.traffic`):
-success rate, p95 latency, error-class and fallback shares, spend, month-to-date spend, token spikes, SLO burn.
+"""The kinds measured over a window of calls, from the rollup tiers
+(:func:`pulsegate.core.alerts.signal_context.traffic`): success rate, p95 latency, error-class and fallback shares,
+spend, month-to-date spend, token spikes, SLO burn.
 
-Each states its value beside its bound in the shared form (:func:`~core.alerts.reading.compared_reading`):
+Each states its value beside its bound in the shared form (:func:`~pulsegate.core.alerts.reading.compared_reading`):
 ``anthropic success rate 80.0 % < 95 % over 5m (20 calls)`` while breached, ``anthropic success rate back to
 97.2 % (≥ 97 %) over 5m (40 calls)`` once resolved.
 """
@@ -11,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from core.alerts.reading import Reading, compared_reading, scope_text
-from core.alerts.rule_fields import RuleFields, format_duration
-from core.alerts.signal_context import SignalContext, traffic, window
-from core.alerts.wording import MILLISECONDS, PERCENT, TIMES, USD, WHOLE_PERCENT
-from core.queries import common
-from core.store import latency_buckets
+from pulsegate.core.alerts.reading import Reading, compared_reading, scope_text
+from pulsegate.core.alerts.rule_fields import RuleFields, format_duration
+from pulsegate.core.alerts.signal_context import SignalContext, traffic, window
+from pulsegate.core.alerts.wording import MILLISECONDS, PERCENT, TIMES, USD, WHOLE_PERCENT
+from pulsegate.core.queries import common
+from pulsegate.core.store import latency_buckets
 
 
 def _calls_text(calls: float) -> str:

@@ -16,7 +16,7 @@ States and moves (``for``, ``keep_firing_for`` and the resolve threshold are the
   (:func:`notification_due`; ``group_wait`` gathers a group), so alerts that start together arrive together.
 * Anything else (a new value, a new text) is an update in place; a change of threshold alone is not written.
 
-No I/O and no clock: ``now`` is the only time. :mod:`core.alerts.evaluator` loads the episodes, calls this and
+No I/O and no clock: ``now`` is the only time. :mod:`pulsegate.core.alerts.evaluator` loads the episodes, calls this and
 writes the difference; ``tests/alerts/test_transition_table.py`` is its truth table.
 """
 
@@ -26,10 +26,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from core.alerts.episode import SUMMARY_MAX, Episode
-from core.alerts.model import Transition
-from core.alerts.reading import Reading, gone
-from core.alerts.rule_fields import RuleFields
+from pulsegate.core.alerts.episode import SUMMARY_MAX, Episode
+from pulsegate.core.alerts.model import Transition
+from pulsegate.core.alerts.reading import Reading, gone
+from pulsegate.core.alerts.rule_fields import RuleFields
 
 #: What a step reports: an episode opened (pending), fired, or resolved (see :func:`events`).
 Event = Literal["pending", "firing", "resolved"]

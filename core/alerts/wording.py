@@ -3,7 +3,7 @@ resolved — rounded so that the written comparison is as true as the measured o
 
 Rounding to the nearest digit can make a true comparison read false (94.96 % is below 95 %, but "95.0 % < 95 %"
 is not), so a value that close to its bound is written with more decimals ("94.96 % < 95 %").
-:mod:`core.alerts.claims` reads these phrases back and checks them.
+:mod:`pulsegate.core.alerts.claims` reads these phrases back and checks them.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def places(number: float) -> int:
 
 
 def _written(text: str, quantity: Quantity) -> float:
-    """The number a written quantity states (what a reader, or :mod:`core.alerts.claims`, takes it for)."""
+    """The number a written quantity states (what a reader, or :mod:`pulsegate.core.alerts.claims`, takes it for)."""
     core = text.removeprefix(quantity.currency).removesuffix(quantity.unit)
     return float(core.replace(",", ""))
 

@@ -4,12 +4,12 @@ limits, and the breaker's permit. What was granted for an attempt that is never 
 
 from __future__ import annotations
 
-from core.api_keys import ApiKey
-from core.breaker import Permit
-from core.call.context import CallContext
-from core.call.rows import Rows
-from core.clock import Clock
-from core.errors import (
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.breaker import Permit
+from pulsegate.core.call.context import CallContext
+from pulsegate.core.call.rows import Rows
+from pulsegate.core.clock import Clock
+from pulsegate.core.errors import (
     AdmissionError,
     CircuitOpenError,
     DeadlineExceededError,
@@ -17,12 +17,12 @@ from core.errors import (
     NoUsableKeyError,
     UserRateLimitedError,
 )
-from core.limits.base import Demand, RateLimiter
-from core.provider_runtime import ProviderRuntime
-from core.providers.base import PreparedRequest
-from core.queue_wait import wait_in_queue
-from core.shared_state import SharedState
-from core.user_limits import UserLimits
+from pulsegate.core.limits.base import Demand, RateLimiter
+from pulsegate.core.provider_runtime import ProviderRuntime
+from pulsegate.core.providers.base import PreparedRequest
+from pulsegate.core.queue_wait import wait_in_queue
+from pulsegate.core.shared_state import SharedState
+from pulsegate.core.user_limits import UserLimits
 
 
 def circuit_open(ctx: CallContext, runtime: ProviderRuntime) -> CircuitOpenError:
@@ -103,7 +103,7 @@ class Admission:
         self, ctx: CallContext, runtime: ProviderRuntime, tokens: int, priority: int, can_fall_back: bool = False
     ) -> float:
         """Wait in the provider's queue until the call's share of the limits is charged; return the seconds waited
-        (how long, and when a call that may fall back leaves instead: :mod:`core.queue_wait`)."""
+        (how long, and when a call that may fall back leaves instead: :mod:`pulsegate.core.queue_wait`)."""
         demands = runtime.provider_demands(tokens)
         if ctx.options.skip_rate_limit:
             await self.limiter.consume(demands)  # bypasses the queue, still counts toward usage

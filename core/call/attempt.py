@@ -1,26 +1,26 @@
 """One attempt: counted against its key, leased, sent under the call's deadline, and — when it fails or is
 cancelled — settled at once (a failure classified; a cancellation after the request left is a ``cancelled`` row,
-one before it frees the key and refunds). The caller decides what happens next (:mod:`core.call.runner`)."""
+one before it frees the key and refunds). The caller decides what happens next (:mod:`pulsegate.core.call.runner`)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import TypeVar
 
-from core.api_keys import ApiKey
-from core.breaker import Permit
-from core.call.admission import deadline_error
-from core.call.context import CallContext, Lease, Send, _NoVerdict
-from core.call.pacing import count_sent
-from core.call.policy import SDK_TIMEOUT_GRACE_S
-from core.call.settle import Settler
-from core.clock import Clock
-from core.errors import CallError, ErrorClass, ProviderError
-from core.limits.base import Demand
-from core.provider_runtime import ProviderRuntime
-from core.providers.base import PreparedRequest
-from core.providers.classify import classify_exception
-from core.providers.sent_mark import SentMark, sending
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.breaker import Permit
+from pulsegate.core.call.admission import deadline_error
+from pulsegate.core.call.context import CallContext, Lease, Send, _NoVerdict
+from pulsegate.core.call.pacing import count_sent
+from pulsegate.core.call.policy import SDK_TIMEOUT_GRACE_S
+from pulsegate.core.call.settle import Settler
+from pulsegate.core.clock import Clock
+from pulsegate.core.errors import CallError, ErrorClass, ProviderError
+from pulsegate.core.limits.base import Demand
+from pulsegate.core.provider_runtime import ProviderRuntime
+from pulsegate.core.providers.base import PreparedRequest
+from pulsegate.core.providers.classify import classify_exception
+from pulsegate.core.providers.sent_mark import SentMark, sending
 
 T = TypeVar("T")
 

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from core.api_keys import ApiKey
-from core.breaker import Permit
-from core.limits.base import Demand
-from core.limits.own_use import Sent
-from core.provider_runtime import ProviderRuntime
-from core.providers.base import PreparedRequest
-from core.recording import AttemptRecord
-from core.request import CallOptions, ModelConfig
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.breaker import Permit
+from pulsegate.core.limits.base import Demand
+from pulsegate.core.limits.own_use import Sent
+from pulsegate.core.provider_runtime import ProviderRuntime
+from pulsegate.core.providers.base import PreparedRequest
+from pulsegate.core.recording import AttemptRecord
+from pulsegate.core.request import CallOptions, ModelConfig
 
 T = TypeVar("T")
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from core.call.context import Lease
-from core.clock import Clock
-from core.errors import CallError
-from core.limit_signals import observe_attempt
-from core.limits.base import LimitSpec, RateLimiter
-from core.provider_runtime import KeyLimits, learned_spec
-from core.providers.rate_limit_headers import RateLimitHeaders, Window, parse_rate_limit_headers
+from pulsegate.core.call.context import Lease
+from pulsegate.core.clock import Clock
+from pulsegate.core.errors import CallError
+from pulsegate.core.limit_signals import observe_attempt
+from pulsegate.core.limits.base import LimitSpec, RateLimiter
+from pulsegate.core.provider_runtime import KeyLimits, learned_spec
+from pulsegate.core.providers.rate_limit_headers import RateLimitHeaders, Window, parse_rate_limit_headers
 
 
 def _same_limits(limits: KeyLimits, requests: Window | None, tokens: Window | None) -> bool:

@@ -7,14 +7,14 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from core.call.context import CallContext
-from core.provider import Provider
-from core.provider_runtime import ProviderRuntime
-from core.providers.base import PreparedRequest, RequestSpec
-from core.request import CallOptions, ModelConfig
-from core.token_estimate import estimate_input_tokens
-from core.translate.model_map import ModelMap
-from core.user_ids import hash_user_id
+from pulsegate.core.call.context import CallContext
+from pulsegate.core.provider import Provider
+from pulsegate.core.provider_runtime import ProviderRuntime
+from pulsegate.core.providers.base import PreparedRequest, RequestSpec
+from pulsegate.core.request import CallOptions, ModelConfig
+from pulsegate.core.token_estimate import estimate_input_tokens
+from pulsegate.core.translate.model_map import ModelMap
+from pulsegate.core.user_ids import hash_user_id
 
 
 class Planner:
@@ -45,7 +45,7 @@ class Planner:
         self, ctx: CallContext, runtime: ProviderRuntime, model: str, extra: Mapping[str, Any] | None = None
     ) -> PreparedRequest:
         """The request for ``model`` on ``runtime``'s provider; ``extra`` is merged into the SDK arguments. Raises
-        :class:`~core.errors.RequestValidationError` when that provider's format cannot carry the call."""
+        :class:`~pulsegate.core.errors.RequestValidationError` when that provider's format cannot carry the call."""
         config = ctx.config
         spec = RequestSpec(
             model=model,

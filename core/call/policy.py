@@ -3,8 +3,8 @@ back — and how far the SDK's own timeout outlasts the call's deadline."""
 
 from __future__ import annotations
 
-from core.errors import ErrorClass
-from core.retry import RETRYABLE
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.retry import RETRYABLE
 
 #: The request itself is wrong: no other key, retry or provider will help.
 REQUEST_SCOPED = frozenset({ErrorClass.BAD_REQUEST, ErrorClass.NOT_FOUND, ErrorClass.TOO_LARGE})
@@ -21,7 +21,7 @@ PROVIDER_HEALTH = frozenset(
     }
 )
 #: A call that ends on one of these may go on on the other provider, when the caller allows it (and so does a call
-#: that left a queue for its fallback: :class:`~core.queue_wait.LeftQueueForFallback`).
+#: that left a queue for its fallback: :class:`~pulsegate.core.queue_wait.LeftQueueForFallback`).
 FALLBACK_ON = RETRYABLE | {ErrorClass.CIRCUIT_OPEN, ErrorClass.NO_USABLE_KEY, ErrorClass.KEYS_COOLING_DOWN}
 #: How long the SDK's own (per-read) timeout outlasts the call's deadline, so the deadline — a total bound enforced
 #: here around the whole attempt — always fires first and a slowly-arriving body cannot stretch the call.

@@ -7,14 +7,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from core.api_keys import ApiKey
-from core.call.context import CallContext, Lease
-from core.clock import Clock
-from core.errors import CallError, ErrorClass
-from core.providers.base import PreparedRequest
-from core.recording import AttemptRecord, Recorder
-from core.request import Priority
-from core.translate.usage import Usage
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.call.context import CallContext, Lease
+from pulsegate.core.clock import Clock
+from pulsegate.core.errors import CallError, ErrorClass
+from pulsegate.core.providers.base import PreparedRequest
+from pulsegate.core.recording import AttemptRecord, Recorder
+from pulsegate.core.request import Priority
+from pulsegate.core.translate.usage import Usage
 
 NO_USAGE = Usage()
 

@@ -2,10 +2,10 @@
 — and a row for every attempt.
 
 The runner never builds SDK clients or parses wire formats (adapters do) and never decides retry timing (the
-policy does); it sequences the call's rooms under one deadline: its plan (:mod:`core.call.plan`), admission
-(:mod:`core.call.admission`), attempts (:mod:`core.call.attempt`), settling (:mod:`core.call.settle`) and rows
-(:mod:`core.call.rows`). Attempts are settled when they end, which for a stream is when the stream ends. A call is
-one object (:class:`Call`, from :meth:`CallRunner.call`).
+policy does); it sequences the call's rooms under one deadline: its plan (:mod:`pulsegate.core.call.plan`), admission
+(:mod:`pulsegate.core.call.admission`), attempts (:mod:`pulsegate.core.call.attempt`), settling
+(:mod:`pulsegate.core.call.settle`) and rows (:mod:`pulsegate.core.call.rows`). Attempts are settled when they end,
+which for a stream is when the stream ends. A call is one object (:class:`Call`, from :meth:`CallRunner.call`).
 """
 
 from __future__ import annotations
@@ -15,30 +15,30 @@ import logging
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from core.api_keys import ApiKey
-from core.call.admission import Admission, circuit_open, deadline_error
-from core.call.attempt import Attempts
-from core.call.context import NO_VERDICT, CallContext, Lease, Send
-from core.call.plan import Planner
-from core.call.policy import FALLBACK_ON, KEY_SCOPED, REQUEST_SCOPED
-from core.call.rows import Rows
-from core.call.settle import Settler
-from core.clock import Clock
-from core.errors import CallError, ErrorClass, RequestValidationError
-from core.limits.base import RateLimiter
-from core.pricing import PriceTable
-from core.provider import Provider
-from core.provider_runtime import ProviderRuntime
-from core.providers.base import PreparedRequest
-from core.queue_wait import DEFAULT_FALLBACK_RESERVE_S, LeftQueueForFallback
-from core.recording import Recorder
-from core.request import Priority
-from core.retry import RetryPolicy, RetryState
-from core.shared_state import LocalSharedState, SharedState
-from core.translate.model_map import ModelMap
-from core.translate.result import NormalizedResponse
-from core.translate.usage import Usage
-from core.user_limits import UserLimits
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.call.admission import Admission, circuit_open, deadline_error
+from pulsegate.core.call.attempt import Attempts
+from pulsegate.core.call.context import NO_VERDICT, CallContext, Lease, Send
+from pulsegate.core.call.plan import Planner
+from pulsegate.core.call.policy import FALLBACK_ON, KEY_SCOPED, REQUEST_SCOPED
+from pulsegate.core.call.rows import Rows
+from pulsegate.core.call.settle import Settler
+from pulsegate.core.clock import Clock
+from pulsegate.core.errors import CallError, ErrorClass, RequestValidationError
+from pulsegate.core.limits.base import RateLimiter
+from pulsegate.core.pricing import PriceTable
+from pulsegate.core.provider import Provider
+from pulsegate.core.provider_runtime import ProviderRuntime
+from pulsegate.core.providers.base import PreparedRequest
+from pulsegate.core.queue_wait import DEFAULT_FALLBACK_RESERVE_S, LeftQueueForFallback
+from pulsegate.core.recording import Recorder
+from pulsegate.core.request import Priority
+from pulsegate.core.retry import RetryPolicy, RetryState
+from pulsegate.core.shared_state import LocalSharedState, SharedState
+from pulsegate.core.translate.model_map import ModelMap
+from pulsegate.core.translate.result import NormalizedResponse
+from pulsegate.core.translate.usage import Usage
+from pulsegate.core.user_limits import UserLimits
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -11,20 +11,20 @@ import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import replace
 
-from core.call.admission import refund_admission
-from core.call.context import CallContext, Lease
-from core.call.pacing import observe_headers, tune
-from core.call.policy import PROVIDER_HEALTH
-from core.call.rows import Rows
-from core.clock import Clock
-from core.errors import CallError, ErrorClass
-from core.limits.base import Demand, RateLimiter
-from core.pricing import PriceTable
-from core.providers.sent_mark import SentMark
-from core.shared_state import SharedState
-from core.token_estimate import estimate_output_tokens
-from core.translate.result import NormalizedResponse
-from core.translate.usage import Usage
+from pulsegate.core.call.admission import refund_admission
+from pulsegate.core.call.context import CallContext, Lease
+from pulsegate.core.call.pacing import observe_headers, tune
+from pulsegate.core.call.policy import PROVIDER_HEALTH
+from pulsegate.core.call.rows import Rows
+from pulsegate.core.clock import Clock
+from pulsegate.core.errors import CallError, ErrorClass
+from pulsegate.core.limits.base import Demand, RateLimiter
+from pulsegate.core.pricing import PriceTable
+from pulsegate.core.providers.sent_mark import SentMark
+from pulsegate.core.shared_state import SharedState
+from pulsegate.core.token_estimate import estimate_output_tokens
+from pulsegate.core.translate.result import NormalizedResponse
+from pulsegate.core.translate.usage import Usage
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from core.errors import ErrorClass
+from pulsegate.core.errors import ErrorClass
 
 
 class KeyStatus(StrEnum):
@@ -85,8 +85,8 @@ class SharedKeyView:
 class KeyHealth:
     """Mutable health of one key; every method takes ``now`` (monotonic seconds) so tests control time.
 
-    With a shared-state backend (:mod:`core.shared_state`), ``pending`` collects what must be told to the other
-    processes and :meth:`adopt` takes their common view; alone, ``pending`` is ``None`` and nothing is kept.
+    With a shared-state backend (:mod:`pulsegate.core.shared_state`), ``pending`` collects what must be told to the
+    other processes and :meth:`adopt` takes their common view; alone, ``pending`` is ``None`` and nothing is kept.
     The consecutive-failure count stays per process: each process cools a key down on its own streak, and the
     cooldown it decides is then obeyed by all.
     """

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from core.api_keys import ApiKey
-from core.clock import SYSTEM_CLOCK, Clock
-from core.keys.health import HealthPolicy, KeyHealth, KeyStatus
-from core.provider import Provider
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.keys.health import HealthPolicy, KeyHealth, KeyStatus
+from pulsegate.core.provider import Provider
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.limits import gcra
-from core.limits.base import Demand, LimitSpec, LimitState, RateLimiter
-from core.limits.memory import MemoryRateLimiter
+from pulsegate.core.limits import gcra
+from pulsegate.core.limits.base import Demand, LimitSpec, LimitState, RateLimiter
+from pulsegate.core.limits.memory import MemoryRateLimiter
 
 if TYPE_CHECKING:
-    from core.limits.redis import RedisRateLimiter
+    from pulsegate.core.limits.redis import RedisRateLimiter
 
 __all__ = ["Demand", "LimitSpec", "LimitState", "MemoryRateLimiter", "RateLimiter", "RedisRateLimiter", "gcra"]
 
@@ -17,7 +17,7 @@ __all__ = ["Demand", "LimitSpec", "LimitState", "MemoryRateLimiter", "RateLimite
 def __getattr__(name: str) -> Any:
     """``RedisRateLimiter`` loads ``redis`` only when asked for: a process without Redis never imports it."""
     if name == "RedisRateLimiter":
-        from core.limits.redis import RedisRateLimiter
+        from pulsegate.core.limits.redis import RedisRateLimiter
 
         return RedisRateLimiter
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,16 +10,16 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from core.clock import SYSTEM_CLOCK, Clock
-from core.limits import gcra
-from core.limits.base import Demand, LimitSpec, LimitState
+from pulsegate.core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.limits import gcra
+from pulsegate.core.limits.base import Demand, LimitSpec, LimitState
 
 _PRUNE_EVERY = 4096
 """Writes between sweeps that forget full buckets, so per-user keys do not pile up forever."""
 
 
 class MemoryRateLimiter:
-    """:class:`~core.limits.base.RateLimiter` for one process. Exact GCRA; O(number of demands) per call."""
+    """:class:`~pulsegate.core.limits.base.RateLimiter` for one process. Exact GCRA; O(number of demands) per call."""
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self._clock = clock

@@ -1,4 +1,5 @@
-"""The shared rate limiter: the GCRA of :mod:`core.limits.gcra`, its state in Redis, every operation one Lua script.
+"""The shared rate limiter: the GCRA of :mod:`pulsegate.core.limits.gcra`, its state in Redis, every operation one Lua
+script.
 
 Several app servers (or worker processes) holding one provider's limits together: each limit is one Redis string
 ``<prefix>{<group>}:<kind>`` (e.g. ``pulsegate:limit:{anthropic}:rpm``) holding its ``tat`` (theoretical arrival
@@ -9,13 +10,13 @@ together). Keys carry a TTL of "until the bucket is full again" (plus a second o
 key mean the same — so idle per-user and per-key limits vanish by themselves.
 
 Time: by default the script reads Redis's own ``TIME``, so the app servers' clocks never matter (no NTP skew can
-over-admit); seconds are counted from :data:`core.redis_link.EPOCH_S` so doubles keep sub-microsecond resolution.
-Tests inject a :class:`~core.clock.Clock` instead and the script then uses the ``now`` it is handed
-(``clock.monotonic()``).
+over-admit); seconds are counted from :data:`pulsegate.core.redis_link.EPOCH_S` so doubles keep sub-microsecond
+resolution. Tests inject a :class:`~pulsegate.core.clock.Clock` instead and the script then uses the ``now`` it is
+handed (``clock.monotonic()``).
 
 Redis down or slow (``timeout_s``, default 50 ms, no retries): the call is answered by a local
-:class:`~core.limits.memory.MemoryRateLimiter` whose limits are scaled to ``local_share`` of the configured ones
-(default ``1 / processes`` when the number of processes is given, else 1.0), one loud warning is logged per outage,
+:class:`~pulsegate.core.limits.memory.MemoryRateLimiter` whose limits are scaled to ``local_share`` of the configured
+ones (default ``1 / processes`` when the number of processes is given, else 1.0), one loud warning is logged per outage,
 and :attr:`RedisRateLimiter.degraded` / :attr:`degraded_since` say so for snapshots. While degraded, Redis is tried
 again at most once every ``probe_interval_s`` (the call that probes waits at most ``timeout_s``); the first answer
 ends the outage and the shared state resumes. No call fails because Redis failed.
@@ -27,11 +28,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from core.clock import SYSTEM_CLOCK, Clock
-from core.limits import gcra
-from core.limits.base import Demand, LimitSpec, LimitState
-from core.limits.memory import MemoryRateLimiter
-from core.redis_link import FAILURES, NOW_LUA, RedisLink, Script, hash_tagged
+from pulsegate.core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.limits import gcra
+from pulsegate.core.limits.base import Demand, LimitSpec, LimitState
+from pulsegate.core.limits.memory import MemoryRateLimiter
+from pulsegate.core.redis_link import FAILURES, NOW_LUA, RedisLink, Script, hash_tagged
 
 DEFAULT_PREFIX = "pulsegate:limit:"
 EXPIRY_SLACK_MS = 1_000
@@ -156,12 +157,12 @@ def _state(spec: LimitSpec, backlog: float) -> LimitState:
 
 
 class RedisRateLimiter:
-    """:class:`~core.limits.base.RateLimiter` shared by every process that uses the same Redis and ``prefix``.
+    """:class:`~pulsegate.core.limits.base.RateLimiter` shared by every process that uses the same Redis and ``prefix``.
 
-    ``url`` is a ``redis://`` / ``rediss://`` URL, or pass a :class:`~core.redis_link.RedisLink` shared with the
-    key and breaker state (one outage, one warning). ``clock=None`` (production) takes time from Redis ``TIME``; a
+    ``url`` is a ``redis://`` / ``rediss://`` URL, or pass a :class:`~pulsegate.core.redis_link.RedisLink` shared with
+    the key and breaker state (one outage, one warning). ``clock=None`` (production) takes time from Redis ``TIME``; a
     clock (tests) supplies ``now`` itself and also paces the outage probes. Redis keys carry a Redis Cluster hash
-    tag (:func:`~core.redis_link.hash_tagged`), so the limits one script touches always share a slot.
+    tag (:func:`~pulsegate.core.redis_link.hash_tagged`), so the limits one script touches always share a slot.
     """
 
     def __init__(

@@ -1,6 +1,6 @@
 """The limit tuner: every self-tuned limit of one client, the signals that move them and the history of changes.
 
-How one limit moves (the policy, the burst guard, the recovery line) is :mod:`core.limits.tuning`; this module
+How one limit moves (the policy, the burst guard, the recovery line) is :mod:`pulsegate.core.limits.tuning`; this module
 keeps those limits by limiter name, applies recovery steps lazily when a limit is read, and numbers each change
 as a :class:`LimitChange` (per instance) for snapshots, the store and the dashboard's chart.
 """
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from core.clock import SYSTEM_CLOCK, Clock
-from core.limits.base import Demand, LimitSpec
-from core.limits.tuning import LimitScope, TunedLimit, TuningPolicy
+from pulsegate.core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.limits.base import Demand, LimitSpec
+from pulsegate.core.limits.tuning import LimitScope, TunedLimit, TuningPolicy
 
 RECENT_CHANGES = 500
 """Changes kept in memory for snapshots; the heartbeat stores them long before this many pile up."""

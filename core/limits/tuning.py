@@ -2,10 +2,10 @@
 
 The configured limit (or, for a key without one, the limit the provider states in its headers) is a ceiling.
 Pushback takes the effective limit down by a factor (:meth:`TunedLimit.decrease`); which limits a signal moves is
-decided in :mod:`core.limit_signals` (a key's 429 moves that key's limits; the provider's only when at least half
-of the usable keys were refused lately — :meth:`core.limits.tuner.LimitTuner.key_rate_limited`). One guard keeps
-it calm: decreases within ``guard_s`` of the last one count as one burst (the strongest wins, applied to the limit
-as it was before the burst), so forty concurrent 429s halve once instead of collapsing to the floor.
+decided in :mod:`pulsegate.core.limit_signals` (a key's 429 moves that key's limits; the provider's only when at least
+half of the usable keys were refused lately — :meth:`pulsegate.core.limits.tuner.LimitTuner.key_rate_limited`). One
+guard keeps it calm: decreases within ``guard_s`` of the last one count as one burst (the strongest wins, applied to the
+limit as it was before the burst), so forty concurrent 429s halve once instead of collapsing to the floor.
 
 Recovery is a function of time alone: from the last pushback at ``t0`` the limit follows the straight line from
 its lowered value to the ceiling at ``t0 + recover_within_s``, taken in steps of ``recover_every_s`` starting
@@ -13,9 +13,9 @@ its lowered value to the ceiling at ``t0 + recover_within_s``, taken in steps of
 lazily, when the limit is next read, and recorded with the time they fell due, so the history is exact whether or
 not traffic flowed. Why this shape does not walk back into 429s is argued in docs/self-tuning-limits.md.
 
-The limiter keeps one float per limit and every :class:`~core.limits.base.Demand` carries its spec, so a changed
-effective limit applies to the next call with no state to migrate. The limits of one client, and the history of
-their changes, are kept by :class:`core.limits.tuner.LimitTuner`.
+The limiter keeps one float per limit and every :class:`~pulsegate.core.limits.base.Demand` carries its spec, so a
+changed effective limit applies to the next call with no state to migrate. The limits of one client, and the history of
+their changes, are kept by :class:`pulsegate.core.limits.tuner.LimitTuner`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from core.limits.base import LimitSpec
+from pulsegate.core.limits.base import LimitSpec
 
 
 @dataclass(frozen=True, slots=True)

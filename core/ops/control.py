@@ -1,7 +1,7 @@
 """The control channel: the one place that issues operator commands and reports what became of them.
 
 The dashboard, the API and the CLI all call :func:`issue_command` and :func:`command_status`; every running client
-or worker picks a command up on its next heartbeat (see :mod:`core.ops.heartbeat`), applies it with
+or worker picks a command up on its next heartbeat (see :mod:`pulsegate.core.ops.heartbeat`), applies it with
 :func:`apply_command` and acknowledges it with the result. A command addressed to no instance in particular
 (``target_instance=None``) reaches every instance that is live while it has not expired.
 """
@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from core.errors import PulsegateError
-from core.provider import Provider
-from core.store.tables import PROVIDERS, control_acks, control_commands
+from pulsegate.core.errors import PulsegateError
+from pulsegate.core.provider import Provider
+from pulsegate.core.store.tables import PROVIDERS, control_acks, control_commands
 
 if TYPE_CHECKING:
-    from core.instance import Instance
+    from pulsegate.core.instance import Instance
 
 COMMANDS = ("clear_queue", "reset_key", "disable_key", "enable_key")
 KEY_COMMANDS = frozenset({"reset_key", "disable_key", "enable_key"})

@@ -34,9 +34,9 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from core.queries import common
-from core.queries.filters import QueryFilter
-from core.queries.keys import (
+from pulsegate.core.queries import common
+from pulsegate.core.queries.filters import QueryFilter
+from pulsegate.core.queries.keys import (
     DEFAULT_HEARTBEAT_INTERVAL_S,
     current_queues,
     latest_instances,
@@ -45,9 +45,9 @@ from core.queries.keys import (
     stale_instances,
     worst_live_view,
 )
-from core.queries.kpis import kpis_from_totals, range_totals
-from core.queries.probes import last_probes
-from core.store import latency_buckets
+from pulsegate.core.queries.kpis import kpis_from_totals, range_totals
+from pulsegate.core.queries.probes import last_probes
+from pulsegate.core.store import latency_buckets
 
 HTTP_STATUS: dict[str, int] = {"ok": 200, "degraded": 200, "down": 503}
 UNUSABLE_KEY_STATUSES = frozenset({"cooldown", "disabled"})

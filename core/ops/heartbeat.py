@@ -2,8 +2,8 @@
 
 Every ``HEARTBEAT_INTERVAL_S`` each client (and the worker) writes one ``instance_snapshots`` row per provider and
 one ``key_health_snapshots`` row per key (folded in the same transaction into the snapshot rollups and the
-``instances`` registry: :mod:`core.store.snapshot_rollups`), then reads the control commands addressed to every
-instance or to it that it has not acknowledged and that have not expired, applies them and writes a
+``instances`` registry: :mod:`pulsegate.core.store.snapshot_rollups`), then reads the control commands addressed to
+every instance or to it that it has not acknowledged and that have not expired, applies them and writes a
 ``control_acks`` row with the result.
 
 The database work is blocking and runs in a thread (``asyncio.to_thread``): neither the event loop nor a call ever
@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core.clock import SYSTEM_CLOCK, Clock
-from core.ops.control import ControlCommand, apply_command
-from core.store.limit_changes import insert_limit_changes, limit_change_rows
-from core.store.snapshot_rollups import write_snapshots
-from core.store.tables import control_acks, control_commands, instances
+from pulsegate.core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.ops.control import ControlCommand, apply_command
+from pulsegate.core.store.limit_changes import insert_limit_changes, limit_change_rows
+from pulsegate.core.store.snapshot_rollups import write_snapshots
+from pulsegate.core.store.tables import control_acks, control_commands, instances
 
 if TYPE_CHECKING:
-    from core.instance import Instance
+    from pulsegate.core.instance import Instance
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +330,8 @@ def instance_state(instance: Instance) -> dict[str, Any]:
 def instance_heartbeat(
     instance: Instance, engine: sa.Engine, *, kind: str = "client", interval_s: float | None = None
 ) -> Heartbeat:
-    """The heartbeat of one :class:`~core.instance.Instance` (a client's; the worker passes ``kind='worker'``)."""
+    """The heartbeat of one :class:`~pulsegate.core.instance.Instance` (a client's; the worker passes
+    ``kind='worker'``)."""
     return Heartbeat(
         lambda: instance_state(instance),
         lambda command: apply_command(instance, command),

@@ -6,9 +6,9 @@ that key is cooling down or disabled — the probe *is* the trial — never wait
 traffic (it is still charged to the limits), and is never retried or moved to another key or provider. Each probe is
 recorded as one attempt with ``source='probe'``.
 
-A probe runs on an :class:`~core.instance.Instance` (:func:`probe_key`); :func:`run_probes` runs many through any
-probe callable (``AIClient.probe`` hands each to the client's home loop). What successful probes do for keys that
-were out of service: :mod:`core.ops.probe_history`.
+A probe runs on an :class:`~pulsegate.core.instance.Instance` (:func:`probe_key`); :func:`run_probes` runs many through
+any probe callable (``AIClient.probe`` hands each to the client's home loop). What successful probes do for keys that
+were out of service: :mod:`pulsegate.core.ops.probe_history`.
 """
 
 from __future__ import annotations
@@ -19,19 +19,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from core.api_keys import ApiKey
-from core.call.context import CallContext
-from core.errors import CallError, PulsegateError
-from core.ids import uuid7
-from core.ops.probe_auth import list_models
-from core.provider import Provider
-from core.provider_runtime import ProviderRuntime
-from core.providers.base import PreparedRequest
-from core.request import CallOptions, ModelConfig, Priority
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.call.context import CallContext
+from pulsegate.core.errors import CallError, PulsegateError
+from pulsegate.core.ids import uuid7
+from pulsegate.core.ops.probe_auth import list_models
+from pulsegate.core.provider import Provider
+from pulsegate.core.provider_runtime import ProviderRuntime
+from pulsegate.core.providers.base import PreparedRequest
+from pulsegate.core.request import CallOptions, ModelConfig, Priority
 
 if TYPE_CHECKING:
-    from core.instance import Instance
-    from core.settings import Settings
+    from pulsegate.core.instance import Instance
+    from pulsegate.core.settings import Settings
 
 #: The whole prompt of a probe: about one input token.
 PROBE_PROMPT = "hi"

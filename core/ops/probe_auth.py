@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.api_keys import ApiKey
-from core.provider import Provider
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.provider import Provider
 
 
 async def list_models(provider: Provider, base_url: str | None, key: ApiKey, timeout_s: float) -> Any:

@@ -17,15 +17,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.keys.health import DISABLING
-from core.ops.control import issue_command
-from core.ops.probe import ProbeResult
-from core.queries.keys import latest_key_views, stale_before
-from core.store.tables import api_usage_metrics, control_commands, metric_rollups_1m
+from pulsegate.core.keys.health import DISABLING
+from pulsegate.core.ops.control import issue_command
+from pulsegate.core.ops.probe import ProbeResult
+from pulsegate.core.queries.keys import latest_key_views, stale_before
+from pulsegate.core.store.tables import api_usage_metrics, control_commands, metric_rollups_1m
 
 log = logging.getLogger(__name__)
 
-#: How a key the provider refused is described by :meth:`core.keys.health.KeyHealth.record_failure`
+#: How a key the provider refused is described by :meth:`pulsegate.core.keys.health.KeyHealth.record_failure`
 #: (``"auth: the provider refused this key"``); any other disabled reason is an operator's and is left alone.
 AUTO_DISABLED_PREFIXES: tuple[str, ...] = tuple(f"{error_class.value}: " for error_class in DISABLING)
 DEFAULT_FAILURE_LOOKBACK = timedelta(hours=24)
@@ -76,7 +76,7 @@ def restore_recovered_keys(
     ``enable_key`` when the provider had refused it (auth, quota). Keys an operator disabled stay disabled — also
     when the ``disable_key`` is so recent (unexpired) that the snapshots do not show it yet. A command the instances
     have had no heartbeat to act on yet is not issued twice. Returns the ids of the commands issued (see
-    :func:`core.ops.control.command_status`)."""
+    :func:`pulsegate.core.ops.control.command_status`)."""
     working = sorted({(r.provider, r.key_label) for r in results if r.ok})
     if not working:
         return []

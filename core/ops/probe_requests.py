@@ -16,9 +16,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.ops.probe import ProbeError, ProbeResult, check_provider, check_text
-from core.store.engine import SQLITE_IMMEDIATE
-from core.store.tables import probe_requests
+from pulsegate.core.ops.probe import ProbeError, ProbeResult, check_provider, check_text
+from pulsegate.core.store.engine import SQLITE_IMMEDIATE
+from pulsegate.core.store.tables import probe_requests
 
 #: A claim older than this with no result belongs to a worker that died: the request is handed out again.
 STALE_CLAIM = timedelta(minutes=5)

@@ -1,8 +1,8 @@
 """The shape every provider adapter has: prepare a request once, send it with a key, or stream it.
 
 An adapter owns one SDK client per key over one shared connection pool (no per-call client construction), turns
-SDK answers into :class:`~core.translate.NormalizedResponse`, and lets SDK exceptions through for
-:mod:`core.providers.classify` to name.
+SDK answers into :class:`~pulsegate.core.translate.NormalizedResponse`, and lets SDK exceptions through for
+:mod:`pulsegate.core.providers.classify` to name.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.api_keys import ApiKey
-from core.provider import Provider
-from core.translate.result import NormalizedResponse
-from core.translate.usage import Usage
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.provider import Provider
+from pulsegate.core.translate.result import NormalizedResponse
+from pulsegate.core.translate.usage import Usage
 
 
 @dataclass(frozen=True, slots=True)

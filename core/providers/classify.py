@@ -1,4 +1,4 @@
-"""Every SDK failure becomes exactly one :class:`~core.errors.ErrorClass` — nothing is ever "unknown".
+"""Every SDK failure becomes exactly one :class:`~pulsegate.core.errors.ErrorClass` — nothing is ever "unknown".
 
 Classification reads status codes and error bodies, not exception classes: errors inside a stream arrive as a bare
 ``APIStatusError`` (status 200) or ``APIError`` (no status) whose body says what happened, and OpenAI's
@@ -13,11 +13,11 @@ import anthropic
 import httpx2
 import openai
 
-from core.errors import ErrorClass, ProviderError
-from core.masking import scrub
-from core.provider import Provider
-from core.providers.rate_limit_headers import parse_retry_after
-from core.translate.result import IncompleteResponseError, StreamErrorEvent
+from pulsegate.core.errors import ErrorClass, ProviderError
+from pulsegate.core.masking import scrub
+from pulsegate.core.provider import Provider
+from pulsegate.core.providers.rate_limit_headers import parse_retry_after
+from pulsegate.core.translate.result import IncompleteResponseError, StreamErrorEvent
 
 #: Anthropic ``error.details.error_code`` values that mean the money ran out, not the rate.
 SPEND_LIMIT_CODES = frozenset({"enforced_spend_limit_reached", "contract_spend_limit_reached"})

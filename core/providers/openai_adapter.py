@@ -7,14 +7,14 @@ from typing import Any
 
 import openai
 
-from core.api_keys import ApiKey
-from core.provider import Provider
-from core.providers.base import Completion, PreparedRequest, RequestSpec
-from core.providers.sdk_clients import SdkClients
-from core.providers.sdk_stream import SdkStream
-from core.translate.requests import anthropic_to_openai_request
-from core.translate.responses import openai_response_to_normalized
-from core.translate.streams import OpenAIStreamAccumulator
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.provider import Provider
+from pulsegate.core.providers.base import Completion, PreparedRequest, RequestSpec
+from pulsegate.core.providers.sdk_clients import SdkClients
+from pulsegate.core.providers.sdk_stream import SdkStream
+from pulsegate.core.translate.requests import anthropic_to_openai_request
+from pulsegate.core.translate.responses import openai_response_to_normalized
+from pulsegate.core.translate.streams import OpenAIStreamAccumulator
 
 
 class OpenAIAdapter:

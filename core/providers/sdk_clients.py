@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from core.api_keys import ApiKey
-from core.providers.sent_mark import watch
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.providers.sent_mark import watch
 
 C = TypeVar("C")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
-from core.translate.result import NormalizedResponse
-from core.translate.usage import Usage
+from pulsegate.core.translate.result import NormalizedResponse
+from pulsegate.core.translate.usage import Usage
 
 
 class StreamAccumulator(Protocol):

@@ -4,18 +4,18 @@ Charts read the rollup tiers and the snapshot tables only; :func:`recent_attempt
 Imports pandas: never import this package from ``core/__init__`` or the client.
 """
 
-from core.queries.attempts import ATTEMPT_COLUMNS, recent_attempts
-from core.queries.filters import QueryFilter, QueryFilterError
-from core.queries.keys import (
+from pulsegate.core.queries.attempts import ATTEMPT_COLUMNS, recent_attempts
+from pulsegate.core.queries.filters import QueryFilter, QueryFilterError
+from pulsegate.core.queries.keys import (
     KeyHealthView,
     current_queues,
     latest_instances,
     latest_key_health,
     stale_instances,
 )
-from core.queries.kpis import KPI_NAMES, kpi_summary, range_totals
-from core.queries.probes import LastProbe, last_probes
-from core.queries.timeseries import (
+from pulsegate.core.queries.kpis import KPI_NAMES, kpi_summary, range_totals
+from pulsegate.core.queries.probes import LastProbe, last_probes
+from pulsegate.core.queries.timeseries import (
     KEY_HEALTH_COLUMNS,
     QUEUE_COLUMNS,
     TRAFFIC_COLUMNS,

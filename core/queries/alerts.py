@@ -11,9 +11,9 @@ from datetime import datetime
 import pandas as pd
 import sqlalchemy as sa
 
-from core.queries import common
-from core.queries.filters import QueryFilter
-from core.store.tables import alert_deliveries, alert_episodes, queue_rollups
+from pulsegate.core.queries import common
+from pulsegate.core.queries.filters import QueryFilter
+from pulsegate.core.store.tables import alert_deliveries, alert_episodes, queue_rollups
 
 EPISODE_COLUMNS: tuple[str, ...] = (
     "id",

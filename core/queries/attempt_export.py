@@ -18,9 +18,9 @@ from collections.abc import Iterator
 
 import sqlalchemy as sa
 
-from core.queries.attempts import ATTEMPT_COLUMNS, attempt_conditions
-from core.queries.filters import QueryFilter
-from core.store.tables import api_usage_metrics
+from pulsegate.core.queries.attempts import ATTEMPT_COLUMNS, attempt_conditions
+from pulsegate.core.queries.filters import QueryFilter
+from pulsegate.core.store.tables import api_usage_metrics
 
 MAX_EXPORT_ROWS = 1_000_000
 #: Rows read from the cursor and encoded per chunk: big enough that the per-chunk overhead vanishes, small enough

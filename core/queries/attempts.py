@@ -15,10 +15,10 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from core.errors import ErrorClass
-from core.queries import common
-from core.queries.filters import QueryFilter, QueryFilterError
-from core.store.tables import OUTCOMES, api_usage_metrics
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.queries import common
+from pulsegate.core.queries.filters import QueryFilter, QueryFilterError
+from pulsegate.core.store.tables import OUTCOMES, api_usage_metrics
 
 MAX_LIMIT = 1000
 ATTEMPT_COLUMNS: tuple[str, ...] = (

@@ -10,10 +10,10 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from core.errors import ErrorClass
-from core.request import PRIORITY_CLASSES
-from core.store import latency_buckets
-from core.store.tables import METRIC_ROLLUPS, error_count_column, priority_count_column
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.request import PRIORITY_CLASSES
+from pulsegate.core.store import latency_buckets
+from pulsegate.core.store.tables import METRIC_ROLLUPS, error_count_column, priority_count_column
 
 ERROR_COLUMNS: tuple[str, ...] = tuple(error_count_column(ec) for ec in ErrorClass)
 PRIORITY_COLUMNS: tuple[str, ...] = tuple(priority_count_column(name) for name, _ in PRIORITY_CLASSES)

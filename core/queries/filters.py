@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from core.errors import PulsegateError
-from core.store.tables import PROVIDERS, SOURCES
+from pulsegate.core.errors import PulsegateError
+from pulsegate.core.store.tables import PROVIDERS, SOURCES
 
 #: (longest range, rollup tier in seconds): a range reads the finest tier that keeps a series to a few hundred
 #: rollup rows; longer ranges read the hour tier. Rows scanned, not points drawn, set a chart's query time.

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from core.queries import common
-from core.store.snapshot_rollups import KEY_STATUS_RANK, RANK_STATUS, UNKNOWN_STATUS_RANK
-from core.store.tables import instance_snapshots, instances, key_health_snapshots
+from pulsegate.core.queries import common
+from pulsegate.core.store.snapshot_rollups import KEY_STATUS_RANK, RANK_STATUS, UNKNOWN_STATUS_RANK
+from pulsegate.core.store.tables import instance_snapshots, instances, key_health_snapshots
 
 STALE_AFTER_INTERVALS = 3
 DEFAULT_HEARTBEAT_INTERVAL_S = 5.0

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from core.queries import common
-from core.queries.filters import QueryFilter
-from core.store import latency_buckets
-from core.store.tables import metric_rollups_1h, metric_rollups_1m
+from pulsegate.core.queries import common
+from pulsegate.core.queries.filters import QueryFilter
+from pulsegate.core.store import latency_buckets
+from pulsegate.core.store.tables import metric_rollups_1h, metric_rollups_1m
 
 KPI_NAMES: tuple[str, ...] = (
     "requests",

@@ -19,9 +19,9 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from core.queries import common
-from core.queries.filters import QueryFilter
-from core.store.tables import instances, limit_changes, user_rollups_1h
+from pulsegate.core.queries import common
+from pulsegate.core.queries.filters import QueryFilter
+from pulsegate.core.store.tables import instances, limit_changes, user_rollups_1h
 
 CHANGE_COLUMNS: tuple[str, ...] = (
     "ts",
@@ -149,7 +149,7 @@ def limit_steps(
 
 def limits_now(instances: pd.DataFrame) -> pd.DataFrame:
     """Per live instance, provider and kind: the effective and configured limit and why it last changed (from each
-    instance's newest snapshot, see :func:`core.queries.latest_instances`)."""
+    instance's newest snapshot, see :func:`pulsegate.core.queries.latest_instances`)."""
     rows = []
     live = instances[~instances["stale"].astype(bool)] if not instances.empty else instances
     for row in live.itertuples(index=False):

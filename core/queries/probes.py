@@ -7,8 +7,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from core.queries import common
-from core.queries.filters import QueryFilter
+from pulsegate.core.queries import common
+from pulsegate.core.queries.filters import QueryFilter
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from core.queries import common
-from core.queries.filters import QueryFilter
-from core.store import latency_buckets
-from core.store.snapshot_rollups import RANK_STATUS
-from core.store.tables import PROVIDERS, key_health_rollups, queue_rollups
+from pulsegate.core.queries import common
+from pulsegate.core.queries.filters import QueryFilter
+from pulsegate.core.store import latency_buckets
+from pulsegate.core.store.snapshot_rollups import RANK_STATUS
+from pulsegate.core.store.tables import PROVIDERS, key_health_rollups, queue_rollups
 
 TRAFFIC_COLUMNS: tuple[str, ...] = (
     "bucket",

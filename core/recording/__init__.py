@@ -7,19 +7,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.recording.attempt import AttemptRecord, new_instance_id
-from core.recording.base import NullRecorder, Recorder
+from pulsegate.core.recording.attempt import AttemptRecord, new_instance_id
+from pulsegate.core.recording.base import NullRecorder, Recorder
 
 __all__ = ["AttemptRecord", "NullRecorder", "Recorder", "SqlRecorder", "new_instance_id"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "SqlRecorder":
-        from core.recording.sql import SqlRecorder
+        from pulsegate.core.recording.sql import SqlRecorder
 
         return SqlRecorder
-    raise AttributeError(f"module 'core.recording' has no attribute {name!r}")
+    raise AttributeError(f"module 'pulsegate.core.recording' has no attribute {name!r}")
 
 
 if TYPE_CHECKING:
-    from core.recording.sql import SqlRecorder
+    from pulsegate.core.recording.sql import SqlRecorder

@@ -8,8 +8,8 @@ import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from core.errors import ErrorClass
-from core.ids import uuid7
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.ids import uuid7
 
 
 def new_instance_id() -> str:

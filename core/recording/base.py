@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from core.recording.attempt import AttemptRecord
+from pulsegate.core.recording.attempt import AttemptRecord
 
 if TYPE_CHECKING:
     import sqlalchemy as sa

@@ -1,7 +1,7 @@
 """One batch of attempts into the SQL store: staged per database, then moved into the raw table and every rollup.
 
-Kept apart from the recorder (:mod:`core.recording.sql`), which decides when to write and where rows wait: this
-module only knows how one batch is written, in one transaction, and what a failed write means — the benchmarks
+Kept apart from the recorder (:mod:`pulsegate.core.recording.sql`), which decides when to write and where rows wait:
+this module only knows how one batch is written, in one transaction, and what a failed write means — the benchmarks
 and the tests' fixtures write through it directly.
 """
 
@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from core.ids import uuid7_batch
-from core.recording.attempt import AttemptRecord
-from core.store import latency_buckets, rollups
-from core.store.engine import SQLITE_IMMEDIATE
+from pulsegate.core.ids import uuid7_batch
+from pulsegate.core.recording.attempt import AttemptRecord
+from pulsegate.core.store import latency_buckets, rollups
+from pulsegate.core.store.engine import SQLITE_IMMEDIATE
 
 _bucket_index = latency_buckets.bucket_index
 
@@ -44,7 +44,7 @@ _PG_TYPES = {
 
 def assign_ids(attempts: list[AttemptRecord]) -> int:
     """Time-ordered (version 7) uuids from each attempt's own time for the attempts that have none (one
-    ``os.urandom`` call per batch); returns how many were assigned. See :mod:`core.ids` for why."""
+    ``os.urandom`` call per batch); returns how many were assigned. See :mod:`pulsegate.core.ids` for why."""
     missing = [attempt for attempt in attempts if attempt.id is None]
     if not missing:
         return 0
@@ -119,7 +119,8 @@ def is_outage(exc: BaseException) -> bool:
 
 
 class BatchWriter:
-    """Writes batches of attempts through the staging table, one transaction each (see :mod:`core.store.rollups`).
+    """Writes batches of attempts through the staging table, one transaction each (see
+    :mod:`pulsegate.core.store.rollups`).
 
     Rows are staged by a hand-written function per database (a generic per-column bind-processor loop cost ~4× more
     Python time per row); the values are the ones SQLAlchemy's binds would send, so SQLite stores timestamps in the

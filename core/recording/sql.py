@@ -4,14 +4,14 @@
   blocks and never raises.
 - A background thread writes what is buffered when ``batch_size`` rows are waiting, else every ``interval_s``,
   each batch in ONE transaction through a TEMP staging table — binary COPY on PostgreSQL, executemany on SQLite —
-  into ``api_usage_metrics`` and every rollup tier (:mod:`core.recording.batch_writer`). A batch holds what is waiting,
-  up to ``max_batch_size`` rows: under light load batches stay small and rows show up within ``interval_s``;
+  into ``api_usage_metrics`` and every rollup tier (:mod:`pulsegate.core.recording.batch_writer`). A batch holds what is
+  waiting, up to ``max_batch_size`` rows: under light load batches stay small and rows show up within ``interval_s``;
   under heavy load fewer, larger transactions keep up (measured: 500-row batches reach about half the rows/s
   of 5,000-row ones, see benchmarks/RESULTS.md "ingest").
-- When a write fails the batch goes to the spool (:mod:`core.recording.spool`); while the spool holds anything,
-  new batches are appended behind it, so rows reach the database in the order they were recorded. The spool is
-  replayed every ``retry_interval_s`` (and on ``flush()`` / ``close()``); replays skip rows already stored, so a
-  batch whose commit outcome was unknown is never stored or counted twice.
+- When a write fails the batch goes to the spool (:mod:`pulsegate.core.recording.spool`); while the spool holds
+  anything, new batches are appended behind it, so rows reach the database in the order they were recorded. The spool is
+  replayed every ``retry_interval_s`` (and on ``flush()`` / ``close()``); replays skip rows already stored, so a batch
+  whose commit outcome was unknown is never stored or counted twice.
 - Rows are lost only when the buffer is full or closed AND nothing could take them (database down, spool
   unwritable): counted in ``stats()["lost"]`` and logged, never silently.
 """
@@ -29,10 +29,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.recording.attempt import AttemptRecord
-from core.recording.batch_writer import BatchWriter, assign_ids, is_outage
-from core.recording.spool import Spool
-from core.user_ids import hash_user_id
+from pulsegate.core.recording.attempt import AttemptRecord
+from pulsegate.core.recording.batch_writer import BatchWriter, assign_ids, is_outage
+from pulsegate.core.recording.spool import Spool
+from pulsegate.core.user_ids import hash_user_id
 
 log = logging.getLogger(__name__)
 

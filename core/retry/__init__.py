@@ -1,17 +1,18 @@
 """The retry policy, one axis per module like tenacity: ``retry`` (which failures), ``wait`` (how long), ``stop``.
 
-The call loop in :mod:`core.call.runner` asks a :class:`RetryPolicy`; it never sleeps or calls anything itself.
+The call loop in :mod:`pulsegate.core.call.runner` asks a :class:`RetryPolicy`; it never sleeps or calls anything
+itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.errors import ErrorClass
-from core.retry.retry import RETRYABLE, RetryCondition, retry_if_error_class, retry_streak_below
-from core.retry.state import RetryState
-from core.retry.stop import StopCondition, stop_after_attempt, stop_before_deadline
-from core.retry.wait import WaitStrategy, wait_exponential_full_jitter, wait_retry_after
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.retry.retry import RETRYABLE, RetryCondition, retry_if_error_class, retry_streak_below
+from pulsegate.core.retry.state import RetryState
+from pulsegate.core.retry.stop import StopCondition, stop_after_attempt, stop_before_deadline
+from pulsegate.core.retry.wait import WaitStrategy, wait_exponential_full_jitter, wait_retry_after
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from core.errors import ErrorClass
-from core.retry.state import RetryState
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.retry.state import RetryState
 
 #: Transient provider-side classes. Never retried: bad_request, auth, not_found, too_large, quota (a request or key
 #: problem does not heal by waiting) and every Pulsegate-side class.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import CallError
+from pulsegate.core.errors import CallError
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.retry.state import RetryState
+from pulsegate.core.retry.state import RetryState
 
 
 class StopCondition:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from core.retry.state import RetryState
+from pulsegate.core.retry.state import RetryState
 
 
 class WaitStrategy:

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.shared_state.base import SharedState
-from core.shared_state.local import LocalSharedState
+from pulsegate.core.shared_state.base import SharedState
+from pulsegate.core.shared_state.local import LocalSharedState
 
 if TYPE_CHECKING:
-    from core.shared_state.redis import RedisSharedState
+    from pulsegate.core.shared_state.redis import RedisSharedState
 
 __all__ = ["LocalSharedState", "RedisSharedState", "SharedState"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "RedisSharedState":
-        from core.shared_state.redis import RedisSharedState
+        from pulsegate.core.shared_state.redis import RedisSharedState
 
         return RedisSharedState
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """The interface between the call path and a shared-state backend.
 
-The call path keeps deciding with its in-process objects (:class:`~core.keys.pool.KeyPool`,
-:class:`~core.breaker.CircuitBreaker`), which stay fast and synchronous; a backend makes them agree across
+The call path keeps deciding with its in-process objects (:class:`~pulsegate.core.keys.pool.KeyPool`,
+:class:`~pulsegate.core.breaker.CircuitBreaker`), which stay fast and synchronous; a backend makes them agree across
 processes at three points of every attempt:
 
 - :meth:`SharedState.sync` before a key is chosen: tell what this process learnt, take the common view (so a
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from core.breaker import CircuitBreaker
-from core.keys.pool import KeyPool
+from pulsegate.core.breaker import CircuitBreaker
+from pulsegate.core.keys.pool import KeyPool
 
 
 class SharedState(Protocol):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.breaker import CircuitBreaker
-from core.keys.pool import KeyPool
+from pulsegate.core.breaker import CircuitBreaker
+from pulsegate.core.keys.pool import KeyPool
 
 
 class LocalSharedState:

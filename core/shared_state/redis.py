@@ -11,10 +11,10 @@ Each exchange sends what this process learnt since the last one — outcome weig
 a cooldown (the later end wins), disable, enable, reset, a breaker open / close / trial release — and returns the
 merged view, which the in-process objects adopt. Times are Redis ``TIME`` (the app servers' clocks never matter)
 unless a test injects a clock. The weights decay with the pool's half-life, exactly as
-:class:`~core.keys.health.KeyHealth` decays them. Records live a day after their last write.
+:class:`~pulsegate.core.keys.health.KeyHealth` decays them. Records live a day after their last write.
 
-Redis down or slow: the exchange is skipped (the shared :class:`~core.redis_link.RedisLink` warns once), the process
-decides alone, and what it learnt meanwhile is kept and sent with the first exchange after Redis returns.
+Redis down or slow: the exchange is skipped (the shared :class:`~pulsegate.core.redis_link.RedisLink` warns once), the
+process decides alone, and what it learnt meanwhile is kept and sent with the first exchange after Redis returns.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from core.breaker import CircuitBreaker
-from core.clock import Clock
-from core.keys.health import PendingChanges, SharedKeyView
-from core.keys.pool import KeyPool
-from core.redis_link import FAILURES, NOW_LUA, RedisLink, Script, hash_tagged
+from pulsegate.core.breaker import CircuitBreaker
+from pulsegate.core.clock import Clock
+from pulsegate.core.keys.health import PendingChanges, SharedKeyView
+from pulsegate.core.keys.pool import KeyPool
+from pulsegate.core.redis_link import FAILURES, NOW_LUA, RedisLink, Script, hash_tagged
 
 DEFAULT_PREFIX = "pulsegate:state:"
 KEEP_MS = 86_400_000
@@ -161,7 +161,7 @@ class _Provider:
 
 
 class RedisSharedState:
-    """:class:`~core.shared_state.base.SharedState` over Redis. ``clock`` (tests only) supplies ``now`` to the
+    """:class:`~pulsegate.core.shared_state.base.SharedState` over Redis. ``clock`` (tests only) supplies ``now`` to the
     script instead of Redis ``TIME``; processes sharing state then must share that clock."""
 
     def __init__(

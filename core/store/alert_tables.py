@@ -1,14 +1,14 @@
 """The alert tables: episodes, the outbox of notifications, silences and the log of delivery attempts.
 
-The episode change and its outbox rows are written in one transaction (:mod:`core.alerts.evaluator`); the
-dispatcher (:mod:`core.alerts.delivery`) only updates the outbox and appends to the delivery log.
+The episode change and its outbox rows are written in one transaction (:mod:`pulsegate.core.alerts.evaluator`); the
+dispatcher (:mod:`pulsegate.core.alerts.delivery`) only updates the outbox and appends to the delivery log.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from core.store.schema import BigId, Timestamp, metadata, one_of
+from pulsegate.core.store.schema import BigId, Timestamp, metadata, one_of
 
 alert_episodes = sa.Table(
     "alert_episodes",

@@ -2,18 +2,18 @@
 
 Uuid primary keys on the raw table make spool replays idempotent; its few indexes are deliberate (charts read
 the rollups). The rollup tiers and the per-user hourly totals are maintained at flush time from the same staged
-rows (:mod:`core.store.rollups`).
+rows (:mod:`pulsegate.core.store.rollups`).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from core.errors import ErrorClass
-from core.provider import Provider
-from core.request import PRIORITY_CLASSES
-from core.store import latency_buckets
-from core.store.schema import Timestamp, metadata, one_of
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.provider import Provider
+from pulsegate.core.request import PRIORITY_CLASSES
+from pulsegate.core.store import latency_buckets
+from pulsegate.core.store.schema import Timestamp, metadata, one_of
 
 SOURCES = ("live", "probe")
 #: ``cancelled``: the caller went away while the request was at the provider (neither a success nor an error).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from core.store.schema import BigId, Timestamp, metadata, one_of
+from pulsegate.core.store.schema import BigId, Timestamp, metadata, one_of
 
 worker_leases = sa.Table(
     "worker_leases",

@@ -1,15 +1,15 @@
 """The instance tables: heartbeat snapshots of each running instance, its keys and limits, and their rollups.
 
-Written by every instance's heartbeat (:mod:`core.ops.heartbeat`); the queue-depth and key-health charts read the
-snapshot rollups, never raw snapshots.
+Written by every instance's heartbeat (:mod:`pulsegate.core.ops.heartbeat`); the queue-depth and key-health charts read
+the snapshot rollups, never raw snapshots.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from core.store.attempt_tables import ROLLUP_TIERS_S
-from core.store.schema import BigId, Timestamp, metadata, one_of
+from pulsegate.core.store.attempt_tables import ROLLUP_TIERS_S
+from pulsegate.core.store.schema import BigId, Timestamp, metadata, one_of
 
 instance_snapshots = sa.Table(
     "instance_snapshots",

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core.store.tables import limit_changes
+from pulsegate.core.store.tables import limit_changes
 
 
 def limit_change_rows(instance_id: str, events: Iterable[Mapping[str, Any]], after_seq: int) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from core.store.tables import (
+from pulsegate.core.store.tables import (
     alert_deliveries,
     alert_episodes,
     alert_notifications,

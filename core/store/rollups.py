@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from core.errors import ErrorClass
-from core.request import PRIORITY_CLASSES
-from core.store import latency_buckets
-from core.store.tables import (
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.request import PRIORITY_CLASSES
+from pulsegate.core.store import latency_buckets
+from pulsegate.core.store.tables import (
     api_usage_metrics,
     error_count_column,
     metric_rollups_1h,
@@ -129,7 +129,8 @@ def move_to_raw_sql() -> str:
 
 
 def _priority_counts() -> list[tuple[str, str, str]]:
-    """One count per priority class (:data:`core.request.PRIORITY_CLASSES`, highest first; NULL → the last)."""
+    """One count per priority class (:data:`pulsegate.core.request.PRIORITY_CLASSES`, highest first; NULL → the
+    last)."""
     items = []
     upper: int | None = None
     for index, (name, lowest) in enumerate(PRIORITY_CLASSES):

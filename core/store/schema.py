@@ -2,7 +2,7 @@
 
 Every constraint is named (SQLite batch migrations can only drop named constraints); enumerations are plain
 strings with a CHECK only on small, stable domains (:func:`one_of`); times are timezone-aware UTC. The tables
-themselves live in the ``*_tables`` modules beside this one and are gathered by :mod:`core.store.tables`.
+themselves live in the ``*_tables`` modules beside this one and are gathered by :mod:`pulsegate.core.store.tables`.
 """
 
 from __future__ import annotations

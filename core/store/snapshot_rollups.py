@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core.store.tables import (
+from pulsegate.core.store.tables import (
     SNAPSHOT_TIERS_S,
     instance_snapshots,
     instances,

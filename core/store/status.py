@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from core.errors import StoreUnreachableError
-from core.store.engine import check_connection, describe_url
+from pulsegate.core.errors import StoreUnreachableError
+from pulsegate.core.store.engine import check_connection, describe_url
 
 
 @dataclass(frozen=True, slots=True)

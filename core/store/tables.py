@@ -1,19 +1,20 @@
 """The store's schema, as SQLAlchemy Core tables: the one source the Alembic migrations are checked against.
 
-The tables are defined by topic beside this module — :mod:`~core.store.attempt_tables` (raw attempts and their
-rollups), :mod:`~core.store.instance_tables` (heartbeat snapshots and their rollups),
-:mod:`~core.store.control_tables` (leases, commands, probe requests), :mod:`~core.store.alert_tables` — all on
-the one ``metadata`` of :mod:`core.store.schema` (which holds the shared conventions). Importing this module
-registers every table on it, so ``from core.store.tables import metadata`` (the migrations' target) and
-:data:`ALL_TABLES` always see the whole schema; callers import any table from here.
+The tables are defined by topic beside this module — :mod:`~pulsegate.core.store.attempt_tables` (raw attempts and their
+rollups), :mod:`~pulsegate.core.store.instance_tables` (heartbeat snapshots and their rollups),
+:mod:`~pulsegate.core.store.control_tables` (leases, commands, probe requests),
+:mod:`~pulsegate.core.store.alert_tables` — all on the one ``metadata`` of :mod:`pulsegate.core.store.schema` (which
+holds the shared conventions). Importing this module registers every table on it, so ``from pulsegate.core.store.tables
+import metadata`` (the migrations' target) and :data:`ALL_TABLES` always see the whole schema; callers import any table
+from here.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from core.store.alert_tables import alert_deliveries, alert_episodes, alert_notifications, alert_silences
-from core.store.attempt_tables import (
+from pulsegate.core.store.alert_tables import alert_deliveries, alert_episodes, alert_notifications, alert_silences
+from pulsegate.core.store.attempt_tables import (
     METRIC_ROLLUPS,
     OUTCOMES,
     PROVIDERS,
@@ -27,8 +28,8 @@ from core.store.attempt_tables import (
     priority_count_column,
     user_rollups_1h,
 )
-from core.store.control_tables import control_acks, control_commands, probe_requests, worker_leases
-from core.store.instance_tables import (
+from pulsegate.core.store.control_tables import control_acks, control_commands, probe_requests, worker_leases
+from pulsegate.core.store.instance_tables import (
     SNAPSHOT_TIERS_S,
     instance_snapshots,
     instances,
@@ -37,7 +38,7 @@ from core.store.instance_tables import (
     limit_changes,
     queue_rollups,
 )
-from core.store.schema import NAMING_CONVENTION, BigId, Timestamp, UTCDateTime, metadata
+from pulsegate.core.store.schema import NAMING_CONVENTION, BigId, Timestamp, UTCDateTime, metadata
 
 __all__ = [
     "ALL_TABLES",

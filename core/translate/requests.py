@@ -1,7 +1,7 @@
 """Anthropic Messages request → keyword arguments for ``openai.chat.completions.create`` (docs/provider-wire.md §4).
 
 Pure and dict-based: the caller passes plain dicts (``model_dump()`` output or raw JSON). Anything that cannot be
-expressed for OpenAI raises :class:`core.errors.RequestValidationError` naming the offending field, e.g.
+expressed for OpenAI raises :class:`pulsegate.core.errors.RequestValidationError` naming the offending field, e.g.
 ``messages[2].content[0].source.type``, so the failure is reported before any network I/O.
 
 Choices where the wire spec leaves room:
@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.errors import RequestValidationError
+from pulsegate.core.errors import RequestValidationError
 
 PROVIDER = "openai"
 MAX_STOP_SEQUENCES = 4

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from core.translate.result import IncompleteResponseError, NormalizedResponse
-from core.translate.stop_reasons import openai_finish_to_stop_reason
-from core.translate.tool_input import parse_tool_arguments
-from core.translate.usage import usage_from_anthropic, usage_from_openai
+from pulsegate.core.translate.result import IncompleteResponseError, NormalizedResponse
+from pulsegate.core.translate.stop_reasons import openai_finish_to_stop_reason
+from pulsegate.core.translate.tool_input import parse_tool_arguments
+from pulsegate.core.translate.usage import usage_from_anthropic, usage_from_openai
 
 LEGACY_FUNCTION_CALL_ID = "function_call"
 """Id given to the ``tool_use`` made from a legacy ``message.function_call`` (which has no id of its own)."""

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import PulsegateError
-from core.translate.usage import Usage
+from pulsegate.core.errors import PulsegateError
+from pulsegate.core.translate.usage import Usage
 
 
 class IncompleteResponseError(PulsegateError, ValueError):

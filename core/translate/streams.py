@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.translate.responses import openai_tool_use_block
-from core.translate.result import IncompleteResponseError, NormalizedResponse, StreamErrorEvent
-from core.translate.stop_reasons import openai_finish_to_stop_reason
-from core.translate.tool_input import parse_tool_arguments
-from core.translate.usage import Usage, usage_from_anthropic, usage_from_openai
+from pulsegate.core.translate.responses import openai_tool_use_block
+from pulsegate.core.translate.result import IncompleteResponseError, NormalizedResponse, StreamErrorEvent
+from pulsegate.core.translate.stop_reasons import openai_finish_to_stop_reason
+from pulsegate.core.translate.tool_input import parse_tool_arguments
+from pulsegate.core.translate.usage import Usage, usage_from_anthropic, usage_from_openai
 
 
 @dataclass

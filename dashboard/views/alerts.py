@@ -8,9 +8,9 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from core.alerts import config as config_mod
-from core.alerts import sample_alert, silences
-from dashboard import alert_tables, data, tables, ui
+from pulsegate.core.alerts import config as config_mod
+from pulsegate.core.alerts import sample_alert, silences
+from pulsegate.dashboard import alert_tables, data, tables, ui
 
 SILENCE_FOR = {"30 min": 30, "1 h": 60, "2 h": 120, "4 h": 240, "1 day": 1440, "7 days": 10080}
 
@@ -139,7 +139,7 @@ def sample_panel(ctx: ui.Context, config_mod, sample_alert) -> None:
 
 
 def rules_panel(config) -> None:
-    from core.alerts.rule_fields import format_duration
+    from pulsegate.core.alerts.rule_fields import format_duration
 
     rows = [
         {

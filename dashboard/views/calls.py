@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core.errors import ErrorClass
-from core.queries.attempt_export import MAX_EXPORT_ROWS
-from core.store.tables import OUTCOMES
-from dashboard import data, export, tables, ui
-from dashboard.call_details import call_details
-from dashboard.filters import Filters
-from dashboard.tables import Col
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.queries.attempt_export import MAX_EXPORT_ROWS
+from pulsegate.core.store.tables import OUTCOMES
+from pulsegate.dashboard import data, export, tables, ui
+from pulsegate.dashboard.call_details import call_details
+from pulsegate.dashboard.filters import Filters
+from pulsegate.dashboard.tables import Col
 
 PAGE_SIZES = (25, 50, 100, 250)
 #: The table: what an operator scans, narrow enough for the page. The rest of a row (attempt number, full ids,

@@ -13,8 +13,8 @@ import urllib.request
 import pandas as pd
 import streamlit as st
 
-from dashboard import tables, ui
-from dashboard.tables import Col
+from pulsegate.dashboard import tables, ui
+from pulsegate.dashboard.tables import Col
 
 SINK_URL_ENV = "PULSEGATE_DEMO_SINK_URL"
 MESSAGES: dict[str, Col] = {

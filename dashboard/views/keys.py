@@ -7,7 +7,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from dashboard import actions, charts, data, key_table, tables, ui
+from pulsegate.dashboard import actions, charts, data, key_table, tables, ui
 
 #: Recent probe rows read for each key's last probe (the same query as the Probes page's history: one cache entry).
 PROBE_ROWS = 300

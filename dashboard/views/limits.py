@@ -6,10 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.queries import QueryFilter
-from core.queries.limits import USER_RANGE_MAX, limit_steps, limits_now, user_window
-from dashboard import data, limit_charts, tables, ui
-from dashboard.tables import Col
+from pulsegate.core.queries import QueryFilter
+from pulsegate.core.queries.limits import USER_RANGE_MAX, limit_steps, limits_now, user_window
+from pulsegate.dashboard import data, limit_charts, tables, ui
+from pulsegate.dashboard.tables import Col
 
 RECENT = 50
 TOP_USERS = 20

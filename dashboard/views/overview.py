@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import alert_tables, charts, data, filters, overview_chart, probe_panel, tables, ui
-from dashboard.incidents import Incidents
+from pulsegate.dashboard import alert_tables, charts, data, filters, overview_chart, probe_panel, tables, ui
+from pulsegate.dashboard.incidents import Incidents
 
 #: The status banner is about now: the last hour's success rate, whatever range the charts show.
 STATUS_WINDOW_S = 3600

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import streamlit as st
 
-from dashboard import charts, data, probe_panel, tables, ui
-from dashboard.tables import Col
+from pulsegate.dashboard import charts, data, probe_panel, tables, ui
+from pulsegate.dashboard.tables import Col
 
 HISTORY = 300
 COLUMNS = {

@@ -1,5 +1,6 @@
-"""``python -m jobs.cli …``: the ``pulsegate`` command, for child processes started with the running interpreter."""
+"""``python -m pulsegate.jobs.cli …``: the ``pulsegate`` command, for child processes started with the running
+interpreter."""
 
-from jobs.cli.commands import main
+from pulsegate.jobs.cli.commands import main
 
 raise SystemExit(main())

@@ -1,7 +1,7 @@
 """``pulsegate alert test`` and ``pulsegate alert rules``: send a test notification, check the rules in force.
 
-``alert silence …`` is :mod:`jobs.cli.silence_commands`; this module registers the ``alert`` group and hands it
-the ``silence`` sub-group.
+``alert silence …`` is :mod:`pulsegate.jobs.cli.silence_commands`; this module registers the ``alert`` group and hands
+it the ``silence`` sub-group.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import argparse
 import logging
 from typing import Any
 
-from core.settings import load_settings
-from jobs.cli.command_error import CommandError
-from jobs.cli.migrated_store import migrated_store
-from jobs.cli.silence_commands import add_silence_commands
+from pulsegate.core.settings import load_settings
+from pulsegate.jobs.cli.command_error import CommandError
+from pulsegate.jobs.cli.migrated_store import migrated_store
+from pulsegate.jobs.cli.silence_commands import add_silence_commands
 
 
 def _quiet_delivery_logs(args: argparse.Namespace) -> None:
@@ -27,8 +27,8 @@ def cmd_alert_test(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from core.alerts.config import load_alert_config
-    from core.alerts.sample_alert import send_sample_alert
+    from pulsegate.core.alerts.config import load_alert_config
+    from pulsegate.core.alerts.sample_alert import send_sample_alert
 
     _quiet_delivery_logs(args)
     settings = load_settings()
@@ -62,9 +62,9 @@ def cmd_alert_rules(args: argparse.Namespace) -> int:
     """Validate the alert configuration and print the rules, channels and timers in force (exit 2 if invalid)."""
     import json
 
-    from core.alerts.config import load_alert_config
-    from core.alerts.rule_fields import format_duration
-    from core.alerts.rules import describe_rule
+    from pulsegate.core.alerts.config import load_alert_config
+    from pulsegate.core.alerts.rule_fields import format_duration
+    from pulsegate.core.alerts.rules import describe_rule
 
     config = load_alert_config(load_settings())
     if args.json:

@@ -1,11 +1,12 @@
 """The CLI's own error, apart from the command modules so each can raise it without importing the parser.
 
-``jobs.cli.commands.main`` prints any :class:`~core.errors.PulsegateError` as one line on stderr, exit 2.
+``pulsegate.jobs.cli.commands.main`` prints any :class:`~pulsegate.core.errors.PulsegateError` as one line on stderr,
+exit 2.
 """
 
 from __future__ import annotations
 
-from core.errors import PulsegateError
+from pulsegate.core.errors import PulsegateError
 
 
 class CommandError(PulsegateError):

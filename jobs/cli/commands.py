@@ -14,12 +14,12 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from core.errors import PulsegateError
-from core.settings import load_settings
-from jobs.cli.alert_commands import add_alert_commands
-from jobs.cli.demo_command import add_demo_command
-from jobs.cli.probe_command import add_probe_command
-from jobs.cli.serve_commands import add_dashboard_command, add_emulator_command, add_worker_command
+from pulsegate.core.errors import PulsegateError
+from pulsegate.core.settings import load_settings
+from pulsegate.jobs.cli.alert_commands import add_alert_commands
+from pulsegate.jobs.cli.demo_command import add_demo_command
+from pulsegate.jobs.cli.probe_command import add_probe_command
+from pulsegate.jobs.cli.serve_commands import add_dashboard_command, add_emulator_command, add_worker_command
 
 EXIT_USAGE = 2
 #: ``pulsegate --help`` shows these as they are: plain text, no docstring markup.
@@ -32,8 +32,8 @@ log = logging.getLogger("pulsegate")
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    import migrations
-    from core.store import check_connection, create_store_engine, describe_url
+    from pulsegate import migrations
+    from pulsegate.core.store import check_connection, create_store_engine, describe_url
 
     settings = load_settings()
     engine = create_store_engine(settings.database_url)
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = add("migrate", cmd_migrate, "create or upgrade the store's tables (DATABASE_URL)")
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
 
-    from jobs.cli.settings_command import cmd_settings
+    from pulsegate.jobs.cli.settings_command import cmd_settings
 
     add("settings", cmd_settings, "show the settings in force, secrets masked; warn when no provider key is set")
 
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_alert_commands(commands)
     add_dashboard_command(add)
 
-    from jobs.cli.up import add_up_command  # `pulsegate up` (production: migrate + worker + dashboard)
+    from pulsegate.jobs.cli.up import add_up_command  # `pulsegate up` (production: migrate + worker + dashboard)
 
     add_up_command(add)
     return parser

@@ -1,19 +1,20 @@
-"""``pulsegate demo``: everything on loopback with fake keys; the flags here, the work in :mod:`jobs.cli.demo`."""
+"""``pulsegate demo``: everything on loopback with fake keys; the flags here, the work in
+:mod:`pulsegate.jobs.cli.demo`."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from jobs.cli.arguments import AddCommand, port_number
-from jobs.cli.command_error import CommandError
+from pulsegate.jobs.cli.arguments import AddCommand, port_number
+from pulsegate.jobs.cli.command_error import CommandError
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Everything on loopback with fake keys: emulator, worker, traffic, webhook sink, dashboard (jobs/cli/demo/)."""
-    from jobs.cli.demo.orchestrator import DemoOptions, run_demo
-    from jobs.cli.demo.scenario import MIN_CYCLE_S
-    from jobs.cli.demo.setup import make_plan
+    from pulsegate.jobs.cli.demo.orchestrator import DemoOptions, run_demo
+    from pulsegate.jobs.cli.demo.scenario import MIN_CYCLE_S
+    from pulsegate.jobs.cli.demo.setup import make_plan
 
     if args.cycle_s < MIN_CYCLE_S:
         raise CommandError(f"--cycle-s: the cycle must last at least {MIN_CYCLE_S:g} s, got {args.cycle_s:g}")
@@ -25,8 +26,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_demo_command(add: AddCommand) -> None:
-    from jobs.cli.demo.scenario import DEFAULT_CYCLE_S
-    from jobs.cli.demo.setup import DEFAULT_DIR, DEFAULT_PORTS
+    from pulsegate.jobs.cli.demo.scenario import DEFAULT_CYCLE_S
+    from pulsegate.jobs.cli.demo.setup import DEFAULT_DIR, DEFAULT_PORTS
 
     demo = add(
         "demo",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.settings import Settings
-from jobs.cli.command_error import CommandError
+from pulsegate.core.settings import Settings
+from pulsegate.jobs.cli.command_error import CommandError
 
 
 def migrated_store(settings: Settings) -> Any:
     """An engine on a reachable, migrated store, or one CommandError saying what to do."""
-    from core.store import create_store_engine, store_status
+    from pulsegate.core.store import create_store_engine, store_status
 
     engine = create_store_engine(settings.database_url)
     status = store_status(engine)

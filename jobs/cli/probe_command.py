@@ -9,12 +9,12 @@ import argparse
 import logging
 from typing import TYPE_CHECKING, Any
 
-from core.settings import Settings, load_settings
-from jobs.cli.arguments import AddCommand
-from jobs.cli.command_error import CommandError
+from pulsegate.core.settings import Settings, load_settings
+from pulsegate.jobs.cli.arguments import AddCommand
+from pulsegate.jobs.cli.command_error import CommandError
 
 if TYPE_CHECKING:
-    from core.ops.probe import ProbeResult, ProbeTarget
+    from pulsegate.core.ops.probe import ProbeResult, ProbeTarget
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -22,7 +22,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from core.ops.probe import format_probe_table, probe_targets
+    from pulsegate.core.ops.probe import format_probe_table, probe_targets
 
     if not args.verbose:
         logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per request would bury the table
@@ -42,11 +42,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 async def _probe_now(settings: Settings, targets: list[ProbeTarget]) -> tuple[list[ProbeResult], list[dict[str, Any]]]:
     """Run the probes on a client recording to DATABASE_URL; a key found working is returned to service."""
-    from core.client import AIClient
-    from core.ops.control import command_status
-    from core.ops.probe import run_probes
-    from core.ops.probe_history import restore_recovered_keys
-    from core.store import store_status
+    from pulsegate.core.client import AIClient
+    from pulsegate.core.ops.control import command_status
+    from pulsegate.core.ops.probe import run_probes
+    from pulsegate.core.ops.probe_history import restore_recovered_keys
+    from pulsegate.core.store import store_status
 
     client = AIClient.from_env(settings=settings, heartbeat=False)  # a one-shot process is no instance to watch
     try:

@@ -1,6 +1,6 @@
 """The commands that run a long-lived process in the foreground: ``emulator``, ``worker`` and ``dashboard``.
 
-Each hands over to its server (the emulator's, :mod:`jobs.service.worker_process`, Streamlit) and only turns a
+Each hands over to its server (the emulator's, :mod:`pulsegate.jobs.service.worker_process`, Streamlit) and only turns a
 known failure into a :class:`CommandError`. This is the one place that may import ``emulator`` (lazily).
 """
 
@@ -12,16 +12,16 @@ import os
 import sys
 from pathlib import Path
 
-from core.settings import load_settings
-from jobs.cli.arguments import AddCommand, is_loopback, port_number
-from jobs.cli.command_error import CommandError
+from pulsegate.core.settings import load_settings
+from pulsegate.jobs.cli.arguments import AddCommand, is_loopback, port_number
+from pulsegate.jobs.cli.command_error import CommandError
 
 DEFAULT_EMULATOR_PORT = 8700
 DEFAULT_DASHBOARD_PORT = 8501
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from emulator import EmulatorError, ScenarioError, load_scenario, serve
+    from pulsegate.emulator import EmulatorError, ScenarioError, load_scenario, serve
 
     try:
         scenario = load_scenario(args.scenario) if args.scenario else None
@@ -33,7 +33,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Scheduler, leader election and the HTTP API until SIGTERM/SIGINT (see jobs/service/worker.py)."""
-    from jobs.service.worker_process import run_worker
+    from pulsegate.jobs.service.worker_process import run_worker
 
     if not args.verbose:  # one line per job run and per request would bury what matters; the worker itself
         for name in ("httpx2", "httpx", "uvicorn"):  # logs missed and failed runs
@@ -43,7 +43,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    import dashboard
+    from pulsegate import dashboard
 
     if not is_loopback(args.host) and load_settings().dashboard_password is None:
         raise CommandError(

@@ -12,8 +12,8 @@ import argparse
 import sys
 from collections.abc import Mapping
 
-from core.settings import Settings, load_settings
-from jobs.cli.up import NO_KEY_MESSAGE
+from pulsegate.core.settings import Settings, load_settings
+from pulsegate.jobs.cli.up import NO_KEY_MESSAGE
 
 #: Spaces between the name column and the value column.
 GAP = "  "
@@ -38,7 +38,7 @@ def with_redis_mode(described: Mapping[str, object], settings: Settings) -> dict
     for name, value in described.items():
         shown[name] = value
         if name == "REDIS_URL" and settings.redis_url is not None:
-            from core.redis_cluster import describe_mode
+            from pulsegate.core.redis_cluster import describe_mode
 
             shown["REDIS mode"] = describe_mode(settings.redis_url.get_secret_value())
     return shown

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.settings import load_settings
-from jobs.cli.command_error import CommandError
-from jobs.cli.migrated_store import migrated_store
+from pulsegate.core.settings import load_settings
+from pulsegate.jobs.cli.command_error import CommandError
+from pulsegate.jobs.cli.migrated_store import migrated_store
 
 
 def cmd_alert_silence(args: argparse.Namespace) -> int:
@@ -15,8 +15,8 @@ def cmd_alert_silence(args: argparse.Namespace) -> int:
     import json
     from datetime import datetime, timedelta
 
-    from core.alerts.rule_fields import parse_duration
-    from core.alerts.silences import (
+    from pulsegate.core.alerts.rule_fields import parse_duration
+    from pulsegate.core.alerts.silences import (
         MatcherError,
         SilenceError,
         create_silence,
@@ -24,7 +24,7 @@ def cmd_alert_silence(args: argparse.Namespace) -> int:
         list_silences,
         parse_matchers,
     )
-    from core.clock import SYSTEM_CLOCK
+    from pulsegate.core.clock import SYSTEM_CLOCK
 
     now = SYSTEM_CLOCK.now()
     engine = migrated_store(load_settings())

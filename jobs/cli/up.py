@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from core.errors import PulsegateError
-from core.settings import Settings, load_settings
-from jobs.cli.arguments import is_loopback, port_number
-from jobs.cli.parent_death import exit_with_parent
+from pulsegate.core.errors import PulsegateError
+from pulsegate.core.settings import Settings, load_settings
+from pulsegate.jobs.cli.arguments import is_loopback, port_number
+from pulsegate.jobs.cli.parent_death import exit_with_parent
 
 log = logging.getLogger("pulsegate.up")
 
@@ -192,13 +192,13 @@ class Supervisor:
 
 
 def pulsegate_argv(*args: str, verbose: bool = False) -> list[str]:
-    return [sys.executable, "-m", "jobs.cli", *(["-v"] if verbose else []), *args]
+    return [sys.executable, "-m", "pulsegate.jobs.cli", *(["-v"] if verbose else []), *args]
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from sqlalchemy.engine import make_url
 
-    from core.store import describe_url
+    from pulsegate.core.store import describe_url
 
     settings = load_settings()
     require_keys(settings)

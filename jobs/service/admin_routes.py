@@ -1,9 +1,9 @@
 """The worker API's admin routes (``/api/admin/…``, behind the bearer token): the health report, probe requests
 and key/queue commands.
 
-Every action goes through the same core functions the CLI and the dashboard call (``core.ops.control``,
-``core.ops.probe_requests``, ``core.ops.health_report``): these handlers only parse, validate and serialise. Store
-work runs in a thread, never on the event loop the worker's scheduler shares.
+Every action goes through the same core functions the CLI and the dashboard call (``pulsegate.core.ops.control``,
+``pulsegate.core.ops.probe_requests``, ``pulsegate.core.ops.health_report``): these handlers only parse, validate and
+serialise. Store work runs in a thread, never on the event loop the worker's scheduler shares.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.clock import Clock
-from core.ops.control import ControlCommandError, command_status, issue_command
-from core.ops.health_report import health_report, http_status
-from core.ops.probe import ProbeError, probe_targets
-from core.ops.probe_requests import probe_request_status, request_probe
-from core.provider import Provider
-from core.settings import Settings
-from core.store.tables import key_health_snapshots
-from jobs.service.api_errors import ApiError, configured_secrets, contains_secret, json_response, shown
-from jobs.service.api_input import check_provider, parse_id, parse_window, read_body
-from jobs.service.openapi import KEY_ACTIONS
+from pulsegate.core.clock import Clock
+from pulsegate.core.ops.control import ControlCommandError, command_status, issue_command
+from pulsegate.core.ops.health_report import health_report, http_status
+from pulsegate.core.ops.probe import ProbeError, probe_targets
+from pulsegate.core.ops.probe_requests import probe_request_status, request_probe
+from pulsegate.core.provider import Provider
+from pulsegate.core.settings import Settings
+from pulsegate.core.store.tables import key_health_snapshots
+from pulsegate.jobs.service.api_errors import ApiError, configured_secrets, contains_secret, json_response, shown
+from pulsegate.jobs.service.api_input import check_provider, parse_id, parse_window, read_body
+from pulsegate.jobs.service.openapi import KEY_ACTIONS
 
 REQUESTED_BY = "api"
 ACTION_COMMANDS = {"reset": "reset_key", "disable": "disable_key", "enable": "enable_key"}
@@ -45,7 +45,7 @@ class AdminRoutes:
         self.secrets = [secret for secret, _ in configured_secrets(settings)]
 
     def routes(self) -> list[Route]:
-        """Mounted under ``/api/admin`` (see :mod:`jobs.service.openapi`)."""
+        """Mounted under ``/api/admin`` (see :mod:`pulsegate.jobs.service.openapi`)."""
         return [
             Route("/ai-health", self.ai_health, methods=["GET"]),
             Route("/probe", self.request_probe, methods=["POST"]),

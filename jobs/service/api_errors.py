@@ -18,11 +18,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.errors import PulsegateError
-from core.provider import Provider
-from core.settings import Settings
+from pulsegate.core.errors import PulsegateError
+from pulsegate.core.provider import Provider
+from pulsegate.core.settings import Settings
 
-log = logging.getLogger("jobs.service.api")  # the API's one logger, whichever module of it logs
+log = logging.getLogger("pulsegate.jobs.service.api")  # the API's one logger, whichever module of it logs
 
 #: Secrets shorter than this (test keys) are only matched whole: replacing "k1" in every message would garble them.
 SCRUB_MIN_LENGTH = 12

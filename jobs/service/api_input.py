@@ -13,9 +13,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-from core.ops.health_report import DEFAULT_WINDOW
-from core.store.tables import PROVIDERS
-from jobs.service.api_errors import ApiError, shown
+from pulsegate.core.ops.health_report import DEFAULT_WINDOW
+from pulsegate.core.store.tables import PROVIDERS
+from pulsegate.jobs.service.api_errors import ApiError, shown
 
 MAX_BODY_BYTES = 64 * 1024
 MIN_WINDOW = timedelta(minutes=1)

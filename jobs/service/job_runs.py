@@ -1,6 +1,6 @@
 """What a worker knows of its jobs' runs, and when each runs first after an election.
 
-Kept apart from :mod:`jobs.service.worker` because both are plain data and arithmetic: ``/healthz`` serialises
+Kept apart from :mod:`pulsegate.jobs.service.worker` because both are plain data and arithmetic: ``/healthz`` serialises
 :class:`JobState`, and :func:`first_runs` is the resume rule tests check without a scheduler.
 """
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from jobs.service.leadership import LeaderInfo
-from jobs.service.worker_jobs import JobSpec
+from pulsegate.jobs.service.leadership import LeaderInfo
+from pulsegate.jobs.service.worker_jobs import JobSpec
 
 ERROR_MAX = 300
 

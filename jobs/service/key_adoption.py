@@ -2,7 +2,7 @@
 
 A key refused by the provider is disabled in the process that saw the refusal; without Redis no other process
 knows. The worker calls :func:`adopt_disabled_keys` when elected, before any job runs (see
-``Worker._adopt_disabled_keys`` in :mod:`jobs.service.worker` for why).
+``Worker._adopt_disabled_keys`` in :mod:`pulsegate.jobs.service.worker` for why).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from jobs.service.leadership import LeaderInfo
+from pulsegate.jobs.service.leadership import LeaderInfo
 
 
 def adopt_disabled_keys(
@@ -20,8 +20,8 @@ def adopt_disabled_keys(
 ) -> list[str]:
     """For each ``probe:<provider>:<label>`` job last run by another worker: if that worker's latest snapshot of
     the key says ``disabled``, disable it in ``client`` with the same reason. Returns ``provider:label`` of each."""
-    from core.provider import Provider
-    from core.store.tables import key_health_snapshots as t
+    from pulsegate.core.provider import Provider
+    from pulsegate.core.store.tables import key_health_snapshots as t
 
     adopted: list[str] = []
     for job_id, claim in sorted(claims.items()):

@@ -26,13 +26,19 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from core.clock import Clock, as_utc
-from core.queries import common
-from core.queries.filters import QueryFilter
-from core.queries.keys import STALE_AFTER_INTERVALS, current_queues, latest_instances, latest_key_views, worst_live_view
-from core.queries.probes import last_probes
-from core.store import latency_buckets
-from core.store.tables import instances, metric_rollups_1h
+from pulsegate.core.clock import Clock, as_utc
+from pulsegate.core.queries import common
+from pulsegate.core.queries.filters import QueryFilter
+from pulsegate.core.queries.keys import (
+    STALE_AFTER_INTERVALS,
+    current_queues,
+    latest_instances,
+    latest_key_views,
+    worst_live_view,
+)
+from pulsegate.core.queries.probes import last_probes
+from pulsegate.core.store import latency_buckets
+from pulsegate.core.store.tables import instances, metric_rollups_1h
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
 """The worker API's OpenAPI 3.1 document, written by hand next to the routes it describes
-(``jobs.service.admin_routes``, ``jobs.service.public_routes``, assembled by ``jobs.service.api``).
+(``pulsegate.jobs.service.admin_routes``, ``pulsegate.jobs.service.public_routes``, assembled by
+``pulsegate.jobs.service.api``).
 
 A test compares its paths and methods with the app's routes, so a route cannot be added without documenting it.
 """

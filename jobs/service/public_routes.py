@@ -16,13 +16,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from core.clock import Clock
-from core.settings import Settings
-from jobs.service.api_errors import json_response
-from jobs.service.metrics import build_registry
-from jobs.service.openapi import openapi_spec
+from pulsegate.core.clock import Clock
+from pulsegate.core.settings import Settings
+from pulsegate.jobs.service.api_errors import json_response
+from pulsegate.jobs.service.metrics import build_registry
+from pulsegate.jobs.service.openapi import openapi_spec
 
-log = logging.getLogger("jobs.service.api")  # the API's one logger, whichever module of it logs
+log = logging.getLogger("pulsegate.jobs.service.api")  # the API's one logger, whichever module of it logs
 
 
 class PublicRoutes:

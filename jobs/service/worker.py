@@ -1,18 +1,18 @@
 """The worker process: APScheduler jobs, leader election and the HTTP API on one event loop.
 
-Several workers may run (replicas); one leads and schedules the jobs of :mod:`jobs.service.worker_jobs`, the others
-stand by, watch the leader's lease and take over when it lapses (:mod:`jobs.service.leadership`). Jobs are added to the
-scheduler when this worker is elected and removed (running ones cancelled) when it stops leading, and every run
-checks leadership and claims its period first — three fences, so a job never runs twice in one period even when
-a paused leader wakes up. Every worker serves the API (``/healthz`` says which role it has) and beats its
+Several workers may run (replicas); one leads and schedules the jobs of :mod:`pulsegate.jobs.service.worker_jobs`, the
+others stand by, watch the leader's lease and take over when it lapses (:mod:`pulsegate.jobs.service.leadership`). Jobs
+are added to the scheduler when this worker is elected and removed (running ones cancelled) when it stops leading, and
+every run checks leadership and claims its period first — three fences, so a job never runs twice in one period even
+when a paused leader wakes up. Every worker serves the API (``/healthz`` says which role it has) and beats its
 heartbeat as a ``worker`` instance.
 
 Shutdown (SIGTERM / SIGINT): stop scheduling, let running jobs finish (at most ``shutdown_grace_s``, then they
 are cancelled), give the lease back so a standby takes over at once, close the AIClient (which flushes the
 recorder), stop the API, exit 0.
 
-The process around it (store checks, signals) is :mod:`jobs.service.worker_process`; what it records of each job
-is :mod:`jobs.service.job_runs`; the API's socket and server, :mod:`jobs.service.worker_http`.
+The process around it (store checks, signals) is :mod:`pulsegate.jobs.service.worker_process`; what it records of each
+job is :mod:`pulsegate.jobs.service.job_runs`; the API's socket and server, :mod:`pulsegate.jobs.service.worker_http`.
 """
 
 from __future__ import annotations
@@ -31,13 +31,20 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from core.clock import SYSTEM_CLOCK, Clock
-from core.settings import Settings
-from jobs.service.job_runs import ERROR_MAX, JobState, first_runs, iso, reason
-from jobs.service.key_adoption import adopt_disabled_keys
-from jobs.service.leadership import Election, LeaderInfo, Leadership, claim_period, last_claims, leadership_for
-from jobs.service.worker_http import QuietServer, bind_socket
-from jobs.service.worker_jobs import JobContext, JobSpec, default_jobs
+from pulsegate.core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.settings import Settings
+from pulsegate.jobs.service.job_runs import ERROR_MAX, JobState, first_runs, iso, reason
+from pulsegate.jobs.service.key_adoption import adopt_disabled_keys
+from pulsegate.jobs.service.leadership import (
+    Election,
+    LeaderInfo,
+    Leadership,
+    claim_period,
+    last_claims,
+    leadership_for,
+)
+from pulsegate.jobs.service.worker_http import QuietServer, bind_socket
+from pulsegate.jobs.service.worker_jobs import JobContext, JobSpec, default_jobs
 
 log = logging.getLogger("pulsegate.worker")
 
@@ -46,9 +53,9 @@ HTTP_STOP_TIMEOUT_S = 5.0
 
 
 class Worker:
-    """One worker. ``jobs`` defaults to :func:`jobs.service.worker_jobs.default_jobs`, ``leadership`` to the
+    """One worker. ``jobs`` defaults to :func:`pulsegate.jobs.service.worker_jobs.default_jobs`, ``leadership`` to the
     store's election, ``client`` to an AIClient recording to ``engine``; ``serve_http`` serves
-    :func:`jobs.service.api.build_app` on ``host``:``port`` (tests of scheduling turn it off)."""
+    :func:`pulsegate.jobs.service.api.build_app` on ``host``:``port`` (tests of scheduling turn it off)."""
 
     def __init__(
         self,
@@ -263,7 +270,7 @@ class Worker:
             state.skipped += 1
 
     async def _start_http(self) -> None:
-        from jobs.service.api import build_app
+        from pulsegate.jobs.service.api import build_app
 
         sock = bind_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
@@ -326,8 +333,8 @@ class Worker:
 
 
 def _worker_client(settings: Settings, engine: sa.Engine, clock: Clock) -> Any:
-    from core.client import AIClient
-    from core.recording import SqlRecorder
+    from pulsegate.core.client import AIClient
+    from pulsegate.core.recording import SqlRecorder
 
     key = settings.hash_user_ids.get_secret_value() if settings.hash_user_ids else None
     recorder = SqlRecorder(engine, spool_dir=settings.spool_dir, user_id_key=key)
@@ -335,6 +342,6 @@ def _worker_client(settings: Settings, engine: sa.Engine, clock: Clock) -> Any:
 
 
 def _worker_heartbeat(client: Any, engine: sa.Engine) -> Any:
-    from core.ops.heartbeat import instance_heartbeat
+    from pulsegate.core.ops.heartbeat import instance_heartbeat
 
     return instance_heartbeat(client.instance, engine, kind="worker")

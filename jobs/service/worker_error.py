@@ -1,9 +1,10 @@
 """The one error that stops a worker's start; its own module so the socket binding and the process entry point
-(:mod:`jobs.service.worker_http`, :mod:`jobs.service.worker_process`) raise it without importing each other."""
+(:mod:`pulsegate.jobs.service.worker_http`, :mod:`pulsegate.jobs.service.worker_process`) raise it without importing
+each other."""
 
 from __future__ import annotations
 
-from core.errors import PulsegateError
+from pulsegate.core.errors import PulsegateError
 
 
 class WorkerError(PulsegateError):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from jobs.service.worker_error import WorkerError
+from pulsegate.jobs.service.worker_error import WorkerError
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -6,13 +6,14 @@ the log. :func:`default_jobs` is the registry the worker schedules; tests pass t
 ==================  ==========================================  ===============================================
 job id              every                                       does
 ==================  ==========================================  ===============================================
-``probe:<p>:<key>`` ``<P>_PROBE_INTERVAL_S`` / PROBE_INTERVAL_S  one tiny request on that key (:mod:`core.ops.probe`),
-                                                                then returns a recovered key to service
+``probe:<p>:<key>`` ``<P>_PROBE_INTERVAL_S`` / PROBE_INTERVAL_S  one tiny request on that key
+                                                                (:mod:`pulsegate.core.ops.probe`), then returns a
+                                                                recovered key to service
 ``probe-requests``  1 s                                         runs the probes asked for in ``probe_requests``
-``alerts``          ALERT_INTERVAL_S (30 s)                     evaluates the alert rules (:mod:`core.alerts`),
-                                                                then sends what is due
+``alerts``          ALERT_INTERVAL_S (30 s)                     evaluates the alert rules
+                                                                (:mod:`pulsegate.core.alerts`), then sends what is due
 ``alert-delivery``  5 s                                         sends due notifications (retries on time)
-``retention``       1 day                                       :func:`core.store.retention.prune`
+``retention``       1 day                                       :func:`pulsegate.core.store.retention.prune`
 ==================  ==========================================  ===============================================
 
 The heartbeat (state snapshots, control commands) is not a scheduled job: every worker, leader or standby, beats.
@@ -29,13 +30,13 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from core.clock import Clock
-from core.settings import Settings
+from pulsegate.core.clock import Clock
+from pulsegate.core.settings import Settings
 
 if TYPE_CHECKING:
-    from core.alerts.config import AlertConfig, AlertConfigLoader
-    from core.client import AIClient
-    from core.ops.probe import ProbeResult, ProbeTarget
+    from pulsegate.core.alerts.config import AlertConfig, AlertConfigLoader
+    from pulsegate.core.client import AIClient
+    from pulsegate.core.ops.probe import ProbeResult, ProbeTarget
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class JobContext:
     def alert_config(self) -> AlertConfig:
         """The alert rules and channels in force: reloaded when the rules file changes, the last good kept."""
         if self.alerts is None:
-            from core.alerts.config import AlertConfigLoader
+            from pulsegate.core.alerts.config import AlertConfigLoader
 
             self.alerts = AlertConfigLoader(self.settings)
         return self.alerts.get()
@@ -81,8 +82,8 @@ class JobSpec:
     """One scheduled job.
 
     ``once_per_period``: the run first claims its period in ``worker_leases`` (see
-    :mod:`jobs.service.leadership.lease`), so no two workers run it in the same period and a new leader resumes where
-    the old one stopped. Jobs whose work is claimed row by row (the probe-request poll) skip it.
+    :mod:`pulsegate.jobs.service.leadership.lease`), so no two workers run it in the same period and a new leader
+    resumes where the old one stopped. Jobs whose work is claimed row by row (the probe-request poll) skip it.
     """
 
     id: str
@@ -126,7 +127,7 @@ def _summary(result: ProbeResult) -> str:
 
 
 async def _restore(ctx: JobContext, results: list[ProbeResult]) -> list[int]:
-    from core.ops.probe_history import restore_recovered_keys
+    from pulsegate.core.ops.probe_history import restore_recovered_keys
 
     return await asyncio.to_thread(
         restore_recovered_keys,
@@ -139,7 +140,7 @@ async def _restore(ctx: JobContext, results: list[ProbeResult]) -> list[int]:
 
 async def probe_key(ctx: JobContext, target: ProbeTarget) -> str:
     """Scheduled probe of one key; a success on a cooling or provider-disabled key returns it to service."""
-    from core.ops.probe import run_probes
+    from pulsegate.core.ops.probe import run_probes
 
     if ctx.client is None:
         raise RuntimeError("the worker has no AIClient to probe with")
@@ -154,8 +155,8 @@ async def probe_key(ctx: JobContext, target: ProbeTarget) -> str:
 
 async def poll_probe_requests(ctx: JobContext) -> str | None:
     """Run the probes asked for through ``probe_requests`` (dashboard, API): claim, probe, store the results."""
-    from core.ops.probe import ProbeError, probe_targets, run_probes
-    from core.ops.probe_requests import claim_probe_requests, finish_probe_request
+    from pulsegate.core.ops.probe import ProbeError, probe_targets, run_probes
+    from pulsegate.core.ops.probe_requests import claim_probe_requests, finish_probe_request
 
     requests = await asyncio.to_thread(
         claim_probe_requests, ctx.engine, ctx.instance_id, ctx.clock.now(), limit=PROBE_REQUESTS_PER_POLL
@@ -200,7 +201,7 @@ async def poll_probe_requests(ctx: JobContext) -> str | None:
 async def evaluate_alerts(ctx: JobContext) -> str:
     """Evaluate every rule (blocking queries: in a thread), then send what became due. The engine keeps no state
     of its own — episodes and the outbox are in the store — so a fresh one per run is right, and cheap."""
-    from core.alerts.evaluator import AlertEvaluator
+    from pulsegate.core.alerts.evaluator import AlertEvaluator
 
     config = ctx.alert_config()
     report = await asyncio.to_thread(AlertEvaluator(ctx.engine, config, ctx.clock).evaluate, ctx.clock.now())
@@ -212,7 +213,7 @@ async def evaluate_alerts(ctx: JobContext) -> str:
 
 async def deliver_alerts(ctx: JobContext) -> str | None:
     """Send due notifications from the outbox; every row is leased, so replicas never send one twice."""
-    from core.alerts.delivery import Dispatcher
+    from pulsegate.core.alerts.delivery import Dispatcher
 
     config = ctx.alert_config()
     if not config.channels:
@@ -225,8 +226,9 @@ async def deliver_alerts(ctx: JobContext) -> str | None:
 
 
 async def prune_old_rows(ctx: JobContext) -> str:
-    """Daily retention (:func:`core.store.retention.prune`), in a thread: batched deletes, short transactions."""
-    from core.store.retention import prune
+    """Daily retention (:func:`pulsegate.core.store.retention.prune`), in a thread: batched deletes, short
+    transactions."""
+    from pulsegate.core.store.retention import prune
 
     report = await asyncio.to_thread(prune, ctx.engine, ctx.clock.now(), retention_days=ctx.settings.retention_days)
     if report.total:
@@ -240,8 +242,8 @@ async def prune_old_rows(ctx: JobContext) -> str:
 def probe_jobs(settings: Settings) -> list[JobSpec]:
     """One job per configured key, at its provider's interval; first runs spread over the spread window so keys
     are never probed in lockstep."""
-    from core.ops.probe import probe_interval_s, probe_targets
-    from core.provider import Provider
+    from pulsegate.core.ops.probe import probe_interval_s, probe_targets
+    from pulsegate.core.provider import Provider
 
     targets = probe_targets(settings)
     if not targets:

@@ -1,4 +1,4 @@
-"""``pulsegate worker``: the process around one :class:`~jobs.service.worker.Worker`.
+"""``pulsegate worker``: the process around one :class:`~pulsegate.jobs.service.worker.Worker`.
 
 Checks the store and the alert rules before anything starts (each problem one :class:`WorkerError` line, exit 2),
 turns SIGTERM/SIGINT into the worker's graceful stop, and exits 0.
@@ -10,16 +10,16 @@ import asyncio
 import logging
 import signal
 
-from core.settings import Settings
-from jobs.service.worker import Worker
-from jobs.service.worker_error import WorkerError
+from pulsegate.core.settings import Settings
+from pulsegate.jobs.service.worker import Worker
+from pulsegate.jobs.service.worker_error import WorkerError
 
 log = logging.getLogger("pulsegate.worker")
 
 
 def run_worker(settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
     """``pulsegate worker``: check the store, run until SIGTERM/SIGINT, exit 0."""
-    from core.store import create_store_engine, describe_url, store_status
+    from pulsegate.core.store import create_store_engine, describe_url, store_status
 
     engine = create_store_engine(settings.database_url)
     try:
@@ -28,7 +28,7 @@ def run_worker(settings: Settings, *, host: str | None = None, port: int | None 
             raise WorkerError(status.problem or f"cannot reach {status.description}")
         if status.revision is None:
             raise WorkerError(f"the store ({status.description}) has no tables: run `pulsegate migrate` first")
-        from core.alerts.config import AlertConfigLoader
+        from pulsegate.core.alerts.config import AlertConfigLoader
 
         alerts = AlertConfigLoader(settings)  # a bad rules file stops the start with its one-line error
         worker = Worker(settings, engine, host=host, port=port)

@@ -13,19 +13,19 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from core.alerts.channels import make_channel
-from core.alerts.channels.config import ChannelConfig
-from core.alerts.claims import resolved_alert_problems
-from core.alerts.config import AlertConfig
-from core.alerts.evaluator import AlertEvaluator
-from core.alerts.model import Message
-from core.alerts.rules import Rule
-from core.clock import ManualClock
-from core.errors import ErrorClass
-from core.ops.heartbeat import Heartbeat
-from core.recording import AttemptRecord
-from core.recording.batch_writer import BatchWriter
-from core.store.tables import alert_episodes, alert_notifications, control_commands
+from pulsegate.core.alerts.channels import make_channel
+from pulsegate.core.alerts.channels.config import ChannelConfig
+from pulsegate.core.alerts.claims import resolved_alert_problems
+from pulsegate.core.alerts.config import AlertConfig
+from pulsegate.core.alerts.evaluator import AlertEvaluator
+from pulsegate.core.alerts.model import Message
+from pulsegate.core.alerts.rules import Rule
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.ops.heartbeat import Heartbeat
+from pulsegate.core.recording import AttemptRecord
+from pulsegate.core.recording.batch_writer import BatchWriter
+from pulsegate.core.store.tables import alert_episodes, alert_notifications, control_commands
 
 #: A Monday, mid-month: windows never cross a month boundary unless a test moves there.
 START = datetime(2026, 3, 10, 12, 0, 30, tzinfo=UTC)

@@ -11,12 +11,12 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from core.alerts.channels.config import ChannelConfig
-from core.alerts.delivery import Dispatcher
-from core.alerts.evaluator import AlertEvaluator, fingerprint
-from core.alerts.rules import Rule
-from core.alerts.sample_alert import send_sample_alert
-from core.clock import ManualClock
+from pulsegate.core.alerts.channels.config import ChannelConfig
+from pulsegate.core.alerts.delivery import Dispatcher
+from pulsegate.core.alerts.evaluator import AlertEvaluator, fingerprint
+from pulsegate.core.alerts.rules import Rule
+from pulsegate.core.alerts.sample_alert import send_sample_alert
+from pulsegate.core.clock import ManualClock
 from tests.alerts.channels.receivers import GENERIC_TOKEN, SLACK_NO_SERVICE, SLACK_OK, SLACK_TOKEN, Receiver
 from tests.alerts.support import START, Calls, config, outbox, run, sent
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from core.alerts.config import AlertConfigError, AlertConfigLoader, load_alert_config
-from core.alerts.kinds import KINDS
-from core.alerts.rule_fields import format_duration, parse_duration
-from core.alerts.rule_parsing import check_rule
-from core.alerts.rules import DEFAULT_RULES, describe_rule
-from core.settings import Settings
+from pulsegate.core.alerts.config import AlertConfigError, AlertConfigLoader, load_alert_config
+from pulsegate.core.alerts.kinds import KINDS
+from pulsegate.core.alerts.rule_fields import format_duration, parse_duration
+from pulsegate.core.alerts.rule_parsing import check_rule
+from pulsegate.core.alerts.rules import DEFAULT_RULES, describe_rule
+from pulsegate.core.settings import Settings
 
 
 def _settings(path: Path | None = None, **extra: object) -> Settings:
@@ -131,7 +131,7 @@ severity = "critical"
         ('[[rules]]\nid = "my_rule"\nkind = "cost_per_week_above"', "rule 'my_rule': kind: expected one of " + ", ".join(KINDS) + ", got 'cost_per_week_above' (did you mean 'cost_per_day_above'?)"),
         ('[[rules]]\nid = "my_rule"\nkind = "p95_latency_above"\nthreshold = 100', "rule 'my_rule': window: is required for kind p95_latency_above"),
         ('[[rules]]\nid = "my_rule"\nkind = "error_class_share_above"\nthreshold = 5\nwindow = "5m"', "rule 'my_rule': error_class: is required for kind error_class_share_above"),
-        ('[[rules]]\nid = "my_rule"\nkind = "error_class_share_above"\nerror_class = "boom"\nthreshold = 5\nwindow = "5m"', "rule 'my_rule': error_class: expected one of " + ", ".join(e.value for e in __import__("core.errors", fromlist=["ErrorClass"]).ErrorClass) + ", got 'boom'"),
+        ('[[rules]]\nid = "my_rule"\nkind = "error_class_share_above"\nerror_class = "boom"\nthreshold = 5\nwindow = "5m"', "rule 'my_rule': error_class: expected one of " + ", ".join(e.value for e in __import__("pulsegate.core.errors", fromlist=["ErrorClass"]).ErrorClass) + ", got 'boom'"),
         ('[[rules]]\nid = "burn"\nkind = "slo_burn_rate"\nthreshold = 6\nwindow = "6h"', "rule 'burn': objective: is required: the success objective in percent, e.g. 99.9"),
         ('[[rules]]\nid = "key_unhealthy"\nscope = "provider"', "rule 'key_unhealthy': scope: kind key_unhealthy supports key, got 'provider'"),
         ('[[rules]]\nid = "key_unhealthy"\nlabels = { provider = "x" }', "rule 'key_unhealthy': labels: provider is set by the rule's scope; choose another label name"),

@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 import sqlalchemy as sa
 
-from core.alerts.evaluator import AlertEvaluator, fingerprint
-from core.alerts.rules import Rule
-from core.clock import ManualClock
+from pulsegate.core.alerts.evaluator import AlertEvaluator, fingerprint
+from pulsegate.core.alerts.rules import Rule
+from pulsegate.core.clock import ManualClock
 from tests.alerts.support import (
     OPS,
     PAGER,

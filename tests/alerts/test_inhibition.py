@@ -9,10 +9,10 @@ from dataclasses import replace
 import pytest
 import sqlalchemy as sa
 
-from core.alerts.evaluator import AlertEvaluator, fingerprint
-from core.alerts.rules import DEFAULT_RULES, Rule
-from core.clock import ManualClock
-from core.errors import ErrorClass
+from pulsegate.core.alerts.evaluator import AlertEvaluator, fingerprint
+from pulsegate.core.alerts.rules import DEFAULT_RULES, Rule
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.errors import ErrorClass
 from tests.alerts.support import (
     OPS,
     START,

@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from core.alerts.evaluator import AlertEvaluator, fingerprint
-from core.alerts.rules import Rule
-from core.clock import ManualClock
-from core.errors import ErrorClass
+from pulsegate.core.alerts.evaluator import AlertEvaluator, fingerprint
+from pulsegate.core.alerts.rules import Rule
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.errors import ErrorClass
 from tests.alerts.support import (
     START,
     Calls,
@@ -435,7 +435,7 @@ def test_enforcement_is_a_subscriber_an_evaluator_can_run_without(store: sa.Engi
 
 def test_the_shipped_rules_evaluate_cleanly_on_a_live_store(store: sa.Engine, clock: ManualClock) -> None:
     """Every default rule runs against the data a working installation has, without error and without noise."""
-    from core.alerts.rules import DEFAULT_RULES
+    from pulsegate.core.alerts.rules import DEFAULT_RULES
 
     calls = Calls(store)
     engine = AlertEvaluator(store, config(*DEFAULT_RULES, probe_interval_s=300), clock)
@@ -451,10 +451,10 @@ def test_the_shipped_rules_evaluate_cleanly_on_a_live_store(store: sa.Engine, cl
 
 def test_enforcement_reaches_a_real_client_through_its_heartbeat(store: sa.Engine, clock: ManualClock) -> None:
     """disable_key reaches the client's key pool; enable_key gives the key back when the month rolls over."""
-    from core import AIClient
-    from core.ops.heartbeat import instance_heartbeat
-    from core.provider import Provider
-    from core.settings import load_settings
+    from pulsegate import AIClient
+    from pulsegate.core.ops.heartbeat import instance_heartbeat
+    from pulsegate.core.provider import Provider
+    from pulsegate.core.settings import load_settings
 
     keys = {
         "ANTHROPIC_API_KEY": "sk-ant-test-primary-" + "x" * 24,

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from core.alerts.evaluator import AlertEvaluator, fingerprint
-from core.alerts.model import Message
-from core.alerts.rules import Rule
-from core.clock import ManualClock
+from pulsegate.core.alerts.evaluator import AlertEvaluator, fingerprint
+from pulsegate.core.alerts.model import Message
+from pulsegate.core.alerts.rules import Rule
+from pulsegate.core.clock import ManualClock
 from tests.alerts.support import (
     OPS,
     PAGER,

@@ -10,10 +10,10 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
-from core.alerts.evaluator import AlertEvaluator, EvaluationReport
-from core.alerts.rules import Rule
-from core.clock import ManualClock
-from core.store.engine import create_store_engine
+from pulsegate.core.alerts.evaluator import AlertEvaluator, EvaluationReport
+from pulsegate.core.alerts.rules import Rule
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.store.engine import create_store_engine
 from tests.alerts.support import (
     OPS,
     PAGER,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.alerts.config import load_alert_config
-from core.alerts.rules import DEFAULT_RULES
-from core.settings import load_settings
+from pulsegate.core.alerts.config import load_alert_config
+from pulsegate.core.alerts.rules import DEFAULT_RULES
+from pulsegate.core.settings import load_settings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.alerts.config import AlertConfigError, load_alert_config
-from core.alerts.rules import DEFAULT_RULES
-from core.settings import Settings
+from pulsegate.core.alerts.config import AlertConfigError, load_alert_config
+from pulsegate.core.alerts.rules import DEFAULT_RULES
+from pulsegate.core.settings import Settings
 
 
 def _load(tmp_path: Path, text: str):
@@ -174,8 +174,8 @@ def test_every_shipped_rule_has_hysteresis_and_the_causes_inhibit() -> None:
 def test_the_demo_rules_load_and_every_rule_they_use_has_hysteresis(monkeypatch: pytest.MonkeyPatch) -> None:
     import tomllib
 
-    from core.alerts.config import build_config
-    from jobs.cli.demo.setup import ALERT_RULES, DISCORD_URL_ENV
+    from pulsegate.core.alerts.config import build_config
+    from pulsegate.jobs.cli.demo.setup import ALERT_RULES, DISCORD_URL_ENV
 
     monkeypatch.setenv(DISCORD_URL_ENV, "http://127.0.0.1:9/discord")
     config = build_config(tomllib.loads(ALERT_RULES), Settings())  # type: ignore[call-arg]

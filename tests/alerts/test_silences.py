@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from core.alerts.silences import SilenceError, active_silences, create_silence, expire_silence, list_silences
-from core.clock import ManualClock
+from pulsegate.core.alerts.silences import SilenceError, active_silences, create_silence, expire_silence, list_silences
+from pulsegate.core.clock import ManualClock
 from tests.alerts.support import START
 
 
@@ -92,7 +92,7 @@ def test_bad_silences_name_the_field(store: sa.Engine, clock: ManualClock, kwarg
 
 
 def test_one_matcher_grammar_serves_the_cli_and_the_dashboard() -> None:
-    from core.alerts.silences import MatcherError, parse_matchers, split_matchers
+    from pulsegate.core.alerts.silences import MatcherError, parse_matchers, split_matchers
 
     assert parse_matchers(["provider=anthropic", " rule_id = breaker_open "]) == {
         "provider": "anthropic",

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.alerts.episode import Episode
-from core.alerts.reading import Reading
-from core.alerts.rules import Rule
-from core.alerts.transitions import Notification, Observation, events, notification_due, transition
+from pulsegate.core.alerts.episode import Episode
+from pulsegate.core.alerts.reading import Reading
+from pulsegate.core.alerts.rules import Rule
+from pulsegate.core.alerts.transitions import Notification, Observation, events, notification_due, transition
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 LABELS = {"provider": "anthropic"}
@@ -202,7 +202,7 @@ def test_the_state_machine_imports_no_store() -> None:
     import sys
 
     code = (
-        "import sys, core.alerts.transitions; "
+        "import sys, pulsegate.core.alerts.transitions; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'pandas'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

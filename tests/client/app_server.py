@@ -12,12 +12,12 @@ import json
 import sys
 from typing import Any
 
-from core import AIClient
-from core.errors import CallError
-from core.limits import MemoryRateLimiter
-from core.redis_link import RedisLink
-from core.settings import load_settings
-from core.shared_state.redis import RedisSharedState
+from pulsegate import AIClient
+from pulsegate.core.errors import CallError
+from pulsegate.core.limits import MemoryRateLimiter
+from pulsegate.core.redis_link import RedisLink
+from pulsegate.core.settings import load_settings
+from pulsegate.core.shared_state.redis import RedisSharedState
 
 CONFIG = {"model": "claude-sonnet-4-6", "max_tokens": 8}
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from core import AIClient
-from core.clock import ManualClock
-from core.masking import fingerprint
-from core.recording import SqlRecorder
-from core.settings import Settings, load_settings
-from core.store.tables import api_usage_metrics
-from emulator import EmulatorServer
+from pulsegate import AIClient
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.masking import fingerprint
+from pulsegate.core.recording import SqlRecorder
+from pulsegate.core.settings import Settings, load_settings
+from pulsegate.core.store.tables import api_usage_metrics
+from pulsegate.emulator import EmulatorServer
 
 ANTHROPIC_KEYS = [f"sk-ant-test-{name}-{'x' * 24}" for name in ("primary", "backup1", "backup2", "backup3")]
 OPENAI_KEYS = [f"sk-test-openai-{name}-{'y' * 24}" for name in ("primary", "backup1", "backup2")]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from core import (
+from pulsegate import (
     AIClient,
     CallOptions,
     ModelConfig,
@@ -17,7 +17,7 @@ from core import (
     QueueFullError,
     QueueTimeoutError,
 )
-from core.provider import Provider
+from pulsegate.core.provider import Provider
 from tests.client.conftest import ANTHROPIC_KEYS, drive, requests_by_key, rows, total_requests
 
 HELLO = [{"role": "user", "content": "Hello"}]

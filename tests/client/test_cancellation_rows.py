@@ -18,10 +18,10 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from core import AIClient, CallOptions, ModelConfig
-from core.masking import fingerprint
-from core.provider import Provider
-from emulator import EmulatorServer
+from pulsegate import AIClient, CallOptions, ModelConfig
+from pulsegate.core.masking import fingerprint
+from pulsegate.core.provider import Provider
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS, rows, sqlite_only
 from tests.client.test_streaming import NO_WAIT
 

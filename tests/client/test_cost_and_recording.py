@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from core import AIClient, CallOptions, ModelConfig, NoUsableKeyError, Priority, ProviderError
-from core.masking import fingerprint
-from core.pricing import PriceTable
-from core.recording import SqlRecorder
-from core.retry import RetryPolicy, wait_exponential_full_jitter
-from core.store import create_store_engine
-from emulator import EmulatorServer
+from pulsegate import AIClient, CallOptions, ModelConfig, NoUsableKeyError, Priority, ProviderError
+from pulsegate.core.masking import fingerprint
+from pulsegate.core.pricing import PriceTable
+from pulsegate.core.recording import SqlRecorder
+from pulsegate.core.retry import RetryPolicy, wait_exponential_full_jitter
+from pulsegate.core.store import create_store_engine
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS, requests_by_key, rows
 
 NO_WAIT = RetryPolicy(wait=wait_exponential_full_jitter(base_s=0.0, cap_s=0.0))

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from core import AIClient, CallOptions, ErrorClass, ModelConfig, Priority, ProviderError, RequestValidationError
-from core.clock import ManualClock
-from core.provider import Provider
-from core.retry import RetryPolicy, wait_exponential_full_jitter
-from core.translate import ModelMap
-from emulator import EmulatorServer
+from pulsegate import AIClient, CallOptions, ErrorClass, ModelConfig, Priority, ProviderError, RequestValidationError
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.provider import Provider
+from pulsegate.core.retry import RetryPolicy, wait_exponential_full_jitter
+from pulsegate.core.translate import ModelMap
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, drive, requests_by_key, rows
 
 HELLO = [{"role": "user", "content": "Hello there, how are you today?"}]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from core import (
+from pulsegate import (
     AIClient,
     CallOptions,
     DeadlineExceededError,
@@ -20,8 +20,8 @@ from core import (
     ModelConfig,
     StreamInterruptedError,
 )
-from core.user_ids import hash_user_id
-from emulator import EmulatorServer
+from pulsegate.core.user_ids import hash_user_id
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import rows, sqlite_only
 from tests.client.test_streaming import EVENTS_BEFORE_TEXT, MESSAGES, NO_WAIT, both_providers, config
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from core import AIClient, CallOptions, ModelConfig
-from core.clock import ManualClock
-from emulator import EmulatorServer
-from emulator.clock import ManualClock as EmulatorClock
+from pulsegate import AIClient, CallOptions, ModelConfig
+from pulsegate.core.clock import ManualClock
+from pulsegate.emulator import EmulatorServer
+from pulsegate.emulator.clock import ManualClock as EmulatorClock
 from tests.client.conftest import ANTHROPIC_KEYS, requests_by_key, settings_for
 
 HELLO = [{"role": "user", "content": "Hello"}]

@@ -9,12 +9,12 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from core import AIClient, CallOptions, ModelConfig
-from core.clock import ManualClock
-from core.limits.tuning import TuningPolicy
-from core.ops.heartbeat import instance_heartbeat
-from core.store.tables import instance_snapshots, limit_changes
-from emulator import EmulatorServer
+from pulsegate import AIClient, CallOptions, ModelConfig
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.limits.tuning import TuningPolicy
+from pulsegate.core.ops.heartbeat import instance_heartbeat
+from pulsegate.core.store.tables import instance_snapshots, limit_changes
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, drive, requests_by_key, total_requests
 
 HELLO = [{"role": "user", "content": "Hello"}]
@@ -136,7 +136,7 @@ async def test_limit_tuning_off_keeps_the_configured_limit(
 
 
 def test_a_bad_limit_tuning_value_names_the_variable(emu: EmulatorServer) -> None:
-    from core.errors import ConfigError
+    from pulsegate.core.errors import ConfigError
     from tests.client.conftest import settings_for
 
     with pytest.raises(ConfigError) as caught:

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from core import AIClient, CallOptions, ModelConfig, Priority, QueueTimeoutError
-from core.clock import ManualClock
-from emulator import EmulatorServer
+from pulsegate import AIClient, CallOptions, ModelConfig, Priority, QueueTimeoutError
+from pulsegate.core.clock import ManualClock
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import drive, requests_by_key, rows
 
 HELLO = [{"role": "user", "content": "Hello"}]

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
-from core import AIClient
-from core.errors import QueueTimeoutError
-from core.limits import Demand
-from core.limits.redis import RedisRateLimiter
-from core.ops.probe import ProbeTarget
-from emulator import EmulatorServer
+from pulsegate import AIClient
+from pulsegate.core.errors import QueueTimeoutError
+from pulsegate.core.limits import Demand
+from pulsegate.core.limits.redis import RedisRateLimiter
+from pulsegate.core.ops.probe import ProbeTarget
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import total_requests
 
 pytestmark = pytest.mark.redis

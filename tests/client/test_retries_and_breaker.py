@@ -8,7 +8,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from core import (
+from pulsegate import (
     CallOptions,
     CircuitOpenError,
     DeadlineExceededError,
@@ -16,10 +16,10 @@ from core import (
     NoUsableKeyError,
     ProviderError,
 )
-from core.errors import CallError, ErrorClass, KeysCoolingDownError
-from core.keys import HealthPolicy
-from core.provider import Provider
-from core.retry import RetryPolicy, stop_after_attempt, stop_before_deadline
+from pulsegate.core.errors import CallError, ErrorClass, KeysCoolingDownError
+from pulsegate.core.keys import HealthPolicy
+from pulsegate.core.provider import Provider
+from pulsegate.core.retry import RetryPolicy, stop_after_attempt, stop_before_deadline
 from tests.client.conftest import ANTHROPIC_KEYS, drive, requests_by_key, rows, total_requests
 
 HELLO = [{"role": "user", "content": "Hello"}]

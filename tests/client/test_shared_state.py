@@ -16,14 +16,14 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from core import AIClient
-from core.clock import ManualClock
-from core.errors import CircuitOpenError, ErrorClass, ProviderError
-from core.ops.control import ControlCommand, apply_command
-from core.provider import Provider
-from core.redis_link import RedisLink
-from core.shared_state.redis import RedisSharedState
-from emulator import EmulatorServer
+from pulsegate import AIClient
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.errors import CircuitOpenError, ErrorClass, ProviderError
+from pulsegate.core.ops.control import ControlCommand, apply_command
+from pulsegate.core.provider import Provider
+from pulsegate.core.redis_link import RedisLink
+from pulsegate.core.shared_state.redis import RedisSharedState
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, drive, requests_by_key, total_requests
 from tests.limits.conftest import delete_prefix, unique_prefix
 from tests.support.redis_proxy import StallingProxy

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from emulator import EmulatorServer
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, requests_by_key, total_requests
 from tests.limits.conftest import delete_prefix, unique_prefix
 from tests.support.processes import LineProcess

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from core import AIClient, CallError, CallOptions, DeadlineExceededError, ErrorClass, StreamInterruptedError
-from emulator import EmulatorServer
+from pulsegate import AIClient, CallError, CallOptions, DeadlineExceededError, ErrorClass, StreamInterruptedError
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import sqlite_only
 from tests.client.test_streaming import (
     EVENTS_BEFORE_TEXT,

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from core import AIClient, CallOptions, ErrorClass, ModelConfig, StreamInterruptedError
-from core.provider import Provider
-from core.retry import RetryPolicy, wait_exponential_full_jitter
-from emulator import EmulatorServer
+from pulsegate import AIClient, CallOptions, ErrorClass, ModelConfig, StreamInterruptedError
+from pulsegate.core.provider import Provider
+from pulsegate.core.retry import RetryPolicy, wait_exponential_full_jitter
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import requests_by_key, rows
 
 PROMPT = "Tell me a short story about a lighthouse keeper"

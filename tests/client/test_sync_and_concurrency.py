@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from core import AIClient, ModelConfig
-from core.provider import Provider
+from pulsegate import AIClient, ModelConfig
+from pulsegate.core.provider import Provider
 from tests.client.conftest import requests_by_key, settings_for, total_requests
 
 HELLO = [{"role": "user", "content": "Hello"}]
@@ -90,7 +90,7 @@ async def test_from_env_records_to_database_url(emu, tmp_path, monkeypatch, capl
 
     import sqlalchemy as sa
 
-    import migrations
+    from pulsegate import migrations
 
     url = f"sqlite:///{tmp_path / 'app.db'}"
     for name, value in {
@@ -100,7 +100,7 @@ async def test_from_env_records_to_database_url(emu, tmp_path, monkeypatch, capl
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
-    with caplog.at_level(logging.ERROR, logger="core.client"):
+    with caplog.at_level(logging.ERROR, logger="pulsegate.core.client"):
         unmigrated = AIClient.from_env()
     assert "has no tables: run `pulsegate migrate`" in caplog.text
     await unmigrated.aclose()

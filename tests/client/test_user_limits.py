@@ -12,12 +12,12 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from core import AIClient, CallOptions, ErrorClass, ModelConfig, NoUsableKeyError
-from core.clock import ManualClock
-from core.errors import StreamInterruptedError, UserRateLimitedError
-from core.provider import Provider
-from core.token_estimate import estimate_input_tokens
-from emulator import EmulatorServer
+from pulsegate import AIClient, CallOptions, ErrorClass, ModelConfig, NoUsableKeyError
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.errors import StreamInterruptedError, UserRateLimitedError
+from pulsegate.core.provider import Provider
+from pulsegate.core.token_estimate import estimate_input_tokens
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import rows, total_requests
 
 HELLO = [{"role": "user", "content": "Hello"}]
@@ -176,7 +176,7 @@ async def test_a_call_never_sent_gives_the_request_back(
 
 
 def test_bad_user_limits_are_reported_clearly(emu: EmulatorServer) -> None:
-    from core.errors import ConfigError
+    from pulsegate.core.errors import ConfigError
     from tests.client.conftest import settings_for
 
     with pytest.raises(ConfigError) as caught:
@@ -249,7 +249,7 @@ async def test_the_user_limit_names_the_user_when_it_binds_first(
 
 
 def test_bad_feature_limits_name_the_variable(emu: EmulatorServer) -> None:
-    from core.errors import ConfigError
+    from pulsegate.core.errors import ConfigError
     from tests.client.conftest import settings_for
 
     with pytest.raises(ConfigError) as caught:

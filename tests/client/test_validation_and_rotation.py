@@ -7,10 +7,10 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from core import AIClient, CallOptions, ModelConfig, NoUsableKeyError, RequestValidationError
-from core.errors import ErrorClass
-from core.keys import KeyStatus
-from core.provider import Provider
+from pulsegate import AIClient, CallOptions, ModelConfig, NoUsableKeyError, RequestValidationError
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.keys import KeyStatus
+from pulsegate.core.provider import Provider
 from tests.client.conftest import ANTHROPIC_KEYS, requests_by_key, rows, total_requests
 
 HELLO = [{"role": "user", "content": "Hello"}]

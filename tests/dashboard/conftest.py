@@ -10,9 +10,9 @@ import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from core.store.engine import create_store_engine
-from dashboard import auth
-from dashboard.filters import NOW_ENV
+from pulsegate.core.store.engine import create_store_engine
+from pulsegate.dashboard import auth
+from pulsegate.dashboard.filters import NOW_ENV
 from tests.conftest import _empty
 from tests.queries.data import NOW
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-import migrations
 from benchmarks.support.browser import BROWSER_ARGS
-from core.client import AIClient
-from core.request import ModelConfig
-from core.settings import load_settings
+from pulsegate import migrations
+from pulsegate.core.client import AIClient
+from pulsegate.core.request import ModelConfig
+from pulsegate.core.settings import load_settings
 from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS
 from tests.support.browser import require_chromium
 from tests.support.processes import BackgroundProcess, free_port, wait_http
@@ -56,14 +56,14 @@ def drive_traffic(env: dict[str, str], calls: int) -> None:
 
 def wait_until_live(store_url: str, timeout_s: float) -> None:
     """Until the worker has been heartbeating for a few seconds: the dashboard asks about "now" rounded down to
-    5 s (``dashboard.filters.state_time``), so a first heartbeat newer than that is not in the page yet."""
+    5 s (``pulsegate.dashboard.filters.state_time``), so a first heartbeat newer than that is not in the page yet."""
     from datetime import UTC, datetime, timedelta
 
     import sqlalchemy as sa
 
-    from core.store import create_store_engine
-    from core.store.tables import instances
-    from dashboard.filters import QUANTUM_S
+    from pulsegate.core.store import create_store_engine
+    from pulsegate.core.store.tables import instances
+    from pulsegate.dashboard.filters import QUANTUM_S
 
     engine = create_store_engine(store_url)
     try:

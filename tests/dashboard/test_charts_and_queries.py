@@ -1,5 +1,5 @@
-"""The incident reads behind the Overview and Alerts pages (``core.queries.alerts``) on both databases, the KPI
-sparklines and the filters' query string."""
+"""The incident reads behind the Overview and Alerts pages (``pulsegate.core.queries.alerts``) on both databases, the
+KPI sparklines and the filters' query string."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from datetime import timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from core.queries import QueryFilter
-from core.queries.alerts import (
+from pulsegate.core.queries import QueryFilter
+from pulsegate.core.queries.alerts import (
     alert_deliveries_frame,
     alert_episode_count,
     alert_episodes_frame,
     breaker_open_spans,
 )
-from core.store.tables import alert_deliveries, alert_episodes
-from dashboard import charts, filters, ui
+from pulsegate.core.store.tables import alert_deliveries, alert_episodes
+from pulsegate.dashboard import charts, filters, ui
 from tests.queries.data import NOW, insert, insert_instances, instance_row
 
 

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from core.queries.attempt_export import EXPORT_COLUMNS, stream_attempts
-from core.queries.filters import QueryFilter
-from dashboard import export
+from pulsegate.core.queries.attempt_export import EXPORT_COLUMNS, stream_attempts
+from pulsegate.core.queries.filters import QueryFilter
+from pulsegate.dashboard import export
 from tests.dashboard.conftest import app, texts
 from tests.queries.data import NOW, attempt_row, insert_attempts
 
@@ -138,7 +138,7 @@ def test_calls_page_exports_every_page_of_the_view_not_only_the_one_shown(dash_s
 def test_calls_page_refuses_an_export_over_the_cap_with_the_count(
     dash_store: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.queries.attempt_export as attempt_export
+    import pulsegate.core.queries.attempt_export as attempt_export
 
     monkeypatch.setattr(attempt_export, "MAX_EXPORT_ROWS", 10)
     insert_attempts(dash_store, [attempt_row(NOW - timedelta(seconds=10 * i)) for i in range(12)])

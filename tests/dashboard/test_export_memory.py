@@ -19,10 +19,10 @@ import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
 
-import migrations
 from benchmarks.support.browser import BROWSER_ARGS
-from core.store import create_store_engine
-from dashboard.filters import NOW_ENV
+from pulsegate import migrations
+from pulsegate.core.store import create_store_engine
+from pulsegate.dashboard.filters import NOW_ENV
 from tests.support.browser import require_chromium
 from tests.support.processes import BackgroundProcess, free_port, wait_http
 

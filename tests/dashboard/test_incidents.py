@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pandas as pd
 
-from dashboard import incidents
-from dashboard.incidents import Incidents
+from pulsegate.dashboard import incidents
+from pulsegate.dashboard.incidents import Incidents
 from tests.queries.data import NOW
 
 START = NOW - timedelta(hours=1)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from dashboard.key_table import note
+from pulsegate.dashboard.key_table import note
 from tests.dashboard.conftest import app, texts
 from tests.queries.data import (
     NOW,

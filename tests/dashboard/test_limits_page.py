@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.store.tables import limit_changes
+from pulsegate.core.store.tables import limit_changes
 from tests.dashboard.conftest import app, plotly_charts, texts
 from tests.queries.data import (
     NOW,

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 import streamlit as st
 
-import migrations
+from pulsegate import migrations
 from tests.conftest import ScratchPostgres
 from tests.dashboard.conftest import app, plotly_charts
 from tests.support.processes import run_cli

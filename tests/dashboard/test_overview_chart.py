@@ -17,11 +17,11 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import sqlalchemy as sa
 
-from core.errors import ErrorClass
-from core.queries import QueryFilter, queue_depth_series, traffic_series
-from dashboard import filters, overview_chart
-from dashboard.incidents import MAX_BARS, Incidents
-from dashboard.overview_chart import LANES, PANELS
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.queries import QueryFilter, queue_depth_series, traffic_series
+from pulsegate.dashboard import filters, overview_chart
+from pulsegate.dashboard.incidents import MAX_BARS, Incidents
+from pulsegate.dashboard.overview_chart import LANES, PANELS
 from tests.dashboard.test_incidents import breakers, episodes
 from tests.queries.data import NOW, insert_tiers, rollup_row
 

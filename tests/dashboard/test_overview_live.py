@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from benchmarks.support.browser import BROWSER_ARGS
 from benchmarks.support.overview_store import seed_store
-from dashboard.overview_chart import LANE_TITLE, PANELS
+from pulsegate.dashboard.overview_chart import LANE_TITLE, PANELS
 from tests.support.browser import require_chromium
 from tests.support.processes import BackgroundProcess, free_port, wait_http
 

@@ -1,12 +1,12 @@
-"""Auto-refresh pacing (``dashboard.pacing``) on a manual clock: a refresh that comes before the idle time after
-the last fresh render redraws that render's view; the next one after it renders fresh."""
+"""Auto-refresh pacing (``pulsegate.dashboard.pacing``) on a manual clock: a refresh that comes before the idle time
+after the last fresh render redraws that render's view; the next one after it renders fresh."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from core.clock import ManualClock
-from dashboard.pacing import Pace, idle_needed, pace
+from pulsegate.core.clock import ManualClock
+from pulsegate.dashboard.pacing import Pace, idle_needed, pace
 from tests.queries.data import NOW
 
 

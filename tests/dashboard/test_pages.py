@@ -7,9 +7,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 from streamlit.proto.Metric_pb2 import Metric as MetricProto
 
-from core.ops.probe import ProbeResult
-from core.ops.probe_requests import claim_probe_requests, finish_probe_request
-from core.store.tables import (
+from pulsegate.core.ops.probe import ProbeResult
+from pulsegate.core.ops.probe_requests import claim_probe_requests, finish_probe_request
+from pulsegate.core.store.tables import (
     alert_episodes,
     alert_silences,
     control_acks,
@@ -230,7 +230,7 @@ def test_password_gate_blocks_every_page_until_signed_in(dash_store: sa.Engine, 
 
 
 def test_failed_sign_ins_slow_the_next_attempt() -> None:
-    from dashboard import auth
+    from pulsegate.dashboard import auth
 
     auth.reset()
     assert auth.delay_s() == 0
@@ -341,7 +341,7 @@ def test_probe_page_requests_the_chosen_key_and_shows_the_result(dash_store: sa.
 
 
 def test_calls_page_paginates_filters_and_offers_csv(dash_store: sa.Engine, monkeypatch) -> None:
-    from dashboard import export
+    from pulsegate.dashboard import export
 
     monkeypatch.setattr(export, "_served", False)
     insert_attempts(

@@ -1,4 +1,4 @@
-"""``dashboard.tables``: how a query frame becomes display values."""
+"""``pulsegate.dashboard.tables``: how a query frame becomes display values."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import tables
-from dashboard.tables import Col
+from pulsegate.dashboard import tables
+from pulsegate.dashboard.tables import Col
 
 CALL = uuid.UUID("01a24d20-7f3c-7000-8000-0000c0ffee42")
 
@@ -54,7 +54,7 @@ def test_a_table_names_a_column_it_cannot_find() -> None:
 
 
 def test_a_calls_row_in_full_has_every_field_and_full_ids() -> None:
-    from dashboard.call_details import call_details
+    from pulsegate.dashboard.call_details import call_details
 
     row = pd.Series(
         {

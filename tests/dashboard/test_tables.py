@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from core.store.tables import alert_episodes, limit_changes
+from pulsegate.core.store.tables import alert_episodes, limit_changes
 from tests.dashboard.conftest import app
 from tests.dashboard.test_pages import seed
 from tests.queries.data import NOW, attempt_row, episode_row, insert, insert_attempts, limit_change_row
@@ -98,7 +98,7 @@ def test_the_inbox_shows_the_sinks_messages_newest_first_with_human_headers(
     """The demo's Inbox reads the real webhook sink (loopback) and draws its messages like every other table."""
     import urllib.request
 
-    from jobs.cli.demo.sink import WebhookSink
+    from pulsegate.jobs.cli.demo.sink import WebhookSink
 
     sink = WebhookSink()
     try:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import pytest
 import sqlalchemy as sa
 
-from core.store import create_store_engine
+from pulsegate.core.store import create_store_engine
 from tests.support.browser import require_chromium
 from tests.support.processes import BackgroundProcess
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core.alerts.config import build_config
-from core.settings import load_settings
-from jobs.cli.demo.scenario import EXPECTED_ALERTS, PHASE_PLAN, ExpectedAlert
-from jobs.cli.demo.setup import ALERT_RULES
+from pulsegate.core.alerts.config import build_config
+from pulsegate.core.settings import load_settings
+from pulsegate.jobs.cli.demo.scenario import EXPECTED_ALERTS, PHASE_PLAN, ExpectedAlert
+from pulsegate.jobs.cli.demo.setup import ALERT_RULES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import soak_judge as judge

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
 import urllib.request
 from collections import Counter
@@ -13,15 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import ManualClock
-from core.request import Priority
-from core.settings import Settings
-from emulator import parse_scenario
-from jobs.cli.demo.orchestrator import children_for
-from jobs.cli.demo.scenario import DemoKeys, Phase, ScenarioCycle, ScenarioDriver, build_phases, phase_scenarios
-from jobs.cli.demo.setup import DEFAULT_PORTS, SOURCE_ROOT, choose_port, make_plan, port_is_free
-from jobs.cli.demo.sink import WebhookSink
-from jobs.cli.demo.traffic import CALL_TIMEOUT_S, USERS, TrafficMix, TrafficStats, plan_call
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.request import Priority
+from pulsegate.core.settings import Settings
+from pulsegate.emulator import parse_scenario
+from pulsegate.jobs.cli.demo.orchestrator import children_for
+from pulsegate.jobs.cli.demo.scenario import (
+    DemoKeys,
+    Phase,
+    ScenarioCycle,
+    ScenarioDriver,
+    build_phases,
+    phase_scenarios,
+)
+from pulsegate.jobs.cli.demo.setup import DEFAULT_PORTS, choose_port, make_plan, port_is_free
+from pulsegate.jobs.cli.demo.sink import WebhookSink
+from pulsegate.jobs.cli.demo.traffic import CALL_TIMEOUT_S, USERS, TrafficMix, TrafficStats, plan_call
 
 KEYS = DemoKeys(anthropic=("a-1", "a-2", "a-3"), openai=("o-1", "o-2", "o-3"))
 ORDER = ["calm", "anthropic_529_storm", "key_429_pressure", "invalid_key", "recovery"]
@@ -122,7 +128,13 @@ def test_traffic_stats_serialise(tmp_path: Path) -> None:
 def test_children_get_the_demo_settings_and_none_of_the_users(tmp_path: Path) -> None:
     plan = make_plan(tmp_path / "demo", cycle_s=40, rate=2, ports={name: 0 for name in DEFAULT_PORTS})
     env = plan.environ(
-        {"PATH": "/bin", "OPENAI_API_KEY_7": "sk-real", "DATABASE_URL": "postgresql://prod", "REDIS_URL": "redis://x"}
+        {
+            "PATH": "/bin",
+            "OPENAI_API_KEY_7": "sk-real",
+            "DATABASE_URL": "postgresql://prod",
+            "REDIS_URL": "redis://x",
+            "PYTHONPATH": "/elsewhere",
+        }
     )
     assert env["PATH"] == "/bin" and "OPENAI_API_KEY_7" not in env and "REDIS_URL" not in env
     assert env["DATABASE_URL"] == f"sqlite:///{tmp_path / 'demo' / 'pulsegate.db'}"
@@ -133,7 +145,7 @@ def test_children_get_the_demo_settings_and_none_of_the_users(tmp_path: Path) ->
     assert all(url.startswith("http://127.0.0.1:") for url in (plan.url(n) for n in DEFAULT_PORTS))
     assert len(set(plan.ports.values())) == 4
     assert (tmp_path / "demo" / "alerts.toml").read_text().count("[[rules]]") >= 6
-    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(SOURCE_ROOT)
+    assert "PYTHONPATH" not in env  # the children import the installed `pulsegate`, nothing from a path
     children = children_for(plan, console=io.StringIO())
     assert set(children) == {"emulator", "sink", "worker", "traffic", "dashboard"}
     assert {c.cwd for c in children.values()} == {plan.directory}  # a `.env` where the user ran it is not read
@@ -190,7 +202,7 @@ def test_the_sink_answers_like_slack_and_discord_and_lists_what_it_received() ->
 
 
 def test_the_inbox_page_is_listed_only_when_a_demo_sink_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dashboard import ui
+    from pulsegate.dashboard import ui
 
     monkeypatch.delenv("PULSEGATE_DEMO_SINK_URL", raising=False)
     assert "inbox" not in [slug for *_, slug in ui.page_specs()]

@@ -9,7 +9,7 @@ import openai
 import pytest
 from emulator_testkit import make_anthropic, make_openai
 
-from emulator import EmulatorServer
+from pulsegate.emulator import EmulatorServer
 
 
 @pytest.fixture

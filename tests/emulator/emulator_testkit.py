@@ -9,7 +9,7 @@ from typing import Any
 import anthropic
 import openai
 
-from emulator import EmulatorServer
+from pulsegate.emulator import EmulatorServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "wire-examples"
 ANTHROPIC_KEY = "test-key-anthropic"

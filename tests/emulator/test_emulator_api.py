@@ -17,8 +17,8 @@ import openai
 import pytest
 from emulator_testkit import ANTHROPIC_KEY, CLAUDE, GPT, OPENAI_KEY, make_anthropic, make_openai, user
 
-from emulator import EmulatorError, EmulatorServer, serve
-from emulator.server import check_loopback
+from pulsegate.emulator import EmulatorError, EmulatorServer, serve
+from pulsegate.emulator.server import check_loopback
 
 
 def fp(key: str) -> str:
@@ -401,7 +401,7 @@ def test_serve_runs_in_the_foreground_and_exits_on_sigterm(tmp_path: Path) -> No
     scenario.write_text('[keys."key-x"]\nbehaviour = "invalid"\n')
     port = _free_port()
     root = Path(__file__).resolve().parents[2]
-    cmd = [sys.executable, "-m", "emulator", "--port", str(port), "--scenario", str(scenario)]
+    cmd = [sys.executable, "-m", "pulsegate.emulator", "--port", str(port), "--scenario", str(scenario)]
     proc = subprocess.Popen(cmd, cwd=root, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 15
@@ -429,7 +429,10 @@ def test_cli_reports_a_bad_scenario_in_one_line(tmp_path: Path) -> None:
     scenario.write_text("[latency]\nkind = 'gaussian'\n")
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
-        [sys.executable, "-m", "emulator", "--scenario", str(scenario)], cwd=root, capture_output=True, text=True
+        [sys.executable, "-m", "pulsegate.emulator", "--scenario", str(scenario)],
+        cwd=root,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
     assert result.stderr.strip() == (

@@ -10,8 +10,8 @@ import openai
 import pytest
 from emulator_testkit import ANTHROPIC_KEY, CLAUDE, GPT, OPENAI_KEY, make_anthropic, make_openai, user
 
-from emulator import EmulatorServer
-from emulator.formats import go_duration, rfc3339
+from pulsegate.emulator import EmulatorServer
+from pulsegate.emulator.formats import go_duration, rfc3339
 
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 GO_DURATION = re.compile(r"0s|\d+ms|(\d+h)?(\d+m)?\d+(\.\d+)?s")

@@ -30,7 +30,7 @@ from emulator_testkit import (
     user,
 )
 
-from emulator import EmulatorServer
+from pulsegate.emulator import EmulatorServer
 
 MANIFEST: list[dict[str, Any]] = json.loads((FIXTURES / "manifest.json").read_text())
 Driver = Callable[[EmulatorServer, dict[str, Any]], None]

@@ -12,10 +12,10 @@ import openai
 import pytest
 from emulator_testkit import ANTHROPIC_KEY, CLAUDE, GPT, make_anthropic, make_openai, sse_events, user
 
-from core.errors import ErrorClass
-from core.provider import Provider
-from core.providers.classify import classify_exception
-from emulator import EmulatorServer
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.provider import Provider
+from pulsegate.core.providers.classify import classify_exception
+from pulsegate.emulator import EmulatorServer
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 #: What each SDK yields of a stream that stalls before its fourth event: Anthropic's message_start and

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from emulator import EmulatorError, Scenario, ScenarioError, load_scenario, parse_scenario
-from emulator.scenario import Fault, KeyPolicy
+from pulsegate.emulator import EmulatorError, Scenario, ScenarioError, load_scenario, parse_scenario
+from pulsegate.emulator.scenario import Fault, KeyPolicy
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "emulator.md"
 

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emulator import ManualClock
-from emulator.app import sample_latency
-from emulator.budget import KeyBudget, TokenBucket
-from emulator.formats import go_duration, retry_after_seconds, rfc3339
-from emulator.scenario import KeyPolicy, Latency, ReplyConfig
-from emulator.stats import fingerprint
-from emulator.textgen import answer, pieces, sample_value
+from pulsegate.emulator import ManualClock
+from pulsegate.emulator.app import sample_latency
+from pulsegate.emulator.budget import KeyBudget, TokenBucket
+from pulsegate.emulator.formats import go_duration, retry_after_seconds, rfc3339
+from pulsegate.emulator.scenario import KeyPolicy, Latency, ReplyConfig
+from pulsegate.emulator.stats import fingerprint
+from pulsegate.emulator.textgen import answer, pieces, sample_value
 
 
 @pytest.mark.parametrize(

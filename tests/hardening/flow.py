@@ -21,9 +21,8 @@ from typing import Any
 
 import pytest
 
-import migrations
-from core import AIClient
-from core.settings import load_settings
+from pulsegate import AIClient, migrations
+from pulsegate.core.settings import load_settings
 from tests.alerts.channels.receivers import Receiver, Reply
 from tests.support.browser import require_chromium
 from tests.support.processes import BackgroundProcess, free_port, wait_http

@@ -16,12 +16,12 @@ import time
 from collections import Counter
 from typing import Any
 
-from core import AIClient
-from core.errors import CallError
-from core.limits.redis import RedisRateLimiter
-from core.redis_link import RedisLink
-from core.settings import load_settings
-from core.shared_state.redis import RedisSharedState
+from pulsegate import AIClient
+from pulsegate.core.errors import CallError
+from pulsegate.core.limits.redis import RedisRateLimiter
+from pulsegate.core.redis_link import RedisLink
+from pulsegate.core.settings import load_settings
+from pulsegate.core.shared_state.redis import RedisSharedState
 
 CONFIG = {"model": "claude-sonnet-4-6", "max_tokens": 8}
 MESSAGES = [{"role": "user", "content": "hi"}]

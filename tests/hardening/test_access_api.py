@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from core.clock import ManualClock
-from jobs.service import auth as auth_module
-from jobs.service.api import build_app
+from pulsegate.core.clock import ManualClock
+from pulsegate.jobs.service import auth as auth_module
+from pulsegate.jobs.service.api import build_app
 from tests.worker_api.conftest import NOW, STATUS, TOKEN, asgi_client, auth, make_settings
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.support.browser import BROWSER_ARGS, CHROMIUM
-from dashboard.ui import PAGES
+from pulsegate.dashboard.ui import PAGES
 from tests.hardening.flow import DASHBOARD_PASSWORD, Flow
 
 pytestmark = pytest.mark.slow

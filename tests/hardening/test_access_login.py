@@ -10,7 +10,7 @@ import inspect
 import pytest
 import sqlalchemy as sa
 
-from dashboard import auth
+from pulsegate.dashboard import auth
 from tests.dashboard.conftest import app, dash_store  # noqa: F401
 
 PASSWORD = "correct horse battery"

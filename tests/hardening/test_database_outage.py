@@ -22,10 +22,10 @@ import pytest
 import sqlalchemy as sa
 
 from benchmarks.support.tcp_proxy import TcpProxy
-from core import AIClient, CallOptions, ModelConfig
-from core.recording import SqlRecorder
-from core.store import create_store_engine
-from emulator import EmulatorServer
+from pulsegate import AIClient, CallOptions, ModelConfig
+from pulsegate.core.recording import SqlRecorder
+from pulsegate.core.store import create_store_engine
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import settings_for, total_requests
 from tests.recording.support import assert_rollups_match_raw, hour_ago, random_attempt
 from tests.recording.test_durability import cuttable

@@ -16,11 +16,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import AIClient
-from core.clock import ManualClock
-from core.queries import QueryFilter, kpi_summary, latest_key_health, recent_attempts, traffic_series
-from core.store.tables import ALL_TABLES
-from jobs.service.api import build_app
+from pulsegate import AIClient
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.queries import QueryFilter, kpi_summary, latest_key_health, recent_attempts, traffic_series
+from pulsegate.core.store.tables import ALL_TABLES
+from pulsegate.jobs.service.api import build_app
 from tests.client.conftest import emu, emulator_server, make_client, rows  # noqa: F401
 from tests.worker_api.conftest import (
     NOW,
@@ -199,7 +199,7 @@ SILENCE_TEXT = st.one_of(st.text(max_size=12), st.sampled_from([*INJECTIONS, "a\
 def test_a_hostile_silence_is_stored_literally_or_refused_naming_the_field(
     store: sa.Engine, matchers: dict[str, str], comment: str | None
 ) -> None:
-    from core.alerts.silences import SilenceError, create_silence, list_silences
+    from pulsegate.core.alerts.silences import SilenceError, create_silence, list_silences
 
     try:
         silence_id = create_silence(
@@ -219,7 +219,7 @@ def test_a_hostile_silence_is_stored_literally_or_refused_naming_the_field(
 def test_a_hostile_control_command_is_stored_literally_or_refused_naming_the_field(
     store: sa.Engine, label: str, instance: str | None
 ) -> None:
-    from core.ops.control import ControlCommandError, command_status, issue_command
+    from pulsegate.core.ops.control import ControlCommandError, command_status, issue_command
 
     try:
         command_id = issue_command(

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import AIClient, RequestValidationError
-from core.errors import ErrorClass, ProviderError
-from core.provider import Provider
+from pulsegate import AIClient, RequestValidationError
+from pulsegate.core.errors import ErrorClass, ProviderError
+from pulsegate.core.provider import Provider
 from tests.client.conftest import emu, emulator_server, make_client, rows, total_requests  # noqa: F401
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))

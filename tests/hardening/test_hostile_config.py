@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.alerts.config import AlertConfigError, build_config, read_rules_file
-from core.errors import ConfigError
-from core.settings import Settings, load_settings
-from dashboard import filters as flt
+from pulsegate.core.alerts.config import AlertConfigError, build_config, read_rules_file
+from pulsegate.core.errors import ConfigError
+from pulsegate.core.settings import Settings, load_settings
+from pulsegate.dashboard import filters as flt
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 FIELDS = sorted(name.upper() for name, info in Settings.model_fields.items() if not info.exclude)

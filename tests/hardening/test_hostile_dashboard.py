@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from core.store.tables import ALL_TABLES
+from pulsegate.core.store.tables import ALL_TABLES
 from tests.dashboard.conftest import app, dash_store, texts  # noqa: F401
 
 HOSTILE = {

@@ -40,11 +40,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from core import AIClient, CallError, CallOptions, ModelConfig
-from core.errors import ErrorClass
-from core.recording import SqlRecorder
-from core.settings import load_settings
-from core.store.tables import api_usage_metrics, metric_rollups_1m
+from pulsegate import AIClient, CallError, CallOptions, ModelConfig
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.recording import SqlRecorder
+from pulsegate.core.settings import load_settings
+from pulsegate.core.store.tables import api_usage_metrics, metric_rollups_1m
 from tests.recording.support import assert_rollups_match_raw
 from tests.support.processes import clean_env, free_port, wait_http
 
@@ -68,7 +68,7 @@ FAULTS: list[dict[str, Any]] = [
     {"kind": "stream_error", "stream": True, "rate": 0.04},  # an error event mid-stream
 ]
 SCENARIO = {"seed": 10, "faults": FAULTS}
-#: Classes of a row written for an attempt that never reached the provider (core.call.rows.Rows.refusal).
+#: Classes of a row written for an attempt that never reached the provider (pulsegate.core.call.rows.Rows.refusal).
 REFUSAL_CLASSES = {
     ErrorClass.CIRCUIT_OPEN,
     ErrorClass.NO_USABLE_KEY,
@@ -100,7 +100,17 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     scenario.write_text(json.dumps(SCENARIO))
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "--host", "127.0.0.1", "--port", str(port), "--scenario", str(scenario)],
+        [
+            sys.executable,
+            "-m",
+            "pulsegate.emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--scenario",
+            str(scenario),
+        ],
         cwd=ROOT,
         env=clean_env(),
         stdout=subprocess.DEVNULL,
@@ -323,7 +333,7 @@ def load_store(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
     kind = os.environ.get("PULSEGATE_LOAD_STORE", "sqlite")
     if kind == "postgres":
         request.applymarker(pytest.mark.postgres)
-    from core.store.engine import create_store_engine
+    from pulsegate.core.store.engine import create_store_engine
     from tests.conftest import _empty
 
     engine = create_store_engine(request.getfixturevalue(f"{kind}_store_url"))

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from core import AIClient, CallOptions, ModelConfig
-from core.errors import CallError, ErrorClass
-from core.keys import HealthPolicy
-from core.provider import Provider
-from core.retry import RetryPolicy, wait_exponential_full_jitter
-from emulator import EmulatorServer
+from pulsegate import AIClient, CallOptions, ModelConfig
+from pulsegate.core.errors import CallError, ErrorClass
+from pulsegate.core.keys import HealthPolicy
+from pulsegate.core.provider import Provider
+from pulsegate.core.retry import RetryPolicy, wait_exponential_full_jitter
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import rows
 
 pytestmark = pytest.mark.slow

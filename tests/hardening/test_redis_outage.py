@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from emulator import EmulatorServer
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, requests_by_key
 from tests.limits.conftest import delete_prefix, unique_prefix
 from tests.support.processes import ROOT, LineProcess, clean_env

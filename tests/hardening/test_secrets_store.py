@@ -11,9 +11,9 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 
-from core import AIClient
-from core.ops.heartbeat import instance_heartbeat, instance_state
-from core.store.tables import ALL_TABLES
+from pulsegate import AIClient
+from pulsegate.core.ops.heartbeat import instance_heartbeat, instance_state
+from pulsegate.core.store.tables import ALL_TABLES
 from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS, emu, emulator_server, make_client  # noqa: F401
 
 KEYS = ANTHROPIC_KEYS[:3] + OPENAI_KEYS[:2]

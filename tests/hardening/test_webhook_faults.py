@@ -16,10 +16,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from core.alerts.channel_health import channel_health
-from core.alerts.delivery import Dispatcher
-from core.clock import ManualClock
-from core.store.tables import alert_notifications
+from pulsegate.core.alerts.channel_health import channel_health
+from pulsegate.core.alerts.delivery import Dispatcher
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.store.tables import alert_notifications
 from tests.alerts.channels.conftest import T0, alert, deliveries, enqueue, generic_config, message, outbox
 from tests.alerts.channels.receivers import Receiver, Recorded, Reply
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from core.store.tables import alert_notifications
-from emulator import EmulatorServer
+from pulsegate.core.store.tables import alert_notifications
+from pulsegate.emulator import EmulatorServer
 from tests.alerts.channels.receivers import Receiver
 from tests.support.processes import BackgroundProcess
 from tests.worker.test_worker_alerts import _messages, refused_key_env

@@ -1,8 +1,8 @@
 """``limiter_backend``: every shared limiter test runs on the memory backend, on the Redis backend and on the Redis
 backend over a Redis Cluster.
 
-The Redis limiter gets the test's :class:`~core.clock.ManualClock` (so both backends see the same time) and a key
-prefix of its own (``pulsegate:limit:test-<uuid>:``), whose keys are deleted after the test.
+The Redis limiter gets the test's :class:`~pulsegate.core.clock.ManualClock` (so both backends see the same time) and a
+key prefix of its own (``pulsegate:limit:test-<uuid>:``), whose keys are deleted after the test.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from core.clock import ManualClock
-from core.limits import MemoryRateLimiter, RateLimiter
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.limits import MemoryRateLimiter, RateLimiter
 
 
 def unique_prefix() -> str:
@@ -25,7 +25,7 @@ def delete_prefix(url: str, prefix: str) -> None:
     import redis
     from redis.cluster import RedisCluster
 
-    from core.redis_cluster import CLUSTER, detect_blocking
+    from pulsegate.core.redis_cluster import CLUSTER, detect_blocking
 
     client: redis.Redis | RedisCluster = (
         RedisCluster.from_url(url) if detect_blocking(url, 2.0) == CLUSTER else redis.Redis.from_url(url)
@@ -70,7 +70,7 @@ async def limiter_backend(request: pytest.FixtureRequest, clock: ManualClock) ->
     if request.param == "memory":
         yield MemoryRateLimiter(clock)
         return
-    from core.limits import RedisRateLimiter
+    from pulsegate.core.limits import RedisRateLimiter
 
     url: str = request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url")
     prefix = unique_prefix()

@@ -4,8 +4,8 @@ From ``start`` (wall time) for ``duration_s`` it acquires ``[Demand(key, spec, c
 :class:`RedisRateLimiter` as fast as the limiter lets it (sleeping exactly the wait it is told), cycling through
 ``costs``; it prints one JSON object: every admission as ``[before, after, cost]`` (wall time around the call), and
 whether it degraded and which kind of Redis it found (single / cluster).
-With ``"queue": true`` each request goes through an :class:`~core.admission.AdmissionQueue` instead (as ``AIClient``
-does), one at a time.
+With ``"queue": true`` each request goes through an :class:`~pulsegate.core.admission.AdmissionQueue` instead (as
+``AIClient`` does), one at a time.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import json
 import sys
 import time
 
-from core.admission import AdmissionQueue
-from core.limits import Demand, LimitSpec, RedisRateLimiter
+from pulsegate.core.admission import AdmissionQueue
+from pulsegate.core.limits import Demand, LimitSpec, RedisRateLimiter
 
 
 async def flood(config: dict[str, object]) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""What one attempt tells the limit tuner (core.limit_signals), on a manual clock with a real key pool.
+"""What one attempt tells the limit tuner (pulsegate.core.limit_signals), on a manual clock with a real key pool.
 
 A 429 on one key lowers that key's limits only; the provider's only when at least half of its usable keys got a 429
 in the last 30 s. Low remaining quota is pushback only beyond what this client itself sent on the key.
@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import pytest
 
-from core.api_keys import ApiKey
-from core.clock import ManualClock
-from core.errors import CallError, ErrorClass
-from core.keys.pool import KeyPool
-from core.limit_signals import observe_attempt
-from core.limits.base import LimitSpec
-from core.limits.own_use import OwnUse
-from core.limits.tuner import LimitTuner
-from core.provider import Provider
-from core.provider_runtime import KeyLimits, ProviderRuntime
-from core.providers.rate_limit_headers import RateLimitHeaders, Window
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.errors import CallError, ErrorClass
+from pulsegate.core.keys.pool import KeyPool
+from pulsegate.core.limit_signals import observe_attempt
+from pulsegate.core.limits.base import LimitSpec
+from pulsegate.core.limits.own_use import OwnUse
+from pulsegate.core.limits.tuner import LimitTuner
+from pulsegate.core.provider import Provider
+from pulsegate.core.provider_runtime import KeyLimits, ProviderRuntime
+from pulsegate.core.providers.rate_limit_headers import RateLimitHeaders, Window
 
 KEYS = [
     ApiKey(Provider.ANTHROPIC, label, f"ANTHROPIC_API_KEY{suffix}", f"sk-ant-test-{label[0]}{suffix}-{'x' * 24}")

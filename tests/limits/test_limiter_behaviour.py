@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.clock import ManualClock
-from core.limits import Demand, LimitSpec, LimitState, MemoryRateLimiter, RateLimiter
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.limits import Demand, LimitSpec, LimitState, MemoryRateLimiter, RateLimiter
 from tests.limits.conftest import delete_prefix
 
 RPM = LimitSpec(limit=10, period_s=1.0)  # 10 per second, burst 10
@@ -199,7 +199,7 @@ def test_admitted_never_exceeds_capacity_plus_refill_over_any_interval(
     async def drive() -> None:
         limiter: RateLimiter
         if backend != "memory":
-            from core.limits import RedisRateLimiter
+            from pulsegate.core.limits import RedisRateLimiter
 
             limiter = RedisRateLimiter(url, prefix=prefix, clock=clock)
         else:

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from core.redis_cluster import detect_blocking
+from pulsegate.core.redis_cluster import detect_blocking
 from tests.limits.conftest import delete_prefix, unique_prefix
 from tests.support.processes import ROOT, clean_env
 

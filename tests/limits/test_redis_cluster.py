@@ -16,17 +16,17 @@ import redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
-from core.api_keys import ApiKey
-from core.breaker import CircuitBreaker
-from core.clock import ManualClock
-from core.keys.pool import KeyPool
-from core.limits import Demand, LimitSpec, RedisRateLimiter
-from core.provider import Provider
-from core.provider_runtime import KeyLimits, ProviderRuntime
-from core.redis_cluster import describe_mode
-from core.redis_link import RedisLink, hash_tagged
-from core.shared_state.redis import RedisSharedState
-from core.user_limits import UserLimits
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.breaker import CircuitBreaker
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.keys.pool import KeyPool
+from pulsegate.core.limits import Demand, LimitSpec, RedisRateLimiter
+from pulsegate.core.provider import Provider
+from pulsegate.core.provider_runtime import KeyLimits, ProviderRuntime
+from pulsegate.core.redis_cluster import describe_mode
+from pulsegate.core.redis_link import RedisLink, hash_tagged
+from pulsegate.core.shared_state.redis import RedisSharedState
+from pulsegate.core.user_limits import UserLimits
 from tests.conftest import start_redis_cluster
 from tests.limits.conftest import delete_prefix, unique_prefix
 from tests.support.processes import run_cli
@@ -160,7 +160,7 @@ async def test_scripts_reach_nodes_whose_script_cache_is_empty(
     for demands in users:
         assert await limiter.try_acquire(demands) == 0.0
     assert limiter.state_nowait(users[0][0].key, SPEC).remaining == pytest.approx(2.0)  # the blocking path too
-    from core.limits.redis import _DEMANDS
+    from pulsegate.core.limits.redis import _DEMANDS
 
     cached = {}
     for port in redis_cluster.ports:
@@ -175,7 +175,7 @@ async def test_scripts_reach_nodes_whose_script_cache_is_empty(
 async def test_a_cluster_url_naming_another_database_degrades_with_one_warning_naming_redis_url(
     redis_cluster: RedisClusterProcesses, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="core.redis_link")
+    caplog.set_level(logging.WARNING, logger="pulsegate.core.redis_link")
     url = f"redis://127.0.0.1:{redis_cluster.ports[0]}/3"
     limiter = RedisRateLimiter(url, clock=clock, timeout_s=1.0)
     assert [await limiter.try_acquire([Demand("anthropic:rpm", SPEC)]) for _ in range(4)] == [
@@ -185,7 +185,7 @@ async def test_a_cluster_url_naming_another_database_degrades_with_one_warning_n
         pytest.approx(20.0),
     ]  # the local bucket: 3, then a wait
     assert limiter.degraded and limiter.outages == 1
-    (warning,) = [r.getMessage() for r in caplog.records if r.name == "core.redis_link"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "pulsegate.core.redis_link"]
     assert "cannot be used (RedisUrlError: REDIS_URL names database 3" in warning
     assert "a cluster has only database 0: end REDIS_URL with /0" in warning
     assert describe_mode(url).startswith("cluster, unusable: REDIS_URL names database 3")
@@ -197,7 +197,7 @@ async def test_a_cluster_that_goes_away_degrades_once_to_local_limits_and_is_use
 ) -> None:
     cluster = start_redis_cluster(tmp_path)  # a cluster of its own: this one is stopped mid-test
     limiter = RedisRateLimiter(cluster.url, clock=clock, local_share=0.5, probe_interval_s=2.0, timeout_s=0.2)
-    caplog.set_level(logging.WARNING, logger="core.redis_link")
+    caplog.set_level(logging.WARNING, logger="pulsegate.core.redis_link")
     spec = LimitSpec(limit=8.0, period_s=1.0)
     users = [UserLimits(rpm=spec).demands(f"user-{n}", 1) for n in range(6)]  # on more than one node
     try:
@@ -222,7 +222,7 @@ async def test_a_cluster_that_goes_away_degrades_once_to_local_limits_and_is_use
         assert not limiter.degraded
         assert state.remaining == pytest.approx(8.0)
         assert [await limiter.try_acquire(users[2]) for _ in range(9)] == [0.0] * 8 + [pytest.approx(0.125)]
-        messages = [r.getMessage() for r in caplog.records if r.name == "core.redis_link"]
+        messages = [r.getMessage() for r in caplog.records if r.name == "pulsegate.core.redis_link"]
         assert len(messages) == 2, messages
         assert "RATE LIMITS DEGRADED" in messages[0] and "did not answer" in messages[0]
         assert "answers again" in messages[1]

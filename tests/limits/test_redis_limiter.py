@@ -13,9 +13,9 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from core.clock import ManualClock
-from core.limits import Demand, LimitSpec, RateLimiter, RedisRateLimiter
-from core.redis_link import hash_tagged
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.limits import Demand, LimitSpec, RateLimiter, RedisRateLimiter
+from pulsegate.core.redis_link import hash_tagged
 from tests.support.processes import free_port
 from tests.support.redis_proxy import StallingProxy
 
@@ -104,7 +104,7 @@ async def test_a_closed_port_degrades_to_scaled_local_limits(
 ) -> None:
     url = f"redis://127.0.0.1:{free_port()}/15"  # nobody listens
     limiter = RedisRateLimiter(url, clock=clock, processes=4)
-    caplog.set_level(logging.WARNING, logger="core.redis_link")
+    caplog.set_level(logging.WARNING, logger="pulsegate.core.redis_link")
     assert await admitted_in_a_row(limiter, rpm()) == 2  # 8 per second shared by 4 processes: a local burst of 2
     assert limiter.degraded
     assert limiter.degraded_since == clock.now()
@@ -116,7 +116,7 @@ async def test_a_closed_port_degrades_to_scaled_local_limits(
     assert limiter.state_nowait("anthropic:rpm", RPM).remaining == 0
     clock.advance(10)  # probes fail too: still one warning for the whole outage
     assert await limiter.try_acquire([rpm()]) == 0.0
-    warnings = [r for r in caplog.records if r.name == "core.redis_link"]
+    warnings = [r for r in caplog.records if r.name == "pulsegate.core.redis_link"]
     assert len(warnings) == 1
     assert "RATE LIMITS DEGRADED" in warnings[0].getMessage()
     status = limiter.status()
@@ -133,7 +133,7 @@ async def test_a_stalled_redis_degrades_within_the_timeout_and_shared_state_resu
     limiter = RedisRateLimiter(
         f"redis://127.0.0.1:{port}{parts.path}", prefix=redis_prefix, clock=clock, local_share=0.5, probe_interval_s=2
     )
-    caplog.set_level(logging.WARNING, logger="core.redis_link")
+    caplog.set_level(logging.WARNING, logger="pulsegate.core.redis_link")
     try:
         assert await admitted_in_a_row(limiter, rpm(), most=6) == 6  # shared bucket: 2 left
         assert not limiter.degraded
@@ -162,7 +162,7 @@ async def test_a_stalled_redis_degrades_within_the_timeout_and_shared_state_resu
         # the shared bucket held 2 at the outage, and 4 s of refill at 8 per second filled it again
         assert state.remaining == pytest.approx(8)
         assert await admitted_in_a_row(limiter, rpm()) == 8
-        messages = [r.getMessage() for r in caplog.records if r.name == "core.redis_link"]
+        messages = [r.getMessage() for r in caplog.records if r.name == "pulsegate.core.redis_link"]
         assert len(messages) == 2
         assert "RATE LIMITS DEGRADED" in messages[0]
         assert "answers again" in messages[1]

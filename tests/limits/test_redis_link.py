@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from core.redis_link import FAILURES, RedisLink, Script
+from pulsegate.core.redis_link import FAILURES, RedisLink, Script
 from tests.support.redis_proxy import StallingProxy
 
 pytestmark = pytest.mark.redis

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.clock import ManualClock
-from core.limits.base import Demand, LimitSpec
-from core.limits.tuner import LimitTuner
-from core.limits.tuning import LimitScope, TuningPolicy
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.limits.base import Demand, LimitSpec
+from pulsegate.core.limits.tuner import LimitTuner
+from pulsegate.core.limits.tuning import LimitScope, TuningPolicy
 
 RPM = LimitSpec(100.0)
 NAME = "anthropic:rpm"

@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from core import AIClient, CallOptions, ModelConfig
-from core.clock import ManualClock
-from core.errors import ErrorClass
-from core.keys.health import KeyStatus
-from core.masking import fingerprint
-from core.ops.probe import ProbeResult, ProbeTarget, probe_targets, run_probes
-from core.pricing import PriceTable
-from core.provider import Provider
-from emulator import EmulatorServer
+from pulsegate import AIClient, CallOptions, ModelConfig
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.keys.health import KeyStatus
+from pulsegate.core.masking import fingerprint
+from pulsegate.core.ops.probe import ProbeResult, ProbeTarget, probe_targets, run_probes
+from pulsegate.core.pricing import PriceTable
+from pulsegate.core.provider import Provider
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS, requests_by_key, rows
 
 HAIKU = "claude-haiku-4-5"

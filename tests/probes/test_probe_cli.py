@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from core.clock import SYSTEM_CLOCK
-from core.errors import ErrorClass
-from core.ops.heartbeat import instance_heartbeat
-from core.provider import Provider
-from core.settings import load_settings
-from core.store.engine import create_store_engine
-from core.store.tables import api_usage_metrics, control_commands
-from emulator import EmulatorServer
+from pulsegate.core.clock import SYSTEM_CLOCK
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.ops.heartbeat import instance_heartbeat
+from pulsegate.core.provider import Provider
+from pulsegate.core.settings import load_settings
+from pulsegate.core.store.engine import create_store_engine
+from pulsegate.core.store.tables import api_usage_metrics, control_commands
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS, requests_by_key
 from tests.support.processes import run_cli
 
@@ -130,7 +130,7 @@ def test_a_probe_that_passes_returns_a_cooling_key_to_service(emu: EmulatorServe
     """An application instance reports Primary cooling down; the CLI's probe finds it working and resets it."""
     url = f"sqlite:///{workdir / 'data' / 'pulsegate.db'}"
     engine = create_store_engine(url)
-    from core import AIClient
+    from pulsegate import AIClient
 
     app = AIClient(load_settings(_env(emu), env_file=None), instance_id="app-1", heartbeat=False)
     pool = app.pools[Provider.ANTHROPIC]

@@ -8,15 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from core.ops.probe import ProbeError, ProbeResult
-from core.ops.probe_requests import (
+from pulsegate.core.ops.probe import ProbeError, ProbeResult
+from pulsegate.core.ops.probe_requests import (
     claim_probe_requests,
     finish_probe_request,
     probe_request_status,
     request_probe,
 )
-from core.store.engine import create_store_engine
-from core.store.tables import probe_requests
+from pulsegate.core.store.engine import create_store_engine
+from pulsegate.core.store.tables import probe_requests
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -14,17 +14,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core import AIClient
-from core.clock import ManualClock
-from core.errors import ErrorClass
-from core.keys.health import KeyStatus
-from core.ops.control import ControlCommand, apply_command, issue_command
-from core.ops.heartbeat import Heartbeat, instance_heartbeat
-from core.ops.probe import ProbeResult, ProbeTarget, run_probes
-from core.ops.probe_history import consecutive_probe_failures, recovery_command, restore_recovered_keys
-from core.provider import Provider
-from core.store.tables import control_commands
-from emulator import EmulatorServer
+from pulsegate import AIClient
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.keys.health import KeyStatus
+from pulsegate.core.ops.control import ControlCommand, apply_command, issue_command
+from pulsegate.core.ops.heartbeat import Heartbeat, instance_heartbeat
+from pulsegate.core.ops.probe import ProbeResult, ProbeTarget, run_probes
+from pulsegate.core.ops.probe_history import consecutive_probe_failures, recovery_command, restore_recovered_keys
+from pulsegate.core.provider import Provider
+from pulsegate.core.store.tables import control_commands
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, settings_for
 
 HAIKU = "claude-haiku-4-5"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.ops.probe import (
+from pulsegate.core.ops.probe import (
     ProbeError,
     ProbeResult,
     ProbeTarget,
@@ -15,8 +15,8 @@ from core.ops.probe import (
     probe_targets,
     reasoning_off,
 )
-from core.provider import Provider
-from core.settings import load_settings
+from pulsegate.core.provider import Provider
+from pulsegate.core.settings import load_settings
 
 ENV = {
     "ANTHROPIC_API_KEY": "sk-ant-one-" + "a" * 24,

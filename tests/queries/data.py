@@ -17,9 +17,9 @@ from benchmarks.support.store_rows import (  # noqa: F401 — the builders the b
     instance_row,
     rollup_row,
 )
-from core.store.rollups import user_aggregate_sql
-from core.store.snapshot_rollups import write_snapshots
-from core.store.tables import api_usage_metrics
+from pulsegate.core.store.rollups import user_aggregate_sql
+from pulsegate.core.store.snapshot_rollups import write_snapshots
+from pulsegate.core.store.tables import api_usage_metrics
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from core.ops.health_report import HTTP_STATUS, health_report, http_status, overall_status, provider_health
+from pulsegate.core.ops.health_report import HTTP_STATUS, health_report, http_status, overall_status, provider_health
 from tests.queries.data import (
     NOW,
     insert_instances,

@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from core.queries import QueryFilter, latest_instances
-from core.queries.limits import (
+from pulsegate.core.queries import QueryFilter, latest_instances
+from pulsegate.core.queries.limits import (
     USER_COLUMNS,
     instance_lifetimes,
     limit_change_history,
@@ -20,9 +20,9 @@ from core.queries.limits import (
     user_usage,
     user_window,
 )
-from core.recording import AttemptRecord
-from core.recording.batch_writer import BatchWriter
-from core.store.tables import limit_changes, user_rollups_1h
+from pulsegate.core.recording import AttemptRecord
+from pulsegate.core.recording.batch_writer import BatchWriter
+from pulsegate.core.store.tables import limit_changes, user_rollups_1h
 from tests.queries.data import (
     NOW,
     attempt_row,

@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from core.errors import ErrorClass
-from core.ops.probe_history import consecutive_probe_failures
-from core.store.tables import api_usage_metrics
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.ops.probe_history import consecutive_probe_failures
+from pulsegate.core.store.tables import api_usage_metrics
 from tests.alerts.support import Calls
 
 NOW = datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from core.queries import (
+from pulsegate.core.queries import (
     ATTEMPT_COLUMNS,
     KEY_HEALTH_COLUMNS,
     KPI_NAMES,
@@ -26,7 +26,7 @@ from core.queries import (
     recent_attempts,
     traffic_series,
 )
-from core.store.tables import metric_rollups_1m, metric_rollups_10m
+from pulsegate.core.store.tables import metric_rollups_1m, metric_rollups_10m
 from tests.queries.data import (
     NOW,
     attempt_row,

@@ -10,11 +10,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.errors import ErrorClass
-from core.recording import AttemptRecord
-from core.request import PRIORITY_CLASSES, priority_class
-from core.store import latency_buckets
-from core.store.tables import (
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.recording import AttemptRecord
+from pulsegate.core.request import PRIORITY_CLASSES, priority_class
+from pulsegate.core.store import latency_buckets
+from pulsegate.core.store.tables import (
     api_usage_metrics,
     error_count_column,
     metric_rollups_1h,

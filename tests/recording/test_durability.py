@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-import migrations
 from benchmarks.support.tcp_proxy import TcpProxy
-from core.recording import AttemptRecord, SqlRecorder
-from core.recording.batch_writer import BatchWriter
-from core.recording.spool import Spool
-from core.store import create_store_engine
+from pulsegate import migrations
+from pulsegate.core.recording import AttemptRecord, SqlRecorder
+from pulsegate.core.recording.batch_writer import BatchWriter
+from pulsegate.core.recording.spool import Spool
+from pulsegate.core.store import create_store_engine
 from tests.recording.support import assert_rollups_match_raw, hour_ago, random_attempt
 
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
@@ -231,7 +231,7 @@ def test_a_full_buffer_with_an_unwritable_spool_counts_losses(tmp_path: Path, ca
     unreachable = create_store_engine(UNREACHABLE)
     recorder = SqlRecorder(unreachable, max_buffer=10, batch_size=5, interval_s=3600, spool_dir=not_a_folder)
     rng = random.Random(2)
-    caplog.set_level(logging.WARNING, logger="core.recording")
+    caplog.set_level(logging.WARNING, logger="pulsegate.core.recording")
     try:
         for _ in range(10):
             recorder.record(random_attempt(rng, hour_ago()))
@@ -268,8 +268,8 @@ def test_interpreter_exit_flushes(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import random
-        from core.recording import AttemptRecord, SqlRecorder
-        from core.store import create_store_engine
+        from pulsegate.core.recording import AttemptRecord, SqlRecorder
+        from pulsegate.core.store import create_store_engine
         from tests.recording.support import hour_ago, random_attempt
         recorder = SqlRecorder(create_store_engine({url!r}), interval_s=3600, spool_dir={str(tmp_path)!r})
         rng = random.Random(1)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from core.recording import SqlRecorder
-from core.recording.batch_writer import BatchWriter
-from core.store import latency_buckets
-from core.store.tables import metric_rollups_1h, metric_rollups_1m, metric_rollups_10m, user_rollups_1h
+from pulsegate.core.recording import SqlRecorder
+from pulsegate.core.recording.batch_writer import BatchWriter
+from pulsegate.core.store import latency_buckets
+from pulsegate.core.store.tables import metric_rollups_1h, metric_rollups_1m, metric_rollups_10m, user_rollups_1h
 from tests.recording.support import assert_rollups_match_raw, expected_rollups, hour_ago, random_attempt, raw_rows
 
 
@@ -80,7 +80,7 @@ def test_a_replayed_committed_batch_is_never_counted_twice(store: sa.Engine, tmp
 
 
 def test_rollup_sql_covers_every_rollup_column() -> None:
-    from core.store import rollups
+    from pulsegate.core.store import rollups
 
     for dialect in ("sqlite", "postgresql"):
         aggregate, minutes, tens, hours, users = rollups.rollup_sql(dialect)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.clock import ManualClock
-from core.ops.control import DEFAULT_TTL, ControlCommandError, command_status, issue_command, validate_command
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.ops.control import DEFAULT_TTL, ControlCommandError, command_status, issue_command, validate_command
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

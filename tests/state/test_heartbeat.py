@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from core import AIClient, ModelConfig
-from core.clock import ManualClock
-from core.errors import ErrorClass
-from core.ops.control import command_status, issue_command
-from core.ops.heartbeat import Heartbeat, instance_heartbeat, live_instances, stale_instances
-from core.provider import Provider
-from core.store.tables import control_acks, instance_snapshots, key_health_snapshots
+from pulsegate import AIClient, ModelConfig
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.ops.control import command_status, issue_command
+from pulsegate.core.ops.heartbeat import Heartbeat, instance_heartbeat, live_instances, stale_instances
+from pulsegate.core.provider import Provider
+from pulsegate.core.store.tables import control_acks, instance_snapshots, key_health_snapshots
 from tests.client.conftest import settings_for
 
 HELLO = [{"role": "user", "content": "Hello"}]

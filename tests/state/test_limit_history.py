@@ -7,8 +7,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.ops.heartbeat import Heartbeat
-from core.store.tables import instance_snapshots, limit_changes
+from pulsegate.core.ops.heartbeat import Heartbeat
+from pulsegate.core.store.tables import instance_snapshots, limit_changes
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 DEGRADED = {"backend": "redis", "degraded": True, "degraded_since": NOW.isoformat(), "outages": 1, "local_share": 0.5}

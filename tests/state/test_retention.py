@@ -8,9 +8,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.clock import ManualClock
-from core.store.retention import NOT_PRUNED, prune, retention_plan
-from core.store.tables import (
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.store.retention import NOT_PRUNED, prune, retention_plan
+from pulsegate.core.store.tables import (
     alert_deliveries,
     alert_episodes,
     alert_notifications,

@@ -6,12 +6,12 @@ import asyncio
 
 import sqlalchemy as sa
 
-from core import AIClient, ModelConfig
-from core.keys import KeyStatus
-from core.ops.control import command_status, issue_command
-from core.provider import Provider
-from core.recording import SqlRecorder
-from core.store.tables import instance_snapshots, key_health_snapshots
+from pulsegate import AIClient, ModelConfig
+from pulsegate.core.keys import KeyStatus
+from pulsegate.core.ops.control import command_status, issue_command
+from pulsegate.core.provider import Provider
+from pulsegate.core.recording import SqlRecorder
+from pulsegate.core.store.tables import instance_snapshots, key_health_snapshots
 from tests.client.conftest import settings_for
 
 HELLO = [{"role": "user", "content": "hi"}]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from core.errors import StoreError, StoreUnreachableError
-from core.store.engine import SQLITE_BUSY_TIMEOUT_MS, check_connection, create_store_engine
+from pulsegate.core.errors import StoreError, StoreUnreachableError
+from pulsegate.core.store.engine import SQLITE_BUSY_TIMEOUT_MS, check_connection, create_store_engine
 
 
 def test_sqlite_folder_is_created_and_wal_is_on(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-import migrations
-from core.store.engine import create_store_engine
-from core.store.tables import api_usage_metrics, metadata
+from pulsegate import migrations
+from pulsegate.core.store.engine import create_store_engine
+from pulsegate.core.store.tables import api_usage_metrics, metadata
 from tests.queries.data import NOW, attempt_row
 from tests.recording.support import expected_user_rollups, stored_user_rollups
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from core.errors import ErrorClass
-from core.store import latency_buckets
-from core.store.tables import (
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.store import latency_buckets
+from pulsegate.core.store.tables import (
     alert_episodes,
     api_usage_metrics,
     control_acks,

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-PULSEGATE = [sys.executable, "-m", "jobs.cli"]
+PULSEGATE = [sys.executable, "-m", "pulsegate.jobs.cli"]
 ROOT = Path(__file__).resolve().parents[2]
 #: Variables a developer may have set that would leak into a test's subprocess.
 SCRUBBED_PREFIXES = ("ANTHROPIC_", "OPENAI_", "DATABASE_URL", "REDIS_URL", "UPSTASH_", "MONITORING_", "ADMIN_TOKEN")
@@ -32,8 +32,6 @@ def free_port() -> int:
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
-    # this checkout first; then what the run had (make test's SDK-floor run puts the floor SDKs there)
-    env["PYTHONPATH"] = os.pathsep.join(part for part in (str(ROOT), os.environ.get("PYTHONPATH")) if part)
     env.update(extra or {})
     return env
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-from jobs.cli.demo.setup import port_is_free
+from pulsegate.jobs.cli.demo.setup import port_is_free
 
 MASTERS = 3
 BUS_OFFSET = 10_000

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from core.admission import AdmissionQueue
-from core.clock import ManualClock
-from core.errors import ErrorClass, QueueClearedError, QueueFullError, QueueTimeoutError
-from core.limits import Demand, LimitSpec, MemoryRateLimiter
+from pulsegate.core.admission import AdmissionQueue
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.errors import ErrorClass, QueueClearedError, QueueFullError, QueueTimeoutError
+from pulsegate.core.limits import Demand, LimitSpec, MemoryRateLimiter
 
 RPM = LimitSpec(limit=8, period_s=1.0)  # one request per 0.125 s, burst 8
 TPM = LimitSpec(limit=100, period_s=50.0)  # one token per 0.5 s, burst 100

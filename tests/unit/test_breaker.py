@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from core.breaker import CircuitBreaker, Permit
-from core.clock import ManualClock
+from pulsegate.core.breaker import CircuitBreaker, Permit
+from pulsegate.core.clock import ManualClock
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.clock import ManualClock, SystemClock
+from pulsegate.core.clock import ManualClock, SystemClock
 
 
 async def test_sleepers_wake_in_time_order_only_when_advanced() -> None:
@@ -61,7 +61,7 @@ async def test_system_clock_is_aware_and_sleeps() -> None:
 def test_as_utc_reads_every_form_a_moment_comes_back_in() -> None:
     import pandas as pd
 
-    from core.clock import as_utc
+    from pulsegate.core.clock import as_utc
 
     moment = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
     naive = moment.replace(tzinfo=None)  # SQLite hands datetimes back naive; they are UTC

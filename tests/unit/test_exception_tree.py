@@ -3,8 +3,8 @@ drawn in the diagram of core/errors.py's docstring, so ``except PulsegateError``
 on purpose and a reader finds every class in one place.
 
 A private signal (a leading underscore: raised and caught inside one module, never reaching a caller) is exempt.
-Streamlit page scripts (``dashboard.app``, ``dashboard.views``) and ``__main__`` modules run when imported, so they
-are not walked; they define no exception.
+Streamlit page scripts (``pulsegate.dashboard.app``, ``pulsegate.dashboard.views``) and ``__main__`` modules run when
+imported, so they are not walked; they define no exception.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import inspect
 import pkgutil
 import re
 
-import core.errors
-from core.errors import PulsegateError
+import pulsegate.core.errors
+from pulsegate.core.errors import PulsegateError
 
-PACKAGES = ("core", "jobs", "dashboard")
-PAGE_SCRIPTS = ("dashboard.app", "dashboard.views")
+PACKAGES = ("pulsegate.core", "pulsegate.jobs", "pulsegate.dashboard")
+PAGE_SCRIPTS = ("pulsegate.dashboard.app", "pulsegate.dashboard.views")
 
 
 def _modules() -> list[str]:
@@ -43,16 +43,16 @@ def _exception_classes() -> dict[str, type[BaseException]]:
 
 def _drawn() -> set[str]:
     """The class names in the docstring's tree: its root, alone on a line, and each on a ``├──`` or ``└──`` branch."""
-    doc = core.errors.__doc__ or ""
+    doc = pulsegate.core.errors.__doc__ or ""
     return set(re.findall(r"^ {4}(\w+)$", doc, re.MULTILINE)) | set(re.findall(r"[├└]── (\w+)", doc))
 
 
 def test_the_walk_finds_the_classes_defined_outside_errors_py() -> None:
     found = _exception_classes()
     assert {
-        "core.queries.filters.QueryFilterError",
-        "jobs.cli.command_error.CommandError",
-        "dashboard.data.StoreDown",
+        "pulsegate.core.queries.filters.QueryFilterError",
+        "pulsegate.jobs.cli.command_error.CommandError",
+        "pulsegate.dashboard.data.StoreDown",
     } <= set(found)
 
 
@@ -81,7 +81,7 @@ def test_a_class_that_was_a_builtin_error_still_is_one() -> None:
 
 
 def test_one_line_reason_is_the_first_line_or_the_type() -> None:
-    from core.errors import one_line_reason
+    from pulsegate.core.errors import one_line_reason
 
     assert one_line_reason(OSError("connection refused\n  detail")) == "connection refused"
     assert one_line_reason(TimeoutError()) == "TimeoutError"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from core.ids import uuid7, uuid7_batch, uuid7_from_ms
+from pulsegate.core.ids import uuid7, uuid7_batch, uuid7_from_ms
 
 
 def test_version_variant_and_time_prefix() -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from core.api_keys import ApiKey
-from core.clock import ManualClock
-from core.errors import ErrorClass
-from core.keys import HealthPolicy, KeyHealth, KeyPool, KeyStatus
-from core.keys.health import PendingChanges, SharedKeyView
-from core.provider import Provider
+from pulsegate.core.api_keys import ApiKey
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.keys import HealthPolicy, KeyHealth, KeyPool, KeyStatus
+from pulsegate.core.keys.health import PendingChanges, SharedKeyView
+from pulsegate.core.provider import Provider
 
 POLICY = HealthPolicy(
     half_life_s=60, failures_before_cooldown=3, cooldown_base_s=10, cooldown_growth=2, cooldown_cap_s=60

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.store import latency_buckets as lb
+from pulsegate.core.store import latency_buckets as lb
 
 
 def test_bounds_grow_by_sqrt2_from_1ms() -> None:

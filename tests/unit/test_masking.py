@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.masking import fingerprint, mask_dsn, mask_secret, mask_url
+from pulsegate.core.masking import fingerprint, mask_dsn, mask_secret, mask_url
 
 
 @pytest.mark.parametrize(

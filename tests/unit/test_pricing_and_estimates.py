@@ -6,10 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigError
-from core.pricing import PriceTable
-from core.token_estimate import TOKENS_PER_IMAGE, TOKENS_PER_MESSAGE, estimate_input_tokens, estimate_output_tokens
-from core.translate.usage import usage_from_anthropic
+from pulsegate.core.errors import ConfigError
+from pulsegate.core.pricing import PriceTable
+from pulsegate.core.token_estimate import (
+    TOKENS_PER_IMAGE,
+    TOKENS_PER_MESSAGE,
+    estimate_input_tokens,
+    estimate_output_tokens,
+)
+from pulsegate.core.translate.usage import usage_from_anthropic
 
 
 def test_cost_counts_cache_reads_and_writes_at_their_own_prices() -> None:

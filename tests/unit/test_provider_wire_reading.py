@@ -9,10 +9,15 @@ import httpx2
 import openai
 import pytest
 
-from core.errors import ErrorClass
-from core.provider import Provider
-from core.providers.classify import classify_exception
-from core.providers.rate_limit_headers import Window, parse_duration, parse_rate_limit_headers, parse_retry_after
+from pulsegate.core.errors import ErrorClass
+from pulsegate.core.provider import Provider
+from pulsegate.core.providers.classify import classify_exception
+from pulsegate.core.providers.rate_limit_headers import (
+    Window,
+    parse_duration,
+    parse_rate_limit_headers,
+    parse_retry_after,
+)
 
 NOW = datetime(2026, 11, 28, 10, 48, 0, tzinfo=UTC)
 

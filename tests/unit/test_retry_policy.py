@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from core.errors import ErrorClass, ProviderError
-from core.retry import (
+from pulsegate.core.errors import ErrorClass, ProviderError
+from pulsegate.core.retry import (
     RetryPolicy,
     RetryState,
     stop_after_attempt,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigError
-from core.provider import Provider
-from core.settings import DEFAULT_DATABASE_URL, load_settings
+from pulsegate.core.errors import ConfigError
+from pulsegate.core.provider import Provider
+from pulsegate.core.settings import DEFAULT_DATABASE_URL, load_settings
 
 ANT_1 = "sk-ant-api03-" + "A" * 30 + "p001"
 ANT_2 = "sk-ant-api03-" + "B" * 30 + "p002"

@@ -12,9 +12,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from core.clock import ManualClock
-from core.store.tables import worker_leases
-from jobs.service.leadership import Election, Leadership, LeaseLeadership, PostgresLeadership, leadership_for
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.store.tables import worker_leases
+from pulsegate.jobs.service.leadership import Election, Leadership, LeaseLeadership, PostgresLeadership, leadership_for
 
 LEASE = 3.0
 
@@ -98,8 +98,8 @@ async def test_release_on_shutdown_hands_over_at_once(store: sa.Engine, clock: M
 
 
 async def test_sqlite_lease_expires_and_a_standby_takes_it(tmp_path, clock: ManualClock) -> None:
-    import migrations
-    from core.store import create_store_engine
+    from pulsegate import migrations
+    from pulsegate.core.store import create_store_engine
 
     url = f"sqlite:///{tmp_path / 'lease.db'}"
     migrations.upgrade(url)
@@ -122,7 +122,7 @@ async def test_sqlite_lease_expires_and_a_standby_takes_it(tmp_path, clock: Manu
 
 @pytest.mark.postgres
 async def test_postgres_lock_is_freed_when_the_leader_session_dies(postgres_store_url: str, clock: ManualClock) -> None:
-    from core.store import create_store_engine
+    from pulsegate.core.store import create_store_engine
 
     store = create_store_engine(postgres_store_url)
     with store.begin() as connection:
@@ -214,7 +214,9 @@ async def test_a_leader_that_cannot_renew_stops_before_its_lease_ends(store: sa.
             assert await eb.tick() is False  # its lease has a third left: nobody else leads yet
             clock.advance(LEASE / 3)
         else:
-            await a_inner.close()  # the server ends the unreachable session (see jobs.service.leadership.postgres)
+            await (
+                a_inner.close()
+            )  # the server ends the unreachable session (see pulsegate.jobs.service.leadership.postgres)
             await session_ended(store, "worker-a")
         assert await eb.tick() is True
         assert events.events == ["a elected", "a demoted", "b elected"]

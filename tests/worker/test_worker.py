@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from core.clock import ManualClock
-from core.settings import Settings, load_settings
-from core.store.tables import worker_leases
-from jobs.service.job_runs import first_runs
-from jobs.service.leadership import LeaderInfo, Leadership, claim_period, last_claims, leadership_for
-from jobs.service.worker import Worker
-from jobs.service.worker_jobs import JobContext, JobSpec, default_jobs
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.settings import Settings, load_settings
+from pulsegate.core.store.tables import worker_leases
+from pulsegate.jobs.service.job_runs import first_runs
+from pulsegate.jobs.service.leadership import LeaderInfo, Leadership, claim_period, last_claims, leadership_for
+from pulsegate.jobs.service.worker import Worker
+from pulsegate.jobs.service.worker_jobs import JobContext, JobSpec, default_jobs
 
 
 def worker_settings(store: sa.Engine, tmp_path: Path, **env: str) -> Settings:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator import EmulatorServer
+from pulsegate.emulator import EmulatorServer
 from tests.alerts.channels.receivers import Receiver
 from tests.client.conftest import ANTHROPIC_KEYS
 from tests.support.processes import BackgroundProcess
@@ -56,7 +56,7 @@ def _messages(receiver: Receiver, rule_id: str) -> list[tuple[str, list[str]]]:
 @pytest.mark.slow
 def test_a_refused_key_fires_once_and_resolves_once_through_the_webhook(emu: EmulatorServer, tmp_path: Path) -> None:
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
-    import migrations
+    from pulsegate import migrations
 
     migrations.upgrade(store_url)
     receiver = Receiver()  # listening from here

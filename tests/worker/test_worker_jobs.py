@@ -8,13 +8,19 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from core import AIClient
-from core.clock import SYSTEM_CLOCK, ManualClock
-from core.ops.probe import ProbeTarget
-from core.ops.probe_requests import probe_request_status, request_probe
-from core.store.tables import api_usage_metrics
-from emulator import EmulatorServer
-from jobs.service.worker_jobs import JobContext, evaluate_alerts, poll_probe_requests, probe_key, prune_old_rows
+from pulsegate import AIClient
+from pulsegate.core.clock import SYSTEM_CLOCK, ManualClock
+from pulsegate.core.ops.probe import ProbeTarget
+from pulsegate.core.ops.probe_requests import probe_request_status, request_probe
+from pulsegate.core.store.tables import api_usage_metrics
+from pulsegate.emulator import EmulatorServer
+from pulsegate.jobs.service.worker_jobs import (
+    JobContext,
+    evaluate_alerts,
+    poll_probe_requests,
+    probe_key,
+    prune_old_rows,
+)
 from tests.client.conftest import requests_by_key
 
 

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-import migrations
-from core.ops.probe_requests import probe_request_status, request_probe
-from core.store import create_store_engine
-from core.store.tables import api_usage_metrics, instances, worker_leases
-from emulator import EmulatorServer
+from pulsegate import migrations
+from pulsegate.core.ops.probe_requests import probe_request_status, request_probe
+from pulsegate.core.store import create_store_engine
+from pulsegate.core.store.tables import api_usage_metrics, instances, worker_leases
+from pulsegate.emulator import EmulatorServer
 from tests.client.conftest import ANTHROPIC_KEYS, OPENAI_KEYS, total_requests
 from tests.conftest import ScratchPostgres
 from tests.support.processes import BackgroundProcess, free_port, run_cli

@@ -18,12 +18,12 @@ import pytest
 import sqlalchemy as sa
 from starlette.applications import Starlette
 
-from core.clock import ManualClock
-from core.ops.heartbeat import Heartbeat
-from core.recording import AttemptRecord
-from core.recording.batch_writer import BatchWriter
-from core.settings import Settings, load_settings
-from jobs.service.api import build_app
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.ops.heartbeat import Heartbeat
+from pulsegate.core.recording import AttemptRecord
+from pulsegate.core.recording.batch_writer import BatchWriter
+from pulsegate.core.settings import Settings, load_settings
+from pulsegate.jobs.service.api import build_app
 
 TOKEN = "adm-" + "T0k3n" * 6
 ANTHROPIC_SECRETS = ("sk-ant-api03-" + "a1" * 20, "sk-ant-api03-" + "b2" * 20)
@@ -102,7 +102,7 @@ def attempt(
     error_class: str | None = None,
     **values: Any,
 ) -> AttemptRecord:
-    from core.errors import ErrorClass
+    from pulsegate.core.errors import ErrorClass
 
     return AttemptRecord(
         ts=ts,

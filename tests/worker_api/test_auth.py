@@ -8,10 +8,10 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from core.clock import ManualClock
-from jobs.service import auth as auth_module
-from jobs.service.api import build_app
-from jobs.service.auth import DISABLED_MESSAGE, check_authorization
+from pulsegate.core.clock import ManualClock
+from pulsegate.jobs.service import auth as auth_module
+from pulsegate.jobs.service.api import build_app
+from pulsegate.jobs.service.auth import DISABLED_MESSAGE, check_authorization
 from tests.worker_api.conftest import STATUS, TOKEN, asgi_client, auth, make_settings
 
 #: Every admin route (method, path) with a body that would be accepted.

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.clock import ManualClock
-from core.recording import AttemptRecord
-from core.store import latency_buckets
-from core.store.tables import instances
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.recording import AttemptRecord
+from pulsegate.core.store import latency_buckets
+from pulsegate.core.store.tables import instances
 from tests.worker_api.conftest import NOW, ago, attempt, beat, key_state, provider_state, record
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -10,14 +10,14 @@ import httpx2
 import pytest
 import sqlalchemy as sa
 
-from core.clock import ManualClock
-from core.ops.health_report import health_report
-from core.ops.heartbeat import Heartbeat
-from core.ops.probe import ProbeResult
-from core.ops.probe_requests import claim_probe_requests, finish_probe_request
-from core.store.engine import create_store_engine
-from core.store.tables import control_commands, probe_requests
-from jobs.service.api import build_app
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.ops.health_report import health_report
+from pulsegate.core.ops.heartbeat import Heartbeat
+from pulsegate.core.ops.probe import ProbeResult
+from pulsegate.core.ops.probe_requests import claim_probe_requests, finish_probe_request
+from pulsegate.core.store.engine import create_store_engine
+from pulsegate.core.store.tables import control_commands, probe_requests
+from pulsegate.jobs.service.api import build_app
 from tests.worker_api.conftest import (
     NOW,
     SECRETS,
@@ -468,7 +468,7 @@ async def test_no_response_or_log_line_ever_contains_the_token_or_a_key(
         for secret in SECRETS:
             assert secret not in shown, (method, path)
             assert secret[:24] not in shown, (method, path)
-    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith(("jobs", "core")))
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith(("pulsegate.jobs", "pulsegate.core")))
     assert "refused (401)" in ours
     for secret in SECRETS:
         assert secret[:24] not in ours

@@ -16,10 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
-from core.clock import ManualClock
-from core.settings import Settings
-from core.store.tables import control_commands
-from jobs.service.api import build_app
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.settings import Settings
+from pulsegate.core.store.tables import control_commands
+from pulsegate.jobs.service.api import build_app
 from tests.support.processes import free_port
 from tests.worker_api.conftest import SECRETS, STATUS, TOKEN, ago, attempt, beat, key_state, provider_state, record
 

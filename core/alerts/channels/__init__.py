@@ -3,8 +3,8 @@ exact bytes and classifying the receiver's answer; :func:`make_channel` picks th
 
 from __future__ import annotations
 
-from core.alerts.channels.base import Channel, DeliveryOutcome
-from core.alerts.channels.config import ChannelConfig, ChannelConfigError, parse_channels
+from pulsegate.core.alerts.channels.base import Channel, DeliveryOutcome
+from pulsegate.core.alerts.channels.config import ChannelConfig, ChannelConfigError, parse_channels
 
 __all__ = ["Channel", "ChannelConfig", "ChannelConfigError", "DeliveryOutcome", "make_channel", "parse_channels"]
 
@@ -12,13 +12,13 @@ __all__ = ["Channel", "ChannelConfig", "ChannelConfigError", "DeliveryOutcome", 
 def make_channel(config: ChannelConfig) -> Channel:
     """The renderer/classifier for a channel's format."""
     if config.format == "slack":
-        from core.alerts.channels.slack import SlackChannel
+        from pulsegate.core.alerts.channels.slack import SlackChannel
 
         return SlackChannel(config)
     if config.format == "discord":
-        from core.alerts.channels.discord import DiscordChannel
+        from pulsegate.core.alerts.channels.discord import DiscordChannel
 
         return DiscordChannel(config)
-    from core.alerts.channels.webhook import GenericWebhookChannel
+    from pulsegate.core.alerts.channels.webhook import GenericWebhookChannel
 
     return GenericWebhookChannel(config)

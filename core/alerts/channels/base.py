@@ -1,6 +1,6 @@
 """What every channel does: render a :class:`Message` to exact bytes, and classify the receiver's answer.
 
-A channel is pure (no I/O): the dispatcher (``core.alerts.delivery``) sends the bytes and records the outcome.
+A channel is pure (no I/O): the dispatcher (``pulsegate.core.alerts.delivery``) sends the bytes and records the outcome.
 That keeps payloads and error handling testable byte for byte, and keeps network code in one place.
 """
 
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from core.alerts.channels.config import ChannelConfig
-from core.alerts.model import AlertView, Message
-from core.providers.rate_limit_headers import parse_retry_after
+from pulsegate.core.alerts.channels.config import ChannelConfig
+from pulsegate.core.alerts.model import AlertView, Message
+from pulsegate.core.providers.rate_limit_headers import parse_retry_after
 
 OutcomeKind = Literal["delivered", "retry", "rejected", "broken"]
 #: Longest wait a receiver may ask for that we honour as is (a bogus Retry-After must not park alerts for days).

@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from core.errors import ConfigError
-from core.masking import mask_url
+from pulsegate.core.errors import ConfigError
+from pulsegate.core.masking import mask_url
 
 if TYPE_CHECKING:
-    from core.settings import Settings
+    from pulsegate.core.settings import Settings
 
 ChannelFormat = Literal["slack", "discord", "generic"]
 FORMATS: tuple[ChannelFormat, ...] = ("slack", "discord", "generic")
@@ -92,7 +92,7 @@ def parse_channels(
     on ``.env``, as settings read it). Raises one :class:`ChannelConfigError` listing every problem.
     """
     if environ is None:
-        from core.settings import read_environment
+        from pulsegate.core.settings import read_environment
 
         environ = read_environment()
     problems: list[str] = []

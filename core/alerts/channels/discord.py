@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from core.alerts.channels.base import (
+from pulsegate.core.alerts.channels.base import (
     COLOURS,
     DeliveryOutcome,
     alert_fields,
@@ -28,8 +28,8 @@ from core.alerts.channels.base import (
     status_reason,
     truncate,
 )
-from core.alerts.channels.config import ChannelConfig
-from core.alerts.model import AlertView, Message
+from pulsegate.core.alerts.channels.config import ChannelConfig
+from pulsegate.core.alerts.model import AlertView, Message
 
 USERNAME = "Pulsegate"
 CONTENT_LIMIT = 2000

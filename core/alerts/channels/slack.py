@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from core.alerts.channels.base import (
+from pulsegate.core.alerts.channels.base import (
     COLOURS,
     DeliveryOutcome,
     alert_fields,
@@ -25,8 +25,8 @@ from core.alerts.channels.base import (
     status_reason,
     truncate,
 )
-from core.alerts.channels.config import ChannelConfig
-from core.alerts.model import Message
+from pulsegate.core.alerts.channels.config import ChannelConfig
+from pulsegate.core.alerts.model import Message
 
 TEXT_LIMIT = 3000
 HEADER_LIMIT = 150

@@ -19,15 +19,15 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from core.alerts.channels.base import (
+from pulsegate.core.alerts.channels.base import (
     DeliveryOutcome,
     dumps,
     error_word,
     retry_after_header,
     status_reason,
 )
-from core.alerts.channels.config import ChannelConfig
-from core.alerts.model import Message
+from pulsegate.core.alerts.channels.config import ChannelConfig
+from pulsegate.core.alerts.model import Message
 
 SCHEMA_VERSION = "1"
 MAX_ALERTS = 100

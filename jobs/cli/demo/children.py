@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from core.errors import PulsegateError
-from jobs.cli.parent_death import exit_with_parent
+from pulsegate.core.errors import PulsegateError
+from pulsegate.jobs.cli.parent_death import exit_with_parent
 
 #: How often a child's log is read for new lines to echo.
 TAIL_INTERVAL_S = 0.1
@@ -66,7 +66,7 @@ class Child:
 
     def spawn(self) -> Child:
         """Start the process; call from the main thread before any thread is started (see
-        :mod:`jobs.cli.parent_death`), then :meth:`copy_output`."""
+        :mod:`pulsegate.jobs.cli.parent_death`), then :meth:`copy_output`."""
         with self.log_path.open("ab") as log:
             self._log_start = log.tell()
             self.process = subprocess.Popen(  # noqa: S603 — our own interpreter and modules, no shell

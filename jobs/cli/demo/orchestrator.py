@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TextIO
 
-from jobs.cli.demo.children import Child, ChildFailed
-from jobs.cli.demo.scenario import Phase, ScenarioCycle, ScenarioDriver, build_phases, emulator_applier
-from jobs.cli.demo.setup import DemoPlan
-from jobs.cli.demo.tour import dashboard_link, tour_text
+from pulsegate.jobs.cli.demo.children import Child, ChildFailed
+from pulsegate.jobs.cli.demo.scenario import Phase, ScenarioCycle, ScenarioDriver, build_phases, emulator_applier
+from pulsegate.jobs.cli.demo.setup import DemoPlan
+from pulsegate.jobs.cli.demo.tour import dashboard_link, tour_text
 
 log = logging.getLogger("pulsegate.demo")
 
@@ -38,7 +38,7 @@ class DemoOptions:
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "jobs.cli", *args]
+    return [sys.executable, "-m", "pulsegate.jobs.cli", *args]
 
 
 def children_for(plan: DemoPlan, console: TextIO, verbose: bool = False) -> dict[str, Child]:
@@ -55,9 +55,9 @@ def children_for(plan: DemoPlan, console: TextIO, verbose: bool = False) -> dict
     traffic = ["--rate", f"{plan.rate:g}", "--stats-file", str(plan.traffic_stats_file)]
     return {
         "emulator": child("emulator", _cli("emulator", "--port", str(ports["emulator"]), "--scenario", str(scenario))),
-        "sink": child("sink", [sys.executable, "-m", "jobs.cli.demo.sink", "--port", str(ports["sink"])]),
+        "sink": child("sink", [sys.executable, "-m", "pulsegate.jobs.cli.demo.sink", "--port", str(ports["sink"])]),
         "worker": child("worker", _cli(*verbose_flag, "worker", "--port", str(ports["worker"])), grace_s=20.0),
-        "traffic": child("traffic", [sys.executable, "-m", "jobs.cli.demo.traffic", *traffic], grace_s=30.0),
+        "traffic": child("traffic", [sys.executable, "-m", "pulsegate.jobs.cli.demo.traffic", *traffic], grace_s=30.0),
         "dashboard": child("dashboard", _cli("dashboard", "--port", str(ports["dashboard"])), echo=verbose),
     }
 
@@ -92,8 +92,8 @@ def _can_open_browser() -> bool:
 
 
 def migrate(database_url: str) -> None:
-    import migrations
-    from core.store import check_connection, create_store_engine
+    from pulsegate import migrations
+    from pulsegate.core.store import check_connection, create_store_engine
 
     engine = create_store_engine(database_url)
     try:
@@ -141,7 +141,7 @@ class Demo:
         self.say(f"Pulsegate demo: migrating {plan.database_url} …")
         migrate(plan.database_url)
         self.children = children_for(plan, self.console, self.options.verbose)
-        for child in self.children.values():  # every fork before any thread: see jobs.cli.parent_death
+        for child in self.children.values():  # every fork before any thread: see pulsegate.jobs.cli.parent_death
             child.spawn()
         for child in self.children.values():
             child.copy_output()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.clock import SYSTEM_CLOCK, Clock
 
 KEYS_PER_PROVIDER = 3
 DEFAULT_CYCLE_S = 180.0

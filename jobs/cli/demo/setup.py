@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.cli.demo.scenario import DemoKeys
+from pulsegate.jobs.cli.demo.scenario import DemoKeys
 
-SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `jobs` package
 DEFAULT_DIR = ".pulsegate-demo"
 DEFAULT_PORTS = {"dashboard": 8501, "worker": 8600, "emulator": 8700, "sink": 8702}
 HEARTBEAT_INTERVAL_S = 2.0
@@ -184,8 +183,6 @@ class DemoPlan:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        # the children run in the demo's folder: keep this checkout importable even when it is not installed
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), source.get("PYTHONPATH", "")) if p)
         return env
 
 

@@ -205,7 +205,7 @@ class WebhookSink(LoopbackReceiver):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m jobs.cli.demo.sink --port N``: serve until SIGTERM / SIGINT."""
+    """``python -m pulsegate.jobs.cli.demo.sink --port N``: serve until SIGTERM / SIGINT."""
     parser = argparse.ArgumentParser(prog="pulsegate-demo-sink", description=main.__doc__)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jobs.cli.demo.scenario import Phase
-from jobs.cli.demo.setup import DemoPlan
+from pulsegate.jobs.cli.demo.scenario import Phase
+from pulsegate.jobs.cli.demo.setup import DemoPlan
 
 
 def dashboard_link(plan: DemoPlan) -> str:

@@ -1,4 +1,4 @@
-"""The demo's traffic generator: an application's worth of calls through :class:`~core.client.AIClient`.
+"""The demo's traffic generator: an application's worth of calls through :class:`~pulsegate.core.client.AIClient`.
 
 A seeded mix of providers, priorities, users and features; streaming and whole responses; async and sync calls;
 Anthropic calls mostly with ``fallback_to_openai`` so the 529 storm shows fallbacks. It keeps a tally of what it
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from core.client import AIClient
-from core.errors import CallError
-from core.request import CallOptions, ModelConfig, Priority
-from core.response import AIResponse
+from pulsegate.core.client import AIClient
+from pulsegate.core.errors import CallError
+from pulsegate.core.request import CallOptions, ModelConfig, Priority
+from pulsegate.core.response import AIResponse
 
 log = logging.getLogger("pulsegate.demo.traffic")
 
@@ -229,7 +229,8 @@ async def _main(rate: float, seed: int | None, stats_file: Path | None) -> Traff
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m jobs.cli.demo.traffic``: drive AIClient (settings from the environment) until SIGTERM / SIGINT."""
+    """``python -m pulsegate.jobs.cli.demo.traffic``: drive AIClient (settings from the environment) until SIGTERM /
+    SIGINT."""
     parser = argparse.ArgumentParser(prog="pulsegate-demo-traffic", description=main.__doc__)
     parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="calls per second (default 3)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the traffic mix")

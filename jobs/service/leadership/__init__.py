@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from jobs.service.leadership.base import LEADER_LEASE_NAME, LeaderInfo, Leadership
-from jobs.service.leadership.election import Election
-from jobs.service.leadership.lease import LeaseLeadership, claim_period, last_claims
-from jobs.service.leadership.postgres import PostgresLeadership
+from pulsegate.jobs.service.leadership.base import LEADER_LEASE_NAME, LeaderInfo, Leadership
+from pulsegate.jobs.service.leadership.election import Election
+from pulsegate.jobs.service.leadership.lease import LeaseLeadership, claim_period, last_claims
+from pulsegate.jobs.service.leadership.postgres import PostgresLeadership
 
 __all__ = [
     "LEADER_LEASE_NAME",

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.store.tables import worker_leases
+from pulsegate.core.store.tables import worker_leases
 
 #: The ``worker_leases`` row of the scheduler's leader.
 LEADER_LEASE_NAME = "scheduler"

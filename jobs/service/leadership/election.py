@@ -5,7 +5,7 @@ Timeline of a leader whose store stops answering (lease L, last confirmed renewa
 * t + L/3: the renewal fails (error or no answer in time) — still leading, the lease runs until t + L;
 * t + 2L/3: still no confirmed renewal — it stops leading: jobs are removed and running ones cancelled;
 * t + L: the lease expires; only now may a standby take it (on SQLite; on PostgreSQL the server frees the lock
-  even later, see :mod:`jobs.service.leadership.postgres`).
+  even later, see :mod:`pulsegate.jobs.service.leadership.postgres`).
 
 So a leader that cannot renew has stopped a third of a lease before anyone else can start: no split brain. A
 dead leader's lease is taken by a standby at most ``L + L/3`` after its last renewal — within two lease periods.
@@ -17,9 +17,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from core.clock import SYSTEM_CLOCK, Clock
-from core.errors import one_line_reason
-from jobs.service.leadership.base import LeaderInfo, Leadership
+from pulsegate.core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.errors import one_line_reason
+from pulsegate.jobs.service.leadership.base import LeaderInfo, Leadership
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core.store.engine import SQLITE_IMMEDIATE
-from core.store.tables import Timestamp, worker_leases
-from jobs.service.leadership.base import LEADER_LEASE_NAME, LeaderInfo, Leadership
+from pulsegate.core.store.engine import SQLITE_IMMEDIATE
+from pulsegate.core.store.tables import Timestamp, worker_leases
+from pulsegate.jobs.service.leadership.base import LEADER_LEASE_NAME, LeaderInfo, Leadership
 
 CLAIM_PREFIX = "job:"
 NAME_MAX = 64

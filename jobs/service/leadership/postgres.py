@@ -6,8 +6,8 @@ session is alive on every renewal by updating the ``worker_leases`` row through 
 for visibility — who leads, since when, last renewal — the lock is what decides).
 
 A leader cut off from the server cannot renew and stops its jobs two thirds of a lease after its last confirmed
-renewal (see :class:`~jobs.service.leadership.election.Election`). The session is told to give a silent peer up only
-after a full lease (TCP keepalives and ``tcp_user_timeout``, set on both ends), so the server frees the lock
+renewal (see :class:`~pulsegate.jobs.service.leadership.election.Election`). The session is told to give a silent peer
+up only after a full lease (TCP keepalives and ``tcp_user_timeout``, set on both ends), so the server frees the lock
 after the old leader has stopped — never before.
 """
 
@@ -23,9 +23,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from core.store.tables import worker_leases
-from jobs.service.leadership.base import LEADER_LEASE_NAME, Leadership
-from jobs.service.leadership.lease import drop_lease
+from pulsegate.core.store.tables import worker_leases
+from pulsegate.jobs.service.leadership.base import LEADER_LEASE_NAME, Leadership
+from pulsegate.jobs.service.leadership.lease import drop_lease
 
 log = logging.getLogger(__name__)
 

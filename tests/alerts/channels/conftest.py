@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from core.alerts.channels import ChannelConfig
-from core.alerts.model import AlertView, Message
-from core.store.tables import alert_deliveries, alert_episodes, alert_notifications
+from pulsegate.core.alerts.channels import ChannelConfig
+from pulsegate.core.alerts.model import AlertView, Message
+from pulsegate.core.store.tables import alert_deliveries, alert_episodes, alert_notifications
 from tests.alerts.channels.receivers import DISCORD_TOKEN, GENERIC_TOKEN, HMAC_SECRET, SLACK_TOKEN, Receiver
 
 T0 = datetime.fromisoformat("2026-01-01T00:00:00+00:00")

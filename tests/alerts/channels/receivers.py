@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections import deque
 
-from jobs.cli.demo.sink import SLACK_OK, LoopbackReceiver, Recorded, Reply, Responder, discord_ok
+from pulsegate.jobs.cli.demo.sink import SLACK_OK, LoopbackReceiver, Recorded, Reply, Responder, discord_ok
 
 __all__ = ["SLACK_OK", "Receiver", "Recorded", "Reply", "Responder", "discord_ok"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from core.store.tables import alert_deliveries, alert_notifications
+from pulsegate.core.store.tables import alert_deliveries, alert_notifications
 from tests.alerts.channels.receivers import (
     DISCORD_TOKEN,
     HMAC_SECRET,

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from core.alerts.channels.config import (
+from pulsegate.core.alerts.channels.config import (
     SEVERITIES,
     ChannelConfig,
     ChannelConfigError,
     guess_format,
     parse_channels,
 )
-from core.errors import ConfigError
-from core.settings import load_settings
+from pulsegate.core.errors import ConfigError
+from pulsegate.core.settings import load_settings
 
 SLACK_URL = "https://hooks.slack.com/services/T0A/B0B/SeCrEtSlackPath123"
 DISCORD_URL = "https://discord.com/api/webhooks/123/SeCrEtDiscordToken456"

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from core.alerts.channel_health import channel_health
-from core.alerts.config import AlertConfig
-from core.alerts.delivery import Dispatcher
-from core.alerts.evaluator import AlertEvaluator
-from core.alerts.rules import DEFAULT_RULES
-from core.alerts.sample_alert import send_sample_alert
-from core.clock import ManualClock
+from pulsegate.core.alerts.channel_health import channel_health
+from pulsegate.core.alerts.config import AlertConfig
+from pulsegate.core.alerts.delivery import Dispatcher
+from pulsegate.core.alerts.evaluator import AlertEvaluator
+from pulsegate.core.alerts.rules import DEFAULT_RULES
+from pulsegate.core.alerts.sample_alert import send_sample_alert
+from pulsegate.core.clock import ManualClock
 from tests.alerts.channels.conftest import T0, discord_config, enqueue, message, outbox, slack_config
 from tests.alerts.channels.receivers import SLACK_NO_SERVICE, SLACK_OK, Receiver, discord_ok
 

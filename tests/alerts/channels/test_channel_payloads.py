@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 from pydantic import SecretStr
 
-from core.alerts.channels import ChannelConfig, DeliveryOutcome, make_channel
-from core.alerts.channels.discord import DiscordChannel, embed_length
-from core.alerts.channels.slack import SlackChannel
-from core.alerts.channels.webhook import GenericWebhookChannel, event_id, verify
+from pulsegate.core.alerts.channels import ChannelConfig, DeliveryOutcome, make_channel
+from pulsegate.core.alerts.channels.discord import DiscordChannel, embed_length
+from pulsegate.core.alerts.channels.slack import SlackChannel
+from pulsegate.core.alerts.channels.webhook import GenericWebhookChannel, event_id, verify
 from tests.alerts.channels.conftest import T0, alert, message
 
 URL = "https://hooks.example.com/services/T0/B0/tokentokentoken"
@@ -167,7 +167,7 @@ def test_a_repeat_is_labelled_as_a_repeat_in_every_format() -> None:
     assert [a["state"] for a in generic["alerts"]] == ["firing"]
 
     # what a receiver keying on the title's tag (the demo's inbox does) reads: a repeat, not a new firing
-    from jobs.cli.demo.sink import summarise
+    from pulsegate.jobs.cli.demo.sink import summarise
 
     assert [summarise(fmt, payload)["transition"] for fmt, payload in (("slack", slack), ("discord", discord))] == [
         "repeat",
@@ -193,7 +193,7 @@ def test_slack_limits_are_kept_by_truncation() -> None:
 
 
 def test_slack_escapes_mrkdwn_and_never_splits_an_entity() -> None:
-    from core.alerts.channels.slack import mrkdwn
+    from pulsegate.core.alerts.channels.slack import mrkdwn
 
     assert mrkdwn("a < b & c > d", 100) == "a &lt; b &amp; c &gt; d"
     assert mrkdwn("abc<<<", 6) == "abc…"  # "abc&l" would be a broken entity
@@ -403,7 +403,7 @@ def test_classify(channel, status, headers, body, expected) -> None:
 
 
 def test_test_messages_render_grey_with_a_test_tag() -> None:
-    from core.alerts.sample_alert import sample_message
+    from pulsegate.core.alerts.sample_alert import sample_message
 
     msg = sample_message(_config("slack"), T0, "https://pulse.example.com")
     slack, _ = _render("slack", msg)

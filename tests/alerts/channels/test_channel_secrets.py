@@ -9,14 +9,14 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from core.alerts.channel_health import channel_health
-from core.alerts.channels import ChannelConfig, parse_channels
-from core.alerts.channels.config import ChannelConfigError
-from core.alerts.delivery import Dispatcher
-from core.alerts.redaction import redact
-from core.alerts.sample_alert import send_sample_alert
-from core.clock import ManualClock
-from core.settings import load_settings
+from pulsegate.core.alerts.channel_health import channel_health
+from pulsegate.core.alerts.channels import ChannelConfig, parse_channels
+from pulsegate.core.alerts.channels.config import ChannelConfigError
+from pulsegate.core.alerts.delivery import Dispatcher
+from pulsegate.core.alerts.redaction import redact
+from pulsegate.core.alerts.sample_alert import send_sample_alert
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.settings import load_settings
 from tests.alerts.channels.conftest import (
     T0,
     deliveries,

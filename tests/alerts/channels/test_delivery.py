@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from core.alerts.channel_health import channel_health
-from core.alerts.delivery import Dispatcher, backoff_s
-from core.clock import ManualClock
-from core.store.engine import create_store_engine
-from core.store.tables import alert_notifications
+from pulsegate.core.alerts.channel_health import channel_health
+from pulsegate.core.alerts.delivery import Dispatcher, backoff_s
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.store.engine import create_store_engine
+from pulsegate.core.store.tables import alert_notifications
 from tests.alerts.channels.conftest import (
     T0,
     add_episode,

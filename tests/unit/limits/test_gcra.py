@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.limits import gcra
+from pulsegate.core.limits import gcra
 
 INTERVAL = 0.6  # 100 units per 60 s
 TOLERANCE = 60.0  # capacity 100

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from core.clock import ManualClock
-from core.limits import Demand, LimitSpec, MemoryRateLimiter
-from core.limits import memory as memory_module
+from pulsegate.core.clock import ManualClock
+from pulsegate.core.limits import Demand, LimitSpec, MemoryRateLimiter
+from pulsegate.core.limits import memory as memory_module
 
 RPM = LimitSpec(limit=10, period_s=1.0)  # 10 per second, burst 10
 TPM = LimitSpec(limit=100, period_s=60.0)  # one unit per 0.6 s, burst 100

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.limits.own_use import OwnUse
+from pulsegate.core.limits.own_use import OwnUse
 
 
 def test_sends_leave_the_window_one_period_after_they_were_sent() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.translate import DEFAULT_ANTHROPIC_MODEL, DEFAULT_OPENAI_MODEL, ModelMap
+from pulsegate.core.translate import DEFAULT_ANTHROPIC_MODEL, DEFAULT_OPENAI_MODEL, ModelMap
 
 
 @pytest.mark.parametrize(

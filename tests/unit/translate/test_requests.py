@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.errors import ErrorClass, RequestValidationError
-from core.translate import anthropic_to_openai_request, system_role_for
+from pulsegate.core.errors import ErrorClass, RequestValidationError
+from pulsegate.core.translate import anthropic_to_openai_request, system_role_for
 from tests.unit.translate.wire import load_json
 
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="

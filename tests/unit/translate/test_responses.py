@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from core.translate import (
+from pulsegate.core.translate import (
     RAW_ARGUMENTS_KEY,
     IncompleteResponseError,
     NormalizedResponse,

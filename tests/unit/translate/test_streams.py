@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from core.translate import (
+from pulsegate.core.translate import (
     RAW_ARGUMENTS_KEY,
     AnthropicStreamAccumulator,
     IncompleteResponseError,
