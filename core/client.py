@@ -11,29 +11,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from pulsegate.core.breaker import CircuitBreaker
 from pulsegate.core.call.context import CallContext
-from pulsegate.core.clock import SYSTEM_CLOCK, Clock
+from pulsegate.core.clock import Clock
 from pulsegate.core.home_loop import HomeLoop
 from pulsegate.core.ids import uuid7
-from pulsegate.core.instance import AdapterFactory, Instance
-from pulsegate.core.keys.health import HealthPolicy
+from pulsegate.core.instance import Instance, InstanceParts
 from pulsegate.core.keys.pool import KeyPool
 from pulsegate.core.limits.base import RateLimiter
 from pulsegate.core.limits.tuner import LimitTuner
 from pulsegate.core.ops.probe import ProbeResult, ProbeTarget, probe_key
-from pulsegate.core.pricing import PriceTable
 from pulsegate.core.provider import Provider
 from pulsegate.core.recording import Recorder
 from pulsegate.core.request import CallOptions, ModelConfig
 from pulsegate.core.response import AIResponse
-from pulsegate.core.retry import RetryPolicy
 from pulsegate.core.settings import Settings, load_settings
 from pulsegate.core.shared_state import SharedState
 from pulsegate.core.streaming import ResponseStream
-from pulsegate.core.translate.model_map import ModelMap
 from pulsegate.core.validation import Rejected, screen_call
 
 if TYPE_CHECKING:
@@ -46,43 +42,12 @@ T = TypeVar("T")
 class AIClient:
     """Calls Anthropic and OpenAI with key rotation, limits, a priority queue, retries, a breaker and fallback."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        recorder: Recorder | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-        limiter: RateLimiter | None = None,
-        retry_policy: RetryPolicy | None = None,
-        health_policy: HealthPolicy | None = None,
-        breaker: Mapping[str, float] | None = None,
-        prices: PriceTable | None = None,
-        model_map: ModelMap | None = None,
-        rate_limit_period_s: float | None = None,
-        max_queue: int = 1000,
-        instance_id: str | None = None,
-        adapter_factory: AdapterFactory | None = None,
-        heartbeat: bool = True,
-        shared_state: SharedState | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, *, heartbeat: bool = True, **parts: Unpack[InstanceParts]) -> None:
+        """``parts`` are what the instance may be handed instead of building it from ``settings`` (a recorder, a
+        limiter, a clock…: :class:`~pulsegate.core.instance.InstanceParts` lists them); ``heartbeat`` reports this
+        client's state to the store its recorder writes to."""
         self._home = HomeLoop(self._bound)
-        self.instance = Instance(
-            settings,
-            recorder=recorder,
-            clock=clock,
-            limiter=limiter,
-            retry_policy=retry_policy,
-            health_policy=health_policy,
-            breaker=breaker,
-            prices=prices,
-            model_map=model_map,
-            rate_limit_period_s=rate_limit_period_s,
-            max_queue=max_queue,
-            instance_id=instance_id,
-            adapter_factory=adapter_factory,
-            shared_state=shared_state,
-            on_home=self._home.on_home,
-        )
+        self.instance = Instance(settings, on_home=self._home.on_home, **parts)
         store = self.recorder.engine  # state snapshots go where the attempts go
         self._heartbeat: Heartbeat | None = None
         if heartbeat and store is not None:

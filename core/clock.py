@@ -11,6 +11,7 @@ import heapq
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -103,6 +104,14 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock(now={self._wall.isoformat()})"
+
+
+def require_aware(value: object, refuse: Callable[[str], Exception]) -> datetime:
+    """``value`` when it is a timezone-aware datetime, else ``refuse(reason)`` is raised: each caller's own error,
+    naming its own field. A naive datetime is refused, never assumed UTC — the caller's clock may be local."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    raise refuse(f"expected a timezone-aware datetime, got {value!r}")
 
 
 def as_utc(moment: datetime | str | Any) -> datetime:

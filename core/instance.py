@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 from pulsegate.core.admission import AdmissionQueue
 from pulsegate.core.breaker import CircuitBreaker
@@ -54,6 +54,25 @@ OnHome = Callable[[Callable[[], T]], T]
 AdapterFactory = Callable[[Provider, Settings], ProviderAdapter]
 
 
+class InstanceParts(TypedDict, total=False):
+    """What an instance (and so an ``AIClient``) may be handed instead of building it from the settings — one
+    list, so the client's keyword arguments and the instance's are the same by construction."""
+
+    recorder: Recorder | None  #: where attempt rows go (default: none kept; ``AIClient.from_env`` passes the store's)
+    clock: Clock  #: time (tests pass a ManualClock)
+    limiter: RateLimiter | None  #: default: Redis when REDIS_URL is set, else in-process
+    retry_policy: RetryPolicy | None
+    health_policy: HealthPolicy | None
+    breaker: Mapping[str, float] | None  #: overrides of DEFAULT_BREAKER's options
+    prices: PriceTable | None  #: default: the shipped table, or PRICE_TABLE_FILE
+    model_map: ModelMap | None  #: which OpenAI model answers for which Anthropic model on fallback
+    rate_limit_period_s: float | None  #: default: RATE_LIMIT_PERIOD_S
+    max_queue: int  #: waiting calls per provider queue (default 1000)
+    instance_id: str | None
+    adapter_factory: AdapterFactory | None
+    shared_state: SharedState | None  #: default: Redis when REDIS_URL is set, else this process alone
+
+
 def run_here(work: Callable[[], T]) -> T:
     """The ``on_home`` of an instance no client hands off for: the work runs where it is asked for."""
     return work()
@@ -62,25 +81,17 @@ def run_here(work: Callable[[], T]) -> T:
 class Instance:
     """One process's keys, breakers, limits, queues and recorder, with the factories that build them."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        recorder: Recorder | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-        limiter: RateLimiter | None = None,
-        retry_policy: RetryPolicy | None = None,
-        health_policy: HealthPolicy | None = None,
-        breaker: Mapping[str, float] | None = None,
-        prices: PriceTable | None = None,
-        model_map: ModelMap | None = None,
-        rate_limit_period_s: float | None = None,
-        max_queue: int = 1000,
-        instance_id: str | None = None,
-        adapter_factory: AdapterFactory | None = None,
-        shared_state: SharedState | None = None,
-        on_home: OnHome[Any] = run_here,
-    ) -> None:
+    def __init__(self, settings: Settings, *, on_home: OnHome[Any] = run_here, **parts: Unpack[InstanceParts]) -> None:
+        unknown = sorted(set(parts) - InstanceParts.__optional_keys__)
+        if unknown:
+            expected = ", ".join(sorted(InstanceParts.__optional_keys__))
+            raise TypeError(f"unexpected keyword argument(s) {', '.join(unknown)}; the parts are: {expected}")
+        recorder, limiter, shared_state = parts.get("recorder"), parts.get("limiter"), parts.get("shared_state")
+        clock, breaker = parts.get("clock", SYSTEM_CLOCK), parts.get("breaker")
+        health_policy, retry_policy = parts.get("health_policy"), parts.get("retry_policy")
+        prices, model_map, adapter_factory = parts.get("prices"), parts.get("model_map"), parts.get("adapter_factory")
+        rate_limit_period_s, max_queue = parts.get("rate_limit_period_s"), parts.get("max_queue", 1000)
+        instance_id = parts.get("instance_id")
         self.settings = settings
         self.clock = clock
         self.recorder: Recorder = recorder or NullRecorder()

@@ -9,6 +9,7 @@ An alert is silenced when every matcher of an active silence matches it. Matcher
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pulsegate.core.clock import require_aware
 from pulsegate.core.errors import PulsegateError
 from pulsegate.core.store.tables import alert_silences
 
@@ -117,9 +119,7 @@ class Silence:
 
 
 def _aware(field: str, value: object) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise SilenceError(field, f"expected a timezone-aware datetime, got {value!r}")
-    return value
+    return require_aware(value, functools.partial(SilenceError, field))
 
 
 def _storable(text: str, *, line_breaks: bool = False) -> bool:

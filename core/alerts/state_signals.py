@@ -9,7 +9,7 @@ firing, ``anthropic key 'Primary' is healthy (not unhealthy or disabled)`` once 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +18,7 @@ from pulsegate.core.alerts.reading import Reading, compared_reading, scope_text
 from pulsegate.core.alerts.rule_fields import RuleFields
 from pulsegate.core.alerts.signal_context import SignalContext, keep
 from pulsegate.core.alerts.wording import COUNT, SECONDS
+from pulsegate.core.clock import as_utc
 from pulsegate.core.store.tables import instances, metric_rollups_1h, metric_rollups_1m
 
 INSTANCE_LOOKBACK = timedelta(days=7)
@@ -136,7 +137,7 @@ def no_heartbeat(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
             .group_by(instances.c.kind)
         )
         with ctx.engine.connect() as connection:
-            return {kind: _aware(last) for kind, last in connection.execute(query)}
+            return {kind: as_utc(last) for kind, last in connection.execute(query)}
 
     out = []
     for kind, last in sorted(ctx.cached("heartbeats", newest).items()):
@@ -167,7 +168,7 @@ def no_probes(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
             )
             with ctx.engine.connect() as connection:
                 for provider, bucket in connection.execute(query):
-                    end = min(ctx.now, _aware(bucket) + timedelta(seconds=tier))
+                    end = min(ctx.now, as_utc(bucket) + timedelta(seconds=tier))
                     if tier == 60 or provider not in found:
                         found[provider] = end  # the minute tier is exact where it has rows
         return found
@@ -197,7 +198,3 @@ def channel_failing(rule: RuleFields, ctx: SignalContext) -> list[Reading]:
         summary = f"notification channel {name!r} is {status}" + (f": {detail}" if breached and detail else "")
         out.append(Reading({"channel": name}, 1.0 if breached else 0.0, breached, summary[:480], None))
     return out
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

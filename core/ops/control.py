@@ -8,6 +8,7 @@ or worker picks a command up on its next heartbeat (see :mod:`pulsegate.core.ops
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from pulsegate.core.clock import require_aware
 from pulsegate.core.errors import PulsegateError
 from pulsegate.core.provider import Provider
 from pulsegate.core.store.tables import PROVIDERS, control_acks, control_commands
@@ -112,8 +114,7 @@ def validate_command(
         raise ControlCommandError("key_label", f"{command} acts on a provider's queue, not on a key: leave it empty")
     target = _text("target_instance", target_instance, 64, required=False)
     requester = _text("requested_by", requested_by, 64, required=True)
-    if not isinstance(now, datetime) or now.tzinfo is None:
-        raise ControlCommandError("now", f"expected a timezone-aware datetime, got {now!r}")
+    require_aware(now, functools.partial(ControlCommandError, "now"))
     if isinstance(ttl, int | float) and not isinstance(ttl, bool):
         ttl = timedelta(seconds=ttl)
     if not isinstance(ttl, timedelta) or not timedelta(0) < ttl <= MAX_TTL:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from pulsegate.core.clock import as_utc
 from pulsegate.core.keys.health import DISABLING
 from pulsegate.core.ops.control import issue_command
 from pulsegate.core.ops.probe import ProbeResult
@@ -48,7 +49,7 @@ def recovery_command(views: Sequence[dict[str, Any]], now: datetime) -> str | No
         return "enable_key"
     for view in views:
         until = view.get("cooldown_until")
-        if view.get("status") == "cooldown" or (_given(until) and _aware(until) > now):
+        if view.get("status") == "cooldown" or (_given(until) and as_utc(until) > now):
             return "reset_key"
     return None
 
@@ -56,12 +57,6 @@ def recovery_command(views: Sequence[dict[str, Any]], now: datetime) -> str | No
 def _given(value: object) -> bool:
     """Not None, NaN or NaT (a pandas frame's empty cells)."""
     return value is not None and value == value  # NaN and NaT are the values unequal to themselves
-
-
-def _aware(value: Any) -> datetime:
-    """A UTC datetime from a pandas Timestamp or a datetime (SQLite hands back naive UTC)."""
-    moment: datetime = value.to_pydatetime() if hasattr(value, "to_pydatetime") else value
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def restore_recovered_keys(
@@ -84,7 +79,7 @@ def restore_recovered_keys(
     live_after = stale_before(now, heartbeat_interval_s)
     views: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in frame.to_dict("records"):
-        if _aware(row["ts"]) >= live_after:
+        if as_utc(row["ts"]) >= live_after:
             views.setdefault((row["provider"], row["key_label"]), []).append(row)
     wanted = {}
     for key in working:
@@ -98,7 +93,7 @@ def restore_recovered_keys(
     for (provider, label), command in wanted.items():
         # A heartbeat writes its snapshot before applying commands: a view reflects a command only when taken
         # more than one interval after it was issued.
-        newest_view = max(_aware(view["ts"]) for view in views[(provider, label)])
+        newest_view = max(as_utc(view["ts"]) for view in views[(provider, label)])
         reflected_before = newest_view - timedelta(seconds=heartbeat_interval_s)
         earlier = sorted(recent.get((provider, label), []), key=lambda item: item[1])
         switches = [name for name, _ in earlier if name in ("disable_key", "enable_key")]
@@ -128,7 +123,7 @@ def _recent_commands(
     found: dict[tuple[str, str], list[tuple[str, datetime]]] = {}
     with engine.connect() as connection:
         for row in connection.execute(query):
-            found.setdefault((row.provider, row.key_label), []).append((row.command, _aware(row.created_at)))
+            found.setdefault((row.provider, row.key_label), []).append((row.command, as_utc(row.created_at)))
     return found
 
 
@@ -162,7 +157,7 @@ def consecutive_probe_failures(
         keys = connection.execute(summary).all()
         if not keys:
             return {}
-        starts = {(k.provider, k.key_label): max(since, _aware(k.last_ok)) if k.last_ok else since for k in keys}
+        starts = {(k.provider, k.key_label): max(since, as_utc(k.last_ok)) if k.last_ok else since for k in keys}
         # each key's own probes from its own start: a key failing all day reads its day of probes, never the
         # other keys' (nor any live row) — one index range per key
         since_start = sa.or_(
@@ -179,7 +174,7 @@ def consecutive_probe_failures(
     counts = dict.fromkeys(starts, 0)
     for row in raw:
         key = (row.provider, row.key_label)
-        if key not in counts or _aware(row.ts) < starts[key]:
+        if key not in counts or as_utc(row.ts) < starts[key]:
             continue
         counts[key] = 0 if row.outcome == "success" else counts[key] + 1
     return counts

@@ -9,6 +9,7 @@ that died is claimable again after :data:`STALE_CLAIM`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pulsegate.core.clock import require_aware
 from pulsegate.core.ops.probe import ProbeError, ProbeResult, check_provider, check_text
 from pulsegate.core.store.engine import SQLITE_IMMEDIATE
 from pulsegate.core.store.tables import probe_requests
@@ -51,9 +53,7 @@ class ProbeRequest:
 
 
 def _aware(field: str, now: object) -> datetime:
-    if not isinstance(now, datetime) or now.tzinfo is None:
-        raise ProbeError(field, f"expected a timezone-aware datetime, got {now!r}")
-    return now
+    return require_aware(now, functools.partial(ProbeError, field))
 
 
 def request_probe(

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from pulsegate.core.clock import require_aware
 from pulsegate.core.store.tables import (
     alert_deliveries,
     alert_episodes,
@@ -174,8 +175,7 @@ def prune(
     """Prune every table to its retention; ``report.deleted`` has the rows removed per table name."""
     if retention_days <= 0:
         raise ValueError(f"retention_days: expected a positive number of days, got {retention_days!r}")
-    if now.tzinfo is None:
-        raise ValueError(f"now: expected a timezone-aware datetime, got {now!r}")
+    require_aware(now, lambda reason: ValueError(f"now: {reason}"))
     report = PruneReport()
     for table, expired in retention_plan(now, retention_days, held_episode_ids(engine)):
         deleted, batches = delete_in_batches(engine, table, expired, batch_size)

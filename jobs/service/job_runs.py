@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pulsegate.core.errors import one_line_reason
 from pulsegate.jobs.service.leadership import LeaderInfo
 from pulsegate.jobs.service.worker_jobs import JobSpec
 
@@ -18,9 +19,8 @@ ERROR_MAX = 300
 
 
 def reason(exc: BaseException) -> str:
-    """An exception as one short line (its first line, or its class), fit for ``/healthz`` and the log."""
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:ERROR_MAX]
+    """An exception as one short line, fit for ``/healthz`` and the log."""
+    return one_line_reason(exc, ERROR_MAX)
 
 
 def iso(value: datetime | None) -> str | None:

@@ -39,6 +39,7 @@ from pulsegate.core.queries.keys import (
 from pulsegate.core.queries.probes import last_probes
 from pulsegate.core.store import latency_buckets
 from pulsegate.core.store.tables import instances, metric_rollups_1h
+from pulsegate.jobs.service.worker_metrics import gauge, worker_metrics
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,8 @@ class StoreCollector(Collector):
             unexpected = not isinstance(exc, sa.exc.SQLAlchemyError)
             log.warning("metrics: the store could not be read (%s)", type(exc).__name__, exc_info=unexpected)
         yield from families
-        yield _gauge("pulsegate_store_up", "1 when this scrape could read the store, else 0", [], [([], up)])
-        yield from self._worker(status)
+        yield gauge("pulsegate_store_up", "1 when this scrape could read the store, else 0", [], [([], up)])
+        yield from worker_metrics(status)
 
     # --- counters and the latency histogram: the hour tier since the worker's start hour -----------------------
 
@@ -345,50 +346,6 @@ class StoreCollector(Collector):
             return {}
         return status if isinstance(status, Mapping) else {}
 
-    def _worker(self, status: Mapping[str, Any]) -> Iterator[Metric]:
-        if "role" in status:
-            yield _gauge(
-                "pulsegate_worker_leader",
-                "1 when this worker leads (runs the jobs)",
-                [],
-                [([], float(status["role"] == "leader"))],
-            )
-        jobs = status.get("jobs")
-        if not isinstance(jobs, Mapping):
-            return
-        last_run = GaugeMetricFamily(
-            "pulsegate_job_last_run_timestamp_seconds", "When the job last ran", labels=["job"]
-        )
-        last_ok = GaugeMetricFamily("pulsegate_job_last_run_ok", "1 when the job's last run succeeded", labels=["job"])
-        next_run = GaugeMetricFamily(
-            "pulsegate_job_next_run_timestamp_seconds", "When the job runs next", labels=["job"]
-        )
-        runs = CounterMetricFamily("pulsegate_job_runs", "Runs of the job by this worker", labels=["job"])
-        failures = CounterMetricFamily(
-            "pulsegate_job_failures", "Failed runs of the job by this worker", labels=["job"]
-        )
-        for job, info in sorted(jobs.items()):
-            if not isinstance(info, Mapping):
-                continue
-            for family, value in ((last_run, info.get("last_run")), (next_run, info.get("next_run"))):
-                moment = _timestamp(value)
-                if moment is not None:
-                    family.add_metric([str(job)], moment)
-            if isinstance(info.get("last_ok"), bool):
-                last_ok.add_metric([str(job)], float(info["last_ok"]))
-            for family, key in ((runs, "runs"), (failures, "failures")):
-                value = info.get(key)
-                if isinstance(value, int) and not isinstance(value, bool):
-                    family.add_metric([str(job)], float(value))
-        yield from (last_run, last_ok, next_run, runs, failures)
-
-
-def _gauge(name: str, documentation: str, labels: list[str], samples: list[tuple[list[str], float]]) -> Metric:
-    family = GaugeMetricFamily(name, documentation, labels=labels)
-    for values, value in samples:
-        family.add_metric(values, value)
-    return family
-
 
 def _gauge_family(name: str, documentation: str) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, labels=["provider"])
@@ -400,16 +357,3 @@ def _fill(family: Metric, per_instance: Mapping[str, Mapping[str, Any]], key: st
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             family.add_metric([instance_id], float(value))  # type: ignore[attr-defined]
     return family
-
-
-def _timestamp(value: Any) -> float | None:
-    """Seconds since the epoch for a datetime, an ISO string or a number; None when absent or unreadable."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        moment = as_utc(value)
-    except (TypeError, ValueError):
-        return None
-    return moment.timestamp()

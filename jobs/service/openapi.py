@@ -12,6 +12,8 @@ from typing import Any
 ADMIN_TAG = "admin"
 PUBLIC_TAG = "public"
 KEY_ACTIONS = ("reset", "disable", "enable")
+#: What every admin operation has: its tag and the bearer token.
+ADMIN: dict[str, Any] = {"tags": [ADMIN_TAG], "security": [{"bearerAuth": []}]}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -60,11 +62,10 @@ def _key_command(with_provider: bool) -> dict[str, Any]:
         summary = "Reset, disable or enable a key by label (the provider may go in the query or the body)"
     return {
         "post": {
-            "tags": [ADMIN_TAG],
+            **ADMIN,
             "summary": summary,
             "description": "Issues a control command (`reset_key`, `disable_key`, `enable_key`) that every live "
             "instance applies on its next heartbeat; follow `status_url` for their acknowledgements.",
-            "security": [{"bearerAuth": []}],
             "parameters": params,
             "requestBody": {
                 "required": False,
@@ -80,9 +81,38 @@ def _key_command(with_provider: bool) -> dict[str, Any]:
     }
 
 
+def _admin_post(summary: str, description: str, body: str, accepted: str, what: str) -> dict[str, Any]:
+    """An admin action with an optional JSON body, answered ``202`` with what it queued."""
+    return {
+        "post": {
+            **ADMIN,
+            "summary": summary,
+            "description": description,
+            "requestBody": {"required": False, "content": {"application/json": {"schema": _ref(body)}}},
+            "responses": {"202": _json(_ref(accepted), what), **BAD_INPUT, **ADMIN_ERRORS},
+        }
+    }
+
+
+def _admin_get_by_id(summary: str, id_description: str, schema: str, what: str, missing: str) -> dict[str, Any]:
+    """An admin read of one numbered thing (a probe request, a command)."""
+    return {
+        "get": {
+            **ADMIN,
+            "summary": summary,
+            "parameters": [_param("id", "path", id_description, ID_PARAM, True)],
+            "responses": {
+                "200": _json(_ref(schema), what),
+                "404": _error(missing),
+                "422": _error("`id` is not a positive integer"),
+                **ADMIN_ERRORS,
+            },
+        }
+    }
+
+
 def openapi_spec() -> dict[str, Any]:
     """The OpenAPI document served at ``/openapi.json``."""
-    admin = {"tags": [ADMIN_TAG], "security": [{"bearerAuth": []}]}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -94,7 +124,7 @@ def openapi_spec() -> dict[str, Any]:
         "paths": {
             "/api/admin/ai-health": {
                 "get": {
-                    **admin,
+                    **ADMIN,
                     "summary": "The health report (the original spec's JSON plus `details`)",
                     "parameters": [
                         _param(
@@ -116,67 +146,37 @@ def openapi_spec() -> dict[str, Any]:
                     },
                 }
             },
-            "/api/admin/probe": {
-                "post": {
-                    **admin,
-                    "summary": "Ask the worker to probe keys now (all, one provider's, or one key)",
-                    "description": "Queues a probe request; the leading worker claims it within a second or two. "
-                    "Poll `status_url` for the results.",
-                    "requestBody": {
-                        "required": False,
-                        "content": {"application/json": {"schema": _ref("ProbeBody")}},
-                    },
-                    "responses": {
-                        "202": _json(_ref("ProbeAccepted"), "Probe request queued"),
-                        **BAD_INPUT,
-                        **ADMIN_ERRORS,
-                    },
-                }
-            },
-            "/api/admin/probe/{id}": {
-                "get": {
-                    **admin,
-                    "summary": "A probe request's status and results",
-                    "parameters": [_param("id", "path", "The id POST /api/admin/probe returned", ID_PARAM, True)],
-                    "responses": {
-                        "200": _json(_ref("ProbeStatus"), "The request"),
-                        "404": _error("No probe request with this id"),
-                        "422": _error("`id` is not a positive integer"),
-                        **ADMIN_ERRORS,
-                    },
-                }
-            },
-            "/api/admin/queue/clear": {
-                "post": {
-                    **admin,
-                    "summary": "Clear the priority queues (one provider's, or all) on every live instance",
-                    "description": "The original spec's `clearQueue()`: waiting calls fail with `cancelled`.",
-                    "requestBody": {
-                        "required": False,
-                        "content": {"application/json": {"schema": _ref("QueueClearBody")}},
-                    },
-                    "responses": {
-                        "202": _json(_ref("CommandAccepted"), "Command issued"),
-                        **BAD_INPUT,
-                        **ADMIN_ERRORS,
-                    },
-                }
-            },
+            "/api/admin/probe": _admin_post(
+                "Ask the worker to probe keys now (all, one provider's, or one key)",
+                "Queues a probe request; the leading worker claims it within a second or two. "
+                "Poll `status_url` for the results.",
+                "ProbeBody",
+                "ProbeAccepted",
+                "Probe request queued",
+            ),
+            "/api/admin/probe/{id}": _admin_get_by_id(
+                "A probe request's status and results",
+                "The id POST /api/admin/probe returned",
+                "ProbeStatus",
+                "The request",
+                "No probe request with this id",
+            ),
+            "/api/admin/queue/clear": _admin_post(
+                "Clear the priority queues (one provider's, or all) on every live instance",
+                "The original spec's `clearQueue()`: waiting calls fail with `cancelled`.",
+                "QueueClearBody",
+                "CommandAccepted",
+                "Command issued",
+            ),
             "/api/admin/keys/{label}/{action}": _key_command(with_provider=False),
             "/api/admin/keys/{provider}/{label}/{action}": _key_command(with_provider=True),
-            "/api/admin/commands/{id}": {
-                "get": {
-                    **admin,
-                    "summary": "A control command and every instance's acknowledgement",
-                    "parameters": [_param("id", "path", "The command id", ID_PARAM, True)],
-                    "responses": {
-                        "200": _json(_ref("CommandStatus"), "The command"),
-                        "404": _error("No command with this id"),
-                        "422": _error("`id` is not a positive integer"),
-                        **ADMIN_ERRORS,
-                    },
-                }
-            },
+            "/api/admin/commands/{id}": _admin_get_by_id(
+                "A control command and every instance's acknowledgement",
+                "The command id",
+                "CommandStatus",
+                "The command",
+                "No command with this id",
+            ),
             "/healthz": {
                 "get": {
                     "tags": [PUBLIC_TAG],
