@@ -345,14 +345,15 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> tuple[list[str],
 
 # -- profiling ------------------------------------------------------------------------------------------------------
 def own_code(filename: str) -> bool:
-    return filename.startswith(str(ROOT / "core"))
+    """Pulsegate's call path, under either of its paths (the folder, or the installed package's link to it)."""
+    return filename.startswith((str(ROOT / "core"), str(ROOT / "src" / "pulsegate" / "core")))
 
 
 def short(key: tuple[str, int, str]) -> str:
     filename, line, name = key
     path = Path(filename)
     with contextlib.suppress(ValueError):
-        path = path.relative_to(ROOT)
+        path = path.relative_to(ROOT / "src") if path.is_relative_to(ROOT / "src") else path.relative_to(ROOT)
     if "site-packages" in path.parts:
         path = Path(*path.parts[path.parts.index("site-packages") + 1 :])
     return f"{path}:{line} {name}" if line else name

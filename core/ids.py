@@ -4,11 +4,17 @@ A random (version 4) primary key lands each insert on a random page of the key's
 spends most of its insert time on index pages it has to read and split; a version 7 id starts with the time in
 milliseconds, so new ids append to the right edge of the index and sort like the rows' times. The 74 random bits
 keep ids unique across instances without coordination, which the spool's idempotent replays rely on.
+
+The random bits come from ``os.urandom`` a block at a time: one system call per call id would release the GIL on
+the event loop's thread, which then waits for the recorder's thread to hand it back. A forked child starts a block
+of its own, so parent and child never share bits.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -25,13 +31,37 @@ def uuid7_from_ms(unix_ms: int, random_bits: bytes) -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+class _RandomBlock:
+    """``os.urandom`` bytes handed out 10 at a time, a 4 KiB block per system call."""
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._data = b""
+        self._at = 0
+
+    def forget(self) -> None:
+        self._data, self._at = b"", 0
+
+    def take(self, count: int) -> bytes:
+        with self._lock:
+            at = self._at
+            if at + count > len(self._data):
+                self._data, at = os.urandom(max(self.SIZE, count)), 0
+            self._at = at + count
+            return self._data[at : at + count]
+
+
+_RANDOM = _RandomBlock()
+os.register_at_fork(after_in_child=_RANDOM.forget)
+
+
 def uuid7(unix_ms: int | None = None) -> uuid.UUID:
     """A version 7 uuid for ``unix_ms`` (default: now)."""
     if unix_ms is None:
-        import time
-
         unix_ms = time.time_ns() // 1_000_000
-    return uuid7_from_ms(unix_ms, os.urandom(10))
+    return uuid7_from_ms(unix_ms, _RANDOM.take(10))
 
 
 def uuid7_batch(unix_ms: Sequence[int]) -> list[uuid.UUID]:

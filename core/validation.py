@@ -6,6 +6,7 @@ Runs on every call, so it checks shapes cheaply and leaves content semantics to 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -52,12 +53,15 @@ def _from_mapping(cls: type, value: object, aliases: Mapping[str, str], name: st
         raise _fail(name, str(exc)) from None
 
 
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _clean_text(value: object, limit: int) -> bool:
     """A name stored in a column (model, user id, feature): 1–``limit`` characters, no control characters, valid
     UTF-8 — a NUL or a lone surrogate cannot be stored on PostgreSQL and would cost the whole batch its rows."""
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         return False
-    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value):
+    if _CONTROL_CHARACTER.search(value):
         return False
     try:
         value.encode("utf-8")

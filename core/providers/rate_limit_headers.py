@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 
 from pulsegate.core.provider import Provider
 
@@ -21,17 +21,16 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """One limit as the provider sees it now: ``remaining`` of ``limit``, full again in ``reset_s``."""
+class Window(NamedTuple):
+    """One limit as the provider sees it now: ``remaining`` of ``limit``, full again in ``reset_s``. (Named tuples:
+    every response builds these, and a frozen dataclass costs several times more to build.)"""
 
     limit: int
     remaining: int
     reset_s: float
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimitHeaders:
+class RateLimitHeaders(NamedTuple):
     requests: Window | None = None
     tokens: Window | None = None
 
@@ -59,6 +58,10 @@ def _seconds_until(timestamp: str, now: datetime) -> float | None:
 def _int(value: str | None) -> int | None:
     if value is None:
         return None
+    try:
+        return int(value)
+    except ValueError:
+        pass
     try:
         return int(float(value))
     except ValueError:
@@ -114,32 +117,34 @@ def server_now(headers: Mapping[str, str], fallback: datetime) -> datetime:
     return (_http_date(value) if value else None) or fallback
 
 
+#: The header names of each window, spelled once (building them per response showed in profiles).
+_ANTHROPIC_NAMES = {
+    kind: tuple(f"anthropic-ratelimit-{kind}-{part}" for part in ("limit", "remaining", "reset"))
+    for kind in ("requests", "tokens")
+}
+_OPENAI_NAMES = {
+    kind: tuple(f"x-ratelimit-{part}-{kind}" for part in ("limit", "remaining", "reset"))
+    for kind in ("requests", "tokens")
+}
+
+
 def parse_rate_limit_headers(provider: Provider, headers: Mapping[str, str], now: datetime) -> RateLimitHeaders:
     """Whatever of the two windows the response carried; missing or malformed values give ``None``."""
     headers = relevant_headers(headers)
+    if not headers:
+        return RateLimitHeaders()
     if provider is Provider.ANTHROPIC:
         now = server_now(headers, now)
-
-        def anthropic(kind: str) -> Window | None:
-            prefix = f"anthropic-ratelimit-{kind}"
-            reset = headers.get(f"{prefix}-reset")
-            return _window(
-                headers.get(f"{prefix}-limit"),
-                headers.get(f"{prefix}-remaining"),
-                _seconds_until(reset, now) if reset else None,
-            )
-
-        return RateLimitHeaders(anthropic("requests"), anthropic("tokens"))
-
-    def openai(kind: str) -> Window | None:
-        reset = headers.get(f"x-ratelimit-reset-{kind}")
-        return _window(
-            headers.get(f"x-ratelimit-limit-{kind}"),
-            headers.get(f"x-ratelimit-remaining-{kind}"),
-            parse_duration(reset) if reset else None,
-        )
-
-    return RateLimitHeaders(openai("requests"), openai("tokens"))
+        windows = []
+        for limit, remaining, reset in _ANTHROPIC_NAMES.values():
+            at = headers.get(reset)
+            windows.append(_window(headers.get(limit), headers.get(remaining), _seconds_until(at, now) if at else None))
+        return RateLimitHeaders(*windows)
+    windows = []
+    for limit, remaining, reset in _OPENAI_NAMES.values():
+        after = headers.get(reset)
+        windows.append(_window(headers.get(limit), headers.get(remaining), parse_duration(after) if after else None))
+    return RateLimitHeaders(*windows)
 
 
 def parse_retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
