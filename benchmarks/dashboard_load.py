@@ -42,6 +42,7 @@ from support.overview_store import episode_rows, insert_episodes  # noqa: E402
 from pulsegate import migrations  # noqa: E402
 from pulsegate.core.queries.alerts import alert_episode_count  # noqa: E402
 from pulsegate.core.store import create_store_engine  # noqa: E402
+from pulsegate.jobs.cli.serve_commands import STREAMLIT_FLAGS  # noqa: E402
 
 DEFAULT_URL = os.environ.get(
     "PULSEGATE_BENCH_DASHBOARD_URL",
@@ -51,16 +52,6 @@ DATA_END = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 GOAL = 1.5
 OVERVIEW_CHARTS = 1
 SERVE = ["--server.address", "127.0.0.1", "--server.port"]
-STREAMLIT_FLAGS = [
-    "--server.headless",
-    "true",
-    "--browser.gatherUsageStats",
-    "false",
-    "--client.toolbarMode",
-    "minimal",
-    "--server.fileWatcherType",
-    "none",
-]
 TOY = """import pandas as pd
 import plotly.express as px
 import streamlit as st

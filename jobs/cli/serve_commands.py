@@ -20,6 +20,14 @@ DEFAULT_EMULATOR_PORT = 8700
 DEFAULT_DASHBOARD_PORT = 8501
 
 
+#: How the dashboard's Streamlit runs: headless, no usage stats, a minimal toolbar, no file watcher (a deployment
+#: never edits its code in place). The dashboard benchmarks serve their toy page with the same flags.
+STREAMLIT_FLAGS = (
+    "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+    "--server.fileWatcherType", "none",
+)  # fmt: skip
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     from pulsegate.emulator import EmulatorError, ScenarioError, load_scenario, serve
 
@@ -61,14 +69,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         args.host,
         "--server.port",
         str(args.port),
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--client.toolbarMode",
-        "minimal",
-        "--server.fileWatcherType",
-        "none",
+        *STREAMLIT_FLAGS,
     ]
     # exec, not a child process: SIGTERM from honcho / a test reaches Streamlit itself instead of orphaning it
     sys.stdout.flush()

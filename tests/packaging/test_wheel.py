@@ -55,7 +55,7 @@ def _wheelhouse() -> Path:
         message = f"no wheelhouse at {path}: `make test` fills it from requirements.lock"
         if os.environ.get("CI"):
             pytest.fail(message)
-        pytest.skip(message)
+        pytest.skip(reason=message)
     return path
 
 
