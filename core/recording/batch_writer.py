@@ -164,6 +164,7 @@ class BatchWriter:
         """
         fresh = assign_ids(attempts) == len(attempts) and not replay
         staged = self.stage(attempts)
+        created_on: dict[object, object] | None = None
         with engine.execution_options(**{SQLITE_IMMEDIATE: True}).begin() as connection:
             info = connection.info
             if not info.get("pulsegate_staging"):
@@ -171,7 +172,7 @@ class BatchWriter:
                     connection.exec_driver_sql("PRAGMA temp_store=MEMORY")  # staging never touches the disk
                 connection.exec_driver_sql(self.create_staging)
                 connection.exec_driver_sql(self.create_aggregate)
-                info["pulsegate_staging"] = True
+                created_on = info
             if self.postgres:
                 cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
                 try:
@@ -192,4 +193,8 @@ class BatchWriter:
             if not self.postgres:  # Postgres empties them at commit (ON COMMIT DELETE ROWS)
                 for clear in self.clear_staging:
                     connection.exec_driver_sql(clear)
+        if created_on is not None:
+            # only once committed: a batch the store refused rolls its CREATE TEMP TABLE back with it, and a flag
+            # set before that would send every later batch on this connection to "no such table"
+            created_on["pulsegate_staging"] = True
         return len(staged) - skipped

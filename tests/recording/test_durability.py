@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -201,7 +202,6 @@ def test_a_spool_left_by_a_dead_recorder_is_adopted(store: sa.Engine, tmp_path: 
 def test_a_spool_written_by_the_earlier_encoder_is_replayed(store: sa.Engine, tmp_path: Path) -> None:
     """Spool lines from before orjson (the standard library's encoder, UUIDs as bare hex) survive an upgrade."""
     import json
-    import uuid
     from datetime import datetime
 
     def old_default(value: object) -> object:
@@ -341,3 +341,26 @@ def test_a_row_the_store_refuses_never_blocks_the_rest(store: sa.Engine, tmp_pat
         recorder.close()
     assert count(store) == 6
     assert assert_rollups_match_raw(store) == 6
+
+
+def test_a_refused_first_batch_does_not_leave_its_connection_without_a_staging_table(store: sa.Engine) -> None:
+    """The staging tables are created in a connection's first batch; when the store refuses that batch, their
+    creation is rolled back with it, and the next batch on the same connection must create them again."""
+    from pulsegate.core.recording.batch_writer import BatchWriter
+    from pulsegate.core.store import create_store_engine
+
+    fresh = create_store_engine(store.url.render_as_string(hide_password=False), pool_size=1)  # one connection
+    rng = random.Random(11)
+    writer = BatchWriter(fresh.dialect)
+    try:
+        bad = random_attempt(rng, hour_ago())
+        bad.provider = "bogus"  # violates the provider CHECK
+        with pytest.raises(sa.exc.IntegrityError):
+            writer.write(fresh, [bad])
+        good = [random_attempt(rng, hour_ago()) for _ in range(3)]
+        assert writer.write(fresh, good) == 3
+        with fresh.connect() as connection:
+            ids = {uuid.UUID(str(v)) for v in connection.execute(sa.text("SELECT id FROM api_usage_metrics")).scalars()}
+        assert {attempt.id for attempt in good} <= ids
+    finally:
+        fresh.dispose()
