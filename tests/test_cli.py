@@ -122,3 +122,11 @@ def test_procfile_names_only_commands_that_exist() -> None:
         ["pulsegate", "dashboard"],
         ["pulsegate", "worker"],
     ]
+
+
+def test_a_bad_port_from_the_platform_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    for command in ("dashboard", "up"):
+        result = run_cli([command], cwd=tmp_path, env={"PORT": "eighty"}, timeout=30)
+        assert result.returncode == 2, (command, result.stderr)
+        assert f"pulsegate {command}: error: argument --port: expected a port number, got 'eighty'" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -13,11 +13,10 @@ import sys
 from pathlib import Path
 
 from pulsegate.core.settings import load_settings
-from pulsegate.jobs.cli.arguments import AddCommand, is_loopback, port_number
+from pulsegate.jobs.cli.arguments import AddCommand, add_dashboard_address, is_loopback, port_number
 from pulsegate.jobs.cli.command_error import CommandError
 
 DEFAULT_EMULATOR_PORT = 8700
-DEFAULT_DASHBOARD_PORT = 8501
 
 
 #: How the dashboard's Streamlit runs: headless, no usage stats, a minimal toolbar, no file watcher (a deployment
@@ -91,12 +90,4 @@ def add_worker_command(add: AddCommand) -> None:
 
 def add_dashboard_command(add: AddCommand) -> None:
     dash = add("dashboard", cmd_dashboard, "run the Streamlit dashboard")
-    dash.add_argument(
-        "--host", default=os.environ.get("HOST", "127.0.0.1"), help="address (default $HOST or 127.0.0.1)"
-    )
-    dash.add_argument(
-        "--port",
-        type=port_number,
-        default=int(os.environ.get("PORT", DEFAULT_DASHBOARD_PORT)),
-        help="port (default $PORT or 8501)",
-    )
+    add_dashboard_address(dash, "")

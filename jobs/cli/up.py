@@ -28,7 +28,7 @@ from typing import Any
 
 from pulsegate.core.errors import PulsegateError
 from pulsegate.core.settings import Settings, load_settings
-from pulsegate.jobs.cli.arguments import is_loopback, port_number
+from pulsegate.jobs.cli.arguments import add_dashboard_address, is_loopback
 from pulsegate.jobs.cli.parent_death import exit_with_parent
 
 log = logging.getLogger("pulsegate.up")
@@ -238,13 +238,5 @@ def cmd_up(args: argparse.Namespace) -> int:
 def add_up_command(add: Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]) -> None:
     """Register ``pulsegate up`` with the CLI's ``add`` helper (jobs/cli/commands.py)."""
     up = add("up", cmd_up, "production: migrate, then run the worker and the dashboard together (needs a key)")
-    up.add_argument(
-        "--host", default=os.environ.get("HOST", "127.0.0.1"), help="dashboard address (default $HOST or 127.0.0.1)"
-    )
-    up.add_argument(
-        "--port",
-        type=port_number,
-        default=int(os.environ.get("PORT", "8501")),
-        help="dashboard port (default $PORT or 8501); the worker's API: WORKER_HOST / WORKER_PORT",
-    )
+    add_dashboard_address(up, "dashboard ", "; the worker's API: WORKER_HOST / WORKER_PORT")
     up.add_argument("--no-migrate", action="store_true", help="skip 'pulsegate migrate' (a release step ran it)")
