@@ -37,6 +37,8 @@ class CallContext:
     deadline: float
     source: str = "live"
     streamed: bool = False
+    app: str | None = None  # the gateway app (or AIClient's app) the call is made for
+    form: str = "anthropic"  # the form of messages/system: "openai" only for a gateway request in OpenAI form
     rows: list[AttemptRecord] = field(default_factory=list)
     attempts: int = 0
     queue_wait_s: float = 0.0

@@ -84,6 +84,7 @@ class Rows:
                 user_id=options.user_id if caller else None,
                 feature=options.feature if caller else None,
                 fell_back_from=fell_back_from,
+                app=ctx.app,
             )
         )
 

@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from pulsegate.core.clock import SYSTEM_CLOCK, Clock
 from pulsegate.core.ops.control import ControlCommand, apply_command
+from pulsegate.core.store.instance_tables import INSTANCE_KINDS
 from pulsegate.core.store.limit_changes import insert_limit_changes, limit_change_rows
 from pulsegate.core.store.snapshot_rollups import write_snapshots
 from pulsegate.core.store.tables import control_acks, control_commands, instances
@@ -152,8 +153,8 @@ class Heartbeat:
         pid: int | None = None,
         started_at: datetime | None = None,
     ) -> None:
-        if kind not in ("client", "worker"):
-            raise ValueError(f"kind: expected 'client' or 'worker', got {kind!r}")
+        if kind not in INSTANCE_KINDS:
+            raise ValueError(f"kind: expected one of {', '.join(INSTANCE_KINDS)}, got {kind!r}")
         if interval_s <= 0:
             raise ValueError(f"interval_s: expected a positive number of seconds, got {interval_s!r}")
         self.state = state

@@ -48,6 +48,7 @@ class AttemptRecord:
     user_id: str | None = None
     feature: str | None = None
     fell_back_from: str | None = None
+    app: str | None = None
     id: uuid.UUID | None = None
 
     def as_row(self) -> dict[str, object]:

@@ -26,7 +26,7 @@ _STAGED_RAW = (
     "id", "ts", "call_id", "attempt", "is_final", "source", "provider", "model", "key_label", "key_fingerprint",
     "outcome", "error_class", "http_status", "request_id", "latency_ms", "ttft_ms", "queue_wait_ms", "input_tokens",
     "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "unpriced", "usage_estimated", "priority",
-    "streamed", "user_id", "feature", "fell_back_from", "instance_id",
+    "streamed", "user_id", "feature", "fell_back_from", "instance_id", "app",
 )  # fmt: skip
 
 
@@ -38,7 +38,7 @@ _PG_TYPES = {
     "queue_wait_ms": "float8", "input_tokens": "int4", "output_tokens": "int4", "cache_read_tokens": "int4",
     "cache_write_tokens": "int4", "cost_usd": "float8", "unpriced": "bool", "usage_estimated": "bool",
     "priority": "int2", "streamed": "bool", "user_id": "text", "feature": "text", "fell_back_from": "text",
-    "instance_id": "text", "lat_bucket": "int2",
+    "instance_id": "text", "app": "text", "lat_bucket": "int2",
 }  # fmt: skip
 
 
@@ -81,7 +81,7 @@ def _stage_sqlite(attempts: list[AttemptRecord]) -> list[tuple[object, ...]]:
             a.key_fingerprint, a.outcome, _error_class(a.error_class), a.http_status, a.request_id, a.latency_ms,
             a.ttft_ms, a.queue_wait_ms, a.input_tokens, a.output_tokens, a.cache_read_tokens, a.cache_write_tokens,
             a.cost_usd, 1 if a.unpriced else 0, 1 if a.usage_estimated else 0, a.priority, 1 if a.streamed else 0,
-            a.user_id, a.feature, a.fell_back_from, a.instance_id,
+            a.user_id, a.feature, a.fell_back_from, a.instance_id, a.app,
             text[:17] + "00.000000", bucket(a.latency_ms),
         ))  # fmt: skip
     return staged
@@ -99,7 +99,8 @@ def _stage_postgres(attempts: list[AttemptRecord]) -> list[tuple[object, ...]]:
             a.provider, a.model, a.key_label, a.key_fingerprint, a.outcome, _error_class(a.error_class),
             a.http_status, a.request_id, a.latency_ms, a.ttft_ms, a.queue_wait_ms, a.input_tokens, a.output_tokens,
             a.cache_read_tokens, a.cache_write_tokens, a.cost_usd, bool(a.unpriced), bool(a.usage_estimated),
-            a.priority, bool(a.streamed), a.user_id, a.feature, a.fell_back_from, a.instance_id, bucket(a.latency_ms),
+            a.priority, bool(a.streamed), a.user_id, a.feature, a.fell_back_from, a.instance_id, a.app,
+            bucket(a.latency_ms),
         ))  # fmt: skip
     return staged
 

@@ -15,7 +15,8 @@ from pulsegate.core.request import PRIORITY_CLASSES
 from pulsegate.core.store import latency_buckets
 from pulsegate.core.store.schema import Timestamp, metadata, one_of
 
-SOURCES = ("live", "probe")
+#: ``gateway``: a call an app made through the gateway (``app`` names it); ``live``: an in-process call.
+SOURCES = ("live", "probe", "gateway")
 #: ``cancelled``: the caller went away while the request was at the provider (neither a success nor an error).
 OUTCOMES = ("success", "error", "cancelled")
 PROVIDERS = tuple(p.value for p in Provider)
@@ -70,6 +71,7 @@ api_usage_metrics = sa.Table(
     sa.Column("feature", sa.String(64)),
     sa.Column("fell_back_from", sa.String(16)),
     sa.Column("instance_id", sa.String(64), nullable=False),
+    sa.Column("app", sa.String(64), comment="the gateway app (or AIClient(app=…)) that made the call"),
     sa.CheckConstraint(one_of("source", SOURCES), name="source"),
     sa.CheckConstraint(one_of("provider", PROVIDERS), name="provider"),
     sa.CheckConstraint(one_of("outcome", OUTCOMES), name="outcome"),

@@ -11,13 +11,16 @@ import sqlalchemy as sa
 from pulsegate.core.store.attempt_tables import ROLLUP_TIERS_S
 from pulsegate.core.store.schema import BigId, Timestamp, metadata, one_of
 
+#: What runs an instance: an app server's AIClient, the worker, or a gateway process.
+INSTANCE_KINDS = ("client", "worker", "gateway")
+
 instance_snapshots = sa.Table(
     "instance_snapshots",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("ts", Timestamp, nullable=False),
     sa.Column("instance_id", sa.String(64), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False, comment="client | worker"),
+    sa.Column("kind", sa.String(16), nullable=False, comment="client | worker | gateway"),
     sa.Column("host", sa.String(128)),
     sa.Column("pid", sa.Integer()),
     sa.Column("provider", sa.String(16), nullable=False),
@@ -34,7 +37,7 @@ instance_snapshots = sa.Table(
     sa.Column("limit_reason", sa.String(200), comment="why the effective limit last changed"),
     sa.Column("breaker_state", sa.String(16)),
     sa.Column("details", sa.JSON()),
-    sa.CheckConstraint(one_of("kind", ("client", "worker")), name="kind"),
+    sa.CheckConstraint(one_of("kind", INSTANCE_KINDS), name="kind"),
     sa.Index(None, "ts"),
     sa.Index(None, "instance_id", "ts"),
 )
@@ -65,12 +68,12 @@ instances = sa.Table(
     "instances",
     metadata,
     sa.Column("instance_id", sa.String(64), primary_key=True),
-    sa.Column("kind", sa.String(16), nullable=False, comment="client | worker"),
+    sa.Column("kind", sa.String(16), nullable=False, comment="client | worker | gateway"),
     sa.Column("host", sa.String(128)),
     sa.Column("pid", sa.Integer()),
     sa.Column("first_seen", Timestamp, nullable=False),
     sa.Column("last_seen", Timestamp, nullable=False, comment="ts of the latest heartbeat's snapshot rows"),
-    sa.CheckConstraint(one_of("kind", ("client", "worker")), name="kind"),
+    sa.CheckConstraint(one_of("kind", INSTANCE_KINDS), name="kind"),
     sa.Index(None, "last_seen"),
     comment="one row per instance, upserted by every heartbeat: the current state without scanning snapshots",
 )

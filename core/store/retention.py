@@ -58,8 +58,9 @@ CONTROL_DAYS = 30
 #: Resolved alert episodes, finished outbox rows, the delivery log and ended silences: the Alerts page's history.
 ALERT_DAYS = 30
 #: Tables that never grow with time, so retention leaves them alone (the retention test checks every other table
-#: is in :func:`retention_plan`).
-NOT_PRUNED = frozenset({"worker_leases"})
+#: is in :func:`retention_plan`): leases, and the gateway's apps and tokens — configuration, where a revoked token is
+#: kept as the record of when a credential stopped working.
+NOT_PRUNED = frozenset({"worker_leases", "gateway_apps", "gateway_tokens"})
 
 
 @dataclass(slots=True)

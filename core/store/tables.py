@@ -29,6 +29,7 @@ from pulsegate.core.store.attempt_tables import (
     user_rollups_1h,
 )
 from pulsegate.core.store.control_tables import control_acks, control_commands, probe_requests, worker_leases
+from pulsegate.core.store.gateway_tables import gateway_apps, gateway_tokens
 from pulsegate.core.store.instance_tables import (
     SNAPSHOT_TIERS_S,
     instance_snapshots,
@@ -60,6 +61,8 @@ __all__ = [
     "control_acks",
     "control_commands",
     "error_count_column",
+    "gateway_apps",
+    "gateway_tokens",
     "instance_snapshots",
     "instances",
     "key_health_rollups",

@@ -38,6 +38,7 @@ from pulsegate.core.queries.keys import (
 )
 from pulsegate.core.queries.probes import last_probes
 from pulsegate.core.store import latency_buckets
+from pulsegate.core.store.instance_tables import INSTANCE_KINDS
 from pulsegate.core.store.tables import instances, metric_rollups_1h
 from pulsegate.jobs.service.worker_metrics import gauge, worker_metrics
 
@@ -322,7 +323,7 @@ class StoreCollector(Collector):
         family = GaugeMetricFamily(
             "pulsegate_instances", "Instances heard from in the last 24 h, live or stale", labels=["kind", "state"]
         )
-        for kind in ("client", "worker"):
+        for kind in INSTANCE_KINDS:
             for state in ("live", "stale"):
                 family.add_metric([kind, state], float(counts.get((kind, state), 0)))
         heartbeat = GaugeMetricFamily(

@@ -17,6 +17,8 @@ from tests.queries.data import NOW, attempt_row
 from tests.recording.support import expected_user_rollups, stored_user_rollups
 
 EXPECTED_TABLES = {
+    "gateway_apps",
+    "gateway_tokens",
     "api_usage_metrics",
     "metric_rollups_1m",
     "metric_rollups_1h",

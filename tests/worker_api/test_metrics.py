@@ -333,6 +333,7 @@ async def test_instances_and_the_worker_itself(store: sa.Engine, client: httpx2.
         ("worker-1", "worker", ago(1)),
         ("worker-0", "worker", ago(3600)),
         ("app-1", "client", ago(2)),
+        ("gw-1", "gateway", ago(4)),
         ("gone", "client", ago(60)),
         ("ancient", "client", ago(3 * 86400)),
     ]
@@ -350,10 +351,13 @@ async def test_instances_and_the_worker_itself(store: sa.Engine, client: httpx2.
         s("pulsegate_instances", kind="client", state="stale"): 1.0,
         s("pulsegate_instances", kind="worker", state="live"): 1.0,
         s("pulsegate_instances", kind="worker", state="stale"): 1.0,
+        s("pulsegate_instances", kind="gateway", state="live"): 1.0,
+        s("pulsegate_instances", kind="gateway", state="stale"): 0.0,
     }
     assert of(samples, "pulsegate_instance_last_heartbeat_timestamp_seconds") == {
         s("pulsegate_instance_last_heartbeat_timestamp_seconds", kind="client"): ago(2).timestamp(),
         s("pulsegate_instance_last_heartbeat_timestamp_seconds", kind="worker"): ago(1).timestamp(),
+        s("pulsegate_instance_last_heartbeat_timestamp_seconds", kind="gateway"): ago(4).timestamp(),
     }
     job = "probes:anthropic:Primary"
     assert samples[s("pulsegate_worker_leader")] == 1.0
