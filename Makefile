@@ -18,6 +18,9 @@ FLOOR_TESTS := tests/emulator tests/client tests/unit/test_provider_wire_reading
 # a fresh venv with no index, as a user's offline machine would.
 WHEELHOUSE       := $(VENV)/wheelhouse
 WHEELHOUSE_STAMP := $(WHEELHOUSE)/.filled
+# The official Node SDKs the gateway's tests drive (tests/gateway/node/package-lock.json), installed with npm ci.
+NODE_CLIENTS := tests/gateway/node
+NODE_STAMP   := $(NODE_CLIENTS)/node_modules/.installed
 # `make lock` resolves with uv (its own venv, this exact version); `make test-latest` builds its own venv too.
 LOCK_VENV   := .venv-lock
 UV_VERSION  := 0.13.9
@@ -47,12 +50,16 @@ $(WHEELHOUSE_STAMP): $(LOCK) | $(STAMP)
 	$(BIN)/python -m pip download --quiet --require-hashes --no-deps -r $(LOCK) -d $(WHEELHOUSE)
 	touch $(WHEELHOUSE_STAMP)
 
-install: $(STAMP) $(FLOOR_STAMP) $(WHEELHOUSE_STAMP)
+$(NODE_STAMP): $(NODE_CLIENTS)/package-lock.json
+	npm ci --prefix $(NODE_CLIENTS) --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(FLOOR_STAMP) $(WHEELHOUSE_STAMP) $(NODE_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/pulsegate demo
 
-test: $(STAMP) $(FLOOR_STAMP) $(WHEELHOUSE_STAMP)
+test: $(STAMP) $(FLOOR_STAMP) $(WHEELHOUSE_STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
@@ -117,4 +124,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py --rows $(BENCH_ROWS)
 
 clean:
-	rm -rf $(VENV) $(LATEST_VENV) $(LOCK_VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST_VENV) $(LOCK_VENV) $(NODE_CLIENTS)/node_modules build *.egg-info .pytest_cache .ruff_cache

@@ -29,7 +29,8 @@ is not part of the tree; tests/unit/test_exception_tree.py checks the rest::
     │   ├── DeadlineExceededError   deadline_exceeded
     │   └── ProviderError           rate_limited, overloaded, server_error, timeout, connection,
     │       │                       auth, quota, bad_request, not_found, too_large
-    │       └── StreamInterruptedError  stream_interrupted (holds the partial text)
+    │       ├── StreamInterruptedError  stream_interrupted (holds the partial text)
+    │       └── UpstreamError       the gateway: a provider's error answer (keeps its body)
     ├── IncompleteResponseError     a provider's answer ended without a stop reason                 + ValueError
     ├── StreamErrorEvent            a provider sent an error event inside a stream                  + ValueError
     ├── RedisUrlError               REDIS_URL cannot address the server (a cluster has database 0)  + RedisError
@@ -43,6 +44,9 @@ is not part of the tree; tests/unit/test_exception_tree.py checks the rest::
     ├── RuleProblem                 one problem in one alert rule (``field``)                       + ValueError
     ├── RuleProblems                every problem of one alert rule                                 + ValueError
     ├── UnknownChannelError         a test alert names no configured channel
+    ├── AppError                    a gateway app or token request that cannot be done as asked
+    ├── GatewayError                the gateway cannot start as configured
+    ├── GatewayRequestError         a gateway request that cannot be forwarded as sent (``field``)  + ValueError
     ├── CommandError                the CLI: a bad flag value or file (one line, exit 2)
     ├── UpError                     ``pulsegate up`` cannot start as configured
     ├── WorkerError                 the worker cannot start as configured

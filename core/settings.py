@@ -110,6 +110,11 @@ class Settings(BaseSettings):
 
     worker_host: str = Field("127.0.0.1", min_length=1, json_schema_extra=_expected("a host name or IP to bind"))
     worker_port: int = Field(8600, ge=0, le=65535, json_schema_extra=_expected("a port number 0–65535"))
+    gateway_host: str = Field("127.0.0.1", min_length=1, json_schema_extra=_expected("a host name or IP to bind"))
+    gateway_port: int = Field(8800, ge=0, le=65535, json_schema_extra=_expected("a port number 0–65535"))
+    gateway_max_body_mb: float = Field(
+        32.0, gt=0, le=1024, json_schema_extra=_expected("megabytes a gateway request body may have (0–1024)")
+    )
     leader_lease_s: float = Field(
         15.0, ge=1, json_schema_extra=_expected("seconds a worker's leadership lasts without renewal (≥ 1)")
     )

@@ -37,6 +37,9 @@ positional arguments:
     probe        probe API keys now and print the results (exit 1 if one fails)
     alert        alerting: test channels, check rules, silences
     dashboard    run the Streamlit dashboard
+    gateway      serve the OpenAI- and Anthropic-compatible gateway
+    gateway-token
+                 create, list, revoke gateway tokens; change an app's limits
     up           production: migrate, then run the worker and the dashboard together (needs a key)
 
 options:
@@ -64,7 +67,7 @@ def every_parser(parser: argparse.ArgumentParser, path: str = "pulsegate") -> It
 
 def test_no_help_text_carries_docstring_markup() -> None:
     helps = dict(every_parser(build_parser()))
-    assert len(helps) == 16  # pulsegate, its 9 commands, alert's 3, silence's 3
+    assert len(helps) == 22  # pulsegate, its 11 commands, alert's 3, silence's 3, gateway-token's 4
     marked = {path: MARKUP.findall(text) for path, text in helps.items() if MARKUP.search(text)}
     assert marked == {}
 

@@ -32,6 +32,7 @@ NOT_SETTINGS = {
     "UPSTASH_REDIS_REST_TOKEN",
     "PAGER_SLACK_WEBHOOK",
     "BENCH_ROWS",  # a make variable of `make bench`
+    "PULSEGATE_TOKEN",  # the app's own variable in the gateway example
 }
 KEY_VARIABLE = re.compile(r"^(ANTHROPIC|OPENAI)_API_KEY(_\d+|_N)?$")
 #: Upper-case names in the README that are code, not variables (core.Priority's constants).

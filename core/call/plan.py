@@ -58,6 +58,7 @@ class Planner:
             tool_choice=config.tool_choice,
             user_id=self.provider_user_id(ctx.options.user_id),
             estimated_input_tokens=estimate_input_tokens(ctx.system, ctx.messages, config.tools),
+            form=ctx.form,
         )
         prepared = runtime.adapter.prepare(spec)
         if extra:

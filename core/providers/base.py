@@ -31,6 +31,9 @@ class RequestSpec:
     tool_choice: dict[str, Any] | None = None
     user_id: str | None = None
     estimated_input_tokens: int = 0
+    #: the form of ``system``/``messages``/``tools``: ``anthropic`` for every in-process call; ``openai`` for a gateway
+    #: request that arrived in OpenAI form (only the gateway's pass-through adapter sees one)
+    form: str = "anthropic"
 
 
 @dataclass(frozen=True, slots=True)

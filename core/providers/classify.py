@@ -7,6 +7,7 @@ Classification reads status codes and error bodies, not exception classes: error
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import anthropic
@@ -106,11 +107,9 @@ def classify_exception(
         error_class = ErrorClass.CONNECTION
         message = f"connection to the provider failed ({type(exc.__cause__ or exc).__name__})"
     elif isinstance(exc, anthropic.APIStatusError | openai.APIStatusError):
-        status = exc.status_code
-        request_id = exc.request_id
-        kind, code, message = _body_fields(provider, exc.body)
-        retry_after = parse_retry_after(exc.response.headers, now)
-        error_class = classify_status(status, kind, code)
+        return classify_answer(
+            provider, exc.status_code, exc.body, exc.response.headers, now, key_label, exc.request_id
+        )
     elif isinstance(exc, anthropic.APIResponseValidationError | openai.APIResponseValidationError):
         error_class = ErrorClass.SERVER_ERROR
         message = "the provider's answer did not match its documented shape"
@@ -132,6 +131,36 @@ def classify_exception(
         message = f"the provider's answer could not be read ({type(exc).__name__})"
     else:
         raise exc
+    return _provider_error(provider, error_class, status, kind, message, key_label, retry_after, request_id)
+
+
+def classify_answer(
+    provider: Provider,
+    status: int,
+    body: object,
+    headers: Mapping[str, str],
+    now: datetime,
+    key_label: str | None = None,
+    request_id: str | None = None,
+) -> ProviderError:
+    """The :class:`ProviderError` for a provider's error answer: its status, its parsed JSON body (anything else
+    counts as no body) and its headers (``retry-after``) — the SDK path and the gateway's byte path alike."""
+    kind, code, message = _body_fields(provider, body)
+    error_class = classify_status(status, kind, code)
+    retry_after = parse_retry_after(headers, now)
+    return _provider_error(provider, error_class, status, kind, message, key_label, retry_after, request_id)
+
+
+def _provider_error(
+    provider: Provider,
+    error_class: ErrorClass,
+    status: int | None,
+    kind: str | None,
+    message: str | None,
+    key_label: str | None,
+    retry_after: float | None,
+    request_id: str | None,
+) -> ProviderError:
     detail = scrub(message or kind or "no detail")
     where = f"{provider.value}" + (f" key {key_label!r}" if key_label else "")
     status_text = f" {status}" if status else ""

@@ -17,6 +17,23 @@ from pulsegate.core.translate.responses import openai_response_to_normalized
 from pulsegate.core.translate.streams import OpenAIStreamAccumulator
 
 
+def prepare_openai(spec: RequestSpec) -> PreparedRequest:
+    """The Chat Completions arguments for an Anthropic-form request (the gateway's fallback builds its body from
+    the same); raises :class:`~pulsegate.core.errors.RequestValidationError` when OpenAI cannot carry it."""
+    kwargs = anthropic_to_openai_request(
+        model=spec.model,
+        system=spec.system,
+        messages=spec.messages,
+        max_tokens=spec.max_tokens,
+        temperature=spec.temperature,
+        stop_sequences=spec.stop_sequences,
+        tools=spec.tools,
+        tool_choice=spec.tool_choice,
+        metadata_user_id=spec.user_id,
+    )
+    return PreparedRequest(Provider.OPENAI, spec.model, kwargs, spec.estimated_input_tokens, spec.max_tokens)
+
+
 class OpenAIAdapter:
     provider = Provider.OPENAI
 
@@ -28,18 +45,7 @@ class OpenAIAdapter:
         )
 
     def prepare(self, spec: RequestSpec) -> PreparedRequest:
-        kwargs = anthropic_to_openai_request(
-            model=spec.model,
-            system=spec.system,
-            messages=spec.messages,
-            max_tokens=spec.max_tokens,
-            temperature=spec.temperature,
-            stop_sequences=spec.stop_sequences,
-            tools=spec.tools,
-            tool_choice=spec.tool_choice,
-            metadata_user_id=spec.user_id,
-        )
-        return PreparedRequest(Provider.OPENAI, spec.model, kwargs, spec.estimated_input_tokens, spec.max_tokens)
+        return prepare_openai(spec)
 
     async def complete(self, key: ApiKey, request: PreparedRequest, timeout_s: float) -> Completion:
         raw = await self._clients.get(key).chat.completions.with_raw_response.create(

@@ -72,3 +72,11 @@ def watch(http_client: Any) -> Any:
     if _trace_request not in requests:
         http_client.event_hooks = {**hooks, "request": [*requests, _trace_request]}
     return http_client
+
+
+def headers_sent() -> None:
+    """Tell the attempt in flight (if any) that its request headers are out: for an HTTP client other than httpx
+    (the gateway's), called from that client's own "request headers sent" trace hook."""
+    mark = _CURRENT.get()
+    if mark is not None:
+        mark.sent = True

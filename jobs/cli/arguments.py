@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 from collections.abc import Callable
 
@@ -20,16 +19,6 @@ def port_number(value: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0–65535, got {port}")
     return port
-
-
-def is_loopback(host: str) -> bool:
-    """Whether a ``--host`` value only listens on this machine (the dashboard needs a password otherwise)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 #: The dashboard's port when neither ``--port`` nor ``$PORT`` names one.

@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_alert_commands(commands)
     add_dashboard_command(add)
 
+    from pulsegate.jobs.cli.gateway_commands import add_gateway_commands
+
+    add_gateway_commands(add)
+
     from pulsegate.jobs.cli.up import add_up_command  # `pulsegate up` (production: migrate + worker + dashboard)
 
     add_up_command(add)

@@ -12,8 +12,9 @@ import os
 import sys
 from pathlib import Path
 
+from pulsegate.core.loopback import is_loopback
 from pulsegate.core.settings import load_settings
-from pulsegate.jobs.cli.arguments import AddCommand, add_dashboard_address, is_loopback, port_number
+from pulsegate.jobs.cli.arguments import AddCommand, add_dashboard_address, port_number
 from pulsegate.jobs.cli.command_error import CommandError
 
 DEFAULT_EMULATOR_PORT = 8700

@@ -27,8 +27,9 @@ from types import FrameType
 from typing import Any
 
 from pulsegate.core.errors import PulsegateError
+from pulsegate.core.loopback import is_loopback
 from pulsegate.core.settings import Settings, load_settings
-from pulsegate.jobs.cli.arguments import add_dashboard_address, is_loopback
+from pulsegate.jobs.cli.arguments import add_dashboard_address
 from pulsegate.jobs.cli.parent_death import exit_with_parent
 
 log = logging.getLogger("pulsegate.up")

@@ -1,6 +1,6 @@
-"""One exception tree: every exception class core, jobs and dashboard define comes under ``PulsegateError`` and is
-drawn in the diagram of core/errors.py's docstring, so ``except PulsegateError`` catches everything Pulsegate raises
-on purpose and a reader finds every class in one place.
+"""One exception tree: every exception class core, jobs, dashboard and the gateway define comes under
+``PulsegateError`` and is drawn in the diagram of core/errors.py's docstring, so ``except PulsegateError`` catches
+everything Pulsegate raises on purpose and a reader finds every class in one place.
 
 A private signal (a leading underscore: raised and caught inside one module, never reaching a caller) is exempt.
 Streamlit page scripts (``pulsegate.dashboard.app``, ``pulsegate.dashboard.views``) and ``__main__`` modules run when
@@ -17,7 +17,7 @@ import re
 import pulsegate.core.errors
 from pulsegate.core.errors import PulsegateError
 
-PACKAGES = ("pulsegate.core", "pulsegate.jobs", "pulsegate.dashboard")
+PACKAGES = ("pulsegate.core", "pulsegate.jobs", "pulsegate.dashboard", "pulsegate.gateway")
 PAGE_SCRIPTS = ("pulsegate.dashboard.app", "pulsegate.dashboard.views")
 
 

@@ -27,7 +27,7 @@ SCRUBBED_PREFIXES = (
     "ANTHROPIC_", "OPENAI_", "DATABASE_URL", "REDIS_", "UPSTASH_", "MONITORING_", "ADMIN_TOKEN", "ALERT_",
     "DASHBOARD_", "WORKER_", "PROBE_", "HEARTBEAT_", "SPOOL_DIR", "USER_RPM", "USER_TPM", "FEATURE_RPM",
     "FEATURE_TPM", "HASH_USER_IDS", "RATE_LIMIT_", "LIMIT_TUNING", "FALLBACK_", "PULSEGATE_DEMO_", "RETENTION_DAYS",
-    "LEADER_LEASE_S", "PRICE_TABLE_FILE", "PYTHONPATH",
+    "LEADER_LEASE_S", "PRICE_TABLE_FILE", "PYTHONPATH", "GATEWAY_",
 )  # fmt: skip
 
 #: The demo's own alert rules: windows and hysteresis sized for phases of half a minute, so that each incident of
