@@ -171,3 +171,21 @@ def test_a_fallen_back_tool_call_keeps_its_tool_use_block(start_gateway, emu) ->
     tool_uses = [block for block in message.content if block.type == "tool_use"]
     assert len(tool_uses) == 1 and tool_uses[0].name == "get_weather"
     assert message.stop_reason == "tool_use"
+
+
+def test_with_hash_user_ids_the_provider_and_the_store_see_only_the_hash(start_gateway, emu) -> None:
+    from pulsegate.core.user_ids import hash_user_id
+
+    secret = "gateway-hash-key-0123456789"
+    gateway = start_gateway(HASH_USER_IDS=secret)
+    token = gateway.token("web")
+    oai = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=token, max_retries=0)
+    ant = anthropic.Anthropic(base_url=gateway.url, api_key=token, max_retries=0)
+    oai.chat.completions.create(model="gpt-4.1", messages=MESSAGES, max_tokens=8, user="alice@example.com")
+    ant.messages.create(
+        model="claude-sonnet-4-6", max_tokens=8, messages=MESSAGES, metadata={"user_id": "bob@example.com"}
+    )
+    alice, bob = (hash_user_id(u, secret.encode()) for u in ("alice@example.com", "bob@example.com"))
+    assert emu.stats()["end_users"] == dict(sorted({alice: 1, bob: 1}.items()))
+    rows = gateway.rows(wait_for=2)
+    assert [r["user_id"] for r in rows] == [alice, bob]
