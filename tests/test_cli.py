@@ -116,11 +116,12 @@ def test_procfile_web_line_serves_the_dashboard(tmp_path: Path) -> None:
 
 def test_procfile_names_only_commands_that_exist() -> None:
     procfile = (Path(__file__).resolve().parents[1] / "Procfile").read_text().splitlines()
-    assert [line.split(":", 1)[0] for line in procfile] == ["release", "web", "worker"]
+    assert [line.split(":", 1)[0] for line in procfile] == ["release", "web", "worker", "gateway"]
     assert [line.split(":", 1)[1].split()[:2] for line in procfile] == [
         ["pulsegate", "migrate"],
         ["pulsegate", "dashboard"],
         ["pulsegate", "worker"],
+        ["pulsegate", "gateway"],
     ]
 
 

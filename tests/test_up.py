@@ -85,8 +85,10 @@ class Up:
         self.pids: dict[str, int] = {}
 
     def wait_ready(self) -> None:
-        self.process.wait_for_output("Ctrl-C or SIGTERM stops both.", timeout=START_S)
-        for name in ("dashboard", "worker"):
+        self.process.wait_for_output("Ctrl-C or SIGTERM stops", timeout=START_S)
+        for name in ("dashboard", "worker", "gateway"):
+            if name == "gateway" and "  gateway " not in self.process.output:
+                continue
             found = re.search(rf"{name}\s.*\(pid (\d+)", self.process.output)
             assert found, self.process.output
             self.pids[name] = int(found.group(1))
@@ -170,3 +172,24 @@ def test_a_failed_migration_starts_nothing_and_up_exits_with_its_status(tmp_path
         "pulsegate up: migrate failed (status 2): the worker and the dashboard were not started\n"
     )
     assert "Pulsegate up —" not in result.stdout
+
+
+@pytest.mark.slow
+def test_up_with_the_gateway_runs_all_three_and_a_signal_stops_them_all(emu: EmulatorServer, tmp_path: Path) -> None:
+    dashboard_port, worker_port, gateway_port = free_port(), free_port(), free_port()
+    env = {
+        "ANTHROPIC_API_KEY": ANTHROPIC_KEYS[0],
+        "ANTHROPIC_BASE_URL": emu.url,
+        "WORKER_PORT": str(worker_port),
+        "GATEWAY_PORT": str(gateway_port),  # set: up starts the gateway without --gateway
+        "SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    with BackgroundProcess(["up", "--port", str(dashboard_port)], cwd=tmp_path, env=env) as process:
+        up = Up(process, dashboard_port, worker_port)
+        up.wait_ready()
+        assert "Ctrl-C or SIGTERM stops all three." in process.output
+        assert set(up.pids) == {"dashboard", "worker", "gateway"}
+        assert wait_http(f"http://127.0.0.1:{gateway_port}/healthz", timeout=START_S) == 200
+        assert process.stop(signal.SIGTERM, timeout=60) == 0, process.output
+        assert "pulsegate up: SIGTERM received: stopping worker, dashboard, gateway" in process.output
+        up.wait_gone()

@@ -1,7 +1,8 @@
-"""``pulsegate up``: the Procfile's three lines in one command, for hosts that do not read Procfiles.
+"""``pulsegate up``: the Procfile's lines in one command, for hosts that do not read Procfiles.
 
 It runs ``pulsegate migrate`` (the ``release:`` line), then ``pulsegate worker`` and ``pulsegate dashboard`` (the
-``worker:`` and ``web:`` lines) as child processes, each in its own process group, with the real keys and
+``worker:`` and ``web:`` lines) — and ``pulsegate gateway`` (the ``gateway:`` line) with ``--gateway`` or when
+``GATEWAY_PORT`` is set — as child processes, each in its own process group, with the real keys and
 ``DATABASE_URL`` from the environment. It refuses to start, before anything runs, when no provider key is configured
 or when the dashboard would face a public address without a password.
 
@@ -44,7 +45,7 @@ NO_KEY_MESSAGE = (
     "to try Pulsegate without keys, run `pulsegate demo`"
 )
 #: The Procfile line each step stands for (tests/test_up.py keeps the two in step).
-PROCFILE_STEPS = {"release": "migrate", "worker": "worker", "web": "dashboard"}
+PROCFILE_STEPS = {"release": "migrate", "worker": "worker", "web": "dashboard", "gateway": "gateway"}
 
 
 class UpError(PulsegateError):
@@ -217,13 +218,24 @@ def cmd_up(args: argparse.Namespace) -> int:
         dash = Child("dashboard", pulsegate_argv(PROCFILE_STEPS["web"], "--host", args.host, "--port", str(args.port)))
         supervisor.start(worker)
         supervisor.start(dash)
+        gateway = None
+        if args.gateway or os.environ.get("GATEWAY_PORT"):
+            gateway = Child("gateway", pulsegate_argv(PROCFILE_STEPS["gateway"], verbose=verbose))
+            supervisor.start(gateway)
         keys = f"{len(settings.anthropic_keys)} Anthropic, {len(settings.openai_keys)} OpenAI"
+        gateway_line = (
+            f"  gateway     http://{settings.gateway_host}:{settings.gateway_port}  (pid {gateway.pid}; "
+            "tokens: pulsegate gateway-token create --name APP)\n"
+            if gateway is not None
+            else ""
+        )
         print(
             f"\nPulsegate up — store: {describe_url(make_url(settings.database_url))}; keys: {keys}\n"
             f"  dashboard   http://{args.host}:{args.port}  (pid {dash.pid})\n"
             f"  worker API  http://{settings.worker_host}:{settings.worker_port}  (pid {worker.pid}; "
             "/healthz, /metrics, /api/admin/ai-health)\n"
-            "  Ctrl-C or SIGTERM stops both.\n",
+            f"{gateway_line}"
+            f"  Ctrl-C or SIGTERM stops {'all three' if gateway is not None else 'both'}.\n",
             flush=True,
         )
         if settings.database_url.startswith("sqlite"):
@@ -241,3 +253,8 @@ def add_up_command(add: Callable[[str, Callable[[argparse.Namespace], int], str]
     up = add("up", cmd_up, "production: migrate, then run the worker and the dashboard together (needs a key)")
     add_dashboard_address(up, "dashboard ", "; the worker's API: WORKER_HOST / WORKER_PORT")
     up.add_argument("--no-migrate", action="store_true", help="skip 'pulsegate migrate' (a release step ran it)")
+    up.add_argument(
+        "--gateway",
+        action="store_true",
+        help="also run the gateway (GATEWAY_HOST / GATEWAY_PORT; on by itself when GATEWAY_PORT is set)",
+    )

@@ -98,12 +98,16 @@ def start_gateway(emu: EmulatorServer, tmp_path: Path) -> Iterator[Callable[...,
     """Start a gateway process on a fresh store (``env`` overrides the settings); stopped after the test."""
     started: list[BackgroundProcess] = []
 
-    def start(**env: str) -> Gateway:
+    def start(share: Gateway | None = None, **env: str) -> Gateway:
+        """``share``: a running gateway whose store this one uses too (a second process of one deployment)."""
         directory = tmp_path / f"gateway{len(started)}"
         directory.mkdir()
         values = gateway_env(emu, directory, **env)
-        migrated = run_cli(["migrate"], cwd=directory, env=values)
-        assert migrated.returncode == 0, migrated.stderr
+        if share is not None:
+            values["DATABASE_URL"] = share.database_url
+        else:
+            migrated = run_cli(["migrate"], cwd=directory, env=values)
+            assert migrated.returncode == 0, migrated.stderr
         port = free_port()
         process = BackgroundProcess(["gateway", "--port", str(port)], cwd=directory, env=values)
         process.__enter__()
